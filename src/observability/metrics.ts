@@ -1,0 +1,115 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export const METRICS = Symbol('Metrics');
+
+/** One registry per process (tests create their own), holding every metric the service exports. */
+export class Metrics {
+  readonly registry = new Registry();
+
+  readonly eventsConsumed = new Counter({
+    name: 'events_consumed_total',
+    help: 'Input events by topic and result (processed, duplicate, dead_lettered, failed)',
+    labelNames: ['topic', 'result'] as const,
+    registers: [this.registry],
+  });
+  readonly deadLetters = new Counter({
+    name: 'dead_letters_total',
+    help: 'Messages sent to the dead-letter topic, by source topic and reason',
+    labelNames: ['topic', 'reason'] as const,
+    registers: [this.registry],
+  });
+  readonly outboxPublished = new Counter({
+    name: 'outbox_published_total',
+    help: 'Outbox rows relayed to the bus, by topic',
+    labelNames: ['topic'] as const,
+    registers: [this.registry],
+  });
+  readonly outboxPending = new Gauge({
+    name: 'outbox_pending',
+    help: 'Outbox rows not yet relayed (sampled by the relay)',
+    registers: [this.registry],
+  });
+  readonly provisionOutcomes = new Counter({
+    name: 'provisioning_outcomes_total',
+    help: 'Provisioning outcomes: ready, failed (by reason), released',
+    labelNames: ['outcome', 'reason'] as const,
+    registers: [this.registry],
+  });
+  readonly provisionsActive = new Gauge({
+    name: 'provisioning_active',
+    help: 'Provisions not yet READY, FAILED or RELEASED (sampled by the monitor)',
+    registers: [this.registry],
+  });
+  readonly provisionReadySeconds = new Histogram({
+    name: 'provisioning_ready_seconds',
+    help: 'Time from reservation to server.ready',
+    buckets: [5, 10, 20, 30, 45, 60, 90, 120, 180, 240, 300],
+    registers: [this.registry],
+  });
+  readonly panelRequests = new Counter({
+    name: 'pterodactyl_requests_total',
+    help: 'Requests to the Pterodactyl application API by operation and status (or error class)',
+    labelNames: ['operation', 'status'] as const,
+    registers: [this.registry],
+  });
+  readonly panelRequestSeconds = new Histogram({
+    name: 'pterodactyl_request_seconds',
+    help: 'Latency of Pterodactyl application API requests',
+    labelNames: ['operation'] as const,
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+  readonly panelRateLimitWaitSeconds = new Histogram({
+    name: 'pterodactyl_rate_limit_wait_seconds',
+    help: 'Time spent waiting for a fleet-wide panel request slot',
+    buckets: [0, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60],
+    registers: [this.registry],
+  });
+  readonly refunds = new Counter({
+    name: 'refunds_total',
+    help: 'Refund ledger entries written',
+    labelNames: ['currency'] as const,
+    registers: [this.registry],
+  });
+  readonly hmacVerifications = new Counter({
+    name: 'hmac_verifications_total',
+    help: 'Hook request verifications by result and reason',
+    labelNames: ['result', 'reason', 'route'] as const,
+    registers: [this.registry],
+  });
+  readonly scheduledTicks = new Counter({
+    name: 'scheduled_ticks_total',
+    help: 'Scheduled task ticks by task and result (ran, skipped_not_leader, skipped_overrun, failed)',
+    labelNames: ['task', 'result'] as const,
+    registers: [this.registry],
+  });
+  readonly scheduledTickSeconds = new Histogram({
+    name: 'scheduled_tick_seconds',
+    help: 'Duration of scheduled task ticks',
+    labelNames: ['task'] as const,
+    buckets: [0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30],
+    registers: [this.registry],
+  });
+  readonly streamSamples = new Counter({
+    name: 'stream_samples_total',
+    help: 'Stream health samples by side outcome (healthy, violating, unknown)',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly streamVerdicts = new Counter({
+    name: 'stream_verdicts_total',
+    help: 'Stream-health verdicts by kind (FORFEIT, DISPUTE) and reason',
+    labelNames: ['verdict', 'reason'] as const,
+    registers: [this.registry],
+  });
+  readonly telemetryRequests = new Counter({
+    name: 'telemetry_requests_total',
+    help: 'Requests to stream telemetry providers by provider and status',
+    labelNames: ['provider', 'status'] as const,
+    registers: [this.registry],
+  });
+
+  constructor(options: { defaultMetrics?: boolean } = {}) {
+    if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry });
+  }
+}

@@ -1,0 +1,33 @@
+import swc from 'unplugin-swc';
+import { defineConfig } from 'vitest/config';
+
+// SWC compiles the TypeScript so NestJS decorator metadata survives in tests.
+const plugins = [swc.vite({ module: { type: 'es6' }, jsc: { target: 'es2023', parser: { syntax: 'typescript', decorators: true }, transform: { legacyDecorator: true, decoratorMetadata: true } } })];
+
+export default defineConfig({
+  plugins,
+  test: {
+    projects: [
+      { plugins, test: { name: 'unit', include: ['src/**/*.spec.ts', 'test/fakes/**/*.spec.ts'], testTimeout: 20_000 } },
+      {
+        plugins,
+        test: {
+          name: 'integration',
+          include: ['test/integration/**/*.spec.ts'],
+          testTimeout: 120_000,
+          hookTimeout: 120_000,
+        },
+      },
+      {
+        plugins,
+        test: {
+          name: 'e2e',
+          include: ['test/e2e/**/*.spec.ts'],
+          testTimeout: 240_000,
+          hookTimeout: 120_000,
+          fileParallelism: false,
+        },
+      },
+    ],
+  },
+});
