@@ -1,0 +1,127 @@
+import type { Kysely } from 'kysely';
+import type { Logger } from 'pino';
+import type { Clock } from '../clock.js';
+import type { Database } from '../db/schema.js';
+import type { Metrics } from '../../observability/metrics.js';
+import type { MessageSink, OutboundMessage } from './bus.js';
+
+/** Decides which instance relays: one relay at a time keeps per-key order across the fleet. */
+export interface RelayLeadership {
+  /** True while this instance may relay (acquires or renews its lease). */
+  holds(): Promise<boolean>;
+  release(): Promise<void>;
+}
+
+export interface OutboxRelayOptions {
+  db: Kysely<Database>;
+  sink: MessageSink;
+  clock: Clock;
+  logger: Logger;
+  metrics: Metrics;
+  leadership: RelayLeadership;
+  batchSize?: number;
+  idleMs?: number;
+}
+
+/**
+ * Relays committed outbox rows to the bus in `seq` order and marks them published only after the sink
+ * acknowledged them. A crash between the two republishes the batch: consumers dedupe on `event-id`.
+ * Rows are read in a short query and sent outside any transaction, so an embedded sink whose handlers
+ * use the database cannot deadlock against the relay.
+ */
+export class OutboxRelay {
+  private running = false;
+  private loop: Promise<void> | undefined;
+  private wakeUp: (() => void) | undefined;
+  private readonly abort = new AbortController();
+  private consecutiveFailures = 0;
+
+  constructor(private readonly options: OutboxRelayOptions) {}
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  /** Asks for an immediate pass (called after a transaction that enqueued events commits). */
+  nudge(): void {
+    this.wakeUp?.();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.abort.abort();
+    this.wakeUp?.();
+    await this.loop;
+    await this.options.leadership.release().catch(() => undefined);
+  }
+
+  /** Relays until nothing is pending (used by the CLI, tests and shutdown). Returns rows relayed. */
+  async drain(): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const n = await this.relayBatch();
+      total += n;
+      if (n === 0) return total;
+    }
+  }
+
+  private async run(): Promise<void> {
+    const { clock, logger, leadership } = this.options;
+    const idleMs = this.options.idleMs ?? 250;
+    while (this.running) {
+      let relayed = 0;
+      try {
+        if (await leadership.holds()) {
+          relayed = await this.relayBatch();
+        }
+        this.consecutiveFailures = 0;
+      } catch (error) {
+        this.consecutiveFailures++;
+        logger.warn({ err: error, reason: 'OUTBOX_RELAY_FAILED', failures: this.consecutiveFailures }, 'outbox relay pass failed');
+      }
+      if (relayed > 0 && this.consecutiveFailures === 0) continue;
+      const backoff = this.consecutiveFailures > 0 ? Math.min(5_000, 200 * 2 ** this.consecutiveFailures) : idleMs;
+      await new Promise<void>((resolve) => {
+        this.wakeUp = resolve;
+        void clock.sleep(backoff, this.abort.signal).then(resolve);
+      });
+      this.wakeUp = undefined;
+    }
+  }
+
+  private async relayBatch(): Promise<number> {
+    const { db, sink, metrics, clock } = this.options;
+    const rows = await db
+      .selectFrom('outbox')
+      .select(['seq', 'id', 'topic', 'key', 'payload', 'headers'])
+      .where('published_at', 'is', null)
+      .orderBy('seq')
+      .limit(this.options.batchSize ?? 100)
+      .execute();
+    if (rows.length === 0) {
+      metrics.outboxPending.set(0);
+      return 0;
+    }
+    const messages: OutboundMessage[] = rows.map((row) => ({
+      topic: row.topic,
+      key: row.key,
+      value: JSON.stringify(row.payload),
+      headers: row.headers as Record<string, string>,
+    }));
+    await sink.send(messages);
+    await db
+      .updateTable('outbox')
+      .set({ published_at: new Date(clock.now()) })
+      .where(
+        'seq',
+        'in',
+        rows.map((r) => r.seq),
+      )
+      .where('published_at', 'is', null)
+      .execute();
+    for (const row of rows) metrics.outboxPublished.inc({ topic: row.topic });
+    return rows.length;
+  }
+}

@@ -1,0 +1,196 @@
+import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from 'kysely';
+import type { Database } from './schema.js';
+
+/**
+ * Versioned migrations, applied in name order by `flock-workers migrate` and at start.
+ * Constraints here are what make effects happen once: primary keys and unique keys, never Redis.
+ */
+const migrations: Record<string, Migration> = {
+  '0001_foundation': {
+    async up(db: Kysely<unknown>) {
+      await sql`
+        CREATE TABLE matches (
+          id text PRIMARY KEY,
+          mode text NOT NULL CHECK (mode IN ('VERIFIED_STREAM', 'STANDARD')),
+          status text NOT NULL,
+          entry_fee_cents integer NOT NULL CHECK (entry_fee_cents >= 0),
+          currency text NOT NULL,
+          overlay_required boolean NOT NULL,
+          created_at timestamptz NOT NULL,
+          updated_at timestamptz NOT NULL
+        );
+        CREATE TABLE match_players (
+          match_id text NOT NULL REFERENCES matches(id) ON DELETE CASCADE,
+          side text NOT NULL CHECK (side IN ('p1', 'p2')),
+          player_id text NOT NULL,
+          stream_channels jsonb NOT NULL DEFAULT '[]',
+          PRIMARY KEY (match_id, side)
+        );
+        CREATE TABLE checklists (
+          match_id text PRIMARY KEY,
+          server_installed boolean NOT NULL DEFAULT false,
+          admin_hooks_ok boolean NOT NULL DEFAULT false,
+          overlay_connected boolean NOT NULL DEFAULT false,
+          overlay_last_seen_at timestamptz,
+          p1_stream_live boolean NOT NULL DEFAULT false,
+          p2_stream_live boolean NOT NULL DEFAULT false,
+          titles_contain_match_id boolean NOT NULL DEFAULT false,
+          bitrate_ok boolean NOT NULL DEFAULT false,
+          fps_ok boolean NOT NULL DEFAULT false,
+          updated_at timestamptz NOT NULL
+        );
+        CREATE TABLE provisions (
+          match_id text PRIMARY KEY,
+          panel_server_id integer NOT NULL,
+          state text NOT NULL CHECK (state IN ('RESERVED','INSTALLING','WAITING_SIGNALS','READY','FAILED','RELEASED')),
+          reserved_event_id text,
+          reserved_at timestamptz,
+          deadline_at timestamptz,
+          next_poll_at timestamptz,
+          poll_failures integer NOT NULL DEFAULT 0,
+          last_panel_status text,
+          ready_at timestamptz,
+          failed_at timestamptz,
+          failure_reason text,
+          released_event_id text,
+          released_at timestamptz,
+          cleanup_state text NOT NULL DEFAULT 'NONE' CHECK (cleanup_state IN ('NONE','PENDING','DONE','GAVE_UP')),
+          cleanup_attempts integer NOT NULL DEFAULT 0,
+          cleanup_next_at timestamptz,
+          lease_owner text,
+          lease_until timestamptz,
+          updated_at timestamptz NOT NULL
+        );
+        CREATE INDEX provisions_due ON provisions (next_poll_at) WHERE state IN ('RESERVED','INSTALLING','WAITING_SIGNALS');
+        CREATE INDEX provisions_cleanup ON provisions (cleanup_next_at) WHERE cleanup_state = 'PENDING';
+        CREATE TABLE ledger_entries (
+          id bigserial PRIMARY KEY,
+          match_id text NOT NULL,
+          player_id text NOT NULL,
+          kind text NOT NULL CHECK (kind IN ('ENTRY_FEE', 'REFUND')),
+          amount_cents integer NOT NULL CHECK (amount_cents >= 0),
+          currency text NOT NULL,
+          reason text,
+          event_id text,
+          created_at timestamptz NOT NULL,
+          CONSTRAINT ledger_once_per_player UNIQUE (match_id, player_id, kind)
+        );
+        CREATE TABLE processed_events (
+          consumer text NOT NULL,
+          event_id text NOT NULL,
+          topic text NOT NULL,
+          processed_at timestamptz NOT NULL,
+          PRIMARY KEY (consumer, event_id)
+        );
+        CREATE TABLE outbox (
+          seq bigserial PRIMARY KEY,
+          id uuid NOT NULL UNIQUE,
+          topic text NOT NULL,
+          key text NOT NULL,
+          payload jsonb NOT NULL,
+          headers jsonb NOT NULL,
+          dedupe_key text UNIQUE,
+          created_at timestamptz NOT NULL,
+          published_at timestamptz
+        );
+        CREATE INDEX outbox_unpublished ON outbox (seq) WHERE published_at IS NULL;
+        CREATE TABLE dead_letters (
+          id uuid PRIMARY KEY,
+          topic text NOT NULL,
+          partition integer NOT NULL,
+          "offset" text NOT NULL,
+          key text,
+          event_id text,
+          reason text NOT NULL,
+          detail text NOT NULL,
+          raw text NOT NULL,
+          created_at timestamptz NOT NULL,
+          CONSTRAINT dead_letter_once_per_message UNIQUE (topic, partition, "offset")
+        );
+      `.execute(db);
+    },
+  },
+  '0002_stream_health_and_hooks': {
+    async up(db: Kysely<unknown>) {
+      await sql`
+        CREATE TABLE grace_episodes (
+          id text PRIMARY KEY,
+          match_id text NOT NULL,
+          side text NOT NULL CHECK (side IN ('p1', 'p2')),
+          state text NOT NULL CHECK (state IN ('open', 'closed', 'verdict')),
+          opened_at timestamptz NOT NULL,
+          closed_at timestamptz,
+          data jsonb NOT NULL,
+          updated_at timestamptz NOT NULL
+        );
+        CREATE UNIQUE INDEX grace_one_open_episode ON grace_episodes (match_id, side) WHERE state = 'open';
+        CREATE TABLE enforcements (
+          id text PRIMARY KEY,
+          match_id text NOT NULL,
+          side text NOT NULL CHECK (side IN ('p1', 'p2')),
+          episode_id text NOT NULL UNIQUE,
+          verdict text NOT NULL CHECK (verdict IN ('FORFEIT', 'DISPUTE')),
+          reason text NOT NULL,
+          evidence_id text NOT NULL,
+          created_at timestamptz NOT NULL
+        );
+        CREATE TABLE evidence (
+          id text PRIMARY KEY,
+          match_id text NOT NULL,
+          side text,
+          episode_id text,
+          kind text NOT NULL,
+          bundle jsonb NOT NULL,
+          created_at timestamptz NOT NULL
+        );
+        CREATE INDEX evidence_by_match ON evidence (match_id);
+        CREATE TABLE stream_samples (
+          id bigserial PRIMARY KEY,
+          match_id text NOT NULL,
+          side text NOT NULL,
+          episode_id text,
+          outcome text NOT NULL,
+          sample jsonb NOT NULL,
+          observed_at timestamptz NOT NULL
+        );
+        CREATE INDEX stream_samples_by_match ON stream_samples (match_id, side, observed_at);
+        CREATE TABLE overlay_events (
+          id bigserial PRIMARY KEY,
+          match_id text NOT NULL,
+          request_id text NOT NULL UNIQUE,
+          key_id text NOT NULL,
+          type text NOT NULL,
+          seq integer,
+          body jsonb NOT NULL,
+          received_at timestamptz NOT NULL
+        );
+        CREATE INDEX overlay_events_by_match ON overlay_events (match_id, received_at);
+      `.execute(db);
+    },
+  },
+};
+
+class StaticMigrationProvider implements MigrationProvider {
+  async getMigrations(): Promise<Record<string, Migration>> {
+    return migrations;
+  }
+}
+
+export interface MigrationReport {
+  applied: string[];
+  alreadyApplied: number;
+}
+
+/** Applies every pending migration; throws with the failing migration's name on error. */
+export async function migrateToLatest(db: Kysely<Database>): Promise<MigrationReport> {
+  const migrator = new Migrator({ db, provider: new StaticMigrationProvider() });
+  const before = (await migrator.getMigrations()).filter((m) => m.executedAt !== undefined).length;
+  const { error, results } = await migrator.migrateToLatest();
+  const failed = results?.find((r) => r.status === 'Error');
+  if (error || failed) {
+    throw new Error(`migration ${failed?.migrationName ?? '(unknown)'} failed: ${String((error as Error)?.message ?? error)}`, {
+      cause: error,
+    });
+  }
+  return { applied: (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName), alreadyApplied: before };
+}

@@ -1,0 +1,184 @@
+import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+
+/** Row types of the service's PostgreSQL schema (see migrations.ts). Times are timestamptz. */
+type Timestamp = ColumnType<Date, Date, Date>;
+type Json<T = unknown> = ColumnType<T, string, string>;
+type DefaultedBool = ColumnType<boolean, boolean | undefined, boolean>;
+type OptionalTimestamp = ColumnType<Date | null, Date | null | undefined, Date | null>;
+
+export interface MatchesTable {
+  id: string;
+  mode: 'VERIFIED_STREAM' | 'STANDARD';
+  status: string;
+  entry_fee_cents: number;
+  currency: string;
+  overlay_required: boolean;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface MatchPlayersTable {
+  match_id: string;
+  side: 'p1' | 'p2';
+  player_id: string;
+  stream_channels: Json<string[]>;
+}
+
+export interface ChecklistsTable {
+  match_id: string;
+  server_installed: DefaultedBool;
+  admin_hooks_ok: DefaultedBool;
+  overlay_connected: DefaultedBool;
+  overlay_last_seen_at: OptionalTimestamp;
+  p1_stream_live: DefaultedBool;
+  p2_stream_live: DefaultedBool;
+  titles_contain_match_id: DefaultedBool;
+  bitrate_ok: DefaultedBool;
+  fps_ok: DefaultedBool;
+  updated_at: Timestamp;
+}
+
+export type ProvisionState = 'RESERVED' | 'INSTALLING' | 'WAITING_SIGNALS' | 'READY' | 'FAILED' | 'RELEASED';
+export type CleanupState = 'NONE' | 'PENDING' | 'DONE' | 'GAVE_UP';
+
+export interface ProvisionsTable {
+  match_id: string;
+  panel_server_id: number;
+  state: ProvisionState;
+  reserved_event_id: string | null;
+  reserved_at: Timestamp | null;
+  deadline_at: Timestamp | null;
+  next_poll_at: Timestamp | null;
+  poll_failures: number;
+  last_panel_status: string | null;
+  ready_at: Timestamp | null;
+  failed_at: Timestamp | null;
+  failure_reason: string | null;
+  released_event_id: string | null;
+  released_at: Timestamp | null;
+  cleanup_state: CleanupState;
+  cleanup_attempts: number;
+  cleanup_next_at: Timestamp | null;
+  lease_owner: string | null;
+  lease_until: Timestamp | null;
+  updated_at: Timestamp;
+}
+
+export interface LedgerEntriesTable {
+  id: Generated<number>;
+  match_id: string;
+  player_id: string;
+  kind: 'ENTRY_FEE' | 'REFUND';
+  amount_cents: number;
+  currency: string;
+  reason: string | null;
+  event_id: string | null;
+  created_at: Timestamp;
+}
+
+export interface ProcessedEventsTable {
+  consumer: string;
+  event_id: string;
+  topic: string;
+  processed_at: Timestamp;
+}
+
+export interface OutboxTable {
+  seq: Generated<number>;
+  id: string;
+  topic: string;
+  key: string;
+  payload: Json<Record<string, unknown>>;
+  headers: Json<Record<string, string>>;
+  dedupe_key: string | null;
+  created_at: Timestamp;
+  published_at: Timestamp | null;
+}
+
+export interface DeadLettersTable {
+  id: string;
+  topic: string;
+  partition: number;
+  offset: string;
+  key: string | null;
+  event_id: string | null;
+  reason: string;
+  detail: string;
+  raw: string;
+  created_at: Timestamp;
+}
+
+export interface GraceEpisodesTable {
+  id: string;
+  match_id: string;
+  side: 'p1' | 'p2';
+  state: 'open' | 'closed' | 'verdict';
+  opened_at: Timestamp;
+  closed_at: Timestamp | null;
+  data: Json<Record<string, unknown>>;
+  updated_at: Timestamp;
+}
+
+export interface EnforcementsTable {
+  id: string;
+  match_id: string;
+  side: 'p1' | 'p2';
+  episode_id: string;
+  verdict: 'FORFEIT' | 'DISPUTE';
+  reason: string;
+  evidence_id: string;
+  created_at: Timestamp;
+}
+
+export interface EvidenceTable {
+  id: string;
+  match_id: string;
+  side: 'p1' | 'p2' | null;
+  episode_id: string | null;
+  kind: string;
+  bundle: Json<Record<string, unknown>>;
+  created_at: Timestamp;
+}
+
+export interface StreamSamplesTable {
+  id: Generated<number>;
+  match_id: string;
+  side: 'p1' | 'p2';
+  episode_id: string | null;
+  outcome: string;
+  sample: Json<Record<string, unknown>>;
+  observed_at: Timestamp;
+}
+
+export interface OverlayEventsTable {
+  id: Generated<number>;
+  match_id: string;
+  request_id: string;
+  key_id: string;
+  type: string;
+  seq: number | null;
+  body: Json<Record<string, unknown>>;
+  received_at: Timestamp;
+}
+
+export interface Database {
+  matches: MatchesTable;
+  match_players: MatchPlayersTable;
+  checklists: ChecklistsTable;
+  provisions: ProvisionsTable;
+  ledger_entries: LedgerEntriesTable;
+  processed_events: ProcessedEventsTable;
+  outbox: OutboxTable;
+  dead_letters: DeadLettersTable;
+  grace_episodes: GraceEpisodesTable;
+  enforcements: EnforcementsTable;
+  evidence: EvidenceTable;
+  stream_samples: StreamSamplesTable;
+  overlay_events: OverlayEventsTable;
+}
+
+export type Provision = Selectable<ProvisionsTable>;
+export type NewProvision = Insertable<ProvisionsTable>;
+export type ProvisionUpdate = Updateable<ProvisionsTable>;
+export type Match = Selectable<MatchesTable>;
+export type Checklist = Selectable<ChecklistsTable>;

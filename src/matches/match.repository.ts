@@ -1,0 +1,214 @@
+import { sql } from 'kysely';
+import type { Db } from '../infra/bus/outbox.js';
+import type { Checklist } from '../infra/db/schema.js';
+import { TERMINAL_STATUSES, type ChecklistView, type MatchView, type Side, type UpsertMatch } from './match.schemas.js';
+
+/** Creates or updates a match, its players and checklist; records each player's entry fee once. */
+export async function upsertMatch(db: Db, id: string, input: UpsertMatch, now: number): Promise<{ created: boolean }> {
+  const at = new Date(now);
+  const existing = await db.selectFrom('matches').select(['id', 'status']).where('id', '=', id).forUpdate().executeTakeFirst();
+  if (existing) {
+    await db
+      .updateTable('matches')
+      .set({
+        mode: input.mode,
+        status: input.status ?? existing.status,
+        entry_fee_cents: input.entryFee.amountCents,
+        currency: input.entryFee.currency,
+        overlay_required: input.overlayRequired,
+        updated_at: at,
+      })
+      .where('id', '=', id)
+      .execute();
+  } else {
+    await db
+      .insertInto('matches')
+      .values({
+        id,
+        mode: input.mode,
+        status: input.status ?? 'SCHEDULED',
+        entry_fee_cents: input.entryFee.amountCents,
+        currency: input.entryFee.currency,
+        overlay_required: input.overlayRequired,
+        created_at: at,
+        updated_at: at,
+      })
+      .execute();
+  }
+  for (const player of input.players) {
+    await db
+      .insertInto('match_players')
+      .values({ match_id: id, side: player.side, player_id: player.playerId, stream_channels: JSON.stringify(player.streamChannels) })
+      .onConflict((oc) =>
+        oc.columns(['match_id', 'side']).doUpdateSet({ player_id: player.playerId, stream_channels: JSON.stringify(player.streamChannels) }),
+      )
+      .execute();
+    if (input.entryFee.amountCents > 0) {
+      // The first recorded fee stands: a later edit never rewrites money already taken.
+      await db
+        .insertInto('ledger_entries')
+        .values({
+          match_id: id,
+          player_id: player.playerId,
+          kind: 'ENTRY_FEE',
+          amount_cents: input.entryFee.amountCents,
+          currency: input.entryFee.currency,
+          reason: 'entry fee',
+          event_id: null,
+          created_at: at,
+        })
+        .onConflict((oc) => oc.constraint('ledger_once_per_player').doNothing())
+        .execute();
+    }
+  }
+  await ensureChecklist(db, id, now);
+  return { created: !existing };
+}
+
+export async function ensureChecklist(db: Db, matchId: string, now: number): Promise<void> {
+  await db
+    .insertInto('checklists')
+    .values({ match_id: matchId, updated_at: new Date(now) })
+    .onConflict((oc) => oc.column('match_id').doNothing())
+    .execute();
+}
+
+export type ChecklistField = keyof ChecklistView;
+
+const CHECKLIST_COLUMNS: Record<ChecklistField, keyof Checklist> = {
+  serverInstalled: 'server_installed',
+  adminHooksOk: 'admin_hooks_ok',
+  overlayConnected: 'overlay_connected',
+  p1StreamLive: 'p1_stream_live',
+  p2StreamLive: 'p2_stream_live',
+  titlesContainMatchId: 'titles_contain_match_id',
+  bitrateOk: 'bitrate_ok',
+  fpsOk: 'fps_ok',
+};
+
+/** Sets checklist fields (creating the row if a signal arrives before the match is known). */
+export async function updateChecklist(
+  db: Db,
+  matchId: string,
+  fields: Partial<ChecklistView> & { overlayLastSeenAt?: number | null },
+  now: number,
+): Promise<Checklist> {
+  await ensureChecklist(db, matchId, now);
+  const set: Record<string, unknown> = { updated_at: new Date(now) };
+  for (const [field, value] of Object.entries(fields)) {
+    if (field === 'overlayLastSeenAt') set.overlay_last_seen_at = value === null ? null : new Date(value as number);
+    else set[CHECKLIST_COLUMNS[field as ChecklistField]] = value;
+  }
+  return db.updateTable('checklists').set(set).where('match_id', '=', matchId).returningAll().executeTakeFirstOrThrow();
+}
+
+export async function getChecklist(db: Db, matchId: string, forUpdate = false): Promise<Checklist | undefined> {
+  let q = db.selectFrom('checklists').selectAll().where('match_id', '=', matchId);
+  if (forUpdate) q = q.forUpdate();
+  return q.executeTakeFirst();
+}
+
+export function checklistView(row: Checklist | undefined): ChecklistView {
+  return {
+    serverInstalled: row?.server_installed ?? false,
+    adminHooksOk: row?.admin_hooks_ok ?? false,
+    overlayConnected: row?.overlay_connected ?? false,
+    p1StreamLive: row?.p1_stream_live ?? false,
+    p2StreamLive: row?.p2_stream_live ?? false,
+    titlesContainMatchId: row?.titles_contain_match_id ?? false,
+    bitrateOk: row?.bitrate_ok ?? false,
+    fpsOk: row?.fps_ok ?? false,
+  };
+}
+
+export interface RefundRecord {
+  playerId: string;
+  amountCents: number;
+  currency: string;
+}
+
+/**
+ * Refunds every player's entry fee, at most once per player per match (ledger unique constraint), and marks
+ * the match CANCELLED. Returns all refunds of the match, including ones written earlier.
+ */
+export async function cancelAndRefund(db: Db, matchId: string, reason: string, eventId: string, now: number): Promise<RefundRecord[]> {
+  const at = new Date(now);
+  const match = await db.selectFrom('matches').select(['status']).where('id', '=', matchId).forUpdate().executeTakeFirst();
+  if (match && !TERMINAL_STATUSES.includes(match.status)) {
+    await db.updateTable('matches').set({ status: 'CANCELLED', updated_at: at }).where('id', '=', matchId).execute();
+  }
+  const fees = await db.selectFrom('ledger_entries').selectAll().where('match_id', '=', matchId).where('kind', '=', 'ENTRY_FEE').execute();
+  for (const fee of fees) {
+    await db
+      .insertInto('ledger_entries')
+      .values({
+        match_id: matchId,
+        player_id: fee.player_id,
+        kind: 'REFUND',
+        amount_cents: fee.amount_cents,
+        currency: fee.currency,
+        reason,
+        event_id: eventId,
+        created_at: at,
+      })
+      .onConflict((oc) => oc.constraint('ledger_once_per_player').doNothing())
+      .execute();
+  }
+  const refunds = await db
+    .selectFrom('ledger_entries')
+    .select(['player_id', 'amount_cents', 'currency'])
+    .where('match_id', '=', matchId)
+    .where('kind', '=', 'REFUND')
+    .orderBy('player_id')
+    .execute();
+  return refunds.map((r) => ({ playerId: r.player_id, amountCents: r.amount_cents, currency: r.currency }));
+}
+
+/** The match view of the internal API (SPEC §5), or undefined for an unknown id. */
+export async function getMatchView(db: Db, id: string): Promise<MatchView | undefined> {
+  const match = await db.selectFrom('matches').selectAll().where('id', '=', id).executeTakeFirst();
+  const provision = await db.selectFrom('provisions').selectAll().where('match_id', '=', id).executeTakeFirst();
+  if (!match && !provision) return undefined;
+  const [players, checklist, ledger, enforcement, evidence] = await Promise.all([
+    db.selectFrom('match_players').selectAll().where('match_id', '=', id).orderBy('side').execute(),
+    getChecklist(db, id),
+    db.selectFrom('ledger_entries').selectAll().where('match_id', '=', id).where('kind', '=', 'REFUND').orderBy('player_id').execute(),
+    db.selectFrom('enforcements').selectAll().where('match_id', '=', id).orderBy('created_at').execute(),
+    db.selectFrom('evidence').selectAll().where('match_id', '=', id).orderBy('created_at').execute(),
+  ]);
+  const iso = (d: Date | null | undefined) => (d ? d.toISOString() : null);
+  return {
+    id,
+    mode: match?.mode ?? 'UNKNOWN',
+    status: match?.status ?? 'UNKNOWN',
+    entryFee: { amountCents: match?.entry_fee_cents ?? 0, currency: match?.currency ?? 'USD' },
+    overlayRequired: match?.overlay_required ?? false,
+    players: players.map((p) => ({ side: p.side, playerId: p.player_id, streamChannels: p.stream_channels as string[] })),
+    checklist: checklistView(checklist),
+    provisioning: provision
+      ? {
+          state: provision.state,
+          panelServerId: provision.panel_server_id,
+          deadlineAt: iso(provision.deadline_at),
+          readyAt: iso(provision.ready_at),
+          failureReason: provision.failure_reason,
+          releasedAt: iso(provision.released_at),
+          cleanup: provision.cleanup_state,
+        }
+      : null,
+    refunds: ledger.map((r) => ({ playerId: r.player_id, amountCents: r.amount_cents, currency: r.currency, reason: r.reason, at: r.created_at.toISOString() })),
+    enforcement: enforcement.map((e) => ({ side: e.side, verdict: e.verdict, reason: e.reason, evidenceId: e.evidence_id, at: e.created_at.toISOString() })),
+    evidence: evidence.map((e) => ({ id: e.id, side: e.side as Side | null, episodeId: e.episode_id, kind: e.kind, bundle: e.bundle, at: e.created_at.toISOString() })),
+  };
+}
+
+/** Ledger balance per player (entry fees minus refunds), for audits and tests. */
+export async function ledgerBalances(db: Db, matchId: string): Promise<Record<string, number>> {
+  const rows = await db
+    .selectFrom('ledger_entries')
+    .select(['player_id', sql<number>`sum(case when kind = 'ENTRY_FEE' then amount_cents else -amount_cents end)::int`.as('balance')])
+    .where('match_id', '=', matchId)
+    .groupBy('player_id')
+    .execute();
+  return Object.fromEntries(rows.map((r) => [r.player_id, Number(r.balance)]));
+}

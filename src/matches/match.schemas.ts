@@ -1,0 +1,70 @@
+import { z } from 'zod';
+
+/** Match ids are also embedded in HMAC key ids, so they share the key-id grammar. */
+export const matchIdSchema = z.string().regex(/^[A-Za-z0-9-]{1,64}$/, 'must match [A-Za-z0-9-]{1,64}');
+
+export const sideSchema = z.enum(['p1', 'p2']);
+export type Side = z.infer<typeof sideSchema>;
+
+export const MATCH_STATUSES = ['SCHEDULED', 'IN_PROGRESS', 'COMPLETED', 'CANCELLED', 'FORFEITED', 'DISPUTED'] as const;
+export const TERMINAL_STATUSES: readonly string[] = ['COMPLETED', 'CANCELLED', 'FORFEITED', 'DISPUTED'];
+
+/** A stream channel is `<platform>:<id>`, e.g. `twitch:alice_tv` or `srs:live/alice`. */
+export const streamChannelSchema = z.string().regex(/^(twitch|srs|kick|youtube|mediamtx):[A-Za-z0-9_./-]{1,128}$/, 'must be <platform>:<channel>');
+
+export const upsertMatchSchema = z
+  .object({
+    mode: z.enum(['VERIFIED_STREAM', 'STANDARD']),
+    status: z.enum(MATCH_STATUSES).optional(),
+    entryFee: z.object({
+      amountCents: z.number().int().min(0).max(100_000_000),
+      currency: z.string().regex(/^[A-Z]{3}$/, 'must be an ISO-4217 code like USD'),
+    }),
+    overlayRequired: z.boolean(),
+    players: z
+      .array(
+        z.object({
+          side: sideSchema,
+          playerId: z.string().min(1).max(128),
+          streamChannels: z.array(streamChannelSchema).max(8).default([]),
+        }),
+      )
+      .length(2, 'a match has exactly two players'),
+  })
+  .strict()
+  .refine((m) => new Set(m.players.map((p) => p.side)).size === 2, { message: 'players must be one p1 and one p2', path: ['players'] });
+
+export type UpsertMatch = z.infer<typeof upsertMatchSchema>;
+
+export interface ChecklistView {
+  serverInstalled: boolean;
+  adminHooksOk: boolean;
+  overlayConnected: boolean;
+  p1StreamLive: boolean;
+  p2StreamLive: boolean;
+  titlesContainMatchId: boolean;
+  bitrateOk: boolean;
+  fpsOk: boolean;
+}
+
+export interface MatchView {
+  id: string;
+  mode: string;
+  status: string;
+  entryFee: { amountCents: number; currency: string };
+  overlayRequired: boolean;
+  players: { side: Side; playerId: string; streamChannels: string[] }[];
+  checklist: ChecklistView;
+  provisioning: {
+    state: string;
+    panelServerId: number;
+    deadlineAt: string | null;
+    readyAt: string | null;
+    failureReason: string | null;
+    releasedAt: string | null;
+    cleanup: string;
+  } | null;
+  refunds: { playerId: string; amountCents: number; currency: string; reason: string | null; at: string }[];
+  enforcement: { side: Side; verdict: string; reason: string; evidenceId: string; at: string }[];
+  evidence: { id: string; side: Side | null; episodeId: string | null; kind: string; bundle: unknown; at: string }[];
+}
