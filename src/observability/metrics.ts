@@ -79,7 +79,7 @@ export class Metrics {
   });
   readonly scheduledTicks = new Counter({
     name: 'scheduled_ticks_total',
-    help: 'Scheduled task ticks by task and result (ran, skipped_not_leader, skipped_overrun, failed)',
+    help: 'Scheduled task ticks by task and result (ran, skipped_not_leader, skipped_overrun, failed, skipped_kv_unavailable)',
     labelNames: ['task', 'result'] as const,
     registers: [this.registry],
   });

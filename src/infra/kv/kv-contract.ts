@@ -1,0 +1,199 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { KvUnavailableError, type KeyValueStore } from './kv-store.js';
+
+/** Moves the store's time forward: a manual clock for the memory adapter, a real wait for Redis. */
+export type Advance = (ms: number) => Promise<void>;
+
+const realWait: Advance = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * The one behaviour both key-value adapters must share (Redis semantics). Each test gets a fresh store;
+ * time-to-live tests use short real TTLs (50–150 ms) so they run unchanged against a real server.
+ */
+export function describeKeyValueStoreContract(
+  name: string,
+  makeStore: () => KeyValueStore | Promise<KeyValueStore>,
+  advance: Advance = realWait,
+): void {
+  describe(`KeyValueStore contract: ${name}`, () => {
+    let kv: KeyValueStore;
+
+    beforeEach(async () => {
+      kv = await makeStore();
+    });
+
+    afterEach(async () => {
+      await kv.close();
+    });
+
+    describe('get / set', () => {
+      it('reads null for a missing key and the value after a set', async () => {
+        expect(await kv.get('missing')).toBeNull();
+        expect(await kv.set('k', 'v1')).toBe(true);
+        expect(await kv.get('k')).toBe('v1');
+        expect(await kv.set('k', 'v2')).toBe(true);
+        expect(await kv.get('k')).toBe('v2');
+      });
+
+      it('NX writes only the first time', async () => {
+        expect(await kv.set('nx', 'first', { nx: true })).toBe(true);
+        expect(await kv.set('nx', 'second', { nx: true })).toBe(false);
+        expect(await kv.get('nx')).toBe('first');
+      });
+
+      it('PX expires the key after the ttl', async () => {
+        expect(await kv.set('px', 'v', { px: 100 })).toBe(true);
+        expect(await kv.get('px')).toBe('v');
+        await advance(150);
+        expect(await kv.get('px')).toBeNull();
+        expect(await kv.pttl('px')).toBe(-2);
+      });
+
+      it('NX succeeds again once the previous value expired', async () => {
+        expect(await kv.set('nx-px', 'a', { nx: true, px: 50 })).toBe(true);
+        expect(await kv.set('nx-px', 'b', { nx: true, px: 50 })).toBe(false);
+        await advance(100);
+        expect(await kv.set('nx-px', 'c', { nx: true, px: 1_000 })).toBe(true);
+        expect(await kv.get('nx-px')).toBe('c');
+      });
+
+      it('a plain set clears a previous ttl', async () => {
+        await kv.set('ttl', 'a', { px: 10_000 });
+        await kv.set('ttl', 'b');
+        expect(await kv.pttl('ttl')).toBe(-1);
+      });
+
+      it('rejects a non-positive PX like Redis', async () => {
+        await expect(kv.set('bad-px', 'v', { px: 0 })).rejects.toThrow(/invalid expire time/);
+        expect(await kv.get('bad-px')).toBeNull();
+      });
+    });
+
+    describe('del', () => {
+      it('returns how many of the keys existed', async () => {
+        await kv.set('a', '1');
+        await kv.set('b', '2');
+        expect(await kv.del('a', 'b', 'nope')).toBe(2);
+        expect(await kv.get('a')).toBeNull();
+        expect(await kv.del('a')).toBe(0);
+        expect(await kv.del()).toBe(0);
+      });
+
+      it('does not count an expired key', async () => {
+        await kv.set('gone', 'v', { px: 50 });
+        await advance(100);
+        expect(await kv.del('gone')).toBe(0);
+      });
+    });
+
+    describe('incr', () => {
+      it('counts a missing key from 0 and increments by any integer', async () => {
+        expect(await kv.incr('n')).toBe(1);
+        expect(await kv.incr('n')).toBe(2);
+        expect(await kv.incr('n', 10)).toBe(12);
+        expect(await kv.incr('n', -20)).toBe(-8);
+        expect(await kv.get('n')).toBe('-8');
+      });
+
+      it('increments a stored integer string', async () => {
+        await kv.set('s', '41');
+        expect(await kv.incr('s')).toBe(42);
+      });
+
+      it('keeps the ttl of the key', async () => {
+        await kv.set('ttl-n', '1', { px: 10_000 });
+        await kv.incr('ttl-n');
+        const ttl = await kv.pttl('ttl-n');
+        expect(ttl).toBeGreaterThan(0);
+        expect(ttl).toBeLessThanOrEqual(10_000);
+      });
+
+      it('throws like Redis on a non-integer value, without a KvUnavailableError', async () => {
+        await kv.set('word', 'abc');
+        const err = await kv.incr('word').then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect(err).toBeInstanceOf(Error);
+        expect(err).not.toBeInstanceOf(KvUnavailableError);
+        expect((err as Error).message).toMatch(/ERR value is not an integer/);
+        await kv.set('float', '1.5');
+        await expect(kv.incr('float')).rejects.toThrow(/not an integer/);
+        expect(await kv.get('word')).toBe('abc');
+      });
+
+      it('is atomic: 200 parallel increments give 200', async () => {
+        const results = await Promise.all(Array.from({ length: 200 }, () => kv.incr('parallel')));
+        expect(await kv.get('parallel')).toBe('200');
+        expect(new Set(results).size).toBe(200);
+      });
+    });
+
+    describe('pexpire / pttl', () => {
+      it('pttl is -2 for a missing key, -1 without expiry, the remaining ms otherwise', async () => {
+        expect(await kv.pttl('none')).toBe(-2);
+        await kv.set('forever', 'v');
+        expect(await kv.pttl('forever')).toBe(-1);
+        await kv.set('soon', 'v', { px: 5_000 });
+        const ttl = await kv.pttl('soon');
+        expect(ttl).toBeGreaterThan(4_000);
+        expect(ttl).toBeLessThanOrEqual(5_000);
+      });
+
+      it('pexpire sets a ttl on an existing key only', async () => {
+        expect(await kv.pexpire('none', 1_000)).toBe(false);
+        expect(await kv.pttl('none')).toBe(-2);
+        await kv.set('k', 'v');
+        expect(await kv.pexpire('k', 100)).toBe(true);
+        expect(await kv.pttl('k')).toBeGreaterThan(0);
+        await advance(150);
+        expect(await kv.get('k')).toBeNull();
+      });
+    });
+
+    describe('compare-and-set', () => {
+      it('delIfEquals deletes only when the value matches', async () => {
+        await kv.set('lease', 'owner-a');
+        expect(await kv.delIfEquals('lease', 'owner-b')).toBe(false);
+        expect(await kv.get('lease')).toBe('owner-a');
+        expect(await kv.delIfEquals('lease', 'owner-a')).toBe(true);
+        expect(await kv.get('lease')).toBeNull();
+        expect(await kv.delIfEquals('lease', 'owner-a')).toBe(false);
+      });
+
+      it('pexpireIfEquals extends only when the value matches', async () => {
+        await kv.set('lease', 'owner-a', { px: 100 });
+        expect(await kv.pexpireIfEquals('lease', 'owner-b', 10_000)).toBe(false);
+        expect(await kv.pttl('lease')).toBeLessThanOrEqual(100);
+        expect(await kv.pexpireIfEquals('lease', 'owner-a', 10_000)).toBe(true);
+        expect(await kv.pttl('lease')).toBeGreaterThan(5_000);
+        expect(await kv.pexpireIfEquals('missing', 'owner-a', 10_000)).toBe(false);
+        expect(await kv.pttl('missing')).toBe(-2);
+      });
+
+      it('an expired value cannot be renewed or released', async () => {
+        await kv.set('lease', 'owner-a', { px: 50 });
+        await advance(100);
+        expect(await kv.pexpireIfEquals('lease', 'owner-a', 10_000)).toBe(false);
+        expect(await kv.delIfEquals('lease', 'owner-a')).toBe(false);
+      });
+    });
+
+    describe('lifecycle', () => {
+      it('ping resolves while open', async () => {
+        await expect(kv.ping()).resolves.toBeUndefined();
+      });
+
+      it('every call rejects with KvUnavailableError after close', async () => {
+        const closing = await makeStore();
+        await closing.close();
+        await expect(closing.ping()).rejects.toBeInstanceOf(KvUnavailableError);
+        await expect(closing.get('k')).rejects.toBeInstanceOf(KvUnavailableError);
+        await expect(closing.set('k', 'v')).rejects.toBeInstanceOf(KvUnavailableError);
+        await expect(closing.incr('k')).rejects.toBeInstanceOf(KvUnavailableError);
+        await expect(closing.delIfEquals('k', 'v')).rejects.toBeInstanceOf(KvUnavailableError);
+        await expect(closing.close()).resolves.toBeUndefined();
+      });
+    });
+  });
+}
