@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { hostname } from 'node:os';
 import ipaddr from 'ipaddr.js';
 
 /** The seed's four allowlisted networks (SPEC §3). */
@@ -155,7 +156,7 @@ const SECRET_NAMES = ['OVERLAY_MASTER_SECRET', 'ADMIN_HOOK_SECRET', 'INTERNAL_AP
 export const SECRET_CONFIG_KEYS: readonly string[] = [...SECRET_NAMES, 'TWITCH_CLIENT_SECRET'];
 
 /** Validates the whole environment and reports every problem at once (never the value of a secret). */
-export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | undefined>): Config {
+export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | undefined>, options: { service?: boolean } = {}): Config {
   const parsed = configSchema.safeParse(env);
   const problems: string[] = [];
   if (!parsed.success) {
@@ -179,14 +180,20 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
   if (raw.REDIS_URL && !/^rediss?:\/\//.test(raw.REDIS_URL)) {
     problems.push('REDIS_URL: must be a redis:// or rediss:// URL');
   }
-  if (raw.PTERO_APP_URL && !raw.PTERO_APP_API_KEY) {
+  if (options.service && !raw.DEMO_MODE) {
+    // A running service without these cannot do its job; the demo generates its own.
+    for (const name of ['PTERO_APP_URL', 'PTERO_APP_API_KEY', 'OVERLAY_MASTER_SECRET', 'ADMIN_HOOK_SECRET', 'INTERNAL_API_TOKEN'] as const) {
+      if (raw[name] === undefined) problems.push(`${name}: required to run the service`);
+    }
+  }
+  if (raw.PTERO_APP_URL && !raw.PTERO_APP_API_KEY && !problems.some((p) => p.startsWith('PTERO_APP_API_KEY'))) {
     problems.push('PTERO_APP_API_KEY: required when PTERO_APP_URL is set');
   }
   if ((raw.TWITCH_CLIENT_ID === undefined) !== (raw.TWITCH_CLIENT_SECRET === undefined)) {
     problems.push('TWITCH_CLIENT_ID / TWITCH_CLIENT_SECRET: set both or neither');
   }
   if (problems.length > 0) throw new ConfigError(problems);
-  const instanceId = raw.INSTANCE_ID ?? `${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  const instanceId = raw.INSTANCE_ID ?? `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 6)}`;
   return Object.freeze({
     ...raw,
     instanceId,

@@ -42,7 +42,8 @@ export async function enqueueEvent(db: Db, request: EnqueueRequest): Promise<Eve
     matchId: request.matchId,
     ...request.fields,
   };
-  const headers = { ...request.headers, 'event-id': eventId, 'event-type': request.topic };
+  // A replayed input event keeps its own eventId (it arrives in `fields`); the header always matches the body.
+  const headers = { ...request.headers, 'event-id': envelope.eventId, 'event-type': request.topic };
   const inserted = await db
     .insertInto('outbox')
     .values({

@@ -8,7 +8,7 @@ import type { Database } from './schema.js';
 const migrations: Record<string, Migration> = {
   '0001_foundation': {
     async up(db: Kysely<unknown>) {
-      await sql`
+      await runStatements(db, `
         CREATE TABLE matches (
           id text PRIMARY KEY,
           mode text NOT NULL CHECK (mode IN ('VERIFIED_STREAM', 'STANDARD')),
@@ -107,12 +107,12 @@ const migrations: Record<string, Migration> = {
           created_at timestamptz NOT NULL,
           CONSTRAINT dead_letter_once_per_message UNIQUE (topic, partition, "offset")
         );
-      `.execute(db);
+      `);
     },
   },
   '0002_stream_health_and_hooks': {
     async up(db: Kysely<unknown>) {
-      await sql`
+      await runStatements(db, `
         CREATE TABLE grace_episodes (
           id text PRIMARY KEY,
           match_id text NOT NULL,
@@ -165,10 +165,17 @@ const migrations: Record<string, Migration> = {
           received_at timestamptz NOT NULL
         );
         CREATE INDEX overlay_events_by_match ON overlay_events (match_id, received_at);
-      `.execute(db);
+      `);
     },
   },
 };
+
+/** One statement per round trip: the embedded database's extended protocol takes a single command. */
+async function runStatements(db: Kysely<unknown>, script: string): Promise<void> {
+  for (const statement of script.split(/;\s*\n/).map((s) => s.trim()).filter(Boolean)) {
+    await sql.raw(statement).execute(db);
+  }
+}
 
 class StaticMigrationProvider implements MigrationProvider {
   async getMigrations(): Promise<Record<string, Migration>> {

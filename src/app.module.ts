@@ -1,0 +1,262 @@
+import { type DynamicModule, Module } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import { randomUUID } from 'node:crypto';
+import { CONFIG, type Config } from './config/config.js';
+import type { MessageSink, MessageSource } from './infra/bus/bus.js';
+import { ConsumerRuntime } from './infra/bus/consumer-runtime.js';
+import { EmbeddedBus } from './infra/bus/embedded-bus.js';
+import { KafkaMessageSink, KafkaMessageSource, pingKafka } from './infra/bus/kafka-bus.js';
+import { OutboxRelay, type RelayLeadership } from './infra/bus/outbox-relay.js';
+import { INPUT_TOPICS, Topics } from './infra/bus/topics.js';
+import { type Clock, CLOCK, SystemClock } from './infra/clock.js';
+import { openDatabase } from './infra/db/database.js';
+import { migrateToLatest } from './infra/db/migrations.js';
+import type { KeyValueStore } from './infra/kv/kv-store.js';
+import { MemoryKeyValueStore } from './infra/kv/memory-kv.js';
+import { RedisKeyValueStore } from './infra/kv/redis-kv.js';
+import { PanelRateLimiter } from './integrations/pterodactyl/rate-limiter.js';
+import { PterodactylClient } from './integrations/pterodactyl/pterodactyl-client.js';
+import { HealthController } from './http/health.controller.js';
+import { InternalApiController } from './http/internal-api.controller.js';
+import { InternalTokenGuard } from './http/internal-token.guard.js';
+import { createLogger, type Logger } from './observability/logger.js';
+import { Metrics } from './observability/metrics.js';
+import { serverReleasedSchema, serverReservedSchema } from './provisioning/events.js';
+import { PterodactylPanel } from './provisioning/panel.adapter.js';
+import type { PanelPort } from './provisioning/panel.port.js';
+import { DEFAULT_PROVISION_SETTINGS, ServerProvisionWorker } from './provisioning/server-provision.worker.js';
+import { Leases } from './scheduling/lease.js';
+import { ScheduledTasksService } from './scheduling/scheduled-tasks.service.js';
+import { SERVICES, type Services } from './services.js';
+import { streamHealthCheckSchema } from './stream-health/events.js';
+
+/** Replaceable parts, for tests and the demo (a manual clock, a logger that records, a panel double). */
+export interface ServiceOverrides {
+  clock?: Clock;
+  logger?: Logger;
+  metrics?: Metrics;
+  panel?: PanelPort;
+}
+
+/**
+ * The composition root: picks the real or the embedded adapter for each outside system, once, from config.
+ * Nothing else in the code knows which one it got.
+ */
+export async function buildServices(config: Config, overrides: ServiceOverrides = {}): Promise<Services> {
+  const clock = overrides.clock ?? new SystemClock();
+  const logger = overrides.logger ?? createLogger(config.LOG_LEVEL, { instanceId: config.instanceId });
+  const metrics = overrides.metrics ?? new Metrics({ defaultMetrics: true });
+
+  const database = await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR });
+  const migration = await migrateToLatest(database.db);
+  logger.info({ database: database.kind, applied: migration.applied }, 'database ready');
+
+  let kv: KeyValueStore;
+  if (config.REDIS_URL) {
+    const redis = new RedisKeyValueStore({ url: config.REDIS_URL, keyPrefix: config.REDIS_KEY_PREFIX, logger });
+    await redis.connect();
+    kv = redis;
+  } else {
+    kv = new MemoryKeyValueStore(clock);
+  }
+
+  let sink: MessageSink;
+  let source: MessageSource;
+  let embeddedBus: EmbeddedBus | undefined;
+  if (config.KAFKA_BROKERS) {
+    const common = { brokers: config.KAFKA_BROKERS, clientId: `${config.KAFKA_CLIENT_ID}-${config.instanceId}`, topicPrefix: config.KAFKA_TOPIC_PREFIX, logger };
+    sink = new KafkaMessageSink(common);
+    source = new KafkaMessageSource({ ...common, groupId: config.KAFKA_GROUP_ID });
+  } else {
+    embeddedBus = new EmbeddedBus(INPUT_TOPICS);
+    sink = embeddedBus;
+    source = embeddedBus;
+  }
+
+  const leases = new Leases(kv);
+  const relayLeadership: RelayLeadership = {
+    async holds() {
+      try {
+        return (await leases.renew('outbox-relay', config.instanceId, 15_000)) || (await leases.tryAcquire('outbox-relay', config.instanceId, 15_000));
+      } catch (error) {
+        // Without Redis we cannot elect a relay; relaying anyway keeps events flowing (consumers dedupe on event-id).
+        logger.warn({ err: error, reason: 'KV_UNAVAILABLE' }, 'relay leadership unknown; relaying anyway');
+        return true;
+      }
+    },
+    async release() {
+      await leases.release('outbox-relay', config.instanceId);
+    },
+  };
+  const relay = new OutboxRelay({ db: database.db, sink, clock, logger: logger.child({ component: 'outbox-relay' }), metrics, leadership: relayLeadership });
+
+  const panel =
+    overrides.panel ??
+    new PterodactylPanel(
+      new PterodactylClient({
+        baseUrl: config.PTERO_APP_URL ?? 'http://127.0.0.1:1',
+        apiKey: config.PTERO_APP_API_KEY ?? '',
+        timeoutMs: config.PTERO_TIMEOUT_MS,
+        mutationTimeoutMs: config.PTERO_MUTATION_TIMEOUT_MS,
+        limiter: new PanelRateLimiter({ store: kv, clock, budget: config.PTERO_RATE_LIMIT_PER_MIN, instanceId: config.instanceId, metrics }),
+        metrics,
+        logger: logger.child({ component: 'pterodactyl' }),
+      }),
+    );
+
+  const provisioning = new ServerProvisionWorker({
+    db: database.db,
+    panel,
+    clock,
+    logger: logger.child({ worker: 'ServerProvisionWorker' }),
+    metrics,
+    instanceId: config.instanceId,
+    settings: { ...DEFAULT_PROVISION_SETTINGS, readyDeadlineMs: config.READY_DEADLINE_MS, pollEveryMs: config.POLL_EVERY_MS },
+    onOutboxWrite: () => relay.nudge(),
+  });
+
+  const consumer = new ConsumerRuntime({
+    consumer: config.KAFKA_GROUP_ID,
+    db: database.db,
+    kv,
+    clock,
+    logger: logger.child({ component: 'consumer' }),
+    metrics,
+    onCommitted: () => relay.nudge(),
+  });
+  consumer.register(provisioning.reservedHandler());
+  consumer.register(provisioning.releasedHandler());
+
+  const scheduler = new ScheduledTasksService({ kv, clock, logger: logger.child({ component: 'scheduler' }), metrics, instanceId: config.instanceId });
+  scheduler.register({
+    name: 'provisioning-monitor',
+    everyMs: config.PROVISION_MONITOR_EVERY_MS,
+    run: async () => void (await provisioning.sweepDeadlines()),
+  });
+
+  return {
+    config,
+    clock,
+    logger,
+    metrics,
+    database,
+    db: database.db,
+    kv,
+    sink,
+    source,
+    embeddedBus,
+    relay,
+    consumer,
+    provisioning,
+    scheduler,
+    inputSchemas: {
+      [Topics.serverReserved]: serverReservedSchema,
+      [Topics.serverReleased]: serverReleasedSchema,
+      [Topics.streamHealthCheck]: streamHealthCheckSchema,
+    },
+    nudgeRelay: () => relay.nudge(),
+    async readiness() {
+      const checks: Record<string, string> = {};
+      await Promise.all([
+        database.ping().then(
+          () => (checks.database = 'ok'),
+          () => (checks.database = 'unreachable'),
+        ),
+        kv.ping().then(
+          () => (checks.redis = 'ok'),
+          () => (checks.redis = 'unreachable'),
+        ),
+        (async () => {
+          if (!config.KAFKA_BROKERS) checks.bus = source.isHealthy() ? 'ok' : 'stopped';
+          else checks.bus = source.isHealthy() && (await pingKafka(config.KAFKA_BROKERS, 2_000)) ? 'ok' : 'unavailable';
+        })(),
+      ]);
+      return checks;
+    },
+  };
+}
+
+@Module({})
+export class AppModule {
+  static forRoot(services: Services): DynamicModule {
+    return {
+      module: AppModule,
+      controllers: [HealthController, InternalApiController],
+      providers: [
+        { provide: SERVICES, useValue: services },
+        { provide: CONFIG, useValue: services.config },
+        { provide: CLOCK, useValue: services.clock },
+        InternalTokenGuard,
+      ],
+    };
+  }
+}
+
+export interface RunningService {
+  readonly services: Services;
+  readonly app: NestFastifyApplication;
+  /** Base URL of the HTTP server, e.g. http://127.0.0.1:8080 */
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9_.:-]{8,128}$/;
+
+/** Builds everything, starts the workers in a safe order, and listens. `close()` drains in the reverse order. */
+export async function startService(config: Config, overrides: ServiceOverrides = {}): Promise<RunningService> {
+  const services = await buildServices(config, overrides);
+  const { logger } = services;
+  const adapter = new FastifyAdapter({
+    loggerInstance: logger.child({ component: 'http' }),
+    disableRequestLogging: false,
+    bodyLimit: 1_048_576,
+    trustProxy: false,
+    genReqId: (req: { headers: Record<string, string | string[] | undefined> }) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+  });
+  const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(services), adapter, { logger: false, abortOnError: false });
+  app.enableShutdownHooks([]);
+  await app.init();
+
+  // Consumer first, so the embedded relay has somebody to hand input events to; then the workers.
+  await services.source.start(services.consumer.topics.length ? [...INPUT_TOPICS] : [], services.consumer.handle);
+  services.relay.start();
+  services.provisioning.start();
+  services.scheduler.start();
+
+  await app.listen({ port: config.PORT, host: config.HOST });
+  const address = app.getHttpServer().address();
+  const port = typeof address === 'object' && address ? address.port : config.PORT;
+  const host = config.HOST === '0.0.0.0' || config.HOST === '::' ? '127.0.0.1' : config.HOST;
+  const url = `http://${host}:${port}`;
+  logger.info({ url, embedded: config.embedded }, 'flocknode-workers listening');
+
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      logger.info('shutting down: draining in-flight work');
+      const steps: [string, () => Promise<unknown>][] = [
+        ['http', () => app.close()],
+        ['consumer', () => services.source.stop()],
+        ['scheduler', () => services.scheduler.stop()],
+        ['provisioning', () => services.provisioning.stop()],
+        ['relay-drain', () => services.relay.drain()],
+        ['relay', () => services.relay.stop()],
+        ['sink', () => services.sink.close()],
+        ['kv', () => services.kv.close()],
+        ['database', () => services.database.close()],
+      ];
+      for (const [name, step] of steps) {
+        try {
+          await step();
+        } catch (error) {
+          logger.warn({ err: error, step: name }, 'shutdown step failed');
+        }
+      }
+      logger.info('shut down');
+    })());
+  return { services, app, url, close };
+}

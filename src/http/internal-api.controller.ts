@@ -1,0 +1,53 @@
+import { Body, Controller, Get, HttpException, Inject, Param, Post, Put, Res, UseGuards } from '@nestjs/common';
+import type { FastifyReply } from 'fastify';
+import { enqueueEvent } from '../infra/bus/outbox.js';
+import { isInputTopic } from '../infra/bus/topics.js';
+import { getMatchView, upsertMatch } from '../matches/match.repository.js';
+import { matchIdSchema, upsertMatchSchema } from '../matches/match.schemas.js';
+import { SERVICES, type Services } from '../services.js';
+import { InternalTokenGuard } from './internal-token.guard.js';
+import { parseOr400 } from './validation.js';
+
+/** The platform's internal API (SPEC §5): matches and input-event replay. Bearer INTERNAL_API_TOKEN. */
+@Controller('v1/internal')
+@UseGuards(InternalTokenGuard)
+export class InternalApiController {
+  constructor(@Inject(SERVICES) private readonly services: Services) {}
+
+  @Put('matches/:id')
+  async putMatch(@Param('id') rawId: string, @Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
+    const id = parseOr400(matchIdSchema, rawId, 'path.id');
+    const input = parseOr400(upsertMatchSchema, body);
+    const { db, clock } = this.services;
+    const { created } = await db.transaction().execute((trx) => upsertMatch(trx, id, input, clock.now()));
+    reply.status(created ? 201 : 200);
+    return getMatchView(db, id);
+  }
+
+  @Get('matches/:id')
+  async getMatch(@Param('id') rawId: string) {
+    const id = parseOr400(matchIdSchema, rawId, 'path.id');
+    const view = await getMatchView(this.services.db, id);
+    if (!view) throw new HttpException({ error: 'not_found', detail: `no match ${id}` }, 404);
+    return view;
+  }
+
+  /** Publishes an input event through the outbox, so it reaches the consumer exactly as Kafka input does. */
+  @Post('events/:topic')
+  async publishEvent(@Param('topic') topic: string, @Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
+    if (!isInputTopic(topic)) throw new HttpException({ error: 'not_found', detail: `${topic} is not an input topic` }, 404);
+    const schema = this.services.inputSchemas[topic];
+    const event = parseOr400(schema, body) as { eventId: string; matchId?: string };
+    const now = this.services.clock.now();
+    const enqueued = await enqueueEvent(this.services.db, {
+      topic,
+      matchId: event.matchId ?? 'all',
+      now,
+      dedupeKey: `input:${topic}:${event.eventId}`,
+      fields: { ...(body as Record<string, unknown>), occurredAt: (body as { occurredAt?: string }).occurredAt ?? new Date(now).toISOString() },
+    });
+    this.services.nudgeRelay();
+    reply.status(202);
+    return { accepted: true, topic, eventId: event.eventId, duplicate: enqueued === null };
+  }
+}

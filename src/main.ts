@@ -1,0 +1,66 @@
+import 'reflect-metadata';
+import { parseArgs } from 'node:util';
+import { loadConfig } from './config/config.js';
+import { startService, type RunningService } from './app.module.js';
+import { runCli, type Command } from './cli/cli.js';
+import { processIo, UsageError } from './cli/io.js';
+
+/** Stops the service on SIGTERM/SIGINT: drain, commit, leave the group; a hard deadline ends a stuck drain. */
+function stopOnSignals(service: RunningService, timeoutMs: number): Promise<number> {
+  return new Promise((resolve) => {
+    const stop = (signal: string) => {
+      service.services.logger.info({ signal }, 'signal received');
+      const timer = setTimeout(() => {
+        service.services.logger.error({ reason: 'SHUTDOWN_TIMEOUT', timeoutMs }, 'shutdown did not finish in time; exiting');
+        resolve(1);
+      }, timeoutMs);
+      timer.unref();
+      void service.close().then(() => {
+        clearTimeout(timer);
+        resolve(0);
+      });
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}
+
+const start: Command = async (args, io) => {
+  const { values } = parseArgs({ args, options: { help: { type: 'boolean', short: 'h', default: false } }, strict: false });
+  if (values.help) {
+    io.stdout('Usage: flock-workers start   (configuration from the environment; see docs/configuration.md)');
+    return 0;
+  }
+  const config = loadConfig(io.env, { service: true });
+  const service = await startService(config);
+  return stopOnSignals(service, config.SHUTDOWN_TIMEOUT_MS);
+};
+
+const demo: Command = async (args, io) => {
+  const { runDemo } = await import('./demo/demo.js');
+  return runDemo(args, io, stopOnSignals);
+};
+
+const lazy =
+  (load: () => Promise<Command>): Command =>
+  async (args, io) =>
+    (await load())(args, io);
+
+const sign = lazy(async () => {
+  const { runSign } = await import('./security/cli.js');
+  return async (args, io) => runSign(args, { stdin: await io.readStdin(), stdout: io.stdout, stderr: io.stderr });
+});
+const canonicalize = lazy(async () => {
+  const { runCanonicalize } = await import('./security/cli.js');
+  return async (args, io) => runCanonicalize(args, { stdin: await io.readStdin(), stdout: io.stdout, stderr: io.stderr });
+});
+
+const io = processIo();
+try {
+  process.exitCode = await runCli(process.argv.slice(2), io, { start, demo, sign, canonicalize });
+} catch (error) {
+  io.stderr(`flock-workers: ${error instanceof UsageError ? error.message : (error as Error).stack}`);
+  process.exitCode = error instanceof UsageError ? 2 : 1;
+}
+// Timers of stopped clients must not keep a finished command alive.
+setTimeout(() => process.exit(), 200).unref();

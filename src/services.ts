@@ -1,0 +1,40 @@
+import type { Kysely } from 'kysely';
+import type { z } from 'zod';
+import type { Config } from './config/config.js';
+import type { Clock } from './infra/clock.js';
+import type { MessageSink, MessageSource } from './infra/bus/bus.js';
+import type { ConsumerRuntime } from './infra/bus/consumer-runtime.js';
+import type { EmbeddedBus } from './infra/bus/embedded-bus.js';
+import type { OutboxRelay } from './infra/bus/outbox-relay.js';
+import type { InputTopic } from './infra/bus/topics.js';
+import type { DatabaseHandle } from './infra/db/database.js';
+import type { Database } from './infra/db/schema.js';
+import type { KeyValueStore } from './infra/kv/kv-store.js';
+import type { Logger } from './observability/logger.js';
+import type { Metrics } from './observability/metrics.js';
+import type { ServerProvisionWorker } from './provisioning/server-provision.worker.js';
+import type { ScheduledTasksService } from './scheduling/scheduled-tasks.service.js';
+
+/** Everything the composition root built, handed to controllers and the CLI as one value. */
+export interface Services {
+  readonly config: Config;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly database: DatabaseHandle;
+  readonly db: Kysely<Database>;
+  readonly kv: KeyValueStore;
+  readonly sink: MessageSink;
+  readonly source: MessageSource;
+  /** Present in the embedded default only: lets the demo and tests observe relayed events. */
+  readonly embeddedBus: EmbeddedBus | undefined;
+  readonly relay: OutboxRelay;
+  readonly consumer: ConsumerRuntime;
+  readonly provisioning: ServerProvisionWorker;
+  readonly scheduler: ScheduledTasksService;
+  readonly inputSchemas: Record<InputTopic, z.ZodType<{ eventId: string }>>;
+  nudgeRelay(): void;
+  readiness(): Promise<Record<string, string>>;
+}
+
+export const SERVICES = Symbol('Services');
