@@ -1,0 +1,173 @@
+import type { Clock } from '../../infra/clock.js';
+import type { KeyValueStore } from '../../infra/kv/kv-store.js';
+import type { Metrics } from '../../observability/metrics.js';
+
+/**
+ * The fleet-wide budget for the panel's application API, shared by every instance through the key-value port.
+ *
+ * The panel counts requests per key owner in a fixed window that starts at its first hit (pterodactyl-api.md
+ * §4.4), so the start of its window is unknowable: the fleet must keep EVERY sliding window under the budget.
+ * Slot spacing does that. Time is cut into slots of `intervalMs = ceil(windowMs / slotsPerWindow)`; a request may
+ * go out only after winning its slot with `SET <prefix>:slot:<n> NX`. Any window of `windowMs` overlaps at most
+ * `slotsPerWindow + 1` slots, and `slotsPerWindow = floor(budget · safetyMargin)` (at most budget − 1), so the
+ * remaining ~10 % absorbs network latency between winning a slot and reaching the panel, and clock skew between
+ * instances (about `(budget − slotsPerWindow − 1) · intervalMs` of both together: ≈ 6 s at 240/min).
+ *
+ * A 429 (or a response saying no budget remains) sets `<prefix>:pause-until`, which every acquire respects.
+ */
+export interface PanelRateLimiterOptions {
+  store: KeyValueStore;
+  clock: Clock;
+  /** Requests the panel allows per window and key owner: PTERO_RATE_LIMIT_PER_MIN (≥ 2). */
+  budget: number;
+  /** The panel's window; 60 s on Pterodactyl (configurable only so tests can run short windows). */
+  windowMs?: number;
+  /** Fraction of the budget the fleet may use (default 0.9). */
+  safetyMargin?: number;
+  /** Key prefix; instances that share one panel key owner must share it. Default `rl:ptero`. */
+  keyPrefix?: string;
+  /** Written as the slot value, for debugging who took a slot. */
+  instanceId?: string;
+  /** Upper bound of the random delay added after a slot boundary so contenders do not stampede (default ≤ 50 ms). */
+  maxJitterMs?: number;
+  /** How long the fleet pauses when the panel reports `X-RateLimit-Remaining: 0` (default windowMs / 30). */
+  exhaustedPauseMs?: number;
+  random?: () => number;
+  metrics?: Pick<Metrics, 'panelRateLimitWaitSeconds'>;
+}
+
+export interface AcquireOptions {
+  /** Absolute time on the limiter's clock after which waiting is pointless; a slot later than this throws. */
+  deadline?: number;
+  /** Relative alternative to `deadline`; the earlier of the two applies. */
+  maxWaitMs?: number;
+  signal?: AbortSignal;
+}
+
+/** Thrown by `acquire` when no slot can be had before the caller's deadline. */
+export class RateLimitDeadlineError extends Error {
+  readonly reason = 'RATE_LIMIT_DEADLINE';
+  constructor(
+    readonly deadline: number,
+    /** When the next attempt would have been made. */
+    readonly nextAttemptAt: number,
+  ) {
+    super(`no panel request slot before the deadline (next attempt in ${Math.max(0, nextAttemptAt - deadline)} ms past it)`);
+    this.name = 'RateLimitDeadlineError';
+  }
+}
+
+export class PanelRateLimiter {
+  readonly intervalMs: number;
+  readonly slotsPerWindow: number;
+  readonly windowMs: number;
+  readonly budget: number;
+  private readonly store: KeyValueStore;
+  private readonly clock: Clock;
+  private readonly prefix: string;
+  private readonly instanceId: string;
+  private readonly maxJitterMs: number;
+  private readonly exhaustedPauseMs: number;
+  private readonly slotTtlMs: number;
+  private readonly random: () => number;
+  private readonly metrics: PanelRateLimiterOptions['metrics'];
+  /** The latest pause this instance knows of, so a lost write race in the store cannot shorten it locally. */
+  private localPauseUntil = 0;
+
+  constructor(options: PanelRateLimiterOptions) {
+    const { budget } = options;
+    const windowMs = options.windowMs ?? 60_000;
+    const margin = options.safetyMargin ?? 0.9;
+    if (!Number.isInteger(budget) || budget < 2) throw new RangeError('rate limiter budget must be an integer ≥ 2');
+    if (!(margin > 0 && margin <= 1)) throw new RangeError('safetyMargin must be in (0, 1]');
+    if (!(windowMs > 0)) throw new RangeError('windowMs must be positive');
+    this.budget = budget;
+    this.windowMs = windowMs;
+    // The +1 boundary slot must still fit inside the budget.
+    this.slotsPerWindow = Math.max(1, Math.min(Math.floor(budget * margin), budget - 1));
+    this.intervalMs = Math.ceil(windowMs / this.slotsPerWindow);
+    this.store = options.store;
+    this.clock = options.clock;
+    this.prefix = options.keyPrefix ?? 'rl:ptero';
+    this.instanceId = options.instanceId ?? 'worker';
+    this.maxJitterMs = Math.max(0, Math.floor(options.maxJitterMs ?? Math.min(50, this.intervalMs / 4)));
+    this.exhaustedPauseMs = Math.max(1, Math.ceil(options.exhaustedPauseMs ?? windowMs / 30));
+    // Long enough that a skewed instance cannot re-win an expired slot it still considers current.
+    this.slotTtlMs = Math.max(2 * this.intervalMs, 10_000);
+    this.random = options.random ?? Math.random;
+    this.metrics = options.metrics;
+  }
+
+  /** Waits for a fleet-wide request slot. Resolves with the time waited, in ms of the limiter's clock. */
+  async acquire(options: AcquireOptions = {}): Promise<number> {
+    const started = this.clock.now();
+    const deadline = Math.min(
+      options.deadline ?? Number.POSITIVE_INFINITY,
+      options.maxWaitMs === undefined ? Number.POSITIVE_INFINITY : started + options.maxWaitMs,
+    );
+    for (;;) {
+      options.signal?.throwIfAborted();
+      const pausedUntil = await this.pausedUntil();
+      const now = this.clock.now();
+      if (pausedUntil > now) {
+        await this.waitUntil(pausedUntil + this.jitter(), deadline, options.signal);
+        continue;
+      }
+      const slot = Math.floor(now / this.intervalMs);
+      const won = await this.store.set(`${this.prefix}:slot:${slot}`, this.instanceId, { nx: true, px: this.slotTtlMs });
+      if (won) {
+        const waited = this.clock.now() - started;
+        this.metrics?.panelRateLimitWaitSeconds.observe(waited / 1000);
+        return waited;
+      }
+      await this.waitUntil((slot + 1) * this.intervalMs + this.jitter(), deadline, options.signal);
+    }
+  }
+
+  /** Pauses the whole fleet until `untilMs` (epoch ms on the limiter's clock); a later existing pause is kept. */
+  async pauseUntil(untilMs: number): Promise<void> {
+    const until = Math.ceil(untilMs);
+    if (until > this.localPauseUntil) this.localPauseUntil = until;
+    const key = `${this.prefix}:pause-until`;
+    // The port has no atomic "set if greater": re-check after writing so a racing shorter pause cannot win for long.
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const ttl = until - this.clock.now();
+      if (ttl <= 0) return;
+      const current = parsePause(await this.store.get(key));
+      if (current >= until) return;
+      await this.store.set(key, String(until), { px: ttl });
+    }
+  }
+
+  /** Pauses the whole fleet for `ms` from now (a 429's Retry-After). */
+  async pauseFor(ms: number): Promise<void> {
+    await this.pauseUntil(this.clock.now() + Math.max(0, ms));
+  }
+
+  /** Feeds back `X-RateLimit-Remaining` from a panel response; 0 means the next request would be throttled. */
+  async observeRemaining(remaining: number): Promise<void> {
+    if (Number.isFinite(remaining) && remaining <= 0) {
+      await this.pauseUntil(this.clock.now() + this.exhaustedPauseMs);
+    }
+  }
+
+  /** The end of the current fleet-wide pause (epoch ms), or 0 when there is none. */
+  async pausedUntil(): Promise<number> {
+    const shared = parsePause(await this.store.get(`${this.prefix}:pause-until`));
+    return Math.max(shared, this.localPauseUntil);
+  }
+
+  private async waitUntil(at: number, deadline: number, signal?: AbortSignal): Promise<void> {
+    if (at > deadline) throw new RateLimitDeadlineError(deadline, at);
+    await this.clock.sleep(Math.max(0, Math.ceil(at - this.clock.now())), signal);
+  }
+
+  private jitter(): number {
+    return this.maxJitterMs === 0 ? 0 : Math.floor(this.random() * this.maxJitterMs);
+  }
+}
+
+function parsePause(raw: string | null): number {
+  const value = raw === null ? 0 : Number(raw);
+  return Number.isFinite(value) ? value : 0;
+}
