@@ -4,13 +4,16 @@ import { defineConfig } from 'vitest/config';
 // SWC compiles the TypeScript so NestJS decorator metadata survives in tests.
 const plugins = [swc.vite({ module: { type: 'es6' }, jsc: { target: 'es2023', parser: { syntax: 'typescript', decorators: true }, transform: { legacyDecorator: true, decoratorMetadata: true } } })];
 
+// Oxc is Vite's default transformer; SWC replaces it here (decorator metadata).
+const base = { plugins, oxc: false as const };
+
 export default defineConfig({
-  plugins,
+  ...base,
   test: {
     projects: [
-      { plugins, test: { name: 'unit', include: ['src/**/*.spec.ts', 'test/fakes/**/*.spec.ts'], testTimeout: 20_000 } },
+      { ...base, test: { name: 'unit', include: ['src/**/*.spec.ts', 'test/fakes/**/*.spec.ts'], testTimeout: 20_000 } },
       {
-        plugins,
+        ...base,
         test: {
           name: 'integration',
           include: ['test/integration/**/*.spec.ts'],
@@ -19,7 +22,7 @@ export default defineConfig({
         },
       },
       {
-        plugins,
+        ...base,
         test: {
           name: 'e2e',
           include: ['test/e2e/**/*.spec.ts'],

@@ -1,0 +1,266 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { KafkaMessageSink } from '../../src/infra/bus/kafka-bus.js';
+import { Topics } from '../../src/infra/bus/topics.js';
+import { ledgerBalances } from '../../src/matches/match.repository.js';
+import { createLogger } from '../../src/observability/logger.js';
+import type { RunningService } from '../../src/app.module.js';
+import { startFakePanel, type FakePanel } from '../fakes/pterodactyl-panel.js';
+import { freshPostgresDatabase, randomName, requireKafka, requireRedis } from '../support/infra.js';
+import { eventually, KafkaTap } from '../support/kafka-tap.js';
+import { internalApi, matchBody, serviceEnv, startTestService } from '../support/service.js';
+
+// ServerProvisionWorker against the real PostgreSQL, Redis and Kafka, with the fake panel over real HTTP.
+// Inputs are produced to Kafka exactly as the platform would; outputs are read back from Kafka.
+
+const PANEL_KEY = 'ptla_test_key_0123456789abcdefghijklmnopqrstuv';
+let drop: () => Promise<void>;
+let panel: FakePanel;
+let service: RunningService;
+let tap: KafkaTap;
+let producer: KafkaMessageSink;
+let redis: Redis;
+let redisPrefix: string;
+let api: ReturnType<typeof internalApi>;
+
+beforeAll(async () => {
+  const prefix = randomName('t') + '.';
+  const [db, redisUrl, brokers] = await Promise.all([freshPostgresDatabase(), requireRedis(), requireKafka(prefix)]);
+  drop = db.drop;
+  panel = await startFakePanel({ apiKeys: { [PANEL_KEY]: 'worker-admin' } });
+  redisPrefix = randomName('fw') + ':';
+  redis = new Redis(redisUrl);
+  service = await startTestService(
+    serviceEnv({
+      DATABASE_URL: db.url,
+      REDIS_URL: redisUrl,
+      REDIS_KEY_PREFIX: redisPrefix,
+      KAFKA_BROKERS: brokers.join(','),
+      KAFKA_TOPIC_PREFIX: prefix,
+      KAFKA_GROUP_ID: randomName('g'),
+      PTERO_APP_URL: panel.url,
+      PTERO_APP_API_KEY: PANEL_KEY,
+    }),
+  );
+  api = internalApi(service);
+  producer = new KafkaMessageSink({ brokers, clientId: 'test-platform', topicPrefix: prefix, logger: createLogger('silent') });
+  tap = await KafkaTap.start(brokers, prefix, [Topics.serverReady, Topics.serverFailed, Topics.matchCancelled, Topics.deadLetter]);
+});
+
+afterAll(async () => {
+  await tap?.stop();
+  await producer?.close();
+  await service?.close();
+  await panel?.close();
+  await redis?.quit();
+  await drop?.();
+});
+
+async function produce(topic: string, value: string | Record<string, unknown>, key: string) {
+  const text = typeof value === 'string' ? value : JSON.stringify(value);
+  const eventId = typeof value === 'string' ? randomUUID() : String(value.eventId);
+  await producer.send([{ topic, key, value: text, headers: { 'event-id': eventId, 'event-type': topic } }]);
+}
+
+const reserved = (matchId: string, panelServerId: number, eventId = randomUUID()) => ({ v: 'v1', eventId, matchId, panelServerId });
+
+async function view(matchId: string) {
+  const { status, json } = await api('GET', `/v1/internal/matches/${matchId}`);
+  return status === 200 ? json : undefined;
+}
+
+async function createMatch(matchId: string, options?: { overlayRequired?: boolean }) {
+  const { status } = await api('PUT', `/v1/internal/matches/${matchId}`, matchBody(matchId, options));
+  expect(status).toBe(201);
+}
+
+describe('ServerProvisionWorker on real PostgreSQL, Redis and Kafka', () => {
+  it('reserved → installing → installed + admin hook → exactly one server.ready', async () => {
+    const matchId = randomName('m-ready-');
+    await createMatch(matchId);
+    const serverId = panel.addServer({ installAfterMs: 800 });
+    await produce(Topics.serverReserved, reserved(matchId, serverId), matchId);
+    await eventually(async () => (await view(matchId))?.provisioning?.state === 'INSTALLING' || (await view(matchId))?.provisioning?.state === 'WAITING_SIGNALS', 20_000, 'provisioning to start');
+    await eventually(async () => (await view(matchId))?.provisioning?.state === 'WAITING_SIGNALS', 20_000, 'install detected');
+    expect((await view(matchId)).checklist.serverInstalled).toBe(true);
+    expect(tap.of(Topics.serverReady, matchId)).toHaveLength(0);
+
+    await service.services.provisioning.recordReadinessSignal(matchId, { adminHooksOk: true });
+    await eventually(() => tap.distinct(Topics.serverReady, matchId).length === 1, 20_000, 'server.ready on Kafka');
+    const v = await view(matchId);
+    expect(v.provisioning.state).toBe('READY');
+    expect(v.checklist).toMatchObject({ serverInstalled: true, adminHooksOk: true });
+    const ready = tap.distinct(Topics.serverReady, matchId)[0]!;
+    expect(ready.key).toBe(matchId);
+    expect(ready.value).toMatchObject({ v: 'v1', type: 'server.ready', matchId, panelServerId: serverId });
+    // A second signal changes nothing.
+    await service.services.provisioning.recordReadinessSignal(matchId, { adminHooksOk: true });
+    await new Promise((r) => setTimeout(r, 500));
+    expect(tap.distinct(Topics.serverReady, matchId)).toHaveLength(1);
+  });
+
+  it('deadline passes → one server.failed (TIMEOUT), match CANCELLED, each player refunded once, ledger balanced', async () => {
+    const matchId = randomName('m-timeout-');
+    await createMatch(matchId);
+    const serverId = panel.addServer({ status: 'installing' });
+    await produce(Topics.serverReserved, reserved(matchId, serverId), matchId);
+    await eventually(() => tap.distinct(Topics.matchCancelled, matchId).length === 1, 30_000, 'match.cancelled');
+    const v = await view(matchId);
+    expect(v.status).toBe('CANCELLED');
+    expect(v.provisioning).toMatchObject({ state: 'FAILED', failureReason: 'TIMEOUT' });
+    expect(v.refunds.map((r: { playerId: string; amountCents: number }) => [r.playerId, r.amountCents]).sort()).toEqual([
+      [`alice-${matchId}`, 500],
+      [`bob-${matchId}`, 500],
+    ]);
+    expect(tap.distinct(Topics.serverFailed, matchId)).toHaveLength(1);
+    expect(tap.distinct(Topics.serverFailed, matchId)[0]!.value.reason).toBe('TIMEOUT');
+    const cancelled = tap.distinct(Topics.matchCancelled, matchId)[0]!.value;
+    expect(cancelled.refunds).toHaveLength(2);
+    expect(await ledgerBalances(service.services.db, matchId)).toEqual({ [`alice-${matchId}`]: 0, [`bob-${matchId}`]: 0 });
+    // The panel server is cleaned up after the failure.
+    await eventually(() => !panel.has(serverId), 20_000, 'panel server deleted');
+  });
+
+  it('install_failed → FAILED (INSTALL_FAILED) well before the deadline', async () => {
+    const matchId = randomName('m-instfail-');
+    await createMatch(matchId);
+    const serverId = panel.addServer({ installAfterMs: 300, outcome: 'install_failed' });
+    const started = Date.now();
+    await produce(Topics.serverReserved, reserved(matchId, serverId), matchId);
+    await eventually(async () => (await view(matchId))?.provisioning?.state === 'FAILED', 20_000, 'failure');
+    expect(Date.now() - started).toBeLessThan(6000); // the deadline is 8 s
+    expect((await view(matchId)).provisioning.failureReason).toBe('INSTALL_FAILED');
+    await eventually(() => tap.distinct(Topics.serverFailed, matchId).length === 1, 20_000, 'server.failed');
+    expect(tap.distinct(Topics.serverFailed, matchId)[0]!.value.reason).toBe('INSTALL_FAILED');
+  });
+
+  it('the same event delivered five times → one effect', async () => {
+    const matchId = randomName('m-dup-');
+    await createMatch(matchId);
+    const serverId = panel.addServer({ installAfterMs: 200, outcome: 'install_failed' });
+    const event = reserved(matchId, serverId);
+    for (let i = 0; i < 5; i++) await produce(Topics.serverReserved, event, matchId);
+    await eventually(() => tap.distinct(Topics.matchCancelled, matchId).length === 1, 20_000, 'match.cancelled');
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(tap.distinct(Topics.serverFailed, matchId)).toHaveLength(1);
+    expect((await view(matchId)).refunds).toHaveLength(2);
+    const processed = await service.services.db.selectFrom('processed_events').selectAll().where('event_id', '=', event.eventId).execute();
+    expect(processed).toHaveLength(1);
+  });
+
+  it('Redis flushed between deliveries → still one refund per player', async () => {
+    const matchId = randomName('m-flush-');
+    await createMatch(matchId);
+    const serverId = panel.addServer({ installAfterMs: 200, outcome: 'install_failed' });
+    const event = reserved(matchId, serverId);
+    await produce(Topics.serverReserved, event, matchId);
+    await eventually(async () => (await view(matchId))?.refunds?.length === 2, 20_000, 'refunds');
+    expect(await redis.exists(`${redisPrefix}wk:idemp:srv:reserved:${event.eventId}`)).toBe(1);
+    const keys = await redis.keys(`${redisPrefix}*`);
+    if (keys.length) await redis.del(...keys);
+    expect(await redis.exists(`${redisPrefix}wk:idemp:srv:reserved:${event.eventId}`)).toBe(0);
+    await produce(Topics.serverReserved, event, matchId);
+    await produce(Topics.serverReserved, reserved(matchId, serverId), matchId); // a new event id for the same match
+    await eventually(async () => (await redis.exists(`${redisPrefix}wk:idemp:srv:reserved:${event.eventId}`)) === 1, 20_000, 'redelivery consumed');
+    await new Promise((r) => setTimeout(r, 1000));
+    const refunds = await service.services.db.selectFrom('ledger_entries').selectAll().where('match_id', '=', matchId).where('kind', '=', 'REFUND').execute();
+    expect(refunds).toHaveLength(2);
+    expect(tap.distinct(Topics.serverFailed, matchId)).toHaveLength(1);
+  });
+
+  it('released after ready → panel server deleted, state RELEASED; released twice → one effect', async () => {
+    const matchId = randomName('m-rel-');
+    await createMatch(matchId);
+    const serverId = panel.addServer({ installAfterMs: 100 });
+    await service.services.provisioning.recordReadinessSignal(matchId, { adminHooksOk: true }); // the hook may call in before the install ends
+    await produce(Topics.serverReserved, reserved(matchId, serverId), matchId);
+    await eventually(() => tap.distinct(Topics.serverReady, matchId).length === 1, 20_000, 'ready');
+    const release = { v: 'v1', eventId: randomUUID(), matchId, panelServerId: serverId };
+    await produce(Topics.serverReleased, release, matchId);
+    await produce(Topics.serverReleased, release, matchId);
+    await produce(Topics.serverReleased, { ...release, eventId: randomUUID() }, matchId);
+    await eventually(async () => (await view(matchId))?.provisioning?.cleanup === 'DONE', 20_000, 'cleanup done');
+    expect((await view(matchId)).provisioning.state).toBe('RELEASED');
+    expect(panel.has(serverId)).toBe(false);
+    const deletes = panel.stats.byPath[`DELETE /api/application/servers/${serverId}`] ?? 0;
+    expect(deletes).toBe(1);
+  });
+
+  it('released before reserved → remembered; the late reservation does not provision', async () => {
+    const matchId = randomName('m-early-');
+    await createMatch(matchId);
+    const serverId = panel.addServer({ installAfterMs: 100 });
+    await produce(Topics.serverReleased, { v: 'v1', eventId: randomUUID(), matchId, panelServerId: serverId }, matchId);
+    await eventually(async () => (await view(matchId))?.provisioning?.state === 'RELEASED', 20_000, 'tombstone');
+    await produce(Topics.serverReserved, reserved(matchId, serverId), matchId);
+    await eventually(async () => {
+      const rows = await service.services.db.selectFrom('processed_events').select('event_id').where('topic', '=', Topics.serverReserved).execute();
+      return rows.length > 0 && (await view(matchId))?.provisioning?.state === 'RELEASED';
+    }, 20_000);
+    await new Promise((r) => setTimeout(r, 1500));
+    const v = await view(matchId);
+    expect(v.provisioning.state).toBe('RELEASED');
+    expect(v.refunds).toHaveLength(0);
+    expect(panel.stats.byPath[`GET /api/application/servers/${serverId}`] ?? 0).toBe(0);
+    expect(tap.distinct(Topics.serverReady, matchId)).toHaveLength(0);
+    expect(tap.distinct(Topics.serverFailed, matchId)).toHaveLength(0);
+  });
+
+  it('poison messages go to the dead-letter topic with a reason and the partition keeps flowing', async () => {
+    const matchId = randomName('m-poison-');
+    await createMatch(matchId);
+    await produce(Topics.serverReserved, '{not json', matchId);
+    await produce(Topics.serverReserved, { v: 'v9', eventId: randomUUID(), matchId, panelServerId: 1 }, matchId);
+    await produce(Topics.serverReserved, { v: 'v1', eventId: randomUUID(), matchId }, matchId);
+    await produce(Topics.serverReserved, '[1,2,3]', matchId);
+    const serverId = panel.addServer({ installAfterMs: 100, outcome: 'install_failed' });
+    await produce(Topics.serverReserved, reserved(matchId, serverId), matchId); // same key → same partition, after the poison
+    await eventually(() => tap.distinct(Topics.serverFailed, matchId).length === 1, 20_000, 'valid event after the poison processed');
+    await eventually(() => tap.of(Topics.deadLetter, matchId).length >= 4, 20_000, 'dead letters');
+    const reasons = tap.distinct(Topics.deadLetter, matchId).map((e) => e.value.reason).sort();
+    expect(reasons).toEqual(['INVALID_FIELDS', 'INVALID_JSON', 'NOT_AN_OBJECT', 'UNSUPPORTED_VERSION']);
+    const dl = tap.distinct(Topics.deadLetter, matchId).find((e) => e.value.reason === 'INVALID_FIELDS')!;
+    expect(dl.value).toMatchObject({ sourceTopic: Topics.serverReserved, type: Topics.deadLetter });
+    expect(String(dl.value.detail)).toContain('panelServerId');
+    const rows = await service.services.db.selectFrom('dead_letters').selectAll().where('key', '=', matchId).execute();
+    expect(rows).toHaveLength(4);
+  });
+
+  it('the internal API rejects bad input with field-level reasons and unknown ids with 404', async () => {
+    const bad = await api('PUT', '/v1/internal/matches/m-bad', { mode: 'NOPE', entryFee: { amountCents: -1, currency: 'usd' }, overlayRequired: true, players: [] });
+    expect(bad.status).toBe(400);
+    const fields = bad.json.issues.map((i: { field: string }) => i.field);
+    expect(fields).toEqual(expect.arrayContaining(['body.mode', 'body.entryFee.amountCents', 'body.entryFee.currency', 'body.players']));
+    expect((await api('GET', '/v1/internal/matches/nope-never')).status).toBe(404);
+    const unauth = await fetch(`${service.url}/v1/internal/matches/x`, { headers: { authorization: 'Bearer wrong' } });
+    expect(unauth.status).toBe(401);
+    const badEvent = await api('POST', '/v1/internal/events/server.reserved', { v: 'v1', eventId: 'e1', matchId: 'm-1' });
+    expect(badEvent.status).toBe(400);
+    expect(JSON.stringify(badEvent.json)).toContain('panelServerId');
+    expect((await api('POST', '/v1/internal/events/server.ready', {})).status).toBe(404);
+  });
+
+  it('an input event published through the internal API takes the same path as Kafka input', async () => {
+    const matchId = randomName('m-api-');
+    await createMatch(matchId);
+    const serverId = panel.addServer({ installAfterMs: 100, outcome: 'install_failed' });
+    const event = reserved(matchId, serverId);
+    const first = await api('POST', '/v1/internal/events/server.reserved', event);
+    expect(first).toMatchObject({ status: 202, json: { accepted: true, eventId: event.eventId, duplicate: false } });
+    const again = await api('POST', '/v1/internal/events/server.reserved', event);
+    expect(again.json.duplicate).toBe(true);
+    await eventually(() => tap.distinct(Topics.serverFailed, matchId).length === 1, 20_000, 'server.failed');
+  });
+
+  it('exposes readiness and provisioning metrics', async () => {
+    const ready = await fetch(`${service.url}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toMatchObject({ status: 'ready', checks: { database: 'ok', redis: 'ok', bus: 'ok' } });
+    const metrics = await (await fetch(`${service.url}/metrics`)).text();
+    expect(metrics).toMatch(/provisioning_outcomes_total\{outcome="failed",reason="INSTALL_FAILED"\} [1-9]/);
+    expect(metrics).toMatch(/pterodactyl_requests_total\{operation="get_server",status="200"\} [1-9]/);
+    expect(metrics).toMatch(/dead_letters_total\{topic="server.reserved",reason="INVALID_JSON"\} 1/);
+    expect(metrics).not.toContain(PANEL_KEY);
+  });
+});

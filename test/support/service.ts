@@ -1,0 +1,66 @@
+import { randomBytes } from 'node:crypto';
+import { loadConfig } from '../../src/config/config.js';
+import { startService, type RunningService, type ServiceOverrides } from '../../src/app.module.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { Metrics } from '../../src/observability/metrics.js';
+import { TEST_SECRETS } from './infra.js';
+
+export interface TestStack {
+  DATABASE_URL: string;
+  REDIS_URL: string;
+  REDIS_KEY_PREFIX: string;
+  KAFKA_BROKERS: string;
+  KAFKA_TOPIC_PREFIX: string;
+  KAFKA_GROUP_ID: string;
+  PTERO_APP_URL: string;
+  PTERO_APP_API_KEY: string;
+}
+
+/** Environment of one service instance on the real stack (each test file gets its own database, prefixes, group). */
+export function serviceEnv(stack: TestStack, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    ...TEST_SECRETS,
+    ...stack,
+    PORT: '0',
+    HOST: '127.0.0.1',
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    READY_DEADLINE_MS: '8000',
+    POLL_EVERY_MS: '300',
+    PROVISION_MONITOR_EVERY_MS: '1000',
+    ...extra,
+  };
+}
+
+export async function startTestService(env: Record<string, string>, overrides: ServiceOverrides = {}): Promise<RunningService> {
+  const config = loadConfig({ ...env, INSTANCE_ID: env.INSTANCE_ID ?? `test-${randomBytes(3).toString('hex')}` }, { service: true });
+  return startService(config, {
+    logger: createLogger(config.LOG_LEVEL, { instanceId: config.instanceId }),
+    metrics: new Metrics(),
+    ...overrides,
+  });
+}
+
+/** The internal API of a running service. */
+export function internalApi(service: RunningService) {
+  return async (method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> => {
+    const response = await fetch(`${service.url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${TEST_SECRETS.INTERNAL_API_TOKEN}`, 'content-type': 'application/json' },
+      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    });
+    const text = await response.text();
+    return { status: response.status, json: text ? JSON.parse(text) : null };
+  };
+}
+
+export function matchBody(matchId: string, options: { overlayRequired?: boolean; amountCents?: number } = {}) {
+  return {
+    mode: 'VERIFIED_STREAM',
+    entryFee: { amountCents: options.amountCents ?? 500, currency: 'USD' },
+    overlayRequired: options.overlayRequired ?? false,
+    players: [
+      { side: 'p1', playerId: `alice-${matchId}`, streamChannels: [`twitch:alice_${matchId}`.slice(0, 60), `srs:live/alice`] },
+      { side: 'p2', playerId: `bob-${matchId}`, streamChannels: [`twitch:bob_${matchId}`.slice(0, 60), `srs:live/bob`] },
+    ],
+  };
+}
