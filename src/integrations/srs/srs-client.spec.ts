@@ -1,0 +1,174 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { FakeSrs } from '../../../test/fakes/srs.js';
+import { ManualClock } from '../../infra/clock.js';
+import { Metrics } from '../../observability/metrics.js';
+import { SrsClient, SrsTelemetryProvider, type SrsClientOptions, type SrsProviderOptions } from './srs-client.js';
+
+let clock: ManualClock;
+let srs: FakeSrs;
+let metrics: Metrics;
+
+beforeEach(async () => {
+  clock = new ManualClock(Date.UTC(2026, 0, 1));
+  srs = await FakeSrs.start({ clock });
+  metrics = new Metrics();
+});
+afterEach(async () => {
+  await srs.close();
+});
+
+function provider(client: Partial<SrsClientOptions> = {}, options: Partial<SrsProviderOptions> = {}) {
+  const c = new SrsClient({ baseUrl: srs.url, timeoutMs: 300, metrics, ...client });
+  return new SrsTelemetryProvider(c, clock, { checkEveryMs: 30_000, ...options });
+}
+
+const ALICE = 'srs:live/alice';
+
+describe('SrsTelemetryProvider over real HTTP', () => {
+  it('FPS = Δframes/Δt between sweeps of the same stream; bitrate = kbps.recv_30s', async () => {
+    srs.publish('live', 'alice', { fps: 60, kbps: 6000 });
+    const p = provider();
+    const first = await p.fetch([ALICE]);
+    expect(first.get(ALICE)).toMatchObject({ live: true, title: 'unknown', fps: 'unknown', bitrateKbps: 6000, unknownReason: 'first_sample' });
+    clock.advance(30_000);
+    const second = (await p.fetch([ALICE])).get(ALICE);
+    expect(second).toMatchObject({ live: true, fps: 60, bitrateKbps: 6000, detail: { frames: 1800 } });
+    expect(second?.unknownReason).toBeUndefined();
+        srs.set('live', 'alice', { fps: 24, kbps: 2400 });
+    clock.advance(30_000);
+    expect((await p.fetch([ALICE])).get(ALICE)).toMatchObject({ fps: 24, bitrateKbps: 2400 });
+  });
+
+  it('one listing per sweep, whatever the number of channels', async () => {
+    for (let i = 0; i < 10; i++) srs.publish('live', `p${i}`, { fps: 30, kbps: 3000 });
+    const p = provider();
+    const result = await p.fetch(Array.from({ length: 10 }, (_, i) => `srs:live/p${i}`));
+    expect(result.size).toBe(10);
+    expect(srs.requests).toHaveLength(1);
+  });
+
+  it('a sweep seconds after the last one measures against an older sample (window_too_short otherwise)', async () => {
+    srs.publish('live', 'alice', { fps: 60, kbps: 6000 });
+    const p = provider();
+    await p.fetch([ALICE]);
+    clock.advance(5_000);
+    expect((await p.fetch([ALICE])).get(ALICE)).toMatchObject({ fps: 'unknown', unknownReason: 'window_too_short' });
+    clock.advance(25_000);
+    expect((await p.fetch([ALICE])).get(ALICE)).toMatchObject({ fps: 60 });
+  });
+
+  it('a previous sample older than 3 check intervals is stale → unknown, then measured again', async () => {
+    srs.publish('live', 'alice', { fps: 60, kbps: 6000 });
+    const p = provider();
+    await p.fetch([ALICE]);
+    clock.advance(91_000);
+    expect((await p.fetch([ALICE])).get(ALICE)).toMatchObject({ fps: 'unknown', unknownReason: 'stale_sample', bitrateKbps: 6000 });
+    clock.advance(30_000);
+    expect((await p.fetch([ALICE])).get(ALICE)).toMatchObject({ fps: 60 });
+  });
+
+  it('a counter that went backwards is a reset → unknown, never a negative FPS', async () => {
+    srs.publish('live', 'alice', { fps: 60, kbps: 6000 });
+    const p = provider();
+    clock.advance(30_000);
+    await p.fetch([ALICE]); // baseline: 1800 frames
+    clock.advance(30_000);
+    srs.zeroFrames('live', 'alice');
+    clock.advance(1_000);
+    expect((await p.fetch([ALICE])).get(ALICE)).toMatchObject({ fps: 'unknown', unknownReason: 'counter_reset' });
+    clock.advance(30_000);
+    expect((await p.fetch([ALICE])).get(ALICE)).toMatchObject({ fps: 60 });
+  });
+
+  it('a new stream id (republish after cleanup, SRS restart) starts over: first sample', async () => {
+    srs.publish('live', 'alice', { fps: 60, kbps: 6000 });
+    const p = provider();
+    await p.fetch([ALICE]);
+    clock.advance(30_000);
+    srs.restart('live', 'alice');
+    expect((await p.fetch([ALICE])).get(ALICE)).toMatchObject({ fps: 'unknown', unknownReason: 'first_sample' });
+  });
+
+  it('not publishing, or not listed while SRS answered → not live at ingest, FPS 0, bitrate 0', async () => {
+    srs.publish('live', 'alice', { fps: 60, kbps: 6000 });
+    srs.publish('live', 'bob', { fps: 60, kbps: 6000 });
+    srs.unpublish('live', 'bob');
+    const result = await provider().fetch([ALICE, 'srs:live/bob', 'srs:live/carol']);
+    expect(result.get('srs:live/bob')).toMatchObject({ live: false, fps: 0, bitrateKbps: 0 });
+    expect(result.get('srs:live/carol')).toMatchObject({ live: false, fps: 0, bitrateKbps: 0, detail: { listed: false } });
+  });
+
+  it('audio only: frames do not grow → FPS 0', async () => {
+    srs.publish('live', 'alice', { fps: 60, kbps: 3000, video: false });
+    const p = provider();
+    await p.fetch([ALICE]);
+    clock.advance(30_000);
+    expect((await p.fetch([ALICE])).get(ALICE)).toMatchObject({ live: true, fps: 0 });
+  });
+
+  it.each([
+    ['HTTP 500', () => srs.failNext({ kind: 'status', status: 500 }), 'http_5xx'],
+    ['an SRS error code', () => srs.failNext({ kind: 'code', code: 1028 }), 'provider_error'],
+    ['a hung request', () => srs.failNext({ kind: 'hang' }), 'timeout'],
+    ['a reset connection', () => srs.failNext({ kind: 'reset' }), 'network_error'],
+    ['a non-JSON body', () => srs.failNext({ kind: 'status', status: 200, body: '<html>' }), 'bad_response'],
+  ])('%s → every channel unknown (never absent), and FPS resumes after', async (_name, inject, reason) => {
+    srs.publish('live', 'alice', { fps: 60, kbps: 6000 });
+    const p = provider();
+    await p.fetch([ALICE]);
+    clock.advance(30_000);
+    inject();
+    const down = await p.fetch([ALICE, 'srs:live/nobody']);
+    for (const t of down.values()) expect(t).toMatchObject({ live: 'unknown', fps: 'unknown', bitrateKbps: 'unknown', unknownReason: reason });
+    clock.advance(30_000);
+    expect((await p.fetch([ALICE])).get(ALICE)).toMatchObject({ fps: 60 });
+  });
+
+  it('SRS unreachable → unknown', async () => {
+    const p = provider({ baseUrl: 'http://127.0.0.1:9' });
+    expect((await p.fetch([ALICE])).get(ALICE)).toMatchObject({ live: 'unknown', unknownReason: 'network_error' });
+  });
+
+  it('follows pages until all streams are read', async () => {
+    for (const n of ['a', 'b', 'c', 'd', 'e']) srs.publish('live', n, { fps: 30, kbps: 3000 });
+    const p = provider({ pageSize: 2 });
+    const result = await p.fetch(['srs:live/a', 'srs:live/e']);
+    expect(srs.requests.map((r) => [r.start, r.count])).toEqual([
+      ['0', '2'],
+      ['2', '2'],
+      ['4', '2'],
+    ]);
+    expect(result.get('srs:live/e')).toMatchObject({ live: true, bitrateKbps: 3000 });
+  });
+
+  it('pages by `total` when the server returns fewer than asked, overlapping pages deduplicated', async () => {
+    for (let i = 0; i < 45; i++) srs.publish('live', `p${String(i).padStart(2, '0')}`, { fps: 30, kbps: 3000 });
+    srs.maxCount = 20;
+    const client = new SrsClient({ baseUrl: srs.url, timeoutMs: 300, pageSize: 20 });
+    const listing = await client.listStreams();
+    expect(listing).toMatchObject({ ok: true, malformed: 0 });
+    if (listing.ok) expect(new Set(listing.streams.map((s) => s.name)).size).toBe(45);
+    expect(srs.requests.map((r) => r.start)).toEqual(['0', '15', '30']);
+  });
+
+  it('more pages than allowed → unknown rather than a partial list', async () => {
+    for (const n of ['a', 'b', 'c']) srs.publish('live', n, { fps: 30, kbps: 3000 });
+    const p = provider({ pageSize: 1, maxPages: 2 });
+    expect((await p.fetch(['srs:live/c'])).get('srs:live/c')).toMatchObject({ live: 'unknown', unknownReason: 'bad_response' });
+  });
+
+  it('a channel that is not srs:<app>/<name> is unknown', async () => {
+    const result = await provider().fetch(['srs:alice', 'srs:live/', 'twitch:live/alice']);
+    for (const t of result.values()) expect(t.unknownReason).toBe('invalid_channel');
+  });
+
+  it('counts requests by status', async () => {
+    srs.failNext({ kind: 'status', status: 503 });
+    const p = provider();
+    await p.fetch([ALICE]);
+    await p.fetch([ALICE]);
+    const text = await metrics.registry.getSingleMetricAsString('telemetry_requests_total');
+    expect(text).toContain('telemetry_requests_total{provider="srs",status="503"} 1');
+    expect(text).toContain('telemetry_requests_total{provider="srs",status="200"} 1');
+  });
+});

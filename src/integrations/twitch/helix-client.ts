@@ -1,0 +1,340 @@
+/**
+ * Twitch Helix, the part stream health needs: an app access token (client credentials) and `GET /streams`
+ * for up to 100 logins per request (shared/spec/stream-telemetry.md, "Twitch").
+ *
+ * Failure never throws out of `getStreams`: a batch that could not be read (token endpoint down, 401 twice,
+ * 429, 5xx, timeout, unparseable body) comes back as `unknown` for each of its logins, with a reason code.
+ * The client secret and access tokens never reach a log line, an error message or a metric label.
+ */
+import { z } from 'zod';
+import type { Clock } from '../../infra/clock.js';
+import type { Logger } from '../../observability/logger.js';
+import type { Metrics } from '../../observability/metrics.js';
+import {
+  UNKNOWN,
+  knownTitle,
+  parseChannel,
+  unknownTelemetry,
+  type ChannelTelemetry,
+  type TelemetryProvider,
+  type TelemetryUnknownReason,
+} from '../../stream-health/telemetry.js';
+
+/** Helix accepts at most 100 `user_login` per Get Streams request. */
+export const HELIX_MAX_LOGINS = 100;
+/** Twitch logins: lowercase letters, digits, underscore. */
+const LOGIN = /^[a-z0-9_]{1,25}$/;
+
+const tokenSchema = z.object({
+  access_token: z.string().min(1),
+  expires_in: z.number().positive(),
+  token_type: z.string().optional(),
+});
+
+const streamSchema = z.object({
+  id: z.string().optional(),
+  user_id: z.string().optional(),
+  user_login: z.string(),
+  type: z.string(),
+  title: z.string(),
+  started_at: z.string().optional(),
+});
+const streamsSchema = z.object({ data: z.array(streamSchema) });
+
+export type HelixStream = z.infer<typeof streamSchema>;
+
+/** What Helix said about one login. `found` includes non-live types (rerun, premiere, …) and the error type ''. */
+export type StreamLookup =
+  | { readonly status: 'found'; readonly stream: HelixStream }
+  | { readonly status: 'offline' }
+  | { readonly status: 'unknown'; readonly reason: TelemetryUnknownReason };
+
+export interface HelixClientOptions {
+  readonly clientId: string;
+  readonly clientSecret: string;
+  /** TWITCH_API_URL, e.g. https://api.twitch.tv/helix */
+  readonly apiUrl: string;
+  /** TWITCH_AUTH_URL, e.g. https://id.twitch.tv/oauth2/token */
+  readonly authUrl: string;
+  /** TELEMETRY_TIMEOUT_MS, per HTTP request. */
+  readonly timeoutMs: number;
+  readonly clock: Clock;
+  readonly logger?: Logger;
+  readonly metrics?: Metrics;
+  /** Longest wait for an empty rate-limit bucket to refill; beyond it the batch is unknown (default 5 s). */
+  readonly maxRateLimitWaitMs?: number;
+  /** Refresh the token this long before it expires (default 5 min, at most half its lifetime). */
+  readonly refreshMarginMs?: number;
+  /** Batches in flight at once (default 4). */
+  readonly concurrency?: number;
+}
+
+interface Token {
+  readonly value: string;
+  readonly expiresAt: number;
+  readonly lifetimeMs: number;
+}
+
+type HttpResult =
+  | { readonly ok: true; readonly status: number; readonly headers: Headers; readonly body: string }
+  | { readonly ok: false; readonly reason: 'timeout' | 'network_error' };
+
+class TokenError extends Error {
+  constructor(readonly status: string) {
+    super(`twitch token request failed (${status})`);
+    this.name = 'TokenError';
+  }
+}
+
+export class HelixClient {
+  private token: Token | null = null;
+  private tokenInFlight: Promise<string> | null = null;
+  private rate: { remaining: number | null; resetAt: number | null } = { remaining: null, resetAt: null };
+  private readonly maxWaitMs: number;
+  private readonly marginMs: number;
+  private readonly concurrency: number;
+
+  constructor(private readonly options: HelixClientOptions) {
+    this.maxWaitMs = options.maxRateLimitWaitMs ?? 5_000;
+    this.marginMs = options.refreshMarginMs ?? 5 * 60_000;
+    this.concurrency = Math.max(1, options.concurrency ?? 4);
+  }
+
+  /** The last rate-limit state seen (Ratelimit-Remaining, Ratelimit-Reset in ms). */
+  rateLimit(): { readonly remaining: number | null; readonly resetAt: number | null } {
+    return { ...this.rate };
+  }
+
+  /** Looks up every login (case-insensitive), 100 per request. Keys of the result are lowercased logins. */
+  async getStreams(logins: readonly string[]): Promise<Map<string, StreamLookup>> {
+    const result = new Map<string, StreamLookup>();
+    const valid: string[] = [];
+    for (const login of new Set(logins.map((l) => l.toLowerCase()))) {
+      if (LOGIN.test(login)) valid.push(login);
+      else result.set(login, { status: 'unknown', reason: 'invalid_channel' });
+    }
+    const batches: string[][] = [];
+    for (let i = 0; i < valid.length; i += HELIX_MAX_LOGINS) batches.push(valid.slice(i, i + HELIX_MAX_LOGINS));
+
+    let next = 0;
+    const worker = async () => {
+      while (next < batches.length) {
+        const batch = batches[next++] as string[];
+        const answer = await this.fetchBatch(batch);
+        for (const login of batch) {
+          if (typeof answer === 'string') result.set(login, { status: 'unknown', reason: answer });
+          else {
+            const stream = answer.get(login);
+            result.set(login, stream ? { status: 'found', stream } : { status: 'offline' });
+          }
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.concurrency, batches.length) }, worker));
+    return result;
+  }
+
+  /** One Get Streams request (plus one retry after a 401); a reason code when it could not be read. */
+  private async fetchBatch(batch: readonly string[]): Promise<Map<string, HelixStream> | TelemetryUnknownReason> {
+    const url = new URL(`${this.options.apiUrl.replace(/\/+$/, '')}/streams`);
+    // first=100: Helix pages at 20 by default, which would silently drop live users beyond the 20th.
+    url.searchParams.set('first', String(HELIX_MAX_LOGINS));
+    for (const login of batch) url.searchParams.append('user_login', login);
+
+    let response: HttpResult | null = null;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      let token: string;
+      try {
+        token = await this.accessToken();
+      } catch {
+        return 'auth_failed';
+      }
+      if (!(await this.acquireRateSlot())) {
+        this.count('twitch', 'skipped_rate_limit');
+        this.options.logger?.warn({ provider: 'twitch', logins: batch.length }, 'twitch rate-limit bucket empty; batch left unknown');
+        return 'rate_limited';
+      }
+      response = await this.http(url, {
+        method: 'GET',
+        headers: { 'Client-Id': this.options.clientId, Authorization: `Bearer ${token}` },
+      });
+      if (response.ok) this.noteRateLimit(response.headers);
+      this.count('twitch', response.ok ? String(response.status) : response.reason);
+      if (response.ok && response.status === 401 && attempt === 0) {
+        this.invalidate(token); // expired or revoked early: refresh once and retry
+        continue;
+      }
+      break;
+    }
+    const r = response as HttpResult;
+    if (!r.ok) {
+      this.options.logger?.warn({ provider: 'twitch', reason: r.reason, logins: batch.length }, 'twitch streams request failed');
+      return r.reason;
+    }
+    if (r.status !== 200) {
+      const reason: TelemetryUnknownReason =
+        r.status === 429 ? 'rate_limited' : r.status === 401 ? 'unauthorized' : r.status >= 500 ? 'http_5xx' : 'http_4xx';
+      const level = reason === 'http_4xx' || reason === 'unauthorized' ? 'error' : 'warn';
+      this.options.logger?.[level]({ provider: 'twitch', status: r.status, reason, logins: batch.length }, 'twitch streams request failed');
+      return reason;
+    }
+    const parsed = parseJson(r.body, streamsSchema);
+    if (!parsed) {
+      this.options.logger?.warn({ provider: 'twitch', logins: batch.length }, 'twitch streams answer did not parse');
+      return 'bad_response';
+    }
+    const found = new Map<string, HelixStream>();
+    for (const s of parsed.data) found.set(s.user_login.toLowerCase(), s);
+    return found;
+  }
+
+  private async accessToken(): Promise<string> {
+    const now = this.options.clock.now();
+    const t = this.token;
+    if (t && now < t.expiresAt - Math.min(this.marginMs, t.lifetimeMs / 2)) return t.value;
+    this.tokenInFlight ??= this.requestToken().finally(() => {
+      this.tokenInFlight = null;
+    });
+    return this.tokenInFlight;
+  }
+
+  private invalidate(value: string): void {
+    if (this.token?.value === value) this.token = null;
+  }
+
+  private async requestToken(): Promise<string> {
+    const body = new URLSearchParams({
+      client_id: this.options.clientId,
+      client_secret: this.options.clientSecret,
+      grant_type: 'client_credentials',
+    });
+    const r = await this.http(new URL(this.options.authUrl), {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: body.toString(),
+    });
+    this.count('twitch_auth', r.ok ? String(r.status) : r.reason);
+    if (!r.ok) {
+      this.options.logger?.warn({ provider: 'twitch_auth', reason: r.reason }, 'twitch token request failed');
+      throw new TokenError(r.reason);
+    }
+    const parsed = r.status === 200 ? parseJson(r.body, tokenSchema) : null;
+    if (!parsed) {
+      // Twitch's error bodies say "invalid client" / "invalid client secret": safe to log, they carry no secret.
+      const message = parseJson(r.body, z.object({ message: z.string() }))?.message;
+      this.options.logger?.error({ provider: 'twitch_auth', status: r.status, message }, 'twitch refused the app access token');
+      throw new TokenError(String(r.status));
+    }
+    const lifetimeMs = parsed.expires_in * 1000;
+    this.token = { value: parsed.access_token, expiresAt: this.options.clock.now() + lifetimeMs, lifetimeMs };
+    return parsed.access_token;
+  }
+
+  /**
+   * Spends one point of the bucket Twitch reported. When it is empty, waits for its reset if that is within
+   * maxRateLimitWaitMs, else gives up (unknown) rather than earning a 429.
+   */
+  private async acquireRateSlot(): Promise<boolean> {
+    for (;;) {
+      const now = this.options.clock.now();
+      if (this.rate.resetAt !== null && now >= this.rate.resetAt) this.rate = { remaining: null, resetAt: null };
+      if (this.rate.remaining === null) return true;
+      if (this.rate.remaining > 0) {
+        this.rate.remaining--;
+        return true;
+      }
+      const wait = (this.rate.resetAt ?? now) - now;
+      if (wait > this.maxWaitMs) return false;
+      await this.options.clock.sleep(wait);
+    }
+  }
+
+  private noteRateLimit(headers: Headers): void {
+    const remaining = Number(headers.get('ratelimit-remaining') ?? Number.NaN);
+    const reset = Number(headers.get('ratelimit-reset') ?? Number.NaN);
+    if (Number.isFinite(remaining) && Number.isFinite(reset)) this.rate = { remaining, resetAt: reset * 1000 };
+  }
+
+  private async http(url: URL, init: RequestInit): Promise<HttpResult> {
+    try {
+      const res = await fetch(url, { ...init, signal: AbortSignal.timeout(this.options.timeoutMs) });
+      const body = await res.text();
+      return { ok: true, status: res.status, headers: res.headers, body };
+    } catch (err) {
+      return { ok: false, reason: isTimeout(err) ? 'timeout' : 'network_error' };
+    }
+  }
+
+  private count(provider: string, status: string): void {
+    this.options.metrics?.telemetryRequests.inc({ provider, status });
+  }
+}
+
+function isTimeout(err: unknown): boolean {
+  return err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError');
+}
+
+function parseJson<T>(text: string, schema: z.ZodType<T>): T | null {
+  try {
+    const result = schema.safeParse(JSON.parse(text));
+    return result.success ? result.data : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The platform provider for `twitch:<login>` channels: live + title (Twitch gives no FPS or bitrate).
+ * - in `data[]` with `type` "live" → live, with its title;
+ * - in `data[]` with another type (rerun, premiere, playlist, watch_party) → not live, title kept as evidence;
+ * - in `data[]` with type "" → Twitch's own error marker → unknown (`platform_error`), never a violation;
+ * - absent from `data[]` → offline: live false, title unknown;
+ * - batch failed → every field unknown with the reason.
+ */
+export class TwitchTelemetryProvider implements TelemetryProvider {
+  readonly platform = 'twitch';
+
+  constructor(
+    private readonly client: HelixClient,
+    private readonly clock: Clock,
+  ) {}
+
+  async fetch(channels: string[]): Promise<Map<string, ChannelTelemetry>> {
+    const out = new Map<string, ChannelTelemetry>();
+    const loginOf = new Map<string, string>();
+    for (const channel of channels) {
+      const ref = parseChannel(channel);
+      if (ref?.platform === this.platform) loginOf.set(channel, ref.id.toLowerCase());
+      else out.set(channel, unknownTelemetry(channel, this.clock.now(), 'invalid_channel'));
+    }
+    let lookups: Map<string, StreamLookup>;
+    try {
+      lookups = await this.client.getStreams([...new Set(loginOf.values())]);
+    } catch {
+      lookups = new Map();
+    }
+    const at = this.clock.now();
+    for (const [channel, login] of loginOf) {
+      out.set(channel, toTelemetry(channel, lookups.get(login) ?? { status: 'unknown', reason: 'provider_error' }, at));
+    }
+    return out;
+  }
+}
+
+function toTelemetry(channel: string, lookup: StreamLookup, at: number): ChannelTelemetry {
+  const unmeasured = { fps: UNKNOWN, bitrateKbps: UNKNOWN } as const;
+  switch (lookup.status) {
+    case 'unknown':
+      return unknownTelemetry(channel, at, lookup.reason);
+    case 'offline':
+      return { channel, live: false, title: UNKNOWN, ...unmeasured, observedAt: at };
+    case 'found': {
+      const { stream } = lookup;
+      const detail = { type: stream.type, streamId: stream.id ?? null, startedAt: stream.started_at ?? null };
+      if (stream.type === '') {
+        return { channel, live: UNKNOWN, title: knownTitle(stream.title), ...unmeasured, observedAt: at, unknownReason: 'platform_error', detail };
+      }
+      return { channel, live: stream.type === 'live', title: knownTitle(stream.title), ...unmeasured, observedAt: at, detail };
+    }
+  }
+}

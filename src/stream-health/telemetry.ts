@@ -1,0 +1,225 @@
+/**
+ * The telemetry port of the StreamHealthWorker: what a stream platform or an ingest server can tell us about a
+ * channel, with every field allowed to be `unknown` (see shared/spec/stream-telemetry.md, "Decision").
+ *
+ * A channel is named `<platform>:<id>`, for example `twitch:alice_tv` (a platform channel: live + title) or
+ * `srs:live/alice` (an ingest channel: measured FPS + bitrate). A match side lists its channels; the composer
+ * below merges what their providers said into one `SideSample` for the policy.
+ */
+
+export const UNKNOWN = 'unknown' as const;
+export type Unknown = typeof UNKNOWN;
+
+/** Why a field is unknown. Ends up in logs, metrics and evidence, never treated as a violation. */
+export type TelemetryUnknownReason =
+  | 'timeout'
+  | 'network_error'
+  | 'http_5xx'
+  | 'http_4xx'
+  | 'rate_limited'
+  | 'unauthorized'
+  | 'auth_failed'
+  | 'bad_response'
+  | 'provider_error'
+  | 'platform_error'
+  | 'first_sample'
+  | 'counter_reset'
+  | 'stale_sample'
+  | 'window_too_short'
+  | 'no_provider'
+  | 'invalid_channel'
+  | 'missing';
+
+/** What one provider observed about one channel at `observedAt` (ms since epoch). */
+export interface ChannelTelemetry {
+  readonly channel: string;
+  readonly live: boolean | Unknown;
+  readonly title: string | Unknown;
+  readonly fps: number | Unknown;
+  readonly bitrateKbps: number | Unknown;
+  readonly observedAt: number;
+  /** Set when any field is unknown because of a failure or a missing sample. */
+  readonly unknownReason?: TelemetryUnknownReason;
+  /** Small provider facts worth keeping as evidence (Twitch `type`, SRS stream id and frame counter, …). */
+  readonly detail?: Readonly<Record<string, string | number | boolean | null>>;
+}
+
+/**
+ * One provider per platform. `fetch` is called once per sweep with all of that platform's channels, batches
+ * internally, and never rejects for a provider outage: failed channels come back with `unknown` fields.
+ */
+export interface TelemetryProvider {
+  readonly platform: string;
+  fetch(channels: string[]): Promise<Map<string, ChannelTelemetry>>;
+}
+
+export type ChannelRole = 'platform' | 'ingest';
+
+/** Platforms give live + title; ingest servers give measured FPS + bitrate (stream-telemetry.md §2.2). */
+export const CHANNEL_ROLES: Readonly<Record<string, ChannelRole>> = Object.freeze({
+  twitch: 'platform',
+  kick: 'platform',
+  youtube: 'platform',
+  srs: 'ingest',
+  mediamtx: 'ingest',
+  'nginx-rtmp': 'ingest',
+});
+
+export interface ChannelRef {
+  readonly platform: string;
+  readonly id: string;
+}
+
+/** `twitch:alice_tv` → `{ platform: 'twitch', id: 'alice_tv' }`; null when there is no `platform:` prefix or id. */
+export function parseChannel(channel: string): ChannelRef | null {
+  const colon = channel.indexOf(':');
+  if (colon <= 0 || colon === channel.length - 1) return null;
+  return { platform: channel.slice(0, colon).toLowerCase(), id: channel.slice(colon + 1) };
+}
+
+export function channelRole(channel: string): ChannelRole | null {
+  const ref = parseChannel(channel);
+  return ref ? (CHANNEL_ROLES[ref.platform] ?? null) : null;
+}
+
+export function unknownTelemetry(channel: string, observedAt: number, reason: TelemetryUnknownReason): ChannelTelemetry {
+  return { channel, live: UNKNOWN, title: UNKNOWN, fps: UNKNOWN, bitrateKbps: UNKNOWN, observedAt, unknownReason: reason };
+}
+
+/**
+ * A real title that is literally "unknown" must not read as "we don't know": it is quoted, so it still fails
+ * the title rule instead of pausing enforcement.
+ */
+export function knownTitle(raw: string): string {
+  return raw === UNKNOWN ? `"${raw}"` : raw;
+}
+
+/** One side's merged view at one sweep: what the policy checks. */
+export interface SideSample {
+  readonly channels: readonly string[];
+  /** The platform's word (see composeSideSample). */
+  readonly live: boolean | Unknown;
+  readonly title: string | Unknown;
+  /** Measured at our ingest. */
+  readonly fps: number | Unknown;
+  readonly bitrateKbps: number | Unknown;
+  /** Whether our ingest saw the publisher, kept as evidence (not used for `live`). */
+  readonly ingestLive: boolean | Unknown;
+  readonly observedAt: number;
+  /** Per-channel evidence, in the side's channel order. */
+  readonly telemetry: readonly ChannelTelemetry[];
+  /** Distinct reasons behind unknown fields, for logs and metrics. */
+  readonly unknownReasons: readonly TelemetryUnknownReason[];
+}
+
+/** `true` if any says true; otherwise unknown if any is unknown; otherwise false (also for an empty list: unknown). */
+function anyLive(values: readonly (boolean | Unknown)[]): boolean | Unknown {
+  if (values.length === 0) return UNKNOWN;
+  if (values.some((v) => v === true)) return true;
+  if (values.some((v) => v === UNKNOWN)) return UNKNOWN;
+  return false;
+}
+
+/**
+ * Merges one side's channels into a `SideSample`. The rules, and why:
+ *
+ * - **live comes from the platform.** Viewers watch the platform, so "live" means the platform says live (with
+ *   several platform channels, any one live is enough). Our ingest's publish state is kept as `ingestLive`
+ *   evidence only. When they disagree:
+ *   - platform live, ingest not publishing → live, but FPS and bitrate are 0 (the ingest answered and saw
+ *     nothing), so the side still violates on FPS/bitrate: the stream is not reaching our measurement.
+ *   - platform offline, ingest publishing → not live: nobody can watch it.
+ *   - platform unknown → live unknown, even if the ingest is publishing (we never guess the platform's state);
+ *     a known FPS/bitrate violation still counts.
+ *   A side without any platform channel falls back to the ingest's publish state for `live` (title unknown).
+ * - **title** comes from the live platform channel (else the first platform channel with a known title).
+ * - **fps / bitrate** come from the ingest channel that is publishing (else the first ingest channel, which
+ *   reports 0 when the ingest answered and the stream is absent, or unknown when the ingest did not answer).
+ *   A side without an ingest channel has unknown FPS/bitrate, so it can never be *healthy* — only violating or
+ *   unknown: VERIFIED_STREAM sides must name an ingest channel.
+ * - A channel the providers did not report on, or of an unsupported platform, counts as unknown (`missing`).
+ */
+export function composeSideSample(
+  channels: readonly string[],
+  telemetry: ReadonlyMap<string, ChannelTelemetry>,
+  at: number,
+): SideSample {
+  const platform: ChannelTelemetry[] = [];
+  const ingest: ChannelTelemetry[] = [];
+  const all: ChannelTelemetry[] = [];
+  for (const channel of channels) {
+    const role = channelRole(channel);
+    const t = telemetry.get(channel) ?? unknownTelemetry(channel, at, role === null ? 'no_provider' : 'missing');
+    all.push(t);
+    if (role === 'platform') platform.push(t);
+    else if (role === 'ingest') ingest.push(t);
+  }
+
+  const ingestLive = anyLive(ingest.map((t) => t.live));
+  const live = platform.length > 0 ? anyLive(platform.map((t) => t.live)) : ingestLive;
+
+  const livePlatform = platform.find((t) => t.live === true);
+  const titled = livePlatform ?? platform.find((t) => t.title !== UNKNOWN);
+  const title = titled?.title ?? UNKNOWN;
+
+  const measuring = ingest.find((t) => t.live === true) ?? ingest[0];
+  const fps = measuring?.fps ?? UNKNOWN;
+  const bitrateKbps = measuring?.bitrateKbps ?? UNKNOWN;
+
+  const reasons = new Set<TelemetryUnknownReason>();
+  for (const t of all) if (t.unknownReason) reasons.add(t.unknownReason);
+  if (ingest.length === 0) reasons.add('no_provider');
+
+  return {
+    channels: [...channels],
+    live,
+    title,
+    fps,
+    bitrateKbps,
+    ingestLive,
+    observedAt: at,
+    telemetry: all,
+    unknownReasons: [...reasons],
+  };
+}
+
+/**
+ * Asks each provider once for all of its channels (grouped by the `platform:` prefix) and merges the answers.
+ * A channel without a provider, or whose provider broke its promise and threw, comes back unknown.
+ */
+export async function collectTelemetry(
+  providers: readonly TelemetryProvider[],
+  channels: readonly string[],
+  at: number,
+): Promise<Map<string, ChannelTelemetry>> {
+  const byPlatform = new Map<string, string[]>();
+  const result = new Map<string, ChannelTelemetry>();
+  for (const channel of new Set(channels)) {
+    const ref = parseChannel(channel);
+    if (!ref) {
+      result.set(channel, unknownTelemetry(channel, at, 'invalid_channel'));
+      continue;
+    }
+    const list = byPlatform.get(ref.platform) ?? [];
+    list.push(channel);
+    byPlatform.set(ref.platform, list);
+  }
+  await Promise.all(
+    [...byPlatform].map(async ([platform, list]) => {
+      const provider = providers.find((p) => p.platform === platform);
+      if (!provider) {
+        for (const c of list) result.set(c, unknownTelemetry(c, at, 'no_provider'));
+        return;
+      }
+      let answer: Map<string, ChannelTelemetry>;
+      try {
+        answer = await provider.fetch(list);
+      } catch {
+        answer = new Map();
+        for (const c of list) answer.set(c, unknownTelemetry(c, at, 'provider_error'));
+      }
+      for (const c of list) result.set(c, answer.get(c) ?? unknownTelemetry(c, at, 'missing'));
+    }),
+  );
+  return result;
+}

@@ -1,0 +1,101 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/infra/clock.js';
+import { FakeSrs } from './srs.js';
+
+interface Listed {
+  id: string;
+  app: string;
+  name: string;
+  frames: number;
+  live_ms: number;
+  kbps: { recv_30s: number };
+  publish: { active: boolean; cid?: string };
+  video: unknown;
+}
+interface Page {
+  code: number;
+  total?: number;
+  streams?: Listed[];
+}
+
+let clock: ManualClock;
+let srs: FakeSrs;
+
+beforeEach(async () => {
+  clock = new ManualClock(Date.UTC(2026, 0, 1));
+  srs = await FakeSrs.start({ clock });
+});
+afterEach(async () => {
+  await srs.close();
+});
+
+async function list(query = 'start=0&count=100'): Promise<Page> {
+  const res = await fetch(`${srs.url}/api/v1/streams?${query}`);
+  expect(res.status).toBe(200);
+  return (await res.json()) as Page;
+}
+
+describe('FakeSrs /api/v1/streams', () => {
+  it('lists streams with SRS fields; frames grow at the scripted FPS along the clock', async () => {
+    const id = srs.publish('live', 'alice', { fps: 60, kbps: 6000 });
+    clock.advance(10_000);
+    const page = await list();
+    expect(page).toMatchObject({ code: 0, total: 1 });
+    expect(page.streams?.[0]).toMatchObject({
+      id,
+      app: 'live',
+      name: 'alice',
+      frames: 600,
+      live_ms: clock.now(),
+      kbps: { recv_30s: 6000 },
+      publish: { active: true },
+      video: { codec: 'H264' },
+    });
+    srs.set('live', 'alice', { fps: 25 });
+    clock.advance(10_000);
+    expect((await list()).streams?.[0]?.frames).toBe(850);
+  });
+
+  it('unpublish keeps the object (inactive, video null, frames frozen); remove drops it', async () => {
+    srs.publish('live', 'alice', { fps: 30, kbps: 3000 });
+    clock.advance(10_000);
+    srs.unpublish('live', 'alice');
+    clock.advance(10_000);
+    expect((await list()).streams?.[0]).toMatchObject({ frames: 300, publish: { active: false }, video: null, kbps: { recv_30s: 0 } });
+    srs.remove('live', 'alice');
+    expect(await list()).toMatchObject({ total: 0, streams: [] });
+  });
+
+  it('restart gives a new id and a zero counter; zeroFrames keeps the id', async () => {
+    const first = srs.publish('live', 'alice', { fps: 30, kbps: 3000 });
+    clock.advance(10_000);
+    const second = srs.restart('live', 'alice');
+    expect(second).not.toBe(first);
+    expect((await list()).streams?.[0]).toMatchObject({ id: second, frames: 0 });
+    clock.advance(10_000);
+    srs.zeroFrames('live', 'alice');
+    expect((await list()).streams?.[0]).toMatchObject({ id: second, frames: 0 });
+  });
+
+  it('pages by start/count in id order; a missing count reads as 1', async () => {
+    for (const n of ['a', 'b', 'c', 'd', 'e']) srs.publish('live', n, { fps: 30, kbps: 3000 });
+    expect((await list('start=0&count=2')).streams?.map((s) => s.name)).toEqual(['a', 'b']);
+    expect((await list('start=4&count=2')).streams?.map((s) => s.name)).toEqual(['e']);
+    expect((await list('start=9&count=2')).streams).toEqual([]);
+    expect((await list('')).streams?.map((s) => s.name)).toEqual(['a']);
+    srs.maxCount = 3;
+    expect((await list('start=0&count=100')).streams).toHaveLength(3);
+  });
+
+  it('injects faults: HTTP status, SRS error code, reset, hang', async () => {
+    srs.failNext({ kind: 'status', status: 502 });
+    expect((await fetch(`${srs.url}/api/v1/streams`)).status).toBe(502);
+    srs.failNext({ kind: 'code', code: 1028 });
+    expect(await list()).toEqual({ code: 1028 });
+    srs.failNext({ kind: 'reset' });
+    await expect(fetch(`${srs.url}/api/v1/streams`)).rejects.toThrow();
+    srs.failNext({ kind: 'hang' });
+    await expect(fetch(`${srs.url}/api/v1/streams`, { signal: AbortSignal.timeout(100) })).rejects.toThrow();
+    expect((await list()).code).toBe(0);
+  });
+});
