@@ -1,0 +1,527 @@
+import {
+  Admin,
+  Consumer,
+  FetchIsolationLevels,
+  MessagesStreamFallbackModes,
+  MessagesStreamModes,
+  ProduceAcks,
+  Producer,
+  compatibilityPartitioner,
+  stringDeserializer,
+  stringSerializer,
+  type Message,
+  type MessagesStream,
+} from '@platformatic/kafka';
+import type { Logger } from '../../observability/logger.js';
+import type { InboundMessage, MessageHandler, MessageSink, MessageSource, OutboundMessage } from './bus.js';
+
+/**
+ * Kafka adapters for the bus ports, on @platformatic/kafka 2.x.
+ *
+ * Sink: idempotent producer (acks=all), key = message key, Java-compatible murmur2 partitioning so any other
+ * producer of the same keys lands on the same partitions.
+ *
+ * Source: one consumer group member with `autocommit: false`, stream `mode: COMMITTED` + `fallbackMode: EARLIEST`
+ * (the library's default LATEST would skip whatever was produced while no member was up), READ_COMMITTED.
+ * Messages are handled strictly one at a time in stream order (so in order within a partition, hence within a
+ * key). The offset of a message (offset + 1) is committed only after the handler resolved. A rejected handler is
+ * retried on the same message with a capped exponential backoff; the source never skips a message: dead-lettering
+ * poison messages is the handler's job. Delivery is at-least-once (a rebalance or a crash between the handler
+ * and the commit redelivers): handlers dedupe on the `event-id` header.
+ */
+
+type KafkaConsumer = Consumer<string, Buffer, string, string>;
+type KafkaStream = MessagesStream<string, Buffer, string, string>;
+type KafkaMessage = Message<string, Buffer, string, string>;
+
+export interface KafkaClientOptions {
+  brokers: string[];
+  clientId: string;
+  /** Prepended to every logical topic name (e.g. `t1234.`); stripped again from inbound messages. */
+  topicPrefix?: string;
+  logger: Logger;
+}
+
+export interface KafkaSinkOptions extends KafkaClientOptions {
+  /** Per-request timeout in ms (library default 5000). */
+  timeoutMs?: number;
+}
+
+export class KafkaMessageSink implements MessageSink {
+  readonly #producer: Producer<string, string, string, string>;
+  readonly #prefix: string;
+  readonly #logger: Logger;
+  #closed = false;
+
+  constructor(options: KafkaSinkOptions) {
+    this.#prefix = options.topicPrefix ?? '';
+    this.#logger = options.logger.child({ component: 'kafka-sink' });
+    this.#producer = new Producer({
+      clientId: options.clientId,
+      bootstrapBrokers: options.brokers,
+      idempotent: true,
+      acks: ProduceAcks.ALL,
+      partitioner: compatibilityPartitioner,
+      autocreateTopics: false,
+      serializers: { key: stringSerializer, value: stringSerializer, headerKey: stringSerializer, headerValue: stringSerializer },
+      ...(options.timeoutMs !== undefined ? { timeout: options.timeoutMs } : {}),
+    });
+  }
+
+  async send(messages: OutboundMessage[]): Promise<void> {
+    if (this.#closed) throw new Error('KafkaMessageSink is closed');
+    if (messages.length === 0) return;
+    await this.#producer.send({
+      messages: messages.map((m) => ({
+        topic: this.#prefix + m.topic,
+        key: m.key,
+        value: m.value,
+        headers: { ...m.headers },
+      })),
+    });
+    this.#logger.debug({ count: messages.length }, 'kafka messages sent');
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#producer.close();
+  }
+}
+
+export interface KafkaSourceOptions extends KafkaClientOptions {
+  groupId: string;
+  /** Group session timeout in ms (library default 60000; the broker accepts 6000..300000 by default). */
+  sessionTimeoutMs?: number;
+  heartbeatIntervalMs?: number;
+  rebalanceTimeoutMs?: number;
+  /** Max time the broker holds an empty fetch (library default 5000 ms; lower = faster stop/startup in tests). */
+  maxWaitTimeMs?: number;
+  /** Backoff between handler attempts on the same message: min(initial * 2^(n-1), max). */
+  retryInitialMs?: number;
+  retryMaxMs?: number;
+  /** Upper bound for stop(): waiting for the in-flight handler + commit, then closing the stream and leaving. */
+  stopTimeoutMs?: number;
+}
+
+export interface KafkaSourceStats {
+  /** Handler invocations, retries included. */
+  deliveries: number;
+  handlerFailures: number;
+  commits: number;
+  commitFailures: number;
+  streamRestarts: number;
+}
+
+class StopSignal {
+  #resolve!: () => void;
+  readonly promise = new Promise<void>((resolve) => {
+    this.#resolve = resolve;
+  });
+  stopped = false;
+  fire(): void {
+    this.stopped = true;
+    this.#resolve();
+  }
+}
+
+export class KafkaMessageSource implements MessageSource {
+  readonly #options: KafkaSourceOptions;
+  readonly #prefix: string;
+  readonly #logger: Logger;
+  readonly #retryInitialMs: number;
+  readonly #retryMaxMs: number;
+  readonly #stopTimeoutMs: number;
+  readonly #sessionTimeoutMs: number;
+  #consumer: KafkaConsumer | null = null;
+  #stream: KafkaStream | null = null;
+  #topics: string[] = [];
+  #loop: Promise<void> | null = null;
+  /** The message being handled/committed right now, if any. */
+  #inFlight: Promise<void> | null = null;
+  #stop = new StopSignal();
+  #stopping: Promise<void> | null = null;
+  /** Set once stop() gave up waiting: a late handler result is then neither committed nor retried. */
+  #abandoned = false;
+  /** Per topic-partition: the offset this member last committed, in the current stream (skips buffered replays). */
+  #committed = new Map<string, bigint>();
+  #joinedAt = 0;
+  #rebalancing = false;
+  readonly #stats: KafkaSourceStats = { deliveries: 0, handlerFailures: 0, commits: 0, commitFailures: 0, streamRestarts: 0 };
+
+  constructor(options: KafkaSourceOptions) {
+    this.#options = options;
+    this.#prefix = options.topicPrefix ?? '';
+    this.#logger = options.logger.child({ component: 'kafka-source', groupId: options.groupId });
+    this.#retryInitialMs = options.retryInitialMs ?? 200;
+    this.#retryMaxMs = options.retryMaxMs ?? 5000;
+    this.#stopTimeoutMs = options.stopTimeoutMs ?? 20_000;
+    this.#sessionTimeoutMs = options.sessionTimeoutMs ?? 30_000;
+  }
+
+  get stats(): Readonly<KafkaSourceStats> {
+    return { ...this.#stats };
+  }
+
+  async start(topics: readonly string[], handler: MessageHandler): Promise<void> {
+    if (this.#consumer) throw new Error('KafkaMessageSource already started');
+    if (topics.length === 0) throw new Error('KafkaMessageSource.start: no topics');
+    this.#topics = topics.map((t) => this.#prefix + t);
+    const consumer: KafkaConsumer = new Consumer({
+      clientId: this.#options.clientId,
+      groupId: this.#options.groupId,
+      bootstrapBrokers: this.#options.brokers,
+      autocommit: false,
+      isolationLevel: FetchIsolationLevels.READ_COMMITTED,
+      sessionTimeout: this.#sessionTimeoutMs,
+      heartbeatInterval: this.#options.heartbeatIntervalMs ?? Math.max(500, Math.floor(this.#sessionTimeoutMs / 10)),
+      rebalanceTimeout: this.#options.rebalanceTimeoutMs ?? Math.max(this.#sessionTimeoutMs, 30_000),
+      ...(this.#options.maxWaitTimeMs !== undefined ? { maxWaitTime: this.#options.maxWaitTimeMs } : {}),
+      deserializers: { key: stringDeserializer, headerKey: stringDeserializer, headerValue: stringDeserializer },
+    });
+    this.#consumer = consumer;
+    this.#attachEventLogging(consumer);
+    try {
+      this.#stream = await this.#openStream();
+    } catch (err) {
+      this.#consumer = null;
+      await consumer.close(true).catch(() => undefined);
+      throw err;
+    }
+    this.#logger.info({ topics: this.#topics }, 'kafka consumer started');
+    this.#loop = this.#run(handler).catch((err: unknown) => {
+      this.#logger.error({ err }, 'kafka consume loop crashed');
+    });
+  }
+
+  async stop(): Promise<void> {
+    if (!this.#consumer) return;
+    this.#stopping ??= this.#doStop();
+    return this.#stopping;
+  }
+
+  isHealthy(): boolean {
+    const consumer = this.#consumer;
+    const stream = this.#stream;
+    if (!consumer || !stream || this.#stop.stopped || this.#rebalancing) return false;
+    if (stream.destroyed || stream.closed) return false;
+    if (!consumer.isActive()) return false;
+    const last = consumer.lastHeartbeat?.getTime() ?? this.#joinedAt;
+    return Date.now() - last < this.#sessionTimeoutMs;
+  }
+
+  // ------------------------------------------------------------------------------------------------------------
+
+  async #openStream(): Promise<KafkaStream> {
+    const consumer = this.#consumer;
+    if (!consumer) throw new Error('not started');
+    const stream = await consumer.consume({
+      topics: this.#topics,
+      mode: MessagesStreamModes.COMMITTED,
+      fallbackMode: MessagesStreamFallbackModes.EARLIEST,
+      autocommit: false,
+      isolationLevel: FetchIsolationLevels.READ_COMMITTED,
+      sessionTimeout: this.#sessionTimeoutMs,
+      heartbeatInterval: this.#options.heartbeatIntervalMs ?? Math.max(500, Math.floor(this.#sessionTimeoutMs / 10)),
+      rebalanceTimeout: this.#options.rebalanceTimeoutMs ?? Math.max(this.#sessionTimeoutMs, 30_000),
+    });
+    this.#committed.clear();
+    // An 'error' is also surfaced through the iterator; this listener only keeps it from being unhandled.
+    stream.on('error', (err: Error) => {
+      if (!this.#stop.stopped) this.#logger.warn({ err }, 'kafka message stream error');
+    });
+    return stream;
+  }
+
+  async #run(handler: MessageHandler): Promise<void> {
+    let restartAttempt = 0;
+    while (!this.#stop.stopped) {
+      const stream = this.#stream;
+      if (!stream) break;
+      // No for-await: leaving a for-await loop destroys the stream, while stop() must close it gracefully.
+      const iterator = stream[Symbol.asyncIterator]();
+      try {
+        for (;;) {
+          if (this.#stop.stopped) return;
+          const next = await iterator.next();
+          if (next.done) break;
+          restartAttempt = 0;
+          this.#inFlight = this.#process(next.value as KafkaMessage, handler);
+          try {
+            await this.#inFlight;
+          } finally {
+            this.#inFlight = null;
+          }
+        }
+        if (this.#stop.stopped) return;
+        this.#logger.warn('kafka message stream ended unexpectedly; reopening');
+      } catch (err) {
+        if (this.#stop.stopped) return;
+        this.#logger.warn({ err }, 'kafka message stream failed; reopening (uncommitted messages will be redelivered)');
+      }
+      // Reopen the stream (it re-reads the committed offsets, so nothing uncommitted is lost).
+      for (;;) {
+        if (this.#stop.stopped) return;
+        restartAttempt += 1;
+        await this.#sleep(this.#backoff(restartAttempt));
+        if (this.#stop.stopped) return;
+        try {
+          if (!stream.destroyed && !stream.closed) await stream.close().catch(() => undefined);
+          this.#stream = await this.#openStream();
+          this.#stats.streamRestarts += 1;
+          break;
+        } catch (err) {
+          this.#logger.warn({ err, attempt: restartAttempt }, 'kafka consume() failed; retrying');
+        }
+      }
+    }
+  }
+
+  async #process(message: KafkaMessage, handler: MessageHandler): Promise<void> {
+    const key = `${message.topic}:${message.partition}`;
+    const committed = this.#committed.get(key);
+    if (committed !== undefined && message.offset < committed) {
+      // Already handled and committed by this member: a replay of a buffered/refetched record after a rejoin.
+      this.#logger.debug({ topic: message.topic, partition: message.partition, offset: String(message.offset) }, 'skipping already committed record');
+      return;
+    }
+    const inbound = this.#toInbound(message);
+    const logCtx = { topic: inbound.topic, partition: inbound.partition, offset: inbound.offset, eventId: inbound.headers['event-id'] };
+
+    // 1. Handler, retried on the same message until it resolves (or the source stops: then it is not committed
+    //    and the next owner of the partition receives it again).
+    for (let attempt = 1; ; attempt++) {
+      if (this.#stop.stopped && attempt > 1) return;
+      this.#stats.deliveries += 1;
+      try {
+        await handler(inbound);
+        break;
+      } catch (err) {
+        this.#stats.handlerFailures += 1;
+        const delay = this.#backoff(attempt);
+        this.#logger.warn({ ...logCtx, err, attempt, retryInMs: delay }, 'message handler failed; retrying the same message');
+        await this.#sleep(delay);
+      }
+    }
+    if (this.#abandoned) return;
+    if (!this.#owns(message.topic, message.partition)) {
+      // Buffered before a rebalance moved the partition away: committing now could move the new owner's
+      // committed offset backwards. Not committing never loses anything (the owner starts from its own commit).
+      this.#logger.debug(logCtx, 'partition revoked while handling; not committing (the new owner continues from its commit)');
+      return;
+    }
+
+    // 2. Commit offset + 1. A failed commit is retried; if the stream died meanwhile (rejoin required) the message
+    //    is simply redelivered by the reopened stream.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await message.commit();
+        this.#stats.commits += 1;
+        this.#committed.set(key, message.offset + 1n);
+        return;
+      } catch (err) {
+        this.#stats.commitFailures += 1;
+        const stream = this.#stream;
+        const streamDead = !stream || stream.destroyed || stream.closed;
+        this.#logger.warn({ ...logCtx, err, attempt, streamDead }, 'offset commit failed');
+        if (streamDead || this.#abandoned || (this.#stop.stopped && attempt >= 3)) return;
+        await this.#sleep(this.#backoff(attempt));
+      }
+    }
+  }
+
+  /** False only when the current assignment is known and does not include the partition. */
+  #owns(topic: string, partition: number): boolean {
+    const assignments = this.#consumer?.assignments;
+    if (!assignments) return true;
+    return assignments.some((a) => a.topic === topic && a.partitions.includes(partition));
+  }
+
+  #toInbound(message: KafkaMessage): InboundMessage {
+    const headers: Record<string, string> = {};
+    for (const [k, v] of message.headerEntries) {
+      if (k !== undefined && v !== undefined) headers[String(k)] = String(v);
+    }
+    const topic = this.#prefix && message.topic.startsWith(this.#prefix) ? message.topic.slice(this.#prefix.length) : message.topic;
+    return {
+      topic,
+      partition: message.partition,
+      offset: message.offset.toString(),
+      key: message.key ?? null,
+      value: Buffer.isBuffer(message.value) ? message.value : Buffer.alloc(0),
+      headers,
+    };
+  }
+
+  async #doStop(): Promise<void> {
+    const consumer = this.#consumer;
+    if (!consumer) return;
+    const t0 = Date.now();
+    this.#stop.fire();
+    // 1. No new message is taken from now on; wait for the one in flight (handler + commit), bounded.
+    const remaining = () => Math.max(0, this.#stopTimeoutMs - (Date.now() - t0));
+    const inFlight = this.#inFlight;
+    if (inFlight) {
+      const finished = await this.#race(inFlight, Math.max(0, remaining() - 2000));
+      if (!finished) {
+        this.#abandoned = true;
+        this.#logger.warn({ waitedMs: Date.now() - t0 }, 'in-flight message did not finish in time; leaving it uncommitted');
+      }
+    }
+    // 2. Close the stream, then leave the group (LeaveGroup makes the others rebalance at once).
+    const stream = this.#stream;
+    if (stream && !stream.destroyed && !stream.closed) {
+      await this.#race(
+        stream.close().catch((err: unknown) => this.#logger.warn({ err }, 'closing the message stream failed')),
+        Math.max(500, remaining() / 2),
+      );
+    }
+    const closed = await this.#race(
+      consumer.close(true).then(
+        () => true,
+        (err: unknown) => {
+          this.#logger.warn({ err }, 'closing the kafka consumer failed');
+          return false;
+        },
+      ),
+      Math.max(500, remaining()),
+    );
+    if (this.#loop && !this.#abandoned) await this.#race(this.#loop, 1000);
+    this.#stream = null;
+    this.#logger.info({ ms: Date.now() - t0, left: closed === true }, 'kafka consumer stopped');
+  }
+
+  #attachEventLogging(consumer: KafkaConsumer): void {
+    const log = this.#logger;
+    consumer.on('consumer:group:join', (p) => {
+      this.#rebalancing = false;
+      this.#joinedAt = Date.now();
+      log.info(
+        {
+          memberId: p.memberId,
+          generationId: p.generationId,
+          isLeader: p.isLeader,
+          assignments: p.assignments?.map((a) => ({ topic: a.topic, partitions: a.partitions })),
+        },
+        'kafka group joined',
+      );
+    });
+    consumer.on('consumer:group:leave', (p) => {
+      log.info({ memberId: p.memberId, generationId: p.generationId }, 'kafka group left');
+    });
+    consumer.on('consumer:group:rejoin', () => {
+      this.#rebalancing = true;
+      log.warn('kafka group rejoin');
+    });
+    consumer.on('consumer:group:rebalance', () => {
+      this.#rebalancing = true;
+      log.info('kafka group rebalance');
+    });
+    consumer.on('consumer:heartbeat:error', (p) => {
+      if (!this.#stop.stopped) log.warn({ err: p.error, memberId: p.memberId }, 'kafka heartbeat error');
+    });
+    consumer.on('consumer:heartbeat:stalled', (p) => {
+      log.warn({ stalledForMs: p.stalledFor, err: p.lastError }, 'kafka heartbeat stalled');
+    });
+    consumer.on('client:broker:disconnect', (p) => {
+      if (!this.#stop.stopped) log.warn({ broker: p.broker }, 'kafka broker disconnected');
+    });
+    consumer.on('client:broker:failed', (p) => {
+      if (!this.#stop.stopped) log.warn({ broker: p.broker }, 'kafka broker connection failed');
+    });
+  }
+
+  #backoff(attempt: number): number {
+    return Math.min(this.#retryMaxMs, this.#retryInitialMs * 2 ** Math.min(attempt - 1, 20));
+  }
+
+  /** Sleeps `ms`, or less if stop() is called. */
+  #sleep(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      void this.#stop.promise.then(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  /** Resolves with the promise's value, or `undefined` (false-y) after `ms`. */
+  async #race<T>(promise: Promise<T>, ms: number): Promise<T | true | undefined> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        promise.then((v) => (v === undefined ? true : v)),
+        new Promise<undefined>((resolve) => {
+          timer = setTimeout(() => resolve(undefined), ms);
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+export interface EnsureTopicsOptions {
+  partitions?: number;
+  replicas?: number;
+  prefix?: string;
+}
+
+/** Creates `prefix + topic` for each topic that does not exist yet; "already exists" is not an error. */
+export async function ensureTopics(brokers: string[], topics: readonly string[], options: EnsureTopicsOptions = {}): Promise<string[]> {
+  const { partitions = 3, replicas = 1, prefix = '' } = options;
+  const admin = new Admin({ clientId: 'flocknode-workers-admin', bootstrapBrokers: brokers, retries: 5, retryDelay: 500 });
+  try {
+    const existing = new Set(await admin.listTopics());
+    const created: string[] = [];
+    for (const name of topics.map((t) => prefix + t)) {
+      if (existing.has(name)) continue;
+      try {
+        await admin.createTopics({ topics: [name], partitions, replicas });
+        created.push(name);
+      } catch (err) {
+        if (!isTopicAlreadyExists(err)) throw err;
+      }
+    }
+    return created;
+  } finally {
+    await admin.close().catch(() => undefined);
+  }
+}
+
+function isTopicAlreadyExists(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const withFind = err as Error & { findBy?: (property: string, value: unknown) => unknown; errors?: unknown[] };
+  if (typeof withFind.findBy === 'function' && withFind.findBy('apiId', 'TOPIC_ALREADY_EXISTS')) return true;
+  return /already exists/i.test(err.message) || (withFind.errors ?? []).some(isTopicAlreadyExists);
+}
+
+/** Readiness probe: true when a metadata call succeeds within `timeoutMs` and lists at least one broker. */
+export async function pingKafka(brokers: string[], timeoutMs = 3000): Promise<boolean> {
+  const admin = new Admin({
+    clientId: 'flocknode-workers-ping',
+    bootstrapBrokers: brokers,
+    retries: 0,
+    timeout: timeoutMs,
+    connectTimeout: timeoutMs,
+    requestTimeout: timeoutMs,
+  });
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const metadata = await Promise.race([
+      admin.metadata({ topics: [] }),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`kafka metadata: timeout after ${timeoutMs} ms`)), timeoutMs);
+      }),
+    ]);
+    return metadata.brokers.size > 0;
+  } catch {
+    return false;
+  } finally {
+    clearTimeout(timer);
+    await admin.close().catch(() => undefined);
+  }
+}
