@@ -99,7 +99,14 @@ export async function buildServices(config: Config, overrides: ServiceOverrides 
         apiKey: config.PTERO_APP_API_KEY ?? '',
         timeoutMs: config.PTERO_TIMEOUT_MS,
         mutationTimeoutMs: config.PTERO_MUTATION_TIMEOUT_MS,
-        limiter: new PanelRateLimiter({ store: kv, clock, budget: config.PTERO_RATE_LIMIT_PER_MIN, instanceId: config.instanceId, metrics }),
+        limiter: new PanelRateLimiter({
+          store: kv,
+          clock,
+          budget: config.PTERO_RATE_LIMIT_PER_MIN,
+          windowMs: config.PTERO_RATE_LIMIT_WINDOW_MS,
+          instanceId: config.instanceId,
+          metrics,
+        }),
         metrics,
         logger: logger.child({ component: 'pterodactyl' }),
       }),
@@ -218,7 +225,6 @@ export async function startService(config: Config, overrides: ServiceOverrides =
     },
   });
   const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(services), adapter, { logger: false, abortOnError: false });
-  app.enableShutdownHooks([]);
   await app.init();
 
   // Consumer first, so the embedded relay has somebody to hand input events to; then the workers.

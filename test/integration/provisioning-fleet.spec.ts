@@ -1,0 +1,139 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KafkaMessageSink } from '../../src/infra/bus/kafka-bus.js';
+import { Topics } from '../../src/infra/bus/topics.js';
+import { upsertMatch } from '../../src/matches/match.repository.js';
+import { createLogger } from '../../src/observability/logger.js';
+import type { RunningService } from '../../src/app.module.js';
+import { startFakePanel, type FakePanel } from '../fakes/pterodactyl-panel.js';
+import { freshPostgresDatabase, randomName, requireKafka, requireRedis } from '../support/infra.js';
+import { eventually, KafkaTap } from '../support/kafka-tap.js';
+import { matchBody, serviceEnv, startTestService, type TestStack } from '../support/service.js';
+
+// Several instances in one consumer group, a fleet-wide panel budget, and restarts — on the real stack.
+// The panel's throttle window is scaled from 60 s to 6 s (PTERO_RATE_LIMIT_WINDOW_MS, as Pelican allows) so the
+// 200-server case runs in seconds; the budget arithmetic is the same.
+
+const PANEL_KEY = 'ptla_fleet_key_0123456789abcdefghijklmnopqrst';
+const WINDOW_MS = 6000;
+let drop: () => Promise<void>;
+let panel: FakePanel;
+let stack: TestStack;
+let tap: KafkaTap;
+let producer: KafkaMessageSink;
+const instances: RunningService[] = [];
+
+beforeAll(async () => {
+  const prefix = randomName('t') + '.';
+  const [db, redisUrl, brokers] = await Promise.all([freshPostgresDatabase(), requireRedis(), requireKafka(prefix)]);
+  drop = db.drop;
+  panel = await startFakePanel({ apiKeys: { [PANEL_KEY]: 'worker-admin' }, rateLimitPerMin: 240, rateLimitWindowMs: WINDOW_MS });
+  stack = {
+    DATABASE_URL: db.url,
+    REDIS_URL: redisUrl,
+    REDIS_KEY_PREFIX: randomName('fw') + ':',
+    KAFKA_BROKERS: brokers.join(','),
+    KAFKA_TOPIC_PREFIX: prefix,
+    KAFKA_GROUP_ID: randomName('g'),
+    PTERO_APP_URL: panel.url,
+    PTERO_APP_API_KEY: PANEL_KEY,
+  };
+  producer = new KafkaMessageSink({ brokers, clientId: 'test-platform', topicPrefix: prefix, logger: createLogger('silent') });
+  tap = await KafkaTap.start(brokers, prefix, [Topics.serverReady, Topics.serverFailed, Topics.matchCancelled]);
+});
+
+afterAll(async () => {
+  await tap?.stop();
+  await producer?.close();
+  for (const i of instances) await i.close();
+  await panel?.close();
+  await drop?.();
+});
+
+const env = (extra: Record<string, string> = {}) =>
+  serviceEnv(stack, { PTERO_RATE_LIMIT_PER_MIN: '240', PTERO_RATE_LIMIT_WINDOW_MS: String(WINDOW_MS), READY_DEADLINE_MS: '40000', ...extra });
+
+async function reserveAll(matchIds: string[], serverIds: number[]) {
+  const db = instances[0]!.services.db;
+  for (const id of matchIds) await db.transaction().execute((trx) => upsertMatch(trx, id, matchBody(id) as never, Date.now()));
+  await producer.send(
+    matchIds.map((matchId, i) => {
+      const eventId = randomUUID();
+      return {
+        topic: Topics.serverReserved,
+        key: matchId,
+        value: JSON.stringify({ v: 'v1', eventId, matchId, panelServerId: serverIds[i] }),
+        headers: { 'event-id': eventId, 'event-type': Topics.serverReserved },
+      };
+    }),
+  );
+}
+
+async function states(matchIds: string[]): Promise<Record<string, number>> {
+  const rows = await instances[0]!.services.db.selectFrom('provisions').select(['match_id', 'state']).where('match_id', 'in', matchIds).execute();
+  const counts: Record<string, number> = {};
+  for (const r of rows) counts[r.state] = (counts[r.state] ?? 0) + 1;
+  return counts;
+}
+
+describe('provisioning across a fleet', () => {
+  it('200 servers at once under the panel budget, two instances: no 429, every install detected, each outcome once', async () => {
+    instances.push(await startTestService(env({ INSTANCE_ID: 'fleet-a' })), await startTestService(env({ INSTANCE_ID: 'fleet-b' })));
+    const matchIds = Array.from({ length: 200 }, (_, i) => `fleet-${i}-${randomName('')}`);
+    const serverIds = matchIds.map((_, i) => panel.addServer({ installAfterMs: 1000 + (i % 20) * 100 }));
+    panel.resetStats();
+    await reserveAll(matchIds, serverIds);
+
+    await eventually(async () => (await states(matchIds)).WAITING_SIGNALS === 200, 60_000, 'all 200 installs detected');
+    expect(panel.stats.throttled).toBe(0);
+    expect(panel.maxInSlidingWindow({ windowMs: WINDOW_MS })).toBeLessThanOrEqual(240);
+    // Both instances took part in polling: the last poller of each server still holds its lease.
+    const owners = await instances[0]!.services.db.selectFrom('provisions').select('lease_owner').where('match_id', 'in', matchIds).execute();
+    expect(new Set(owners.map((o) => o.lease_owner))).toEqual(new Set(['fleet-a', 'fleet-b']));
+    // Leases keep a server with one poller at a time: nobody polled a server more often than POLL_EVERY_MS allows.
+    const gets = panel.stats.log.filter((e) => e.method === 'GET');
+    const byServer = new Map<string, number[]>();
+    for (const e of gets) byServer.set(e.path, [...(byServer.get(e.path) ?? []), e.at]);
+    for (const times of byServer.values()) {
+      for (let i = 1; i < times.length; i++) expect(times[i]! - times[i - 1]!).toBeGreaterThanOrEqual(250);
+    }
+
+    // Half get their admin hook (through either instance); the other half run into the deadline.
+    const ready = matchIds.slice(0, 100);
+    const late = matchIds.slice(100);
+    await Promise.all(ready.map((id, i) => instances[i % 2]!.services.provisioning.recordReadinessSignal(id, { adminHooksOk: true })));
+    await eventually(() => ready.every((id) => tap.distinct(Topics.serverReady, id).length === 1), 30_000, '100 server.ready');
+    await eventually(() => late.every((id) => tap.distinct(Topics.matchCancelled, id).length === 1), 60_000, '100 match.cancelled');
+    await new Promise((r) => setTimeout(r, 2000));
+    for (const id of ready) {
+      expect(tap.distinct(Topics.serverReady, id)).toHaveLength(1);
+      expect(tap.distinct(Topics.serverFailed, id)).toHaveLength(0);
+    }
+    for (const id of late) {
+      expect(tap.distinct(Topics.serverFailed, id)).toHaveLength(1);
+      expect(tap.distinct(Topics.serverReady, id)).toHaveLength(0);
+    }
+    const refunds = await instances[0]!.services.db.selectFrom('ledger_entries').select(['match_id']).where('kind', '=', 'REFUND').where('match_id', 'in', matchIds).execute();
+    expect(refunds).toHaveLength(200); // two players × 100 failed matches
+    expect(panel.stats.throttled).toBe(0);
+  });
+
+  it('a restart with provisions in flight resumes them and keeps their deadlines', async () => {
+    const matchIds = Array.from({ length: 5 }, (_, i) => `restart-${i}-${randomName('')}`);
+    const serverIds = matchIds.map(() => panel.addServer({ installAfterMs: 6000 }));
+    await reserveAll(matchIds, serverIds);
+    await eventually(async () => (await states(matchIds)).INSTALLING === 5, 30_000, 'installing');
+    const before = await instances[0]!.services.db.selectFrom('provisions').select(['match_id', 'deadline_at']).where('match_id', 'in', matchIds).execute();
+
+    while (instances.length) await instances.pop()!.close();
+    instances.push(await startTestService(env({ INSTANCE_ID: 'fleet-c' })));
+
+    const after = await instances[0]!.services.db.selectFrom('provisions').select(['match_id', 'deadline_at']).where('match_id', 'in', matchIds).execute();
+    expect(Object.fromEntries(after.map((r) => [r.match_id, r.deadline_at!.toISOString()]))).toEqual(
+      Object.fromEntries(before.map((r) => [r.match_id, r.deadline_at!.toISOString()])),
+    );
+    await eventually(async () => (await states(matchIds)).WAITING_SIGNALS === 5, 30_000, 'resumed and detected after restart');
+    const owners = await instances[0]!.services.db.selectFrom('provisions').select('lease_owner').where('match_id', 'in', matchIds).execute();
+    expect(owners.every((o) => o.lease_owner === 'fleet-c')).toBe(true);
+  });
+});

@@ -1,0 +1,47 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { ROOT } from './infra.js';
+import { eventually } from './kafka-tap.js';
+
+/** A service instance as a real child process (`node dist/src/main.js start`), for crash and multi-process tests. */
+export class ServiceProcess {
+  readonly output: string[] = [];
+  private exited: Promise<number | null>;
+
+  private constructor(
+    readonly child: ChildProcess,
+    readonly url: string,
+  ) {
+    this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+    child.stdout?.on('data', (d: Buffer) => this.output.push(d.toString()));
+    child.stderr?.on('data', (d: Buffer) => this.output.push(d.toString()));
+  }
+
+  static async start(env: Record<string, string>, port: number): Promise<ServiceProcess> {
+    const node = join(ROOT, 'node_modules', 'node', 'bin', 'node');
+    const child = spawn(node, [join(ROOT, 'dist', 'src', 'main.js'), 'start'], {
+      env: { PATH: process.env.PATH ?? '', ...env, PORT: String(port), HOST: '127.0.0.1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const proc = new ServiceProcess(child, `http://127.0.0.1:${port}`);
+    await eventually(
+      async () => {
+        if (child.exitCode !== null) throw new Error(`service exited with ${child.exitCode}: ${proc.output.join('').slice(-2000)}`);
+        const r = await fetch(`${proc.url}/readyz`).catch(() => undefined);
+        return r?.status === 200;
+      },
+      60_000,
+      'service process ready',
+    );
+    return proc;
+  }
+
+  kill(signal: NodeJS.Signals): Promise<number | null> {
+    this.child.kill(signal);
+    return this.exited;
+  }
+}
+
+export function freePort(): number {
+  return 20_000 + Math.floor(Math.random() * 20_000);
+}
