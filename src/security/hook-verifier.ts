@@ -1,0 +1,568 @@
+/**
+ * HookVerifier: the whole of hmac-v1.md's "order of checks", independent of any HTTP framework.
+ *
+ * Give it what the transport saw (socket address, raw headers, raw body bytes) and it answers either the
+ * verified, frozen body or a status with a reason code. Checks run cheap first; the nonce is spent last, so a
+ * request that fails any other check never burns its nonce. The reason code goes to metrics, logs and the
+ * security event sink; callers send every 401 with one identical body.
+ *
+ * Never logged or emitted: secrets, expected signatures, the received signature, request bodies.
+ */
+import { createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import type { Clock } from '../infra/clock.js';
+import type { KeyValueStore } from '../infra/kv/kv-store.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import { CidrList, resolveClientAddress } from './cidr.js';
+import { canonicalize } from './jcs.js';
+import { kindOfPrefix, type KeyDirectory, type KeyKind, type KeyRecord } from './keys.js';
+import {
+  HEADER_KEY_ID,
+  HEADER_NONCE,
+  HEADER_SIGNATURE,
+  HEADER_TS,
+  KEY_ID_PATTERN,
+  NONCE_PATTERN,
+  SIGNATURE_PATTERN,
+  TS_PATTERN,
+  canonicalString,
+  hmacDigest,
+  parseKeyId,
+  readBodyBinding,
+  type KeyPrefix,
+} from './signer.js';
+import { StrictJsonError, parseStrictJson, type JsonObject, type JsonValue, type StrictJsonReason } from './strict-json.js';
+
+/** The two hook routes (SPEC §5). */
+export type HookRoute = 'admin' | 'overlay';
+
+/** Which keys and body types each route takes. */
+export interface RoutePolicy {
+  readonly keyPrefix: KeyPrefix;
+  readonly types: ReadonlySet<string>;
+}
+
+/**
+ * Admin route: only `admin.hooks.ok`, the readiness signal the provisioning worker waits for. No other admin
+ * plugin message has a consumer yet; accepting types nobody handles would only widen the surface.
+ */
+export const ROUTE_POLICIES: Readonly<Record<HookRoute, RoutePolicy>> = Object.freeze({
+  admin: { keyPrefix: 'adm', types: new Set(['admin.hooks.ok']) },
+  overlay: {
+    keyPrefix: 'ovl',
+    types: new Set(['overlay.connected', 'overlay.heartbeat', 'overlay.disconnected', 'gameplay.progress']),
+  },
+});
+
+export type FailureStatus = 400 | 401 | 403 | 413 | 415 | 429 | 503;
+
+/** Every reason a request can be refused for (the `reason` label of hmac_verifications_total). */
+export type HmacFailureReason =
+  // step 1 → 403
+  | 'CLIENT_ADDRESS_UNKNOWN'
+  | 'ADDRESS_NOT_ALLOWED'
+  // step 2 → 415 / 413 / 400
+  | 'CONTENT_ENCODING_UNSUPPORTED'
+  | 'CONTENT_TYPE_UNSUPPORTED'
+  | 'BODY_TOO_LARGE'
+  | 'CONTENT_LENGTH_INVALID'
+  // step 3 → 401
+  | 'HEADER_MISSING'
+  | 'HEADER_REPEATED'
+  | 'KEY_ID_MALFORMED'
+  | 'TS_MALFORMED'
+  | 'NONCE_MALFORMED'
+  | 'SIGNATURE_MALFORMED'
+  | 'KEY_WRONG_ROUTE'
+  // step 4 → 401
+  | 'TS_OUT_OF_WINDOW'
+  // step 5 → 401
+  | 'KEY_UNKNOWN'
+  | 'KEY_REVOKED'
+  | 'KEY_EXPIRED'
+  | 'KEY_NOT_YET_VALID'
+  | 'KEY_KIND_DISABLED'
+  // step 6 → 400, then binding → 401
+  | `JSON_${StrictJsonReason}`
+  | 'BODY_NOT_OBJECT'
+  | 'BODY_TYPE_INVALID'
+  | 'BODY_MATCH_ID_INVALID'
+  | 'MATCH_ID_MISMATCH'
+  | 'TYPE_NOT_ALLOWED'
+  // step 7 → 401
+  | 'SIGNATURE_MISMATCH'
+  // step 8 → 401 / 503
+  | 'REPLAY'
+  | 'STORE_UNAVAILABLE';
+
+/** Header values as Node gives them (`IncomingHttpHeaders`), or any record of them, names in any case. */
+export type HeaderBag = Readonly<Record<string, string | readonly string[] | undefined>>;
+
+/** One request, as the transport received it. */
+export interface HookRequest {
+  readonly route: HookRoute;
+  /** The TCP peer address (`socket.remoteAddress`). */
+  readonly remoteAddress: string | undefined;
+  readonly headers: HeaderBag;
+  /** Node's `rawHeaders` (name, value, name, value…): lets repeated headers be seen even when Node merged them. */
+  readonly rawHeaders?: readonly string[];
+  /** The body bytes exactly as received; undefined or empty when there was none. */
+  readonly rawBody: Buffer | undefined;
+  /** Set by the transport when it stopped reading a body past the limit (the body is then not available). */
+  readonly bodyTooLarge?: boolean;
+  /** Overrides for the declared values; by default they are read from `headers`. */
+  readonly contentType?: string;
+  readonly contentLength?: string;
+  readonly contentEncoding?: string;
+  /** Correlation id for logs and events; a UUID is generated when absent. */
+  readonly requestId?: string;
+}
+
+export interface VerifiedHook {
+  readonly ok: true;
+  readonly keyId: string;
+  readonly kind: KeyKind;
+  readonly matchId: string;
+  readonly type: string;
+  /** The verified body, deeply frozen, objects with a null prototype. Never re-parse the raw body. */
+  readonly body: JsonObject;
+  readonly ts: number;
+  readonly nonce: string;
+  readonly remoteAddress: string;
+  readonly requestId: string;
+}
+
+export interface VerificationFailure {
+  readonly ok: false;
+  readonly status: FailureStatus;
+  readonly reason: HmacFailureReason | 'RATE_LIMITED';
+  /** For 429: the reason the request itself failed. For header failures: the header's name. */
+  readonly detail?: string;
+  /** For 429: when the failure window ends. */
+  readonly retryAfterMs?: number;
+  readonly requestId: string;
+}
+
+export type VerificationResult = VerifiedHook | VerificationFailure;
+
+/** A refused request, as reported to the security event sink (and from there `hmac.verification.failed`). */
+export interface VerificationFailedEvent {
+  readonly reason: HmacFailureReason;
+  readonly status: FailureStatus;
+  readonly detail?: string;
+  readonly keyId?: string;
+  readonly matchId?: string;
+  readonly remoteAddress: string;
+  readonly route: HookRoute;
+  readonly requestId: string;
+  readonly at: number;
+}
+
+/** A correctly signed request whose nonce was already spent (→ `replay.attack.detected`). */
+export interface ReplayDetectedEvent {
+  readonly keyId: string;
+  readonly matchId: string;
+  readonly nonce: string;
+  readonly type: string;
+  readonly ts: number;
+  readonly remoteAddress: string;
+  readonly route: HookRoute;
+  readonly requestId: string;
+  readonly at: number;
+}
+
+/**
+ * Where security events go (the composition root wires it to the outbox). Called at most `failureLimit` times per
+ * address or key id per window; errors it throws are logged and never change the answer. A replay is reported
+ * through `onReplayDetected` only.
+ */
+export interface SecurityEventSink {
+  onVerificationFailed(event: VerificationFailedEvent): void | Promise<void>;
+  onReplayDetected(event: ReplayDetectedEvent): void | Promise<void>;
+}
+
+export interface HookVerifierSettings {
+  /** MAX_SKEW_MS */
+  readonly maxSkewMs: number;
+  /** MAX_BODY_BYTES */
+  readonly maxBodyBytes: number;
+  /** HMAC_ALLOWED_CIDRS */
+  readonly allowedCidrs: readonly string[];
+  /** TRUST_PROXY (empty: the socket address is the client). */
+  readonly trustProxy: readonly string[];
+  /** Failures per address or key id per window before failures are answered 429 (default 20). */
+  readonly failureLimit?: number;
+  /** Length of the failure-counting window (default 60 000 ms). */
+  readonly failureWindowMs?: number;
+}
+
+export interface HookVerifierDeps {
+  readonly keys: KeyDirectory;
+  /** Nonces and failure counters. */
+  readonly kv: KeyValueStore;
+  readonly clock: Clock;
+  readonly settings: HookVerifierSettings;
+  readonly metrics?: Pick<Metrics, 'hmacVerifications'>;
+  readonly sink?: SecurityEventSink;
+  readonly logger?: Logger;
+}
+
+/** Builds verifier settings from the service configuration. */
+export function verifierSettingsFromConfig(config: {
+  MAX_SKEW_MS: number;
+  MAX_BODY_BYTES: number;
+  HMAC_ALLOWED_CIDRS: readonly string[];
+  TRUST_PROXY: readonly string[];
+}): HookVerifierSettings {
+  return {
+    maxSkewMs: config.MAX_SKEW_MS,
+    maxBodyBytes: config.MAX_BODY_BYTES,
+    allowedCidrs: config.HMAC_ALLOWED_CIDRS,
+    trustProxy: config.TRUST_PROXY,
+  };
+}
+
+/** Nonces outlive every timestamp that could still pass the skew check: 2·skew plus 10 s (hmac-v1.md step 8). */
+export function nonceTtlMs(maxSkewMs: number): number {
+  return 2 * maxSkewMs + 10_000;
+}
+
+export function nonceKey(keyId: string, nonce: string): string {
+  return `hmac:nonce:${keyId}:${nonce}`;
+}
+
+const DEFAULT_FAILURE_LIMIT = 20;
+const DEFAULT_FAILURE_WINDOW_MS = 60_000;
+
+/** What is known about a request so far, for reporting a failure. */
+interface Context {
+  readonly route: HookRoute;
+  readonly requestId: string;
+  remoteAddress: string;
+  /** The address to count failures against (only once it is known). */
+  counterAddress?: string;
+  keyId?: string;
+  matchId?: string;
+}
+
+type HeaderRead = { ok: true; value: string } | { ok: false; reason: 'HEADER_MISSING' | 'HEADER_REPEATED' };
+
+export class HookVerifier {
+  private readonly allowed: CidrList;
+  private readonly trustedProxies: CidrList;
+  private readonly failureLimit: number;
+  private readonly failureWindowMs: number;
+  /** Used for the dummy HMAC on key failures, so every key failure costs the same as a real check. */
+  private readonly dummyKey = randomBytes(32);
+
+  constructor(private readonly deps: HookVerifierDeps) {
+    this.allowed = new CidrList(deps.settings.allowedCidrs);
+    this.trustedProxies = new CidrList(deps.settings.trustProxy);
+    this.failureLimit = deps.settings.failureLimit ?? DEFAULT_FAILURE_LIMIT;
+    this.failureWindowMs = deps.settings.failureWindowMs ?? DEFAULT_FAILURE_WINDOW_MS;
+  }
+
+  async verify(request: HookRequest): Promise<VerificationResult> {
+    const { settings, clock } = this.deps;
+    const policy = ROUTE_POLICIES[request.route];
+    const ctx: Context = {
+      route: request.route,
+      requestId: request.requestId ?? randomUUID(),
+      remoteAddress: request.remoteAddress ?? 'unknown',
+    };
+
+    // 1. Network: the client address must be allowlisted.
+    const forwarded = headerValues(request.headers, 'x-forwarded-for');
+    const client = resolveClientAddress({ socketAddress: request.remoteAddress, forwardedFor: forwarded }, this.trustedProxies);
+    if (!client.ok) return this.reject(ctx, 403, 'CLIENT_ADDRESS_UNKNOWN');
+    ctx.remoteAddress = client.address;
+    ctx.counterAddress = client.address;
+    if (!this.allowed.contains(client.address)) return this.reject(ctx, 403, 'ADDRESS_NOT_ALLOWED');
+
+    // 2. Media type and size, declared and actual. We never decompress: any content-coding is refused.
+    const media = this.checkMedia(request);
+    if (media) return this.reject(ctx, media.status, media.reason);
+
+    // 3. Header grammar: each of the four exactly once, each matching its pattern.
+    const headers: Record<string, string> = {};
+    for (const [name, pattern, malformed] of HEADER_RULES) {
+      const read = readSingleHeader(request, name);
+      if (!read.ok) return this.reject(ctx, 401, read.reason, name);
+      if (!pattern.test(read.value)) return this.reject(ctx, 401, malformed, name);
+      headers[name] = read.value;
+    }
+    const keyId = headers[HEADER_KEY_ID] as string;
+    const tsText = headers[HEADER_TS] as string;
+    const nonce = headers[HEADER_NONCE] as string;
+    const signature = headers[HEADER_SIGNATURE] as string;
+    const key = parseKeyId(keyId);
+    if (!key) return this.reject(ctx, 401, 'KEY_ID_MALFORMED', HEADER_KEY_ID);
+    ctx.keyId = keyId;
+    ctx.matchId = key.matchId;
+    if (key.prefix !== policy.keyPrefix) return this.reject(ctx, 401, 'KEY_WRONG_ROUTE');
+
+    // 4. Clock skew, inclusive at both ends.
+    const ts = Number(tsText);
+    if (Math.abs(clock.now() - ts) > settings.maxSkewMs) return this.reject(ctx, 401, 'TS_OUT_OF_WINDOW');
+
+    // 5. Key record: issued, not revoked, in its window. On any miss, still spend an HMAC.
+    let record: KeyRecord | null;
+    try {
+      record = await this.deps.keys.lookup(keyId);
+    } catch (err) {
+      return this.unavailable(ctx, err);
+    }
+    const keyFailure = this.checkKey(record, ts);
+    const secret = keyFailure ? null : this.deps.keys.secretFor(keyId);
+    if (keyFailure || !secret) {
+      this.dummyHmac(keyId, tsText, nonce, request.rawBody);
+      return this.reject(ctx, 401, keyFailure ?? 'KEY_KIND_DISABLED');
+    }
+
+    // 6. Strict I-JSON parse and JCS; then the body must be bound to this key and route.
+    let value: JsonValue;
+    try {
+      value = parseStrictJson(request.rawBody ?? Buffer.alloc(0));
+    } catch (err) {
+      if (err instanceof StrictJsonError) return this.reject(ctx, 400, `JSON_${err.reason}`);
+      throw err;
+    }
+    const binding = readBodyBinding(value);
+    if (!binding.ok) return this.reject(ctx, 400, binding.reason);
+    if (binding.matchId !== key.matchId) return this.reject(ctx, 401, 'MATCH_ID_MISMATCH');
+    if (!policy.types.has(binding.type)) return this.reject(ctx, 401, 'TYPE_NOT_ALLOWED');
+    const canonical = canonicalString({
+      keyId,
+      ts: tsText,
+      nonce,
+      matchId: binding.matchId,
+      type: binding.type,
+      canonicalBody: canonicalize(binding.body),
+    });
+
+    // 7. Signature: both sides as 32 raw bytes, compared in constant time.
+    const expected = hmacDigest(secret, canonical);
+    const received = Buffer.from(signature, 'hex');
+    if (expected.length !== 32 || received.length !== 32 || !timingSafeEqual(expected, received)) {
+      return this.reject(ctx, 401, 'SIGNATURE_MISMATCH');
+    }
+
+    // 8. Spend the nonce, last: only a fully valid request can burn one. No store → fail closed.
+    let fresh: boolean;
+    try {
+      fresh = await this.deps.kv.set(nonceKey(keyId, nonce), '1', { nx: true, px: nonceTtlMs(settings.maxSkewMs) });
+    } catch (err) {
+      return this.unavailable(ctx, err);
+    }
+    if (!fresh) {
+      const replay: ReplayDetectedEvent = {
+        keyId,
+        matchId: key.matchId,
+        nonce,
+        type: binding.type,
+        ts,
+        remoteAddress: ctx.remoteAddress,
+        route: ctx.route,
+        requestId: ctx.requestId,
+        at: clock.now(),
+      };
+      return this.reject(ctx, 401, 'REPLAY', undefined, () => this.deps.sink?.onReplayDetected(replay));
+    }
+
+    this.deps.metrics?.hmacVerifications.inc({ result: 'accepted', reason: 'OK', route: ctx.route });
+    this.deps.logger?.debug(
+      { requestId: ctx.requestId, route: ctx.route, keyId, matchId: key.matchId, type: binding.type, remoteAddress: ctx.remoteAddress },
+      'hook request verified',
+    );
+    return {
+      ok: true,
+      keyId,
+      kind: kindOfPrefix(key.prefix),
+      matchId: key.matchId,
+      type: binding.type,
+      body: binding.body,
+      ts,
+      nonce,
+      remoteAddress: ctx.remoteAddress,
+      requestId: ctx.requestId,
+    };
+  }
+
+  private checkMedia(request: HookRequest): { status: 400 | 413 | 415; reason: HmacFailureReason } | null {
+    const encoding = declared(request, 'content-encoding', request.contentEncoding);
+    if (encoding.repeated || (encoding.value !== undefined && encoding.value.trim().toLowerCase() !== 'identity')) {
+      return { status: 415, reason: 'CONTENT_ENCODING_UNSUPPORTED' };
+    }
+    const type = declared(request, 'content-type', request.contentType);
+    if (type.repeated || !isJsonUtf8(type.value)) return { status: 415, reason: 'CONTENT_TYPE_UNSUPPORTED' };
+
+    const { maxBodyBytes } = this.deps.settings;
+    if (request.bodyTooLarge) return { status: 413, reason: 'BODY_TOO_LARGE' };
+    const length = declared(request, 'content-length', request.contentLength);
+    if (length.repeated) return { status: 400, reason: 'CONTENT_LENGTH_INVALID' };
+    if (length.value !== undefined) {
+      if (!/^[0-9]{1,15}$/.test(length.value)) return { status: 400, reason: 'CONTENT_LENGTH_INVALID' };
+      if (Number(length.value) > maxBodyBytes) return { status: 413, reason: 'BODY_TOO_LARGE' };
+    }
+    const actual = request.rawBody?.length ?? 0;
+    if (actual > maxBodyBytes) return { status: 413, reason: 'BODY_TOO_LARGE' };
+    if (length.value !== undefined && Number(length.value) !== actual) return { status: 400, reason: 'CONTENT_LENGTH_INVALID' };
+    return null;
+  }
+
+  private checkKey(record: KeyRecord | null, ts: number): HmacFailureReason | null {
+    if (!record) return 'KEY_UNKNOWN';
+    if (record.revoked) return 'KEY_REVOKED';
+    if (ts < record.issuedAt - this.deps.settings.maxSkewMs) return 'KEY_NOT_YET_VALID';
+    if (ts > record.expiresAt) return 'KEY_EXPIRED';
+    return null;
+  }
+
+  private dummyHmac(keyId: string, ts: string, nonce: string, body: Buffer | undefined): void {
+    const mac = createHmac('sha256', this.dummyKey).update(`v1|${keyId}|${ts}|${nonce}|`);
+    if (body) mac.update(body);
+    mac.digest();
+  }
+
+  private async unavailable(ctx: Context, err: unknown): Promise<VerificationFailure> {
+    this.deps.logger?.error(
+      { requestId: ctx.requestId, route: ctx.route, keyId: ctx.keyId, errName: (err as Error)?.name, errMessage: (err as Error)?.message },
+      'hmac verification: key-value store unavailable, failing closed',
+    );
+    this.deps.metrics?.hmacVerifications.inc({ result: 'rejected', reason: 'STORE_UNAVAILABLE', route: ctx.route });
+    return { ok: false, status: 503, reason: 'STORE_UNAVAILABLE', requestId: ctx.requestId };
+  }
+
+  /**
+   * Records a failure (metrics, failure counters, log, sink) and builds the answer. Past `failureLimit` failures
+   * in the window for this address or key id, the answer becomes 429 (403 stays 403) and the log line and event
+   * are skipped, so a flood of bad requests cannot flood the logs, the outbox or Kafka.
+   */
+  private async reject(
+    ctx: Context,
+    status: Exclude<FailureStatus, 429 | 503>,
+    reason: HmacFailureReason,
+    detail?: string,
+    report?: () => void | Promise<void> | undefined,
+  ): Promise<VerificationFailure> {
+    const now = this.deps.clock.now();
+    const count = await this.countFailure(ctx, now);
+    const limited = count > this.failureLimit;
+    const route = ctx.route;
+    if (limited && status !== 403) {
+      this.deps.metrics?.hmacVerifications.inc({ result: 'rate_limited', reason, route });
+      const windowEnd = (Math.floor(now / this.failureWindowMs) + 1) * this.failureWindowMs;
+      return { ok: false, status: 429, reason: 'RATE_LIMITED', detail: reason, retryAfterMs: windowEnd - now, requestId: ctx.requestId };
+    }
+    this.deps.metrics?.hmacVerifications.inc({ result: 'rejected', reason, route });
+    if (!limited) {
+      this.deps.logger?.warn(
+        { requestId: ctx.requestId, route, status, reason, detail, keyId: ctx.keyId, matchId: ctx.matchId, remoteAddress: ctx.remoteAddress },
+        reason === 'REPLAY' ? 'hmac verification failed: replayed nonce' : 'hmac verification failed',
+      );
+      const event: VerificationFailedEvent = {
+        reason,
+        status,
+        ...(detail === undefined ? {} : { detail }),
+        ...(ctx.keyId === undefined ? {} : { keyId: ctx.keyId }),
+        ...(ctx.matchId === undefined ? {} : { matchId: ctx.matchId }),
+        remoteAddress: ctx.remoteAddress,
+        route,
+        requestId: ctx.requestId,
+        at: now,
+      };
+      await this.emit(report ?? (() => this.deps.sink?.onVerificationFailed(event)));
+    }
+    return { ok: false, status, reason, ...(detail === undefined ? {} : { detail }), requestId: ctx.requestId };
+  }
+
+  /** Counts a failure against the address and the key id; returns the higher count (0 when the store fails). */
+  private async countFailure(ctx: Context, now: number): Promise<number> {
+    const window = Math.floor(now / this.failureWindowMs);
+    const keys: string[] = [];
+    if (ctx.counterAddress !== undefined) keys.push(`hmac:fail:addr:${ctx.counterAddress}:${window}`);
+    if (ctx.keyId !== undefined) keys.push(`hmac:fail:key:${ctx.keyId}:${window}`);
+    let highest = 0;
+    for (const key of keys) {
+      try {
+        const count = await this.deps.kv.incr(key);
+        if (count === 1) await this.deps.kv.pexpire(key, this.failureWindowMs + 1_000);
+        highest = Math.max(highest, count);
+      } catch {
+        // Counting is best effort: the answer to this request does not depend on it.
+      }
+    }
+    return highest;
+  }
+
+  private async emit(call: () => void | Promise<void> | undefined): Promise<void> {
+    try {
+      await call();
+    } catch (err) {
+      this.deps.logger?.error({ errName: (err as Error)?.name, errMessage: (err as Error)?.message }, 'security event sink failed');
+    }
+  }
+}
+
+type HeaderRule = readonly [name: string, pattern: RegExp, malformed: HmacFailureReason];
+const HEADER_RULES: readonly HeaderRule[] = [
+  [HEADER_KEY_ID, KEY_ID_PATTERN, 'KEY_ID_MALFORMED'],
+  [HEADER_TS, TS_PATTERN, 'TS_MALFORMED'],
+  [HEADER_NONCE, NONCE_PATTERN, 'NONCE_MALFORMED'],
+  [HEADER_SIGNATURE, SIGNATURE_PATTERN, 'SIGNATURE_MALFORMED'],
+];
+
+/** All values of a header, whatever the case of its name in the bag. */
+function headerValues(headers: HeaderBag, name: string): string[] {
+  const values: string[] = [];
+  for (const key of Object.keys(headers)) {
+    if (key.toLowerCase() !== name) continue;
+    const v = headers[key];
+    if (typeof v === 'string') values.push(v);
+    else if (Array.isArray(v)) values.push(...(v as readonly string[]));
+  }
+  return values;
+}
+
+/** How often a header name occurs in Node's rawHeaders (undefined when rawHeaders was not given). */
+function rawCount(rawHeaders: readonly string[] | undefined, name: string): number | undefined {
+  if (!rawHeaders) return undefined;
+  let count = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if ((rawHeaders[i] as string).toLowerCase() === name) count++;
+  }
+  return count;
+}
+
+/** A header that must appear exactly once (from rawHeaders when given, else from the header bag). */
+function readSingleHeader(request: HookRequest, name: string): HeaderRead {
+  const values = headerValues(request.headers, name);
+  const occurrences = rawCount(request.rawHeaders, name) ?? values.length;
+  if (occurrences > 1 || values.length > 1) return { ok: false, reason: 'HEADER_REPEATED' };
+  const value = values[0];
+  if (occurrences === 0 || value === undefined) return { ok: false, reason: 'HEADER_MISSING' };
+  return { ok: true, value };
+}
+
+/** A declared header value (an explicit override wins), and whether the header was sent more than once. */
+function declared(request: HookRequest, name: string, override: string | undefined): { value: string | undefined; repeated: boolean } {
+  const values = headerValues(request.headers, name);
+  const repeated = (rawCount(request.rawHeaders, name) ?? values.length) > 1 || values.length > 1;
+  return { value: override ?? values[0], repeated };
+}
+
+/** `application/json`, optionally with `charset=utf-8` (any case, optionally quoted), and nothing else. */
+export function isJsonUtf8(contentType: string | undefined): boolean {
+  if (contentType === undefined) return false;
+  const [mediaType, ...params] = contentType.split(';');
+  if ((mediaType ?? '').trim().toLowerCase() !== 'application/json') return false;
+  for (const param of params) {
+    const eq = param.indexOf('=');
+    if (eq < 0) return false;
+    const name = param.slice(0, eq).trim().toLowerCase();
+    let value = param.slice(eq + 1).trim();
+    if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1);
+    if (name !== 'charset' || value.toLowerCase() !== 'utf-8') return false;
+  }
+  return true;
+}

@@ -1,0 +1,285 @@
+/**
+ * HMAC key ids, per-key secrets and the issuance records behind them (hmac-v1.md "Keys and secrets").
+ *
+ * A key's secret is never stored: it is derived on demand from the master secret of its kind and the key id.
+ * Redis holds only the issuance record at `hmac:secret:<keyId>` (the seed's key name), which is what makes a key
+ * valid: issued, not revoked, inside its time window.
+ */
+import { createHmac } from 'node:crypto';
+import { z } from 'zod';
+import type { Clock } from '../infra/clock.js';
+import type { KeyValueStore } from '../infra/kv/kv-store.js';
+import { KEY_ID_PATTERN, parseKeyId, type KeyIdParts, type KeyPrefix } from './signer.js';
+
+export { KEY_ID_PATTERN, parseKeyId, type KeyIdParts };
+
+export type KeyKind = 'overlay' | 'admin';
+
+const PREFIX_OF: Readonly<Record<KeyKind, KeyPrefix>> = { overlay: 'ovl', admin: 'adm' };
+const KIND_OF: Readonly<Record<KeyPrefix, KeyKind>> = { ovl: 'overlay', adm: 'admin' };
+
+export function prefixOfKind(kind: KeyKind): KeyPrefix {
+  return PREFIX_OF[kind];
+}
+
+export function kindOfPrefix(prefix: KeyPrefix): KeyKind {
+  return KIND_OF[prefix];
+}
+
+/** Label mixed into every derivation so a secret of this protocol is useless anywhere else. */
+export const DERIVATION_LABEL = 'flock-hmac-v1|';
+
+export const MATCH_ID_PATTERN = /^[A-Za-z0-9-]{1,64}$/;
+
+/** Redis key of a key's issuance record. */
+export function keyRecordKey(keyId: string): string {
+  return `hmac:secret:${keyId}`;
+}
+
+/** `<ovl|adm>_<matchId>_<issuedAt>`; throws on a matchId or time the grammar cannot carry. */
+export function formatKeyId(kind: KeyKind, matchId: string, issuedAt: number): string {
+  if (!MATCH_ID_PATTERN.test(matchId)) throw new KeyServiceError('MATCH_ID_INVALID', 'matchId must match ^[A-Za-z0-9-]{1,64}$');
+  const keyId = `${PREFIX_OF[kind]}_${matchId}_${issuedAt}`;
+  if (!KEY_ID_PATTERN.test(keyId)) throw new KeyServiceError('CLOCK_INVALID', 'issuedAt must be 13 digits of milliseconds');
+  return keyId;
+}
+
+/** `HMAC-SHA256(master, "flock-hmac-v1|" + keyId)`: the key's 32-byte secret. */
+export function deriveSecret(master: string | Uint8Array, keyId: string): Buffer {
+  const key = typeof master === 'string' ? Buffer.from(master, 'utf8') : master;
+  return createHmac('sha256', key).update(DERIVATION_LABEL + keyId, 'utf8').digest();
+}
+
+/** A secret as handed to callers: unpadded base64url. */
+export function encodeSecret(secret: Uint8Array): string {
+  return Buffer.from(secret).toString('base64url');
+}
+
+/** What Redis holds for a key (never the secret). */
+export interface KeyRecord {
+  readonly v: 1;
+  readonly keyId: string;
+  readonly matchId: string;
+  readonly kind: KeyKind;
+  readonly issuedAt: number;
+  readonly expiresAt: number;
+  readonly revoked: boolean;
+  readonly revokedAt?: number;
+}
+
+const keyRecordSchema = z.object({
+  v: z.literal(1),
+  keyId: z.string(),
+  matchId: z.string(),
+  kind: z.enum(['overlay', 'admin']),
+  issuedAt: z.number().int(),
+  expiresAt: z.number().int(),
+  revoked: z.boolean(),
+  revokedAt: z.number().int().optional(),
+});
+
+/** A freshly issued key: the only time its secret leaves the service. */
+export interface IssuedKey {
+  readonly keyId: string;
+  /** Unpadded base64url of the 32-byte secret. */
+  readonly secret: string;
+  readonly matchId: string;
+  readonly kind: KeyKind;
+  readonly issuedAt: number;
+  readonly expiresAt: number;
+}
+
+export type KeyServiceReason = 'MATCH_ID_INVALID' | 'TTL_INVALID' | 'NO_MASTER_SECRET' | 'CLOCK_INVALID' | 'KEY_ID_TAKEN';
+
+export class KeyServiceError extends Error {
+  constructor(
+    readonly reason: KeyServiceReason,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'KeyServiceError';
+  }
+}
+
+/** The lookups the verifier needs; KeyService is the implementation. */
+export interface KeyDirectory {
+  /** The key's issuance record (cached at most `cacheTtlMs`), or null when it was never issued or has gone. */
+  lookup(keyId: string): Promise<KeyRecord | null>;
+  /** The key's 32-byte secret, or null when the master secret of its kind is not configured. */
+  secretFor(keyId: string): Buffer | null;
+}
+
+export interface KeyServiceOptions {
+  kv: KeyValueStore;
+  clock: Clock;
+  /** OVERLAY_MASTER_SECRET; overlay keys cannot be issued or verified without it. */
+  overlayMasterSecret: string | undefined;
+  /** ADMIN_HOOK_SECRET; admin keys cannot be issued or verified without it. */
+  adminHookSecret: string | undefined;
+  /** OVERLAY_KEY_TTL_MS: default lifetime of a key of either kind. */
+  defaultTtlMs: number;
+  /** MAX_SKEW_MS: records outlive their key by this (plus a minute) so a request signed at expiry still verifies. */
+  maxSkewMs: number;
+  /** How long a looked-up record may be reused in this process; at most 5000 (revocation lag). */
+  cacheTtlMs?: number;
+  /** Most records cached at once (oldest dropped first). */
+  cacheMaxEntries?: number;
+}
+
+/** The longest a revocation may take to reach every instance (hmac-v1.md). */
+export const MAX_REVOCATION_LAG_MS = 5_000;
+/** Longest lifetime a key may be given (7 days): keys are per match. */
+export const MAX_KEY_TTL_MS = 7 * 24 * 60 * 60 * 1000;
+const RECORD_GRACE_MS = 60_000;
+const ISSUE_ATTEMPTS = 5;
+
+interface CacheEntry {
+  readonly record: KeyRecord;
+  readonly until: number;
+}
+
+/**
+ * Issues, revokes and looks up HMAC keys. Records live in the key-value store (shared by every instance); this
+ * process keeps found records for at most 5 s, so a revocation is honoured everywhere within 5 s. Misses are not
+ * cached (a key issued on another instance works at once, and random key ids cannot fill memory). Derived
+ * secrets are not cached either: deriving one is a single HMAC, cheaper than the cache would be worth.
+ */
+export class KeyService implements KeyDirectory {
+  private readonly cache = new Map<string, CacheEntry>();
+  private readonly cacheTtlMs: number;
+  private readonly cacheMaxEntries: number;
+
+  constructor(private readonly options: KeyServiceOptions) {
+    this.cacheTtlMs = options.cacheTtlMs ?? MAX_REVOCATION_LAG_MS;
+    if (!(this.cacheTtlMs >= 0 && this.cacheTtlMs <= MAX_REVOCATION_LAG_MS)) {
+      throw new RangeError(`cacheTtlMs must be between 0 and ${MAX_REVOCATION_LAG_MS}`);
+    }
+    this.cacheMaxEntries = options.cacheMaxEntries ?? 10_000;
+  }
+
+  /** Issues a new key for a match. Rotation is issuing again: old keys stay valid until their expiry. */
+  async issue(request: { matchId: string; kind: KeyKind; ttlMs?: number }): Promise<IssuedKey> {
+    const { kv, clock } = this.options;
+    const ttlMs = request.ttlMs ?? this.options.defaultTtlMs;
+    if (!Number.isSafeInteger(ttlMs) || ttlMs <= 0 || ttlMs > MAX_KEY_TTL_MS) {
+      throw new KeyServiceError('TTL_INVALID', `ttlMs must be an integer between 1 and ${MAX_KEY_TTL_MS}`);
+    }
+    const master = this.masterFor(request.kind);
+    if (master === undefined) {
+      throw new KeyServiceError('NO_MASTER_SECRET', `no master secret configured for ${request.kind} keys`);
+    }
+    let issuedAt = clock.now();
+    // The key id carries issuedAt; two issues for one match in the same millisecond take the next one.
+    for (let attempt = 0; attempt < ISSUE_ATTEMPTS; attempt++, issuedAt++) {
+      const keyId = formatKeyId(request.kind, request.matchId, issuedAt);
+      const record: KeyRecord = {
+        v: 1,
+        keyId,
+        matchId: request.matchId,
+        kind: request.kind,
+        issuedAt,
+        expiresAt: issuedAt + ttlMs,
+        revoked: false,
+      };
+      const written = await kv.set(keyRecordKey(keyId), JSON.stringify(record), {
+        nx: true,
+        px: this.recordTtl(record.expiresAt),
+      });
+      if (!written) continue;
+      return {
+        keyId,
+        secret: encodeSecret(deriveSecret(master, keyId)),
+        matchId: record.matchId,
+        kind: record.kind,
+        issuedAt,
+        expiresAt: record.expiresAt,
+      };
+    }
+    throw new KeyServiceError('KEY_ID_TAKEN', 'could not find a free key id; try again');
+  }
+
+  /**
+   * Marks a key revoked (the record stays until its own expiry, so the key id is never reissued).
+   * @returns false when no such key exists (never issued, or already gone).
+   */
+  async revoke(keyId: string): Promise<boolean> {
+    const { kv, clock } = this.options;
+    this.cache.delete(keyId);
+    const record = await this.fetch(keyId);
+    if (!record) return false;
+    if (record.revoked) return true;
+    const ttl = await kv.pttl(keyRecordKey(keyId));
+    if (ttl === -2) return false;
+    const revoked: KeyRecord = { ...record, revoked: true, revokedAt: clock.now() };
+    await kv.set(keyRecordKey(keyId), JSON.stringify(revoked), ttl > 0 ? { px: ttl } : {});
+    this.cache.delete(keyId);
+    return true;
+  }
+
+  async lookup(keyId: string): Promise<KeyRecord | null> {
+    const now = this.options.clock.now();
+    const hit = this.cache.get(keyId);
+    if (hit && hit.until > now) return hit.record;
+    if (hit) this.cache.delete(keyId);
+    const record = await this.fetch(keyId);
+    if (record && this.cacheTtlMs > 0) {
+      if (this.cache.size >= this.cacheMaxEntries) this.evict(now);
+      this.cache.set(keyId, { record, until: now + this.cacheTtlMs });
+    }
+    return record;
+  }
+
+  secretFor(keyId: string): Buffer | null {
+    const parts = parseKeyId(keyId);
+    if (!parts) return null;
+    const master = this.masterFor(kindOfPrefix(parts.prefix));
+    return master === undefined ? null : deriveSecret(master, keyId);
+  }
+
+  /** Drops a cached record (the revoking instance sees its own revocation at once). */
+  invalidate(keyId: string): void {
+    this.cache.delete(keyId);
+  }
+
+  private masterFor(kind: KeyKind): string | undefined {
+    return kind === 'overlay' ? this.options.overlayMasterSecret : this.options.adminHookSecret;
+  }
+
+  private recordTtl(expiresAt: number): number {
+    return Math.max(1, expiresAt - this.options.clock.now() + this.options.maxSkewMs + RECORD_GRACE_MS);
+  }
+
+  /** Reads and validates a record; a record that does not describe this key id counts as absent. */
+  private async fetch(keyId: string): Promise<KeyRecord | null> {
+    const parts = parseKeyId(keyId);
+    if (!parts) return null;
+    const raw = await this.options.kv.get(keyRecordKey(keyId));
+    if (raw === null) return null;
+    let data: unknown;
+    try {
+      data = JSON.parse(raw);
+    } catch {
+      return null;
+    }
+    const parsed = keyRecordSchema.safeParse(data);
+    if (!parsed.success) return null;
+    const record = parsed.data;
+    const consistent =
+      record.keyId === keyId &&
+      record.matchId === parts.matchId &&
+      record.issuedAt === parts.issuedAt &&
+      record.kind === kindOfPrefix(parts.prefix);
+    return consistent ? Object.freeze(record as KeyRecord) : null;
+  }
+
+  private evict(now: number): void {
+    for (const [id, entry] of this.cache) {
+      if (entry.until <= now) this.cache.delete(id);
+    }
+    // Still full: drop the oldest entries (Map keeps insertion order).
+    for (const id of this.cache.keys()) {
+      if (this.cache.size < this.cacheMaxEntries) break;
+      this.cache.delete(id);
+    }
+  }
+}
