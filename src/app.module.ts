@@ -142,6 +142,9 @@ export async function buildServices(config: Config, overrides: ServiceOverrides 
     run: async () => void (await provisioning.sweepDeadlines()),
   });
 
+  // --- stream health wiring (StreamHealthWorker, its providers and scheduled sweeps) ---
+  // --- end stream health wiring ---
+
   return {
     config,
     clock,
