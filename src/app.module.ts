@@ -29,6 +29,13 @@ import { DEFAULT_PROVISION_SETTINGS, ServerProvisionWorker } from './provisionin
 import { Leases } from './scheduling/lease.js';
 import { ScheduledTasksService } from './scheduling/scheduled-tasks.service.js';
 import { SERVICES, type Services } from './services.js';
+import { HooksController } from './http/hooks.controller.js';
+import { HookSignalsService } from './matches/hook-signals.service.js';
+import { HmacGuard, HOOK_VERIFIER } from './security/hmac.guard.js';
+import { HookVerifier, verifierSettingsFromConfig } from './security/hook-verifier.js';
+import { KeyService } from './security/keys.js';
+import { registerRawJsonParser } from './security/raw-body.js';
+import { OutboxSecurityEventSink } from './security/security-events.js';
 import { streamHealthCheckSchema } from './stream-health/events.js';
 
 /** Replaceable parts, for tests and the demo (a manual clock, a logger that records, a panel double). */
@@ -135,11 +142,33 @@ export async function buildServices(config: Config, overrides: ServiceOverrides 
   consumer.register(provisioning.reservedHandler());
   consumer.register(provisioning.releasedHandler());
 
+  const keys = new KeyService({
+    kv,
+    clock,
+    overlayMasterSecret: config.OVERLAY_MASTER_SECRET,
+    adminHookSecret: config.ADMIN_HOOK_SECRET,
+    defaultTtlMs: config.OVERLAY_KEY_TTL_MS,
+    maxSkewMs: config.MAX_SKEW_MS,
+  });
+  const hookVerifier = new HookVerifier({
+    keys,
+    kv,
+    clock,
+    settings: verifierSettingsFromConfig(config),
+    metrics,
+    sink: new OutboxSecurityEventSink(database.db, clock, logger.child({ component: 'hmac' }), () => relay.nudge()),
+    logger: logger.child({ component: 'hmac' }),
+  });
+  const hookSignals = new HookSignalsService({ db: database.db, clock, logger: logger.child({ component: 'hooks' }), provisioning, onOutboxWrite: () => relay.nudge() });
+
   const scheduler = new ScheduledTasksService({ kv, clock, logger: logger.child({ component: 'scheduler' }), metrics, instanceId: config.instanceId });
   scheduler.register({
     name: 'provisioning-monitor',
     everyMs: config.PROVISION_MONITOR_EVERY_MS,
-    run: async () => void (await provisioning.sweepDeadlines()),
+    run: async () => {
+      await hookSignals.expireStaleOverlays(config.OVERLAY_HEARTBEAT_TIMEOUT_MS);
+      await provisioning.sweepDeadlines();
+    },
   });
 
   // --- stream health wiring (StreamHealthWorker, its providers and scheduled sweeps) ---
@@ -160,6 +189,9 @@ export async function buildServices(config: Config, overrides: ServiceOverrides 
     consumer,
     provisioning,
     scheduler,
+    keys,
+    hookVerifier,
+    hookSignals,
     inputSchemas: {
       [Topics.serverReserved]: serverReservedSchema,
       [Topics.serverReleased]: serverReleasedSchema,
@@ -192,9 +224,11 @@ export class AppModule {
   static forRoot(services: Services): DynamicModule {
     return {
       module: AppModule,
-      controllers: [HealthController, InternalApiController],
+      controllers: [HealthController, InternalApiController, HooksController],
       providers: [
         { provide: SERVICES, useValue: services },
+        { provide: HOOK_VERIFIER, useValue: services.hookVerifier },
+        HmacGuard,
         { provide: CONFIG, useValue: services.config },
         { provide: CLOCK, useValue: services.clock },
         InternalTokenGuard,
@@ -213,6 +247,11 @@ export interface RunningService {
 
 const REQUEST_ID = /^[A-Za-z0-9_.:-]{8,128}$/;
 
+function isHookRoute(url: string): boolean {
+  const path = url.split('?')[0] ?? '';
+  return path === '/v1/hooks/admin' || path === '/v1/overlay/events';
+}
+
 /** Builds everything, starts the workers in a safe order, and listens. `close()` drains in the reverse order. */
 export async function startService(config: Config, overrides: ServiceOverrides = {}): Promise<RunningService> {
   const services = await buildServices(config, overrides);
@@ -227,7 +266,9 @@ export async function startService(config: Config, overrides: ServiceOverrides =
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     },
   });
-  const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(services), adapter, { logger: false, abortOnError: false });
+  const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(services), adapter, { logger: false, abortOnError: false, bodyParser: false });
+  // Hook routes get the raw bytes (the guard verifies them); every other route gets strictly parsed JSON.
+  registerRawJsonParser(app.getHttpAdapter().getInstance(), config.MAX_BODY_BYTES, { rawWhen: (req) => isHookRoute(req.url) });
   await app.init();
 
   // Consumer first, so the embedded relay has somebody to hand input events to; then the workers.

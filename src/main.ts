@@ -48,11 +48,11 @@ const lazy =
 
 const sign = lazy(async () => {
   const { runSign } = await import('./security/cli.js');
-  return async (args, io) => runSign(args, { stdin: await io.readStdin(), stdout: io.stdout, stderr: io.stderr });
+  return async (args, io) => runSign(args, { stdin: await io.readStdinBytes(), stdout: io.write, stderr: io.stderr, env: io.env });
 });
 const canonicalize = lazy(async () => {
   const { runCanonicalize } = await import('./security/cli.js');
-  return async (args, io) => runCanonicalize(args, { stdin: await io.readStdin(), stdout: io.stdout, stderr: io.stderr });
+  return async (args, io) => runCanonicalize(args, { stdin: await io.readStdinBytes(), stdout: io.write, stderr: io.stderr, env: io.env });
 });
 
 const io = processIo();

@@ -14,6 +14,9 @@ import type { Logger } from './observability/logger.js';
 import type { Metrics } from './observability/metrics.js';
 import type { ServerProvisionWorker } from './provisioning/server-provision.worker.js';
 import type { ScheduledTasksService } from './scheduling/scheduled-tasks.service.js';
+import type { HookSignalsService } from './matches/hook-signals.service.js';
+import type { HookVerifier } from './security/hook-verifier.js';
+import type { KeyService } from './security/keys.js';
 
 /** Everything the composition root built, handed to controllers and the CLI as one value. */
 export interface Services {
@@ -32,6 +35,9 @@ export interface Services {
   readonly consumer: ConsumerRuntime;
   readonly provisioning: ServerProvisionWorker;
   readonly scheduler: ScheduledTasksService;
+  readonly keys: KeyService;
+  readonly hookVerifier: HookVerifier;
+  readonly hookSignals: HookSignalsService;
   readonly inputSchemas: Record<InputTopic, z.ZodType<{ eventId: string }>>;
   nudgeRelay(): void;
   readiness(): Promise<Record<string, string>>;

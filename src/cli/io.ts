@@ -2,6 +2,10 @@
 export interface CliIo {
   readonly env: Record<string, string | undefined>;
   readStdin(): Promise<string>;
+  /** Stdin as bytes, for commands that must report invalid UTF-8 rather than replace it. */
+  readStdinBytes(): Promise<Buffer>;
+  /** Writes exactly `text` (no newline added). */
+  write(text: string): void;
   stdout(text: string): void;
   stderr(text: string): void;
 }
@@ -15,11 +19,15 @@ export function processIo(): CliIo {
   return {
     env: process.env,
     async readStdin() {
-      if (process.stdin.isTTY) return '';
+      return (await this.readStdinBytes()).toString('utf8');
+    },
+    async readStdinBytes() {
+      if (process.stdin.isTTY) return Buffer.alloc(0);
       const chunks: Buffer[] = [];
       for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-      return Buffer.concat(chunks).toString('utf8');
+      return Buffer.concat(chunks);
     },
+    write: (text) => void process.stdout.write(text),
     stdout: (text) => void process.stdout.write(text.endsWith('\n') ? text : `${text}\n`),
     stderr: (text) => void process.stderr.write(text.endsWith('\n') ? text : `${text}\n`),
   };

@@ -1,4 +1,6 @@
-import { Body, Controller, Get, HttpException, Inject, Param, Post, Put, Res, UseGuards } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpException, Inject, Param, Post, Put, Res, UseGuards } from '@nestjs/common';
+import { z } from 'zod';
+import { KeyServiceError } from '../security/keys.js';
 import type { FastifyReply } from 'fastify';
 import { enqueueEvent } from '../infra/bus/outbox.js';
 import { isInputTopic } from '../infra/bus/topics.js';
@@ -7,6 +9,14 @@ import { matchIdSchema, upsertMatchSchema } from '../matches/match.schemas.js';
 import { SERVICES, type Services } from '../services.js';
 import { InternalTokenGuard } from './internal-token.guard.js';
 import { parseOr400 } from './validation.js';
+
+const issueKeySchema = z
+  .object({
+    matchId: matchIdSchema,
+    kind: z.enum(['overlay', 'admin']),
+    ttlMs: z.number().int().positive().max(7 * 24 * 3600_000).optional(),
+  })
+  .strict();
 
 /** The platform's internal API (SPEC §5): matches and input-event replay. Bearer INTERNAL_API_TOKEN. */
 @Controller('v1/internal')
@@ -49,5 +59,29 @@ export class InternalApiController {
     this.services.nudgeRelay();
     reply.status(202);
     return { accepted: true, topic, eventId: event.eventId, duplicate: enqueued === null };
+  }
+
+  /** Issues a per-match key; the response is the only place its secret ever appears. */
+  @Post('keys')
+  async issueKey(@Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
+    const request = parseOr400(issueKeySchema, body);
+    try {
+      const key = await this.services.keys.issue(request);
+      reply.status(201);
+      return { keyId: key.keyId, secret: key.secret, matchId: key.matchId, kind: key.kind, expiresAt: new Date(key.expiresAt).toISOString() };
+    } catch (error) {
+      if (error instanceof KeyServiceError) {
+        const status = error.reason === 'KEY_ID_TAKEN' ? 409 : error.reason === 'NO_MASTER_SECRET' ? 503 : 400;
+        throw new HttpException({ error: error.reason.toLowerCase(), detail: error.message }, status);
+      }
+      throw error;
+    }
+  }
+
+  /** Revokes a key: every instance refuses it within 5 seconds. */
+  @Delete('keys/:keyId')
+  async revokeKey(@Param('keyId') keyId: string) {
+    if (!(await this.services.keys.revoke(keyId))) throw new HttpException({ error: 'not_found', detail: 'no such key' }, 404);
+    return { revoked: true, keyId };
   }
 }

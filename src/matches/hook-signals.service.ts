@@ -1,0 +1,110 @@
+import type { Kysely } from 'kysely';
+import { sql } from 'kysely';
+import type { Logger } from 'pino';
+import type { Clock } from '../infra/clock.js';
+import type { Database } from '../infra/db/schema.js';
+import { enqueueEvent } from '../infra/bus/outbox.js';
+import { Topics } from '../infra/bus/topics.js';
+import type { ServerProvisionWorker } from '../provisioning/server-provision.worker.js';
+import type { VerifiedHook } from '../security/hook-verifier.js';
+import { TERMINAL_STATUSES } from './match.schemas.js';
+import { updateChecklist } from './match.repository.js';
+
+export type HookOutcome = 'applied' | 'violation';
+
+/**
+ * What an authenticated hook call means for the match: readiness signals for provisioning, overlay presence,
+ * and gameplay evidence for stream-health verdicts. Every accepted overlay call is stored (request id unique).
+ */
+export class HookSignalsService {
+  constructor(
+    private readonly deps: {
+      db: Kysely<Database>;
+      clock: Clock;
+      logger: Logger;
+      provisioning: ServerProvisionWorker;
+      onOutboxWrite: () => void;
+    },
+  ) {}
+
+  async apply(hook: VerifiedHook): Promise<HookOutcome> {
+    const log = this.deps.logger.child({ requestId: hook.requestId, matchId: hook.matchId, keyId: hook.keyId, hookType: hook.type });
+    if (hook.kind === 'admin') {
+      const result = await this.deps.provisioning.recordReadinessSignal(hook.matchId, { adminHooksOk: true });
+      log.info({ readiness: result }, 'admin hook accepted');
+      return 'applied';
+    }
+    return this.applyOverlay(hook, log);
+  }
+
+  private async applyOverlay(hook: VerifiedHook, log: Logger): Promise<HookOutcome> {
+    const { db, clock } = this.deps;
+    const now = clock.now();
+    const seq = typeof hook.body.seq === 'number' && Number.isSafeInteger(hook.body.seq) ? hook.body.seq : null;
+    const violation = await db.transaction().execute(async (trx) => {
+      const match = await trx.selectFrom('matches').select(['status']).where('id', '=', hook.matchId).executeTakeFirst();
+      let reason: string | null = null;
+      if (!match) reason = 'MATCH_UNKNOWN';
+      else if (TERMINAL_STATUSES.includes(match.status)) reason = 'MATCH_NOT_ACTIVE';
+      else if (seq !== null) {
+        const last = await trx
+          .selectFrom('overlay_events')
+          .select(sql<number | null>`max(seq)`.as('seq'))
+          .where('key_id', '=', hook.keyId)
+          .executeTakeFirst();
+        if (last?.seq !== null && last?.seq !== undefined && seq <= Number(last.seq)) reason = 'SEQUENCE_REGRESSION';
+      }
+      await trx
+        .insertInto('overlay_events')
+        .values({
+          match_id: hook.matchId,
+          request_id: hook.requestId,
+          key_id: hook.keyId,
+          // A call that violates the overlay rules is kept for review but never counts as evidence of play.
+          type: reason ? `violation:${hook.type}` : hook.type,
+          seq,
+          body: JSON.stringify(hook.body),
+          received_at: new Date(now),
+        })
+        .onConflict((oc) => oc.column('request_id').doNothing())
+        .execute();
+      if (reason) {
+        await enqueueEvent(trx, {
+          topic: Topics.overlayViolation,
+          matchId: hook.matchId,
+          now,
+          headers: { 'request-id': hook.requestId },
+          fields: { reason, keyId: hook.keyId, hookType: hook.type, seq, requestId: hook.requestId },
+        });
+        return reason;
+      }
+      if (hook.type === 'overlay.disconnected') {
+        await updateChecklist(trx, hook.matchId, { overlayConnected: false }, now);
+      }
+      return null;
+    });
+    if (violation) {
+      this.deps.onOutboxWrite();
+      log.warn({ reason: violation }, 'overlay violation');
+      return 'violation';
+    }
+    if (hook.type === 'overlay.connected' || hook.type === 'overlay.heartbeat') {
+      const readiness = await this.deps.provisioning.recordReadinessSignal(hook.matchId, { overlayConnected: true, at: now });
+      log.debug({ readiness }, 'overlay presence recorded');
+    }
+    log.info('overlay event accepted');
+    return 'applied';
+  }
+
+  /** Marks overlays silent for longer than the heartbeat timeout as disconnected (provisioning monitor tick). */
+  async expireStaleOverlays(heartbeatTimeoutMs: number): Promise<number> {
+    const now = this.deps.clock.now();
+    const result = await this.deps.db
+      .updateTable('checklists')
+      .set({ overlay_connected: false, updated_at: new Date(now) })
+      .where('overlay_connected', '=', true)
+      .where('overlay_last_seen_at', '<', new Date(now - heartbeatTimeoutMs))
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows);
+  }
+}
