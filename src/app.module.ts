@@ -154,7 +154,7 @@ export async function buildServices(config: Config, overrides: ServiceOverrides 
     keys,
     kv,
     clock,
-    settings: verifierSettingsFromConfig(config),
+    settings: { ...verifierSettingsFromConfig(config), failureLimit: config.HMAC_FAILURE_LIMIT_PER_MIN },
     metrics,
     sink: new OutboxSecurityEventSink(database.db, clock, logger.child({ component: 'hmac' }), () => relay.nudge()),
     logger: logger.child({ component: 'hmac' }),
@@ -172,6 +172,9 @@ export async function buildServices(config: Config, overrides: ServiceOverrides 
   });
 
   // --- stream health wiring (StreamHealthWorker, its providers and scheduled sweeps) ---
+  // Imported here so the wiring stays inside this block; the module is loaded once, at start.
+  const { wireStreamHealth } = await import('./stream-health/stream-health.wiring.js');
+  const streamHealth = wireStreamHealth({ config, db: database.db, kv, clock, logger, metrics, consumer, scheduler, onOutboxWrite: () => relay.nudge() });
   // --- end stream health wiring ---
 
   return {
@@ -188,6 +191,7 @@ export async function buildServices(config: Config, overrides: ServiceOverrides 
     relay,
     consumer,
     provisioning,
+    streamHealth,
     scheduler,
     keys,
     hookVerifier,

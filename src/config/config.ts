@@ -90,7 +90,9 @@ export const configSchema = z.object({
   // Pterodactyl
   PTERO_APP_URL: optionalUrl,
   PTERO_APP_API_KEY: optionalString,
-  PTERO_RATE_LIMIT_PER_MIN: z.coerce.number().int().positive().default(240),
+  PTERO_RATE_LIMIT_PER_MIN: z.coerce.number().int().min(2).default(240),
+  // The panel's throttle window: 60 s on Pterodactyl; Pelican makes it configurable.
+  PTERO_RATE_LIMIT_WINDOW_MS: ms(60_000),
   PTERO_TIMEOUT_MS: ms(10_000),
   PTERO_MUTATION_TIMEOUT_MS: ms(30_000),
 
@@ -101,6 +103,8 @@ export const configSchema = z.object({
   TRUST_PROXY: trustProxy,
   OVERLAY_KEY_TTL_MS: ms(6 * 60 * 60 * 1000),
   OVERLAY_HEARTBEAT_TIMEOUT_MS: ms(45_000),
+  // Failed hook verifications per address or key id per minute before failures are answered 429.
+  HMAC_FAILURE_LIMIT_PER_MIN: z.coerce.number().int().positive().default(20),
   INTERNAL_API_TOKEN: optionalString,
 
   // Timeouts and limits (seed names and defaults are binding)

@@ -45,7 +45,7 @@ export function internalApi(service: RunningService) {
   return async (method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> => {
     const response = await fetch(`${service.url}${path}`, {
       method,
-      headers: { authorization: `Bearer ${TEST_SECRETS.INTERNAL_API_TOKEN}`, 'content-type': 'application/json' },
+      headers: { authorization: `Bearer ${TEST_SECRETS.INTERNAL_API_TOKEN}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
       body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
     });
     const text = await response.text();

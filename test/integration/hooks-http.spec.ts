@@ -1,0 +1,494 @@
+import { randomBytes } from 'node:crypto';
+import net from 'node:net';
+import { Writable } from 'node:stream';
+import { gzipSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/infra/clock.js';
+import { Topics } from '../../src/infra/bus/topics.js';
+import { createLogger } from '../../src/observability/logger.js';
+import type { RunningService } from '../../src/app.module.js';
+import { freshPostgresDatabase, randomName, requireRedis, TEST_SECRETS } from '../support/infra.js';
+import { headerPairs, rawRequest, signed, type RawResponse } from '../support/hook-client.js';
+import { internalApi, matchBody, startTestService } from '../support/service.js';
+
+// Every case of hmac-v1.md as a real HTTP request through the real stack (Fastify, Nest guard, verifier),
+// with the nonce store on the real Redis and time on an injected clock.
+
+const T0 = Date.UTC(2026, 10, 27, 12, 0, 0);
+const SKEW = 60_000;
+const MAX_BODY = 65_536;
+const clock = new ManualClock(T0);
+const logLines: string[] = [];
+const drops: (() => Promise<void>)[] = [];
+const services: RunningService[] = [];
+let redisUrl: string;
+let main: RunningService;
+let api: ReturnType<typeof internalApi>;
+
+async function startInstance(extra: Record<string, string>, options: { clock?: ManualClock; capture?: boolean } = {}) {
+  const db = await freshPostgresDatabase();
+  drops.push(db.drop);
+  const env = {
+    ...TEST_SECRETS,
+    DATABASE_URL: db.url,
+    REDIS_URL: redisUrl,
+    REDIS_KEY_PREFIX: randomName('hk') + ':',
+    PTERO_APP_URL: 'http://127.0.0.1:9',
+    PTERO_APP_API_KEY: 'ptla_unused_0123456789abcdefghijklmnopqrstuv',
+    PORT: '0',
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'info',
+    HMAC_FAILURE_LIMIT_PER_MIN: '100000',
+    ...extra,
+  };
+  const capture = new Writable({
+    write(chunk, _enc, done) {
+      logLines.push(chunk.toString());
+      done();
+    },
+  });
+  const service = await startTestService(env, {
+    clock: options.clock ?? clock,
+    ...(options.capture ? { logger: createLogger('info', {}, capture) } : {}),
+  });
+  services.push(service);
+  return service;
+}
+
+beforeAll(async () => {
+  redisUrl = await requireRedis();
+  main = await startInstance({}, { capture: true });
+  api = internalApi(main);
+});
+
+afterAll(async () => {
+  for (const s of services) await s.close();
+  for (const d of drops) await d();
+});
+
+async function issue(service: RunningService, matchId: string, kind: 'overlay' | 'admin', ttlMs?: number) {
+  const { status, json } = await internalApi(service)('POST', '/v1/internal/keys', { matchId, kind, ...(ttlMs ? { ttlMs } : {}) });
+  expect(status).toBe(201);
+  return json as { keyId: string; secret: string; expiresAt: string };
+}
+
+async function newMatch(service: RunningService = main) {
+  const matchId = randomName('h-');
+  const r = await internalApi(service)('PUT', `/v1/internal/matches/${matchId}`, { ...matchBody(matchId), status: 'IN_PROGRESS' });
+  expect(r.status).toBe(201);
+  return matchId;
+}
+
+const OVERLAY = '/v1/overlay/events';
+const ADMIN = '/v1/hooks/admin';
+
+function post(path: string, headers: [string, string][], body?: Buffer | string, service: RunningService = main, opts: { host?: string; family?: 4 | 6 } = {}): Promise<RawResponse> {
+  return rawRequest(service.url, { path, headers, ...(body !== undefined ? { body } : {}), ...opts });
+}
+
+const UNAUTHORIZED = JSON.stringify({ error: 'unauthorized' });
+
+describe('HmacGuard over real HTTP', () => {
+  let matchId: string;
+  let overlayKey: { keyId: string; secret: string };
+  let adminKey: { keyId: string; secret: string };
+  const progress = (m: string, extra: object = {}) => ({ type: 'gameplay.progress', matchId: m, seq: Math.floor(Math.random() * 1e6), data: { score: [3, 1], mvp: 'Zoë' }, ...extra });
+  const call = (body: object | string, opts: { ts?: number; nonce?: string; key?: { keyId: string; secret: string } } = {}) =>
+    signed((opts.key ?? overlayKey).keyId, (opts.key ?? overlayKey).secret, body, opts.ts ?? clock.now(), opts.nonce);
+  const send = (c: { headers: Record<string, string>; body: string }, extra: [string, string][] = [], path = OVERLAY) => post(path, headerPairs(c.headers, extra), c.body);
+
+  beforeAll(async () => {
+    matchId = await newMatch();
+    overlayKey = await issue(main, matchId, 'overlay');
+    adminKey = await issue(main, matchId, 'admin');
+  });
+
+  describe('baseline', () => {
+    it('accepts a valid overlay call; the handler sees the verified object', async () => {
+      const body = progress(matchId, { seq: 1 });
+      const r = await send(call(body));
+      expect(r).toMatchObject({ status: 202, body: JSON.stringify({ ok: true }) });
+      const rows = await main.services.db.selectFrom('overlay_events').selectAll().where('match_id', '=', matchId).execute();
+      expect(rows.map((x) => x.body)).toContainEqual(body);
+    });
+
+    it('accepts a valid admin call and records the readiness signal', async () => {
+      const r = await send(signed(adminKey.keyId, adminKey.secret, { type: 'admin.hooks.ok', matchId }, clock.now()), [], ADMIN);
+      expect(r.status).toBe(202);
+      const { json } = await api('GET', `/v1/internal/matches/${matchId}`);
+      expect(json.checklist.adminHooksOk).toBe(true);
+    });
+
+    it('accepts header names in any case', async () => {
+      const c = call(progress(matchId));
+      const pairs: [string, string][] = [['Content-Type', 'application/json'], ...Object.entries(c.headers).map(([k, v]) => [k.toUpperCase(), v] as [string, string])];
+      expect((await post(OVERLAY, pairs, c.body)).status).toBe(202);
+    });
+
+    it.each([
+      [-SKEW, 202],
+      [SKEW, 202],
+      [-SKEW - 1, 401],
+      [SKEW + 1, 401],
+    ])('ts at now%+d ms → %i', async (offset, status) => {
+      expect((await send(call(progress(matchId), { ts: clock.now() + offset }))).status).toBe(status);
+    });
+  });
+
+  describe('headers', () => {
+    const names = ['x-flock-key-id', 'x-flock-ts', 'x-flock-nonce', 'x-flock-signature'];
+    it.each(names)('%s missing, empty, or sent twice → 401', async (name) => {
+      const c = call(progress(matchId));
+      const without = Object.entries(c.headers).filter(([k]) => k !== name) as [string, string][];
+      expect((await post(OVERLAY, [['content-type', 'application/json'], ...without], c.body)).status).toBe(401);
+      expect((await post(OVERLAY, [['content-type', 'application/json'], ...without, [name, '']], c.body)).status).toBe(401);
+      const twice = await post(OVERLAY, headerPairs(c.headers, [[name, c.headers[name]!]]), c.body);
+      expect(twice.status).toBe(401);
+    });
+
+    it.each([
+      ['uppercase', (s: string) => s.toUpperCase()],
+      ['63 chars', (s: string) => s.slice(0, 63)],
+      ['65 chars', (s: string) => `${s}0`],
+      ['sha256= prefix', (s: string) => `sha256=${s}`],
+      ['base64', (s: string) => Buffer.from(s, 'hex').toString('base64')],
+      ['valid prefix of the right MAC', (s: string) => s.slice(0, 32)],
+      ['non-hex tail', (s: string) => `${s.slice(0, 62)}zz`],
+    ])('signature %s → 401', async (_label, mutate) => {
+      const c = call(progress(matchId));
+      c.headers['x-flock-signature'] = mutate(c.headers['x-flock-signature']!);
+      expect((await send(c)).status).toBe(401);
+    });
+
+    it.each([
+      ['seconds', (ts: number) => String(Math.floor(ts / 1000))],
+      ['letters', (ts: number) => `${ts}a`],
+      ['exponent', (ts: number) => (ts / 1e12).toFixed(12) + 'e12'],
+      ['sign', (ts: number) => `+${ts}`],
+      ['leading zero', (ts: number) => `0${ts}`],
+      ['negative', (ts: number) => `-${ts}`],
+    ])('ts %s → 401', async (_label, mutate) => {
+      const ts = clock.now();
+      const c = call(progress(matchId), { ts });
+      c.headers['x-flock-ts'] = mutate(ts);
+      expect((await send(c)).status).toBe(401);
+    });
+
+    it.each([
+      ['too short', 'a'.repeat(21)],
+      ['too long', 'a'.repeat(129)],
+      ...['+', '/', '=', ':', '*', '{', '}'].map((ch) => [`with ${ch}`, `${'a'.repeat(24)}${ch}`] as [string, string]),
+    ])('nonce %s → 401', async (_label, nonce) => {
+      expect((await send(call(progress(matchId), { nonce }))).status).toBe(401);
+    });
+
+    it.each([
+      ['wrong prefix', (k: string) => k.replace(/^ovl_/, 'key_')],
+      ['extra segment', (k: string) => `${k}_1`],
+      ['missing segment', (k: string) => k.replace(/_[0-9]+$/, '')],
+      ['non-ASCII', (k: string) => k.replace(/^ovl_/, 'ovl_é')],
+      ['future issuedAt', (k: string) => k.replace(/_([0-9]+)$/, (_m, n: string) => `_${Number(n) + 3_600_000}`)],
+    ])('key id %s → 401', async (_label, mutate) => {
+      const c = call(progress(matchId));
+      const keyId = mutate(overlayKey.keyId);
+      // Sign with the mutated key id so only the key id itself is wrong.
+      const s = signed(keyId, overlayKey.secret, c.body, clock.now());
+      const headers: [string, string][] = [['content-type', 'application/json'], ...(Object.entries(s.headers) as [string, string][])];
+      expect((await post(OVERLAY, headers.map(([k, v]) => [k, k === 'x-flock-key-id' ? Buffer.from(v, 'utf8').toString('latin1') : v]), s.body)).status).toBe(401);
+    });
+  });
+
+  describe('binding', () => {
+    it('one body byte changed → 401', async () => {
+      const c = call(progress(matchId, { note: 'abc' }));
+      expect((await send({ ...c, body: c.body.replace('abc', 'abd') })).status).toBe(401);
+    });
+
+    it.each([
+      ['reordered keys', (b: string) => JSON.stringify(Object.fromEntries(Object.entries(JSON.parse(b)).reverse()))],
+      ['different escapes', (b: string) => b.replace('Zoë', 'Zo\\u00eb')],
+      ['4.50 instead of 4.5', (b: string) => b.replace('"x":4.5', '"x":4.50')],
+    ])('%s (the same JSON value) → accepted', async (_label, variant) => {
+      const c = call(progress(matchId, { x: 4.5 }));
+      expect((await send({ ...c, body: variant(c.body) })).status).toBe(202);
+    });
+
+    it.each([
+      ['duplicate keys', (m: string) => `{"type":"gameplay.progress","matchId":"${m}","seq":1,"seq":2}`],
+      ['2^53+1', (m: string) => `{"type":"gameplay.progress","matchId":"${m}","n":9007199254740993}`],
+      ['1e400', (m: string) => `{"type":"gameplay.progress","matchId":"${m}","n":1e400}`],
+      ['lone surrogate', (m: string) => `{"type":"gameplay.progress","matchId":"${m}","s":"\\ud800"}`],
+      ['32 000-deep nesting', (m: string) => `{"type":"gameplay.progress","matchId":"${m}","d":${'['.repeat(32_000)}${']'.repeat(32_000)}}`],
+      ['empty body', () => ''],
+      ['null', () => 'null'],
+      ['an array', () => '[1,2]'],
+    ])('%s → 400, not 500', async (_label, body) => {
+      const text = body(matchId);
+      // Sign the exact bytes (the signer canonicalizes only what it can parse; these never reach the MAC check).
+      const headers = call(progress(matchId)).headers;
+      const r = await post(OVERLAY, headerPairs(headers), text);
+      expect(r.status).toBe(400);
+    });
+
+    it('NFC and NFD spellings are different strings → 401', async () => {
+      const nfc = progress(matchId, { name: 'Zoë'.normalize('NFC') });
+      const c = call(nfc);
+      expect((await send({ ...c, body: c.body.replace('Zoë'.normalize('NFC'), 'Zoë'.normalize('NFD')) })).status).toBe(401);
+    });
+
+    it('a key for match A with a body for match B → 401', async () => {
+      const other = await newMatch();
+      expect((await send(call(progress(other)))).status).toBe(401);
+    });
+
+    it('an overlay type on the admin route, and an overlay key on the admin route → 401', async () => {
+      expect((await send(signed(adminKey.keyId, adminKey.secret, progress(matchId), clock.now()), [], ADMIN)).status).toBe(401);
+      expect((await send(call({ type: 'admin.hooks.ok', matchId }), [], ADMIN)).status).toBe(401);
+    });
+
+    it('__proto__, constructor and toJSON are plain keys, without prototype pollution', async () => {
+      const text = `{"type":"gameplay.progress","matchId":"${matchId}","seq":424242,"__proto__":{"polluted":true},"constructor":{"prototype":{"polluted":true}},"toJSON":"x"}`;
+      const r = await send(call(text));
+      expect(r.status).toBe(202);
+      expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+      const rows = await main.services.db.selectFrom('overlay_events').select('body').where('seq', '=', 424242).execute();
+      expect(Object.keys(rows[0]!.body)).toEqual(expect.arrayContaining(['__proto__', 'constructor', 'toJSON']));
+    });
+  });
+
+  describe('replay (real Redis)', () => {
+    it('an exact replay → 401 and replay.attack.detected', async () => {
+      const c = call(progress(matchId));
+      expect((await send(c)).status).toBe(202);
+      expect((await send(c)).status).toBe(401);
+      const events = await main.services.db.selectFrom('outbox').select('payload').where('topic', '=', Topics.replayAttackDetected).execute();
+      expect(events.some((e) => (e.payload as { keyId: string }).keyId === overlayKey.keyId)).toBe(true);
+    });
+
+    it('20 identical requests in parallel → exactly one accepted', async () => {
+      const c = call(progress(matchId));
+      const results = await Promise.all(Array.from({ length: 20 }, () => send(c)));
+      expect(results.filter((r) => r.status === 202)).toHaveLength(1);
+      expect(results.filter((r) => r.status === 401)).toHaveLength(19);
+    });
+
+    it('a replay after the skew window but within 2·skew is still refused', async () => {
+      const c = call(progress(matchId), { ts: clock.now() + SKEW - 1000 }); // signed 59 s ahead
+      expect((await send(c)).status).toBe(202);
+      clock.advance(2 * SKEW - 2000); // 118 s later the ts is again within ±skew of now
+      try {
+        expect((await send(c)).status).toBe(401);
+      } finally {
+        clock.set(T0);
+      }
+    });
+
+    it('a bad signature does not spend the nonce', async () => {
+      const good = call(progress(matchId));
+      const bad = { ...good, headers: { ...good.headers, 'x-flock-signature': '0'.repeat(64) } };
+      expect((await send(bad)).status).toBe(401);
+      expect((await send(good)).status).toBe(202);
+    });
+
+    it('the nonce store unreachable → 503 (fail closed)', async () => {
+      const proxy = await redisProxy(redisUrl);
+      try {
+        const service = await startInstance({ REDIS_URL: proxy.url });
+        const m = await newMatch(service);
+        const key = await issue(service, m, 'overlay');
+        const ok = signed(key.keyId, key.secret, progress(m), clock.now());
+        expect((await post(OVERLAY, headerPairs(ok.headers), ok.body, service)).status).toBe(202);
+        proxy.cut();
+        const after = signed(key.keyId, key.secret, progress(m), clock.now());
+        expect((await post(OVERLAY, headerPairs(after.headers), after.body, service)).status).toBe(503);
+      } finally {
+        await proxy.close();
+      }
+    });
+  });
+
+  describe('keys', () => {
+    it('never issued, revoked, expired, and too early → 401, unknown and known key ids alike', async () => {
+      const fake = `ovl_${matchId}_${clock.now() - 1000}`;
+      const never = await send(signed(fake, overlayKey.secret, progress(matchId), clock.now()));
+      const wrongSecret = await send(signed(overlayKey.keyId, Buffer.alloc(32, 7).toString('base64url'), progress(matchId), clock.now()));
+      expect([never.status, wrongSecret.status]).toEqual([401, 401]);
+      expect(never.body).toBe(wrongSecret.body);
+
+      const toRevoke = await issue(main, matchId, 'overlay');
+      expect((await send(call(progress(matchId), { key: toRevoke }))).status).toBe(202);
+      expect((await api('DELETE', `/v1/internal/keys/${toRevoke.keyId}`)).status).toBe(200);
+      clock.advance(5001); // revocation is effective everywhere within 5 s
+      try {
+        expect((await send(call(progress(matchId), { key: toRevoke }))).status).toBe(401);
+      } finally {
+        clock.set(T0);
+      }
+      expect((await api('DELETE', '/v1/internal/keys/ovl_nope_1767225600000')).status).toBe(404);
+
+      clock.advance(10);
+      const shortLived = await issue(main, matchId, 'overlay', 1000);
+      clock.advance(2000);
+      try {
+        expect((await send(call(progress(matchId), { key: shortLived }))).status).toBe(401);
+        // ts before issuedAt − skew
+        expect((await send(call(progress(matchId), { key: shortLived, ts: clock.now() - 2000 - SKEW - 20 }))).status).toBe(401);
+      } finally {
+        clock.set(T0);
+      }
+    });
+  });
+
+  describe('network', () => {
+    it('an unlisted address → 403, and a spoofed X-Forwarded-For does not help', async () => {
+      const restricted = await startInstance({ HMAC_ALLOWED_CIDRS: '10.0.0.0/8' });
+      const m = await newMatch(restricted);
+      const key = await issue(restricted, m, 'overlay');
+      const c = signed(key.keyId, key.secret, progress(m), clock.now());
+      expect((await post(OVERLAY, headerPairs(c.headers), c.body, restricted)).status).toBe(403);
+      expect((await post(OVERLAY, headerPairs(c.headers, [['x-forwarded-for', '10.42.0.5']]), c.body, restricted)).status).toBe(403);
+    });
+
+    it('IPv4-mapped IPv6 peers are judged by their IPv4 address', async () => {
+      const dual = await startInstance({ HOST: '::' });
+      const dualUrl = dual.url.replace('127.0.0.1', '[::ffff:127.0.0.1]');
+      const m = await newMatch(dual);
+      const key = await issue(dual, m, 'overlay');
+      const c = signed(key.keyId, key.secret, progress(m), clock.now());
+      const r = await rawRequest(dualUrl, { path: OVERLAY, headers: headerPairs(c.headers), body: c.body, host: '::ffff:127.0.0.1', family: 6 });
+      expect(r.status).toBe(202); // peer ::ffff:127.0.0.1 is 127.0.0.1/32
+
+      const dualRestricted = await startInstance({ HOST: '::', HMAC_ALLOWED_CIDRS: '10.0.0.0/8,::1/128' });
+      const m2 = await newMatch(dualRestricted);
+      const key2 = await issue(dualRestricted, m2, 'overlay');
+      const c2 = signed(key2.keyId, key2.secret, progress(m2), clock.now());
+      const r2 = await rawRequest(dualRestricted.url, { path: OVERLAY, headers: headerPairs(c2.headers), body: c2.body, host: '::ffff:127.0.0.1', family: 6 });
+      expect(r2.status).toBe(403);
+    });
+
+    it('behind a trusted proxy, 127.0.0.1/32 does not let every external client in', async () => {
+      const proxied = await startInstance({ TRUST_PROXY: '127.0.0.1', HMAC_ALLOWED_CIDRS: '127.0.0.1/32,10.42.0.0/16' });
+      const m = await newMatch(proxied);
+      const key = await issue(proxied, m, 'overlay');
+      const external = signed(key.keyId, key.secret, progress(m), clock.now());
+      expect((await post(OVERLAY, headerPairs(external.headers, [['x-forwarded-for', '203.0.113.9']]), external.body, proxied)).status).toBe(403);
+      const mesh = signed(key.keyId, key.secret, progress(m), clock.now());
+      expect((await post(OVERLAY, headerPairs(mesh.headers, [['x-forwarded-for', '10.42.3.4']]), mesh.body, proxied)).status).toBe(202);
+    });
+  });
+
+  describe('body', () => {
+    function padded(size: number) {
+      const base = progress(matchId, { pad: '' });
+      const baseLength = Buffer.byteLength(JSON.stringify(base));
+      return { ...base, pad: 'x'.repeat(size - baseLength) };
+    }
+
+    it('MAX_BODY_BYTES accepted; one byte more → 413 before any crypto', async () => {
+      const exact = call(padded(MAX_BODY));
+      expect(Buffer.byteLength(exact.body)).toBe(MAX_BODY);
+      expect((await send(exact)).status).toBe(202);
+      const over = call(padded(MAX_BODY + 1));
+      over.headers['x-flock-signature'] = 'not even hex';
+      expect((await send(over)).status).toBe(413);
+    });
+
+    it('a gzip body that would inflate past the limit → 415; wrong media type or charset → 415', async () => {
+      const c = call(padded(MAX_BODY));
+      const zipped = gzipSync(Buffer.from(c.body + ' '.repeat(10 * MAX_BODY)));
+      expect((await post(OVERLAY, headerPairs(c.headers, [['content-encoding', 'gzip']]), zipped)).status).toBe(415);
+      const small = call(progress(matchId));
+      expect((await post(OVERLAY, headerPairs(small.headers, [], 'text/plain'), small.body)).status).toBe(415);
+      expect((await post(OVERLAY, headerPairs(small.headers, [], 'application/json; charset=latin1'), small.body)).status).toBe(415);
+    });
+  });
+
+  describe('hygiene', () => {
+    it('every 401 has the same body, and logs carry the reason but never a secret or expected MAC', async () => {
+      const bodies = new Set<string>();
+      const c = call(progress(matchId));
+      bodies.add((await send({ ...c, headers: { ...c.headers, 'x-flock-signature': 'f'.repeat(64) } })).body);
+      bodies.add((await send(call(progress(matchId), { ts: clock.now() - 10 * SKEW }))).body);
+      bodies.add((await send(signed(`ovl_${matchId}_${clock.now() - 5}`, overlayKey.secret, progress(matchId), clock.now()))).body);
+      const d = call(progress(matchId));
+      delete (d.headers as Record<string, string>)['x-flock-nonce'];
+      bodies.add((await send(d)).body);
+      expect([...bodies]).toEqual([UNAUTHORIZED]);
+      await new Promise((r) => setTimeout(r, 200));
+      const logs = logLines.join('');
+      expect(logs).toContain('SIGNATURE_MISMATCH');
+      expect(logs).toContain('TS_OUT_OF_WINDOW');
+      expect(logs).not.toContain(overlayKey.secret);
+      expect(logs).not.toContain(adminKey.secret);
+      expect(logs).not.toContain(TEST_SECRETS.OVERLAY_MASTER_SECRET);
+      expect(logs).not.toContain(c.headers['x-flock-signature']); // the expected MAC of that request
+      const failed = await main.services.db.selectFrom('outbox').select('payload').where('topic', '=', Topics.hmacVerificationFailed).execute();
+      expect(failed.map((f) => (f.payload as { reason: string }).reason)).toEqual(expect.arrayContaining(['SIGNATURE_MISMATCH', 'TS_OUT_OF_WINDOW']));
+      expect(JSON.stringify(failed)).not.toContain(overlayKey.secret);
+      const metrics = await (await fetch(`${main.url}/metrics`)).text();
+      expect(metrics).toMatch(/hmac_verifications_total\{result="rejected",reason="SIGNATURE_MISMATCH",route="overlay"\} [1-9]/);
+    });
+
+    it('repeated failures from one address are rate-limited (429) while valid calls still pass', async () => {
+      const limited = await startInstance({ HMAC_FAILURE_LIMIT_PER_MIN: '5' });
+      const m = await newMatch(limited);
+      const key = await issue(limited, m, 'overlay');
+      const statuses: number[] = [];
+      for (let i = 0; i < 8; i++) {
+        const bad = signed(key.keyId, key.secret, progress(m), clock.now());
+        bad.headers['x-flock-signature'] = '0'.repeat(64);
+        statuses.push((await post(OVERLAY, headerPairs(bad.headers), bad.body, limited)).status);
+      }
+      expect(statuses.slice(0, 5)).toEqual([401, 401, 401, 401, 401]);
+      expect(statuses.slice(5)).toEqual([429, 429, 429]);
+      const good = signed(key.keyId, key.secret, progress(m), clock.now());
+      expect((await post(OVERLAY, headerPairs(good.headers), good.body, limited)).status).toBe(202);
+    });
+  });
+
+  describe('hook semantics', () => {
+    it('overlay.connected sets overlayConnected; overlay.disconnected clears it; a stale sequence is an overlay.violation', async () => {
+      const m = await newMatch();
+      const key = await issue(main, m, 'overlay');
+      const k = { keyId: key.keyId, secret: key.secret };
+      expect((await send(call({ type: 'overlay.connected', matchId: m, seq: 10 }, { key: k }))).status).toBe(202);
+      expect((await api('GET', `/v1/internal/matches/${m}`)).json.checklist.overlayConnected).toBe(true);
+      expect((await send(call({ type: 'gameplay.progress', matchId: m, seq: 5 }, { key: k }))).status).toBe(202);
+      const violations = await main.services.db.selectFrom('outbox').select('payload').where('topic', '=', Topics.overlayViolation).where('key', '=', m).execute();
+      expect(violations.map((v) => (v.payload as { reason: string }).reason)).toEqual(['SEQUENCE_REGRESSION']);
+      expect((await send(call({ type: 'overlay.disconnected', matchId: m, seq: 11 }, { key: k }))).status).toBe(202);
+      expect((await api('GET', `/v1/internal/matches/${m}`)).json.checklist.overlayConnected).toBe(false);
+    });
+  });
+});
+
+/** A TCP proxy in front of Redis that can be cut, to take the nonce store away from a running service. */
+async function redisProxy(target: string): Promise<{ url: string; cut(): void; close(): Promise<void> }> {
+  const t = new URL(target);
+  const sockets = new Set<net.Socket>();
+  let open = true;
+  const server = net.createServer((client) => {
+    if (!open) return client.destroy();
+    const upstream = net.connect(Number(t.port || 6379), t.hostname);
+    sockets.add(client).add(upstream);
+    client.pipe(upstream).pipe(client);
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', end);
+    upstream.on('error', end);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as net.AddressInfo).port;
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    cut() {
+      open = false;
+      for (const s of sockets) s.destroy();
+    },
+    close: () => new Promise((r) => server.close(() => r())),
+  };
+}
+
+void randomBytes;
