@@ -1,0 +1,51 @@
+#!/usr/bin/env node
+// `npm test`: starts what the suite needs (PostgreSQL and Redis from the machine, a local Kafka broker fetched
+// from Maven Central), runs every test project (unit, integration, e2e) and prints one closing line.
+// A Kafka broker this run started is stopped again at the end; one that was already running is left alone.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const node = process.execPath;
+const services = join(ROOT, 'scripts', 'services.mjs');
+const results = join(ROOT, '.cache', 'vitest-results.json');
+mkdirSync(dirname(results), { recursive: true });
+
+const run = (args, opts = {}) => spawnSync(node, args, { stdio: 'inherit', cwd: ROOT, ...opts });
+const started = Date.now();
+
+const before = spawnSync(node, [services, 'status'], { cwd: ROOT, encoding: 'utf8' });
+const kafkaWasRunning = /kafka\s+\S+\s+answering/.test(before.stdout ?? '');
+
+console.log('▶ starting test services (PostgreSQL, Redis, Kafka)');
+const up = run([services, 'up']);
+if (up.status !== 0) {
+  console.error('✖ test services could not be started; see the messages above');
+  process.exit(1);
+}
+
+console.log('▶ running the test suite (unit, integration, e2e)');
+const vitest = run([join(ROOT, 'node_modules', 'vitest', 'vitest.mjs'), 'run', '--reporter=default', '--reporter=json', `--outputFile=${results}`, ...process.argv.slice(2)]);
+
+if (!kafkaWasRunning && !process.env.KEEP_SERVICES) {
+  console.log('▶ stopping the Kafka broker this run started');
+  run([services, 'down']);
+}
+
+let passed = 0;
+let failed = 0;
+let skipped = 0;
+if (existsSync(results)) {
+  const report = JSON.parse(readFileSync(results, 'utf8'));
+  passed = report.numPassedTests ?? 0;
+  // A file that fails to load has no failed test of its own; count it once.
+  failed = Math.max(report.numFailedTests ?? 0, report.numFailedTestSuites ?? 0);
+  skipped = (report.numPendingTests ?? 0) + (report.numTodoTests ?? 0);
+}
+const code = vitest.status ?? 1;
+if (code !== 0 && failed === 0) failed = 1; // a suite that failed to load counts as a failure
+console.log(`\nfinished in ${Math.round((Date.now() - started) / 1000)} s`);
+console.log(`Tests: ${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
+process.exit(code);
