@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { sign } from '../security/signer.js';
 import type { RunningService } from '../app.module.js';
 import type { Config } from '../config/config.js';
 import type { FakePanel } from '../../test/fakes/pterodactyl-panel.js';
@@ -53,8 +54,12 @@ async function provisionSucceeds(ctx: ScenarioContext) {
   await reserve(ctx, matchId, serverId);
   await waitFor(ctx, matchId, (v) => provisioningState(v) === 'WAITING_SIGNALS', 15_000);
   ctx.say(`  ${matchId}: panel reports installed; waiting for the game server's admin hook`);
-  await ctx.service.services.provisioning.recordReadinessSignal(matchId, { adminHooksOk: true });
-  ctx.say(`  ${matchId}: admin hook called in (admin.hooks.ok)`);
+  // The game server's admin plugin: a per-match admin key, a signed call to the hook endpoint.
+  const key = (await ctx.api('POST', '/v1/internal/keys', { matchId, kind: 'admin' })) as { keyId: string; secret: string };
+  const body = JSON.stringify({ type: 'admin.hooks.ok', matchId });
+  const signed = sign({ keyId: key.keyId, secret: key.secret, body });
+  const response = await fetch(`${ctx.service.url}/v1/hooks/admin`, { method: 'POST', headers: { 'content-type': 'application/json', ...signed.headers }, body });
+  ctx.say(`  ${matchId}: admin plugin called POST /v1/hooks/admin with key ${key.keyId} → ${response.status}`);
   await waitFor(ctx, matchId, (v) => provisioningState(v) === 'READY', 15_000);
   ctx.say(`✔ ${matchId}: READY — server.ready emitted once`);
 }
@@ -73,9 +78,9 @@ async function installFails(ctx: ScenarioContext) {
   const matchId = `demo-${ctx.run}-installfail`;
   const serverId = ctx.panel.addServer({ installAfterMs: 4000, outcome: 'install_failed' });
   await reserve(ctx, matchId, serverId);
-  const view = await waitFor(ctx, matchId, (v) => provisioningState(v) === 'FAILED', 20_000);
+  const view = await waitFor(ctx, matchId, (v) => (v.provisioning as { cleanup?: string } | null)?.cleanup === 'DONE', 20_000);
   const p = view.provisioning as { failureReason: string };
-  ctx.say(`✔ ${matchId}: FAILED (${p.failureReason}) well before the deadline, match ${String(view.status)}, ${(view.refunds as unknown[]).length} refunds; panel server removed: ${!ctx.panel.has(serverId) ? 'yes' : 'pending'}`);
+  ctx.say(`✔ ${matchId}: FAILED (${p.failureReason}) well before the deadline, match ${String(view.status)}, ${(view.refunds as unknown[]).length} refunds; panel server deleted: ${ctx.panel.has(serverId) ? 'no' : 'yes'}`);
 }
 
 export async function runScenarios(ctx: ScenarioContext): Promise<void> {
