@@ -34,6 +34,7 @@ export interface Services {
   readonly relay: OutboxRelay;
   readonly consumer: ConsumerRuntime;
   readonly provisioning: ServerProvisionWorker;
+  readonly streamHealth: import('./stream-health/stream-health.worker.js').StreamHealthWorker;
   readonly scheduler: ScheduledTasksService;
   readonly keys: KeyService;
   readonly hookVerifier: HookVerifier;

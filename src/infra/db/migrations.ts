@@ -168,6 +168,28 @@ const migrations: Record<string, Migration> = {
       `);
     },
   },
+  '0003_stream_health_sides': {
+    async up(db: Kysely<unknown>) {
+      // The StreamHealthWorker's durable grace state: one row per (match, side), written with an optimistic
+      // version check so two sweeps of one match can never both apply (PostgreSQL is authoritative; Redis's
+      // str:grace:<matchId>:<side> is only a mirror). The partial index finds the active matches of a sweep.
+      await runStatements(db, `
+        CREATE TABLE stream_sides (
+          match_id text NOT NULL,
+          side text NOT NULL CHECK (side IN ('p1', 'p2')),
+          version integer NOT NULL CHECK (version > 0),
+          grace jsonb NOT NULL,
+          last_sample_at timestamptz,
+          last_outcome text,
+          updated_at timestamptz NOT NULL,
+          PRIMARY KEY (match_id, side)
+        );
+        CREATE INDEX matches_active_verified_stream ON matches (id) WHERE mode = 'VERIFIED_STREAM' AND status = 'IN_PROGRESS';
+        CREATE INDEX stream_samples_by_episode ON stream_samples (episode_id) WHERE episode_id IS NOT NULL;
+        CREATE INDEX enforcements_by_match ON enforcements (match_id);
+      `);
+    },
+  },
 };
 
 /** One statement per round trip: the embedded database's extended protocol takes a single command. */

@@ -161,6 +161,17 @@ export interface OverlayEventsTable {
   received_at: Timestamp;
 }
 
+/** The StreamHealthWorker's persisted `SideGrace` per match side (migration 0003). */
+export interface StreamSidesTable {
+  match_id: string;
+  side: 'p1' | 'p2';
+  version: number;
+  grace: Json<Record<string, unknown>>;
+  last_sample_at: Timestamp | null;
+  last_outcome: string | null;
+  updated_at: Timestamp;
+}
+
 export interface Database {
   matches: MatchesTable;
   match_players: MatchPlayersTable;
@@ -175,6 +186,7 @@ export interface Database {
   evidence: EvidenceTable;
   stream_samples: StreamSamplesTable;
   overlay_events: OverlayEventsTable;
+  stream_sides: StreamSidesTable;
 }
 
 export type Provision = Selectable<ProvisionsTable>;

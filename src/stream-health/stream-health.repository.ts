@@ -1,0 +1,307 @@
+/**
+ * The StreamHealthWorker's database I/O, and nothing else: active matches, the persisted grace state per side,
+ * stored samples, overlay evidence, and the batched writes of a sweep. Sets of rows travel as one JSON parameter
+ * (`jsonb_to_recordset`), so a sweep of 50k matches is a handful of statements, on pg and PGlite alike.
+ */
+import { sql, type Transaction } from 'kysely';
+import type { Db } from '../infra/bus/outbox.js';
+import type { Database } from '../infra/db/schema.js';
+import { emptySideGrace, type Side, type SideGrace, type StreamChecklist } from './policy.js';
+
+export const SIDES = ['p1', 'p2'] as const satisfies readonly Side[];
+
+/** The stream items of a match checklist as stored. */
+export type StoredStreamChecklist = Required<StreamChecklist>;
+
+export interface StoredSide {
+  readonly version: number;
+  readonly grace: SideGrace;
+}
+
+/** One active match as a sweep sees it (see `loadActiveMatches` for what "active" means). */
+export interface ActiveMatch {
+  readonly id: string;
+  readonly overlayRequired: boolean;
+  readonly channels: Record<Side, string[]>;
+  readonly checklist: StoredStreamChecklist | null;
+  readonly sides: Partial<Record<Side, StoredSide>>;
+}
+
+/**
+ * Active = `mode = 'VERIFIED_STREAM' AND status = 'IN_PROGRESS'`. A scheduled, completed, cancelled, forfeited
+ * or disputed match is not enforced (the platform moves a match to IN_PROGRESS when play starts).
+ * Two statements for any number of matches: matches with players and checklist, then their side states.
+ */
+export async function loadActiveMatches(db: Db, matchId?: string): Promise<ActiveMatch[]> {
+  let matchesQuery = db
+    .selectFrom('matches as m')
+    .leftJoin('match_players as p', 'p.match_id', 'm.id')
+    .leftJoin('checklists as c', 'c.match_id', 'm.id')
+    .select([
+      'm.id',
+      'm.overlay_required',
+      'p.side',
+      'p.stream_channels',
+      'c.match_id as checklist_id',
+      'c.p1_stream_live',
+      'c.p2_stream_live',
+      'c.titles_contain_match_id',
+      'c.bitrate_ok',
+      'c.fps_ok',
+    ])
+    .where('m.mode', '=', 'VERIFIED_STREAM')
+    .where('m.status', '=', 'IN_PROGRESS');
+  let sidesQuery = db
+    .selectFrom('stream_sides as s')
+    .innerJoin('matches as m', 'm.id', 's.match_id')
+    .select(['s.match_id', 's.side', 's.version', 's.grace'])
+    .where('m.mode', '=', 'VERIFIED_STREAM')
+    .where('m.status', '=', 'IN_PROGRESS');
+  if (matchId !== undefined) {
+    matchesQuery = matchesQuery.where('m.id', '=', matchId);
+    sidesQuery = sidesQuery.where('m.id', '=', matchId);
+  }
+  const rows = await matchesQuery.execute();
+  const sideRows = await sidesQuery.execute();
+
+  const byId = new Map<string, { id: string; overlayRequired: boolean; channels: Record<Side, string[]>; checklist: StoredStreamChecklist | null; sides: Partial<Record<Side, StoredSide>> }>();
+  for (const row of rows) {
+    let match = byId.get(row.id);
+    if (!match) {
+      match = {
+        id: row.id,
+        overlayRequired: row.overlay_required,
+        channels: { p1: [], p2: [] },
+        checklist:
+          row.checklist_id === null
+            ? null
+            : {
+                p1StreamLive: row.p1_stream_live ?? false,
+                p2StreamLive: row.p2_stream_live ?? false,
+                titlesContainMatchId: row.titles_contain_match_id ?? false,
+                bitrateOk: row.bitrate_ok ?? false,
+                fpsOk: row.fps_ok ?? false,
+              },
+        sides: {},
+      };
+      byId.set(row.id, match);
+    }
+    if (row.side === 'p1' || row.side === 'p2') {
+      const channels = row.stream_channels;
+      match.channels[row.side] = Array.isArray(channels) ? channels.filter((c): c is string => typeof c === 'string') : [];
+    }
+  }
+  for (const row of sideRows) {
+    const match = byId.get(row.match_id);
+    if (!match || (row.side !== 'p1' && row.side !== 'p2')) continue;
+    match.sides[row.side] = { version: row.version, grace: parseGrace(row.grace, row.match_id, row.side) };
+  }
+  return [...byId.values()];
+}
+
+/** Our own JSON; a row that is not a SideGrace (hand-edited, say) restarts from an empty state rather than crash a sweep. */
+function parseGrace(value: unknown, matchId: string, side: Side): SideGrace {
+  const g = value as Partial<SideGrace> | null;
+  if (!g || typeof g !== 'object' || g.matchId !== matchId || g.side !== side || !('episode' in g)) return emptySideGrace(matchId, side);
+  return g as SideGrace;
+}
+
+// ─── writes ──────────────────────────────────────────────────────────────────────────────────────────────────
+
+/** A side's new grace state, applied only if the row is still at `expectedVersion` (0 = no row yet). */
+export interface SideWrite {
+  readonly matchId: string;
+  readonly side: Side;
+  readonly expectedVersion: number;
+  readonly grace: SideGrace;
+}
+
+export interface SampleRow {
+  readonly matchId: string;
+  readonly side: Side;
+  readonly episodeId: string | null;
+  readonly outcome: string;
+  readonly sample: Record<string, unknown>;
+  readonly observedAt: number;
+}
+
+export interface ChecklistWrite {
+  readonly matchId: string;
+  readonly fields: StreamChecklist;
+}
+
+const key = (matchId: string, side: string) => `${matchId}\u0000${side}`;
+
+/**
+ * Writes side states with the optimistic version check; returns the (match, side) keys that were applied.
+ * A row another sweep moved on since we read it is left alone: that sweep's sample stands, ours is dropped.
+ */
+export async function writeSides(db: Db, writes: readonly SideWrite[], now: number): Promise<Set<string>> {
+  if (writes.length === 0) return new Set();
+  const input = writes.map((w) => ({
+    match_id: w.matchId,
+    side: w.side,
+    version: w.expectedVersion + 1,
+    grace: w.grace,
+    last_sample_at: w.grace.lastSampleAt === null ? null : new Date(w.grace.lastSampleAt).toISOString(),
+    last_outcome: w.grace.lastSampleOutcome,
+  }));
+  const result = await sql<{ match_id: string; side: string }>`
+    INSERT INTO stream_sides (match_id, side, version, grace, last_sample_at, last_outcome, updated_at)
+    SELECT x.match_id, x.side, x.version, x.grace, x.last_sample_at, x.last_outcome, ${new Date(now)}
+    FROM jsonb_to_recordset(${JSON.stringify(input)}::jsonb)
+      AS x(match_id text, side text, version integer, grace jsonb, last_sample_at timestamptz, last_outcome text)
+    ON CONFLICT (match_id, side) DO UPDATE SET
+      version = EXCLUDED.version, grace = EXCLUDED.grace, last_sample_at = EXCLUDED.last_sample_at,
+      last_outcome = EXCLUDED.last_outcome, updated_at = EXCLUDED.updated_at
+    WHERE stream_sides.version = EXCLUDED.version - 1
+    RETURNING match_id, side`.execute(db);
+  return new Set(result.rows.map((r) => key(r.match_id, r.side)));
+}
+
+export function sideKey(matchId: string, side: Side): string {
+  return key(matchId, side);
+}
+
+export async function insertSamples(db: Db, samples: readonly SampleRow[]): Promise<void> {
+  if (samples.length === 0) return;
+  const input = samples.map((s) => ({
+    match_id: s.matchId,
+    side: s.side,
+    episode_id: s.episodeId,
+    outcome: s.outcome,
+    sample: s.sample,
+    observed_at: new Date(s.observedAt).toISOString(),
+  }));
+  await sql`
+    INSERT INTO stream_samples (match_id, side, episode_id, outcome, sample, observed_at)
+    SELECT x.match_id, x.side, x.episode_id, x.outcome, x.sample, x.observed_at
+    FROM jsonb_to_recordset(${JSON.stringify(input)}::jsonb)
+      AS x(match_id text, side text, episode_id text, outcome text, sample jsonb, observed_at timestamptz)`.execute(db);
+}
+
+/** Sets the given stream checklist items; an item left out (unknown this sweep) keeps its stored value. */
+export async function writeChecklists(db: Db, writes: readonly ChecklistWrite[], now: number): Promise<void> {
+  if (writes.length === 0) return;
+  const input = writes.map((w) => ({
+    match_id: w.matchId,
+    p1: w.fields.p1StreamLive ?? null,
+    p2: w.fields.p2StreamLive ?? null,
+    titles: w.fields.titlesContainMatchId ?? null,
+    bitrate: w.fields.bitrateOk ?? null,
+    fps: w.fields.fpsOk ?? null,
+  }));
+  const json = JSON.stringify(input);
+  await sql`
+    INSERT INTO checklists (match_id, updated_at)
+    SELECT x.match_id, ${new Date(now)} FROM jsonb_to_recordset(${json}::jsonb) AS x(match_id text)
+    ON CONFLICT (match_id) DO NOTHING`.execute(db);
+  await sql`
+    UPDATE checklists AS c SET
+      p1_stream_live = COALESCE(x.p1, c.p1_stream_live),
+      p2_stream_live = COALESCE(x.p2, c.p2_stream_live),
+      titles_contain_match_id = COALESCE(x.titles, c.titles_contain_match_id),
+      bitrate_ok = COALESCE(x.bitrate, c.bitrate_ok),
+      fps_ok = COALESCE(x.fps, c.fps_ok),
+      updated_at = ${new Date(now)}
+    FROM jsonb_to_recordset(${json}::jsonb) AS x(match_id text, p1 boolean, p2 boolean, titles boolean, bitrate boolean, fps boolean)
+    WHERE c.match_id = x.match_id`.execute(db);
+}
+
+/** Records an episode (opened, still open, closed or settled by a verdict) for operators and evidence. */
+export async function upsertEpisode(
+  trx: Transaction<Database>,
+  episode: { id: string; matchId: string; side: Side; state: 'open' | 'closed' | 'verdict'; openedAt: number; closedAt: number | null },
+  data: Record<string, unknown>,
+  now: number,
+): Promise<void> {
+  await trx
+    .insertInto('grace_episodes')
+    .values({
+      id: episode.id,
+      match_id: episode.matchId,
+      side: episode.side,
+      state: episode.state,
+      opened_at: new Date(episode.openedAt),
+      closed_at: episode.closedAt === null ? null : new Date(episode.closedAt),
+      data: JSON.stringify(data),
+      updated_at: new Date(now),
+    })
+    .onConflict((oc) =>
+      oc.column('id').doUpdateSet({
+        state: episode.state,
+        closed_at: episode.closedAt === null ? null : new Date(episode.closedAt),
+        data: JSON.stringify(data),
+        updated_at: new Date(now),
+      }),
+    )
+    .execute();
+}
+
+// ─── evidence reads (outside any transaction) ────────────────────────────────────────────────────────────────
+
+export interface StoredSample {
+  readonly side: Side;
+  readonly episodeId: string | null;
+  readonly outcome: string;
+  readonly observedAt: string;
+  readonly sample: unknown;
+}
+
+/** Stored samples of one side in [from, to], oldest first, at most `limit` (the newest ones win when cut). */
+export async function readSamples(db: Db, matchId: string, side: Side, from: number, to: number, limit: number): Promise<StoredSample[]> {
+  const rows = await db
+    .selectFrom('stream_samples')
+    .select(['side', 'episode_id', 'outcome', 'observed_at', 'sample'])
+    .where('match_id', '=', matchId)
+    .where('side', '=', side)
+    .where('observed_at', '>=', new Date(from))
+    .where('observed_at', '<=', new Date(to))
+    .orderBy('observed_at', 'desc')
+    .orderBy('id', 'desc')
+    .limit(limit)
+    .execute();
+  return rows.reverse().map((r) => ({
+    side: r.side,
+    episodeId: r.episode_id,
+    outcome: r.outcome,
+    observedAt: r.observed_at.toISOString(),
+    sample: r.sample,
+  }));
+}
+
+export const GAMEPLAY_PROGRESS = 'gameplay.progress';
+
+export interface OverlayWindow {
+  /** `gameplay.progress` events accepted in the window (violating calls are stored as `violation:…` and never count). */
+  readonly gameplayProgress: number;
+  /** Any accepted overlay events in the window. */
+  readonly total: number;
+  /** The window's events, oldest first, at most `limit`. */
+  readonly events: readonly { requestId: string; keyId: string; type: string; seq: number | null; receivedAt: string; body: unknown }[];
+}
+
+export async function readOverlayWindow(db: Db, matchId: string, from: number, to: number, limit: number): Promise<OverlayWindow> {
+  const counts = await db
+    .selectFrom('overlay_events')
+    .select([sql<number>`count(*) filter (where type = ${GAMEPLAY_PROGRESS})::int`.as('progress'), sql<number>`count(*)::int`.as('total')])
+    .where('match_id', '=', matchId)
+    .where('received_at', '>=', new Date(from))
+    .where('received_at', '<=', new Date(to))
+    .executeTakeFirst();
+  const events = await db
+    .selectFrom('overlay_events')
+    .select(['request_id', 'key_id', 'type', 'seq', 'received_at', 'body'])
+    .where('match_id', '=', matchId)
+    .where('received_at', '>=', new Date(from))
+    .where('received_at', '<=', new Date(to))
+    .orderBy('received_at')
+    .orderBy('id')
+    .limit(limit)
+    .execute();
+  return {
+    gameplayProgress: Number(counts?.progress ?? 0),
+    total: Number(counts?.total ?? 0),
+    events: events.map((e) => ({ requestId: e.request_id, keyId: e.key_id, type: e.type, seq: e.seq, receivedAt: e.received_at.toISOString(), body: e.body })),
+  };
+}
