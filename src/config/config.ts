@@ -167,36 +167,39 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
     for (const issue of parsed.error.issues) {
       problems.push(`${issue.path.join('.') || '(root)'}: ${issue.message}`);
     }
-    throw new ConfigError(problems);
   }
-  const raw = parsed.data;
-  if (!raw.DEMO_MODE) {
+  // The checks below read the raw strings too, so one run reports every problem, not only the schema's.
+  const text = (name: string): string | undefined => {
+    const value = env[name]?.trim();
+    return value ? value : undefined;
+  };
+  const demo = parsed.success ? parsed.data.DEMO_MODE : ['true', '1', 'yes', 'on'].includes(text('DEMO_MODE') ?? '');
+  if (!demo) {
     for (const name of SECRET_NAMES) {
-      const value = raw[name];
+      const value = text(name);
       if (value !== undefined && Buffer.byteLength(value, 'utf8') < 32) {
         problems.push(`${name}: must be at least 32 bytes outside the demo`);
       }
     }
   }
-  if (raw.DATABASE_URL && !/^postgres(ql)?:\/\//.test(raw.DATABASE_URL)) {
-    problems.push('DATABASE_URL: must be a postgres:// or postgresql:// URL');
-  }
-  if (raw.REDIS_URL && !/^rediss?:\/\//.test(raw.REDIS_URL)) {
-    problems.push('REDIS_URL: must be a redis:// or rediss:// URL');
-  }
-  if (options.service && !raw.DEMO_MODE) {
+  if (options.service && !demo) {
     // A running service without these cannot do its job; the demo generates its own.
     for (const name of ['PTERO_APP_URL', 'PTERO_APP_API_KEY', 'OVERLAY_MASTER_SECRET', 'ADMIN_HOOK_SECRET', 'INTERNAL_API_TOKEN'] as const) {
-      if (raw[name] === undefined) problems.push(`${name}: required to run the service`);
+      if (text(name) === undefined) problems.push(`${name}: required to run the service`);
     }
   }
-  if (raw.PTERO_APP_URL && !raw.PTERO_APP_API_KEY && !problems.some((p) => p.startsWith('PTERO_APP_API_KEY'))) {
+  const databaseUrl = text('DATABASE_URL');
+  if (databaseUrl && !/^postgres(ql)?:\/\//.test(databaseUrl)) problems.push('DATABASE_URL: must be a postgres:// or postgresql:// URL');
+  const redisUrl = text('REDIS_URL');
+  if (redisUrl && !/^rediss?:\/\//.test(redisUrl)) problems.push('REDIS_URL: must be a redis:// or rediss:// URL');
+  if (text('PTERO_APP_URL') && !text('PTERO_APP_API_KEY') && !problems.some((p) => p.startsWith('PTERO_APP_API_KEY'))) {
     problems.push('PTERO_APP_API_KEY: required when PTERO_APP_URL is set');
   }
-  if ((raw.TWITCH_CLIENT_ID === undefined) !== (raw.TWITCH_CLIENT_SECRET === undefined)) {
+  if ((text('TWITCH_CLIENT_ID') === undefined) !== (text('TWITCH_CLIENT_SECRET') === undefined)) {
     problems.push('TWITCH_CLIENT_ID / TWITCH_CLIENT_SECRET: set both or neither');
   }
-  if (problems.length > 0) throw new ConfigError(problems);
+  if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
+  const raw = parsed.data;
   const instanceId = raw.INSTANCE_ID ?? `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 6)}`;
   return Object.freeze({
     ...raw,

@@ -199,6 +199,9 @@ async function runStatements(db: Kysely<unknown>, script: string): Promise<void>
   }
 }
 
+/** Every migration's name, in the order they apply. */
+export const MIGRATION_NAMES: readonly string[] = Object.keys(migrations).sort();
+
 class StaticMigrationProvider implements MigrationProvider {
   async getMigrations(): Promise<Record<string, Migration>> {
     return migrations;

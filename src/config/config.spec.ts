@@ -1,0 +1,88 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, DEFAULT_HMAC_ALLOWED_CIDRS, loadConfig } from './config.js';
+
+const SECRET = 'x'.repeat(32);
+const service = {
+  PTERO_APP_URL: 'https://panel.example.com',
+  PTERO_APP_API_KEY: `ptla_${SECRET}`,
+  OVERLAY_MASTER_SECRET: SECRET,
+  ADMIN_HOOK_SECRET: SECRET,
+  INTERNAL_API_TOKEN: SECRET,
+};
+
+function problems(env: Record<string, string>, options = { service: true }): string[] {
+  try {
+    loadConfig(env, options);
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems;
+    throw error;
+  }
+  return [];
+}
+
+describe('loadConfig', () => {
+  it('applies the seed defaults', () => {
+    const c = loadConfig(service, { service: true });
+    expect(c).toMatchObject({
+      READY_DEADLINE_MS: 300_000,
+      POLL_EVERY_MS: 4000,
+      OFFLINE_GRACE_MS: 90_000,
+      MAX_BODY_BYTES: 65_536,
+      MAX_SKEW_MS: 60_000,
+      KAFKA_GROUP_ID: 'flocknode-workers',
+      PORT: 8080,
+      LOG_LEVEL: 'info',
+      OVERLAY_KEY_TTL_MS: 6 * 3600_000,
+      STREAM_MIN_FPS: 30,
+      STREAM_MIN_BITRATE_KBPS: 2500,
+      STREAM_CHECK_EVERY_MS: 30_000,
+      PTERO_RATE_LIMIT_PER_MIN: 240,
+      TRUST_PROXY: [],
+    });
+    expect(c.HMAC_ALLOWED_CIDRS).toEqual(DEFAULT_HMAC_ALLOWED_CIDRS.split(','));
+    expect(c.embedded).toEqual({ database: true, redis: true, kafka: true });
+    expect(Object.isFrozen(c)).toBe(true);
+  });
+
+  it('reports every problem at once, naming the variable and never the secret', () => {
+    const found = problems({
+      PORT: 'abc',
+      READY_DEADLINE_MS: '0',
+      HMAC_ALLOWED_CIDRS: '10.0.0.0/8,300.1.1.1/8',
+      TRUST_PROXY: 'true',
+      KAFKA_BROKERS: 'a:1,b',
+      DATABASE_URL: 'mysql://x',
+      OVERLAY_MASTER_SECRET: 'too-short-secret',
+      TWITCH_CLIENT_ID: 'abc',
+    });
+    const names = found.map((p) => p.split(':')[0]);
+    expect(names).toEqual(
+      expect.arrayContaining([
+        'PORT',
+        'READY_DEADLINE_MS',
+        'HMAC_ALLOWED_CIDRS',
+        'TRUST_PROXY',
+        'KAFKA_BROKERS',
+        'DATABASE_URL',
+        'OVERLAY_MASTER_SECRET',
+        'PTERO_APP_URL',
+        'INTERNAL_API_TOKEN',
+        'TWITCH_CLIENT_ID / TWITCH_CLIENT_SECRET',
+      ]),
+    );
+    expect(found.join('\n')).not.toContain('too-short-secret');
+  });
+
+  it('allows short secrets and missing service settings in the demo only', () => {
+    expect(problems({ DEMO_MODE: 'true', OVERLAY_MASTER_SECRET: 'short' })).toEqual([]);
+    expect(problems({ OVERLAY_MASTER_SECRET: 'short' }, { service: false })).toEqual(['OVERLAY_MASTER_SECRET: must be at least 32 bytes outside the demo']);
+  });
+
+  it('parses lists: brokers, CIDRs, trusted proxies', () => {
+    const c = loadConfig({ ...service, KAFKA_BROKERS: 'k1:9092, k2:9092', TRUST_PROXY: '10.0.0.1,fd00::/8', HMAC_ALLOWED_CIDRS: '127.0.0.1/32' }, { service: true });
+    expect(c.KAFKA_BROKERS).toEqual(['k1:9092', 'k2:9092']);
+    expect(c.TRUST_PROXY).toEqual(['10.0.0.1/32', 'fd00::/8']);
+    expect(c.HMAC_ALLOWED_CIDRS).toEqual(['127.0.0.1/32']);
+    expect(c.embedded.kafka).toBe(false);
+  });
+});

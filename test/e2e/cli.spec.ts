@@ -1,0 +1,163 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RunningService } from '../../src/app.module.js';
+import { MIGRATION_NAMES } from '../../src/infra/db/migrations.js';
+import { freshPostgresDatabase, requireRedis, ROOT, TEST_SECRETS } from '../support/infra.js';
+import { startTestService } from '../support/service.js';
+
+// The flock-workers command line as a user runs it: the built bin, real processes, exit codes and output.
+
+const BIN = join(ROOT, 'bin', 'flock-workers.js');
+const NODE = join(ROOT, 'node_modules', 'node', 'bin', 'node');
+
+function cli(args: string[], options: { env?: Record<string, string>; stdin?: string; timeoutMs?: number } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(NODE, [BIN, ...args], { env: { PATH: process.env.PATH ?? '', ...options.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 30_000);
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+    child.stdin.end(options.stdin ?? '');
+  });
+}
+
+let service: RunningService;
+let drop: () => Promise<void>;
+const apiEnv = () => ({ INTERNAL_API_TOKEN: TEST_SECRETS.INTERNAL_API_TOKEN });
+
+beforeAll(async () => {
+  const [db, redisUrl] = await Promise.all([freshPostgresDatabase(), requireRedis()]);
+  drop = db.drop;
+  service = await startTestService({
+    ...TEST_SECRETS,
+    DATABASE_URL: db.url,
+    REDIS_URL: redisUrl,
+    REDIS_KEY_PREFIX: `cli${Date.now()}:`,
+    PTERO_APP_URL: 'http://127.0.0.1:9',
+    PTERO_APP_API_KEY: 'ptla_unused_0123456789abcdefghijklmnopqrstuv',
+    PORT: '0',
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'silent',
+  });
+});
+
+afterAll(async () => {
+  await service?.close();
+  await drop?.();
+});
+
+describe('flock-workers', () => {
+  it('--help lists the commands; an unknown command exits 2 with one line', async () => {
+    const help = await cli(['--help']);
+    expect(help.code).toBe(0);
+    for (const command of ['start', 'demo', 'migrate', 'matches', 'events publish', 'keys issue', 'sign', 'canonicalize']) expect(help.stdout).toContain(command);
+    const bad = await cli(['frobnicate']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+  });
+
+  it('start reports every invalid setting at once and exits 1, without echoing secrets', async () => {
+    const r = await cli(['start'], {
+      env: { PORT: 'abc', READY_DEADLINE_MS: '-5', HMAC_ALLOWED_CIDRS: '10.0.0.0/8,not-a-cidr', OVERLAY_MASTER_SECRET: 'short-secret-xyz', KAFKA_BROKERS: 'nohostport' },
+    });
+    expect(r.code).toBe(1);
+    for (const name of ['PORT', 'READY_DEADLINE_MS', 'HMAC_ALLOWED_CIDRS', 'OVERLAY_MASTER_SECRET', 'KAFKA_BROKERS', 'PTERO_APP_URL', 'INTERNAL_API_TOKEN']) {
+      expect(r.stderr).toContain(name);
+    }
+    expect(r.stderr).not.toContain('short-secret-xyz');
+  });
+
+  it('canonicalize prints RFC 8785 and exits 2 on input that is not I-JSON', async () => {
+    const ok = await cli(['canonicalize'], { stdin: '{"b":[4.50,1E30],"a":"\\u20ac"}' });
+    expect(ok).toMatchObject({ code: 0, stdout: '{"a":"€","b":[4.5,1e+30]}\n' });
+    const dup = await cli(['canonicalize'], { stdin: '{"a":1,"a":2}' });
+    expect(dup.code).toBe(2);
+    expect(dup.stderr.trim().split('\n')).toHaveLength(1);
+  });
+
+  it('sign reproduces the published admin vector', async () => {
+    const r = await cli(
+      ['sign', '--key-id', 'adm_m-123_1767225600000', '--secret', '_vaSAd70Ots_YqCzI_xPhZEh1wy_m66xvYh_V8-8NPQ', '--ts', '1767225640000', '--nonce', 'Zm9vYmFyYmF6cXV4MTIzNA', '--json'],
+      { stdin: '{"type":"admin.hooks.ok","matchId":"m-123"}' },
+    );
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).headers['x-flock-signature']).toBe('fb5bb69e36c2f2708caaf8b8c500ca8627a5180c8da14c561ce3311775431404');
+  });
+
+  it('migrate applies the migrations to DATABASE_URL (and is idempotent)', async () => {
+    const fresh = await freshPostgresDatabase();
+    try {
+      const first = await cli(['migrate', '--json'], { env: { DATABASE_URL: fresh.url } });
+      expect(first.code).toBe(0);
+      expect(JSON.parse(first.stdout)).toMatchObject({ database: 'postgres', applied: [...MIGRATION_NAMES] });
+      expect(MIGRATION_NAMES.length).toBeGreaterThanOrEqual(2);
+      const again = await cli(['migrate', '--json'], { env: { DATABASE_URL: fresh.url } });
+      expect(JSON.parse(again.stdout).applied).toEqual([]);
+    } finally {
+      await fresh.drop();
+    }
+  });
+
+  it('matches create/show, events publish and keys issue/revoke go through the internal API', async () => {
+    const url = ['--url', service.url];
+    const body = JSON.stringify({
+      mode: 'VERIFIED_STREAM',
+      entryFee: { amountCents: 700, currency: 'EUR' },
+      overlayRequired: true,
+      players: [
+        { side: 'p1', playerId: 'ann', streamChannels: ['twitch:ann_tv'] },
+        { side: 'p2', playerId: 'ben', streamChannels: ['twitch:ben_tv'] },
+      ],
+    });
+    expect((await cli(['matches', 'create', 'cli-m1', ...url], { env: apiEnv(), stdin: body })).code).toBe(0);
+    const shown = await cli(['matches', 'show', 'cli-m1', '--json', ...url], { env: apiEnv() });
+    expect(shown.code).toBe(0);
+    expect(JSON.parse(shown.stdout)).toMatchObject({ id: 'cli-m1', mode: 'VERIFIED_STREAM', checklist: { adminHooksOk: false }, refunds: [], enforcement: [] });
+    const missing = await cli(['matches', 'show', 'nope-1', ...url], { env: apiEnv() });
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('404');
+    const invalid = await cli(['matches', 'create', 'cli-m2', ...url], { env: apiEnv(), stdin: '{"mode":"X"}' });
+    expect(invalid.code).toBe(2);
+    expect(invalid.stderr).toContain('body.mode');
+
+    const published = await cli(['events', 'publish', 'stream.health.check', '--json', ...url], { env: apiEnv(), stdin: '{"v":"v1","eventId":"cli-evt-1","matchId":"cli-m1"}' });
+    expect(published.code).toBe(0);
+    expect(JSON.parse(published.stdout)).toMatchObject({ accepted: true, eventId: 'cli-evt-1' });
+    expect((await cli(['events', 'publish', 'server.ready', ...url], { env: apiEnv(), stdin: '{}' })).code).toBe(2);
+
+    const issued = await cli(['keys', 'issue', '--match', 'cli-m1', '--kind', 'overlay', '--ttl-ms', '60000', '--json', ...url], { env: apiEnv() });
+    expect(issued.code).toBe(0);
+    const key = JSON.parse(issued.stdout) as { keyId: string; secret: string; expiresAt: string };
+    expect(key.keyId).toMatch(/^ovl_cli-m1_[0-9]{13}$/);
+    expect(key.secret).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect((await cli(['keys', 'revoke', key.keyId, ...url], { env: apiEnv() })).code).toBe(0);
+    expect((await cli(['keys', 'issue', '--match', 'cli-m1', '--kind', 'root', ...url], { env: apiEnv() })).code).toBe(2);
+    const noToken = await cli(['matches', 'show', 'cli-m1', ...url]);
+    expect(noToken.code).toBe(2);
+    expect(noToken.stderr).toContain('token');
+  });
+
+  it('the demo runs its scenarios on embedded defaults and reports each outcome', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'flock-demo-'));
+    try {
+      const r = await cli(['demo', '--once', '--port', '0', '--data-dir', dir], { env: { READY_DEADLINE_MS: '8000' }, timeoutMs: 180_000 });
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/✔ demo-\d+-ready: READY/);
+      expect(r.stdout).toMatch(/✔ demo-\d+-timeout: FAILED \(TIMEOUT\), match CANCELLED, refunded: alice 5 USD, bob 5 USD/);
+      expect(r.stdout).toMatch(/✔ demo-\d+-installfail: FAILED \(INSTALL_FAILED\)/);
+      expect(r.stdout).toContain('all scenarios finished');
+      expect(r.stdout).not.toContain('a scenario failed');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
