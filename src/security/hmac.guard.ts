@@ -34,6 +34,8 @@ export interface HookHttpRequest {
   readonly headers: IncomingHttpHeaders;
   readonly body?: unknown;
   readonly raw: { readonly rawHeaders?: readonly string[]; readonly socket?: { readonly remoteAddress?: string } };
+  /** Fastify's request id (from `x-request-id` or generated): the hook's correlation id in logs and events. */
+  readonly id?: string;
   verifiedHook?: VerifiedHook;
 }
 
@@ -58,6 +60,7 @@ export function hookRequestFromHttp(request: HookHttpRequest, route: HookRoute):
     ...(request.raw.rawHeaders ? { rawHeaders: request.raw.rawHeaders } : {}),
     rawBody: Buffer.isBuffer(body) ? body : undefined,
     bodyTooLarge: body instanceof OversizedBody,
+    ...(request.id ? { requestId: request.id } : {}),
   };
 }
 

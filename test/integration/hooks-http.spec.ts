@@ -119,6 +119,14 @@ describe('HmacGuard over real HTTP', () => {
       expect(json.checklist.adminHooksOk).toBe(true);
     });
 
+    it('carries the caller\'s x-request-id as the correlation id of the stored call', async () => {
+      const body = progress(matchId);
+      const requestId = `req-${randomBytes(6).toString('hex')}`;
+      expect((await send(call(body), [['x-request-id', requestId]])).status).toBe(202);
+      const row = await main.services.db.selectFrom('overlay_events').select(['request_id', 'seq']).where('request_id', '=', requestId).executeTakeFirst();
+      expect(row?.seq).toBe(body.seq);
+    });
+
     it('accepts header names in any case', async () => {
       const c = call(progress(matchId));
       const pairs: [string, string][] = [['Content-Type', 'application/json'], ...Object.entries(c.headers).map(([k, v]) => [k.toUpperCase(), v] as [string, string])];
@@ -491,4 +499,3 @@ async function redisProxy(target: string): Promise<{ url: string; cut(): void; c
   };
 }
 
-void randomBytes;
