@@ -1,20 +1,18 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
-import { KafkaMessageSink } from '../../src/infra/bus/kafka-bus.js';
+import type { KafkaMessageSink } from '../../src/infra/bus/kafka-bus.js';
 import { Topics } from '../../src/infra/bus/topics.js';
-import { createLogger } from '../../src/observability/logger.js';
-import { startFakePanel, type FakePanel } from '../fakes/pterodactyl-panel.js';
-import { freshPostgresDatabase, randomName, requireKafka, requireRedis, TEST_SECRETS } from '../support/infra.js';
+import type { FakePanel } from '../fakes/pterodactyl-panel.js';
+import { randomName, TEST_SECRETS } from '../support/infra.js';
 import { eventually, KafkaTap } from '../support/kafka-tap.js';
 import { freePort, ServiceProcess } from '../support/process.js';
-import { matchBody, serviceEnv } from '../support/service.js';
+import { matchBody, platformProducer, realStack, serviceEnv, type RealStack } from '../support/service.js';
 
 // The worker process is killed with SIGKILL while it consumes, polls and relays; a new process picks up.
 // Every match must still end with exactly one outcome and one refund per player.
 
-const PANEL_KEY = 'ptla_crash_key_0123456789abcdefghijklmnopqrs';
-let drop: () => Promise<void>;
+let real: RealStack;
 let dbUrl: string;
 let panel: FakePanel;
 let tap: KafkaTap;
@@ -23,34 +21,19 @@ let env: Record<string, string>;
 const procs: ServiceProcess[] = [];
 
 beforeAll(async () => {
-  const prefix = randomName('t') + '.';
-  const [db, redisUrl, brokers] = await Promise.all([freshPostgresDatabase(), requireRedis(), requireKafka(prefix)]);
-  drop = db.drop;
-  dbUrl = db.url;
-  panel = await startFakePanel({ apiKeys: { [PANEL_KEY]: 'worker-admin' } });
-  env = serviceEnv(
-    {
-      DATABASE_URL: db.url,
-      REDIS_URL: redisUrl,
-      REDIS_KEY_PREFIX: randomName('fw') + ':',
-      KAFKA_BROKERS: brokers.join(','),
-      KAFKA_TOPIC_PREFIX: prefix,
-      KAFKA_GROUP_ID: randomName('g'),
-      PTERO_APP_URL: panel.url,
-      PTERO_APP_API_KEY: PANEL_KEY,
-    },
-    { READY_DEADLINE_MS: '30000', LOG_LEVEL: 'warn' },
-  );
-  producer = new KafkaMessageSink({ brokers, clientId: 'test-platform', topicPrefix: prefix, logger: createLogger('silent') });
-  tap = await KafkaTap.start(brokers, prefix, [Topics.serverFailed, Topics.matchCancelled]);
+  real = await realStack();
+  panel = real.panel;
+  dbUrl = real.stack.DATABASE_URL;
+  env = serviceEnv(real.stack, { READY_DEADLINE_MS: '30000', LOG_LEVEL: 'warn' });
+  producer = platformProducer(real);
+  tap = await KafkaTap.start(real.brokers, real.prefix, [Topics.serverFailed, Topics.matchCancelled]);
 });
 
 afterAll(async () => {
   for (const p of procs) if (p.child.exitCode === null) await p.kill('SIGKILL');
   await tap?.stop();
   await producer?.close();
-  await panel?.close();
-  await drop?.();
+  await real?.close();
 });
 
 describe('crash recovery', () => {

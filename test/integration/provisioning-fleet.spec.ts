@@ -1,22 +1,20 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KafkaMessageSink } from '../../src/infra/bus/kafka-bus.js';
+import type { KafkaMessageSink } from '../../src/infra/bus/kafka-bus.js';
 import { Topics } from '../../src/infra/bus/topics.js';
 import { upsertMatch } from '../../src/matches/match.repository.js';
-import { createLogger } from '../../src/observability/logger.js';
 import type { RunningService } from '../../src/app.module.js';
-import { startFakePanel, type FakePanel } from '../fakes/pterodactyl-panel.js';
-import { freshPostgresDatabase, randomName, requireKafka, requireRedis } from '../support/infra.js';
+import type { FakePanel } from '../fakes/pterodactyl-panel.js';
+import { randomName } from '../support/infra.js';
 import { eventually, KafkaTap } from '../support/kafka-tap.js';
-import { matchBody, serviceEnv, startTestService, type TestStack } from '../support/service.js';
+import { matchBody, platformProducer, realStack, serviceEnv, startTestService, type RealStack, type TestStack } from '../support/service.js';
 
 // Several instances in one consumer group, a fleet-wide panel budget, and restarts — on the real stack.
 // The panel's throttle window is scaled from 60 s to 6 s (PTERO_RATE_LIMIT_WINDOW_MS, as Pelican allows) so the
 // 200-server case runs in seconds; the budget arithmetic is the same.
 
-const PANEL_KEY = 'ptla_fleet_key_0123456789abcdefghijklmnopqrst';
 const WINDOW_MS = 6000;
-let drop: () => Promise<void>;
+let real: RealStack;
 let panel: FakePanel;
 let stack: TestStack;
 let tap: KafkaTap;
@@ -24,30 +22,18 @@ let producer: KafkaMessageSink;
 const instances: RunningService[] = [];
 
 beforeAll(async () => {
-  const prefix = randomName('t') + '.';
-  const [db, redisUrl, brokers] = await Promise.all([freshPostgresDatabase(), requireRedis(), requireKafka(prefix)]);
-  drop = db.drop;
-  panel = await startFakePanel({ apiKeys: { [PANEL_KEY]: 'worker-admin' }, rateLimitPerMin: 240, rateLimitWindowMs: WINDOW_MS });
-  stack = {
-    DATABASE_URL: db.url,
-    REDIS_URL: redisUrl,
-    REDIS_KEY_PREFIX: randomName('fw') + ':',
-    KAFKA_BROKERS: brokers.join(','),
-    KAFKA_TOPIC_PREFIX: prefix,
-    KAFKA_GROUP_ID: randomName('g'),
-    PTERO_APP_URL: panel.url,
-    PTERO_APP_API_KEY: PANEL_KEY,
-  };
-  producer = new KafkaMessageSink({ brokers, clientId: 'test-platform', topicPrefix: prefix, logger: createLogger('silent') });
-  tap = await KafkaTap.start(brokers, prefix, [Topics.serverReady, Topics.serverFailed, Topics.matchCancelled]);
+  real = await realStack({ rateLimitPerMin: 240, rateLimitWindowMs: WINDOW_MS });
+  panel = real.panel;
+  stack = real.stack;
+  producer = platformProducer(real);
+  tap = await KafkaTap.start(real.brokers, real.prefix, [Topics.serverReady, Topics.serverFailed, Topics.matchCancelled]);
 });
 
 afterAll(async () => {
   await tap?.stop();
   await producer?.close();
   for (const i of instances) await i.close();
-  await panel?.close();
-  await drop?.();
+  await real?.close();
 });
 
 const env = (extra: Record<string, string> = {}) =>

@@ -1,38 +1,26 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningService } from '../../src/app.module.js';
-import { startFakePanel, type FakePanel } from '../fakes/pterodactyl-panel.js';
-import { freshPostgresDatabase, randomName, requireKafka, requireRedis } from '../support/infra.js';
+import type { FakePanel } from '../fakes/pterodactyl-panel.js';
+import { randomName } from '../support/infra.js';
 import { eventually } from '../support/kafka-tap.js';
-import { internalApi, matchBody, serviceEnv, startTestService } from '../support/service.js';
+import { internalApi, matchBody, realStack, serviceEnv, startTestService, type RealStack } from '../support/service.js';
 
 // The panel misbehaves: 429 with Retry-After (our configured budget is wrong on purpose), 500s, hangs.
 // Provisioning must still succeed, honour Retry-After (no 429 storm), and back off on errors.
 
-const PANEL_KEY = 'ptla_fault_key_0123456789abcdefghijklmnopqrs';
-let drop: () => Promise<void>;
+let real: RealStack;
 let panel: FakePanel;
 let service: RunningService;
 let api: ReturnType<typeof internalApi>;
 
 beforeAll(async () => {
-  const prefix = randomName('t') + '.';
-  const [db, redisUrl, brokers] = await Promise.all([freshPostgresDatabase(), requireRedis(), requireKafka(prefix)]);
-  drop = db.drop;
   // The real panel allows 6 requests per 2 s window; the worker is told 600 per 2 s, so it will hit 429s.
-  panel = await startFakePanel({ apiKeys: { [PANEL_KEY]: 'worker-admin' }, rateLimitPerMin: 6, rateLimitWindowMs: 2000 });
+  real = await realStack({ rateLimitPerMin: 6, rateLimitWindowMs: 2000 });
+  panel = real.panel;
   service = await startTestService(
     serviceEnv(
-      {
-        DATABASE_URL: db.url,
-        REDIS_URL: redisUrl,
-        REDIS_KEY_PREFIX: randomName('fw') + ':',
-        KAFKA_BROKERS: brokers.join(','),
-        KAFKA_TOPIC_PREFIX: prefix,
-        KAFKA_GROUP_ID: randomName('g'),
-        PTERO_APP_URL: panel.url,
-        PTERO_APP_API_KEY: PANEL_KEY,
-      },
+      real.stack,
       { PTERO_RATE_LIMIT_PER_MIN: '600', PTERO_RATE_LIMIT_WINDOW_MS: '2000', PTERO_TIMEOUT_MS: '700', READY_DEADLINE_MS: '30000', POLL_EVERY_MS: '100' },
     ),
   );
@@ -41,8 +29,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await service?.close();
-  await panel?.close();
-  await drop?.();
+  await real?.close();
 });
 
 async function state(matchId: string) {

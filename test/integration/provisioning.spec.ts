@@ -1,21 +1,19 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { KafkaMessageSink } from '../../src/infra/bus/kafka-bus.js';
+import type { KafkaMessageSink } from '../../src/infra/bus/kafka-bus.js';
 import { Topics } from '../../src/infra/bus/topics.js';
 import { ledgerBalances } from '../../src/matches/match.repository.js';
-import { createLogger } from '../../src/observability/logger.js';
 import type { RunningService } from '../../src/app.module.js';
-import { startFakePanel, type FakePanel } from '../fakes/pterodactyl-panel.js';
-import { freshPostgresDatabase, randomName, requireKafka, requireRedis } from '../support/infra.js';
+import type { FakePanel } from '../fakes/pterodactyl-panel.js';
+import { randomName } from '../support/infra.js';
 import { eventually, KafkaTap } from '../support/kafka-tap.js';
-import { internalApi, matchBody, serviceEnv, startTestService } from '../support/service.js';
+import { internalApi, matchBody, platformProducer, realStack, serviceEnv, startTestService, type RealStack } from '../support/service.js';
 
 // ServerProvisionWorker against the real PostgreSQL, Redis and Kafka, with the fake panel over real HTTP.
 // Inputs are produced to Kafka exactly as the platform would; outputs are read back from Kafka.
 
-const PANEL_KEY = 'ptla_test_key_0123456789abcdefghijklmnopqrstuv';
-let drop: () => Promise<void>;
+let real: RealStack;
 let panel: FakePanel;
 let service: RunningService;
 let tap: KafkaTap;
@@ -25,36 +23,22 @@ let redisPrefix: string;
 let api: ReturnType<typeof internalApi>;
 
 beforeAll(async () => {
-  const prefix = randomName('t') + '.';
-  const [db, redisUrl, brokers] = await Promise.all([freshPostgresDatabase(), requireRedis(), requireKafka(prefix)]);
-  drop = db.drop;
-  panel = await startFakePanel({ apiKeys: { [PANEL_KEY]: 'worker-admin' } });
-  redisPrefix = randomName('fw') + ':';
-  redis = new Redis(redisUrl);
-  service = await startTestService(
-    serviceEnv({
-      DATABASE_URL: db.url,
-      REDIS_URL: redisUrl,
-      REDIS_KEY_PREFIX: redisPrefix,
-      KAFKA_BROKERS: brokers.join(','),
-      KAFKA_TOPIC_PREFIX: prefix,
-      KAFKA_GROUP_ID: randomName('g'),
-      PTERO_APP_URL: panel.url,
-      PTERO_APP_API_KEY: PANEL_KEY,
-    }),
-  );
+  real = await realStack();
+  panel = real.panel;
+  redisPrefix = real.stack.REDIS_KEY_PREFIX;
+  redis = new Redis(real.stack.REDIS_URL);
+  service = await startTestService(serviceEnv(real.stack));
   api = internalApi(service);
-  producer = new KafkaMessageSink({ brokers, clientId: 'test-platform', topicPrefix: prefix, logger: createLogger('silent') });
-  tap = await KafkaTap.start(brokers, prefix, [Topics.serverReady, Topics.serverFailed, Topics.matchCancelled, Topics.deadLetter]);
+  producer = platformProducer(real);
+  tap = await KafkaTap.start(real.brokers, real.prefix, [Topics.serverReady, Topics.serverFailed, Topics.matchCancelled, Topics.deadLetter]);
 });
 
 afterAll(async () => {
   await tap?.stop();
   await producer?.close();
   await service?.close();
-  await panel?.close();
   await redis?.quit();
-  await drop?.();
+  await real?.close();
 });
 
 async function produce(topic: string, value: string | Record<string, unknown>, key: string) {
@@ -261,6 +245,6 @@ describe('ServerProvisionWorker on real PostgreSQL, Redis and Kafka', () => {
     expect(metrics).toMatch(/provisioning_outcomes_total\{outcome="failed",reason="INSTALL_FAILED"\} [1-9]/);
     expect(metrics).toMatch(/pterodactyl_requests_total\{operation="get_server",status="200"\} [1-9]/);
     expect(metrics).toMatch(/dead_letters_total\{topic="server.reserved",reason="INVALID_JSON"\} 1/);
-    expect(metrics).not.toContain(PANEL_KEY);
+    expect(metrics).not.toContain(real.panelKey);
   });
 });

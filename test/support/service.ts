@@ -3,7 +3,9 @@ import { loadConfig } from '../../src/config/config.js';
 import { startService, type RunningService, type ServiceOverrides } from '../../src/app.module.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { Metrics } from '../../src/observability/metrics.js';
-import { TEST_SECRETS } from './infra.js';
+import { KafkaMessageSink } from '../../src/infra/bus/kafka-bus.js';
+import { startFakePanel, type FakePanel, type FakePanelOptions } from '../fakes/pterodactyl-panel.js';
+import { freshPostgresDatabase, randomName, requireKafka, requireRedis, TEST_SECRETS } from './infra.js';
 
 export interface TestStack {
   DATABASE_URL: string;
@@ -63,4 +65,51 @@ export function matchBody(matchId: string, options: { overlayRequired?: boolean;
       { side: 'p2', playerId: `bob-${matchId}`, streamChannels: [`twitch:bob_${matchId}`.slice(0, 60), `srs:live/bob`] },
     ],
   };
+}
+
+export interface RealStack {
+  stack: TestStack;
+  brokers: string[];
+  /** The Kafka topic prefix of this test file. */
+  prefix: string;
+  panel: FakePanel;
+  panelKey: string;
+  /** Closes the fake panel and drops the database. */
+  close(): Promise<void>;
+}
+
+/**
+ * One test file's share of the real infrastructure: a fresh PostgreSQL database, a Redis key prefix, a Kafka topic
+ * prefix with every topic created, its own consumer group, and a fake Pterodactyl panel over real HTTP.
+ */
+export async function realStack(panelOptions: Partial<FakePanelOptions> = {}): Promise<RealStack> {
+  const prefix = randomName('t') + '.';
+  const [db, redisUrl, brokers] = await Promise.all([freshPostgresDatabase(), requireRedis(), requireKafka(prefix)]);
+  const panelKey = `ptla_${randomBytes(22).toString('hex').slice(0, 43)}`;
+  const panel = await startFakePanel({ ...panelOptions, apiKeys: { [panelKey]: 'worker-admin' } });
+  return {
+    stack: {
+      DATABASE_URL: db.url,
+      REDIS_URL: redisUrl,
+      REDIS_KEY_PREFIX: randomName('fw') + ':',
+      KAFKA_BROKERS: brokers.join(','),
+      KAFKA_TOPIC_PREFIX: prefix,
+      KAFKA_GROUP_ID: randomName('g'),
+      PTERO_APP_URL: panel.url,
+      PTERO_APP_API_KEY: panelKey,
+    },
+    brokers,
+    prefix,
+    panel,
+    panelKey,
+    async close() {
+      await panel.close();
+      await db.drop();
+    },
+  };
+}
+
+/** Produces input events to Kafka exactly as the platform would (key = matchId, header event-id). */
+export function platformProducer(real: RealStack): KafkaMessageSink {
+  return new KafkaMessageSink({ brokers: real.brokers, clientId: 'test-platform', topicPrefix: real.prefix, logger: createLogger('silent') });
 }
