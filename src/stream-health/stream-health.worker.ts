@@ -122,6 +122,8 @@ export interface SweepReport {
   verdicts: VerdictSummary[];
   aborted: boolean;
   durationMs: number;
+  /** Wall time per step (ms): load the active matches, leases, provider collection, batched writes, per-match transactions. */
+  phases: { loadMs: number; leasesMs: number; telemetryMs: number; batchMs: number; eventfulMs: number };
 }
 
 /** Last completed full sweep (clock ms), read by the backup sweep. Losing it costs one extra backup sweep. */
@@ -294,17 +296,26 @@ export class StreamHealthWorker {
       verdicts: [],
       aborted: false,
       durationMs: 0,
+      phases: { loadMs: 0, leasesMs: 0, telemetryMs: 0, batchMs: 0, eventfulMs: 0 },
+    };
+    let mark = started;
+    const phase = (name: keyof SweepReport['phases']) => {
+      const now = performance.now();
+      report.phases[name] = Math.round(now - mark);
+      mark = now;
     };
     if (this.stopped) return { ...report, aborted: true };
 
     const active = await loadActiveMatches(db, options.matchId);
     report.matches = active.length;
+    phase('loadMs');
     if (options.matchId !== undefined && active.length === 0) {
       logger.info({ reason: 'MATCH_NOT_ACTIVE' }, 'match is not an active VERIFIED_STREAM match; nothing to check');
     }
 
     const owner = `${instanceId}:${randomUUID()}`;
     const held = await this.acquireLeases(active.map((m) => m.id), owner, logger);
+    phase('leasesMs');
     try {
       const mine = active.filter((m) => held.has(m.id));
       report.leasedElsewhere = active.length - mine.length;
@@ -316,6 +327,7 @@ export class StreamHealthWorker {
       for (const m of mine) for (const side of SIDES) for (const c of m.channels[side]) channels.add(c);
       report.channels = channels.size;
       const telemetry = await collectTelemetry(providers, [...channels], clock.now());
+      phase('telemetryMs');
       this.deps.trace?.('telemetry-collected', {});
       if (signal.aborted) return this.finish(report, started, signal, options, logger);
 
@@ -334,6 +346,7 @@ export class StreamHealthWorker {
         if (signal.aborted) return this.finish(report, started, signal, options, logger);
         await this.writeBatch(quiet.slice(i, i + this.batchSize), at, report);
       }
+      phase('batchMs');
       this.deps.trace?.('batch-written', {});
 
       let next = 0;
@@ -344,6 +357,7 @@ export class StreamHealthWorker {
         }
       };
       await Promise.all(Array.from({ length: Math.min(this.concurrency, eventful.length) }, worker));
+      phase('eventfulMs');
       return this.finish(report, started, signal, options, logger);
     } finally {
       await this.releaseLeases([...held.keys()], owner, held, logger);
@@ -369,6 +383,7 @@ export class StreamHealthWorker {
       warnings: report.warnings,
       verdicts: report.verdicts.length,
       durationMs: report.durationMs,
+      phases: report.phases,
     };
     if (report.aborted) logger.warn({ ...summary, reason: 'SWEEP_ABORTED' }, 'stream sweep aborted; the next sweep completes the work');
     else logger.info(summary, 'stream sweep done');

@@ -1,0 +1,175 @@
+/**
+ * The demo's stream-health scenarios: matches in progress whose players' streams follow scripted timelines on the
+ * simulated Twitch and SRS (DemoPeers), swept by the running service every STREAM_CHECK_EVERY_MS. Overlay gameplay
+ * arrives as signed calls to POST /v1/overlay/events, exactly as from a real overlay agent.
+ */
+import { sign } from '../security/signer.js';
+import type { DemoPlayerStream, StreamSegment } from './peers.js';
+import type { ScenarioContext } from './scenarios.js';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+interface StreamMatch {
+  readonly id: string;
+  readonly p1: DemoPlayerStream;
+  readonly p2: DemoPlayerStream;
+}
+
+function timings(ctx: ScenarioContext) {
+  return { check: ctx.config.STREAM_CHECK_EVERY_MS, grace: ctx.config.OFFLINE_GRACE_MS };
+}
+
+/** Creates a VERIFIED_STREAM match IN_PROGRESS whose players follow the given timelines. */
+async function startMatch(ctx: ScenarioContext, tag: string, n: number, p1: StreamSegment[], p2: StreamSegment[]): Promise<StreamMatch> {
+  const id = `demo-${ctx.run}-${tag}`;
+  // Twitch logins are [a-z0-9_]{1,25}; SRS names follow them.
+  const m: StreamMatch = {
+    id,
+    p1: { login: `a${ctx.run}_${n}`, ingest: `alice_${ctx.run}_${n}`, matchId: id },
+    p2: { login: `b${ctx.run}_${n}`, ingest: `bob_${ctx.run}_${n}`, matchId: id },
+  };
+  ctx.peers.script(m.p1, p1);
+  ctx.peers.script(m.p2, p2);
+  await ctx.api('PUT', `/v1/internal/matches/${id}`, matchBody(m, 'IN_PROGRESS'));
+  return m;
+}
+
+function matchBody(m: StreamMatch, status: string) {
+  return {
+    mode: 'VERIFIED_STREAM',
+    status,
+    entryFee: { amountCents: 500, currency: 'USD' },
+    overlayRequired: true,
+    players: [
+      { side: 'p1', playerId: 'alice', streamChannels: [`twitch:${m.p1.login}`, `srs:live/${m.p1.ingest}`] },
+      { side: 'p2', playerId: 'bob', streamChannels: [`twitch:${m.p2.login}`, `srs:live/${m.p2.ingest}`] },
+    ],
+  };
+}
+
+async function view(ctx: ScenarioContext, m: StreamMatch) {
+  return ctx.api('GET', `/v1/internal/matches/${m.id}`);
+}
+
+async function waitForStatus(ctx: ScenarioContext, m: StreamMatch, status: string, timeoutMs: number) {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await view(ctx, m);
+    if (v.status === status) return v;
+    if (Date.now() > until) throw new Error(`${m.id} did not become ${status} within ${timeoutMs} ms (it is ${String(v.status)})`);
+    await sleep(500);
+  }
+}
+
+/** The match ends normally: the platform marks it COMPLETED and enforcement stops. */
+async function complete(ctx: ScenarioContext, m: StreamMatch) {
+  await ctx.api('PUT', `/v1/internal/matches/${m.id}`, matchBody(m, 'COMPLETED'));
+}
+
+async function episodes(ctx: ScenarioContext, m: StreamMatch) {
+  return ctx.service.services.db.selectFrom('grace_episodes').select(['side', 'state']).where('match_id', '=', m.id).execute();
+}
+
+function describeVerdict(v: Record<string, unknown>): string {
+  const e = (v.enforcement as { side: string; verdict: string; reason: string; evidenceId: string }[])[0];
+  return e ? `${e.verdict} ${e.side} (${e.reason}), evidence ${e.evidenceId}` : 'no enforcement';
+}
+
+const healthyOnly: StreamSegment[] = [{ atMs: 0, state: 'healthy' }];
+
+async function healthy(ctx: ScenarioContext) {
+  const { check } = timings(ctx);
+  const m = await startMatch(ctx, 'stream-healthy', 1, healthyOnly, healthyOnly);
+  ctx.say(`▶ ${m.id}: both players stream fine (60 fps, 6000 kbps, title with [${m.id}])`);
+  await sleep(8 * check);
+  const v = await view(ctx, m);
+  const checklist = v.checklist as Record<string, boolean>;
+  const ok = ['p1StreamLive', 'p2StreamLive', 'titlesContainMatchId', 'fpsOk', 'bitrateOk'].every((k) => checklist[k]);
+  ctx.say(`✔ ${m.id}: still ${String(v.status)}, checklist stream items all true: ${ok ? 'yes' : 'no'}, no warning`);
+  await complete(ctx, m);
+}
+
+async function shortDip(ctx: ScenarioContext) {
+  const { check } = timings(ctx);
+  const m = await startMatch(
+    ctx,
+    'stream-dip',
+    2,
+    [
+      { atMs: 0, state: 'healthy' },
+      { atMs: 3 * check, state: 'offline' },
+      { atMs: 5 * check, state: 'healthy' },
+    ],
+    healthyOnly,
+  );
+  ctx.say(`▶ ${m.id}: alice's stream drops for ~${(2 * check) / 1000} s, then comes back`);
+  await sleep(10 * check);
+  const v = await view(ctx, m);
+  const eps = await episodes(ctx, m);
+  ctx.say(`✔ ${m.id}: ${String(v.status)}, ${describeVerdict(v)}; grace episodes: ${eps.map((e) => `${e.side} ${e.state}`).join(', ') || 'none'} (one warning, closed on recovery)`);
+  await complete(ctx, m);
+}
+
+async function offlineWithGameplay(ctx: ScenarioContext) {
+  const { check, grace } = timings(ctx);
+  const m = await startMatch(ctx, 'stream-forfeit', 3, [{ atMs: 0, state: 'healthy' }, { atMs: 3 * check, state: 'offline' }], healthyOnly);
+  ctx.say(`▶ ${m.id}: alice goes offline after ~${(3 * check) / 1000} s while the overlay keeps reporting gameplay`);
+  const key = (await ctx.api('POST', '/v1/internal/keys', { matchId: m.id, kind: 'overlay' })) as { keyId: string; secret: string };
+  let seq = 0;
+  let done = false;
+  const overlay = (async () => {
+    while (!done) {
+      seq++;
+      const call = sign({ keyId: key.keyId, secret: key.secret, body: { type: 'gameplay.progress', matchId: m.id, seq, round: seq } });
+      await fetch(`${ctx.service.url}/v1/overlay/events`, { method: 'POST', headers: { ...call.headers, 'content-type': 'application/json' }, body: call.body }).catch(() => undefined);
+      await sleep(Math.max(1000, check / 2));
+    }
+  })();
+  try {
+    const v = await waitForStatus(ctx, m, 'FORFEITED', 3 * check + grace + 8 * check);
+    ctx.say(`✔ ${m.id}: ${String(v.status)} — ${describeVerdict(v)}; ${seq} gameplay.progress calls signed and accepted`);
+  } finally {
+    done = true;
+    await overlay;
+  }
+}
+
+async function offlineWithoutGameplay(ctx: ScenarioContext) {
+  const { check, grace } = timings(ctx);
+  const m = await startMatch(ctx, 'stream-dispute', 4, healthyOnly, [{ atMs: 0, state: 'healthy' }, { atMs: 3 * check, state: 'offline' }]);
+  ctx.say(`▶ ${m.id}: bob goes offline and the overlay reports no gameplay`);
+  const v = await waitForStatus(ctx, m, 'DISPUTED', 3 * check + grace + 8 * check);
+  ctx.say(`✔ ${m.id}: ${String(v.status)} — ${describeVerdict(v)} (a human decides)`);
+}
+
+async function providerOutage(ctx: ScenarioContext) {
+  const { check, grace } = timings(ctx);
+  const outageMs = Math.max(2 * grace, 8 * check);
+  const m = await startMatch(
+    ctx,
+    'stream-outage',
+    5,
+    [
+      { atMs: 0, state: 'healthy' },
+      { atMs: 3 * check, state: 'offline' },
+      { atMs: 3 * check + outageMs - check, state: 'healthy' },
+    ],
+    healthyOnly,
+  );
+  ctx.say(`▶ ${m.id}: Twitch and SRS fail (503 / 429 / timeouts / error codes) for ${outageMs / 1000} s while alice is offline`);
+  await sleep(3 * check - check / 2);
+  await ctx.peers.outage(outageMs);
+  ctx.say(`  ${m.id}: providers answer again; alice is back`);
+  await sleep(4 * check);
+  const v = await view(ctx, m);
+  const eps = await episodes(ctx, m);
+  ctx.say(`✔ ${m.id}: ${String(v.status)}, ${describeVerdict(v)}, ${eps.length} grace episodes — unknown is never a violation`);
+  await complete(ctx, m);
+}
+
+/** healthy, short dip, offline with gameplay → forfeit, offline without → dispute; then a provider outage → nothing. */
+export async function runStreamScenarios(ctx: ScenarioContext): Promise<void> {
+  await Promise.all([healthy(ctx), shortDip(ctx), offlineWithGameplay(ctx), offlineWithoutGameplay(ctx)]);
+  // Alone: an outage makes every channel unknown, which would only delay the others' verdicts.
+  await providerOutage(ctx);
+}
