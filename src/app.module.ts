@@ -37,6 +37,7 @@ import { KeyService } from './security/keys.js';
 import { registerRawJsonParser } from './security/raw-body.js';
 import { OutboxSecurityEventSink } from './security/security-events.js';
 import { streamHealthCheckSchema } from './stream-health/events.js';
+import { wireStreamHealth } from './stream-health/stream-health.wiring.js';
 
 /** Replaceable parts, for tests and the demo (a manual clock, a logger that records, a panel double). */
 export interface ServiceOverrides {
@@ -172,8 +173,6 @@ export async function buildServices(config: Config, overrides: ServiceOverrides 
   });
 
   // --- stream health wiring (StreamHealthWorker, its providers and scheduled sweeps) ---
-  // Imported here so the wiring stays inside this block; the module is loaded once, at start.
-  const { wireStreamHealth } = await import('./stream-health/stream-health.wiring.js');
   const streamHealth = wireStreamHealth({ config, db: database.db, kv, clock, logger, metrics, consumer, scheduler, onOutboxWrite: () => relay.nudge() });
   // --- end stream health wiring ---
 
@@ -296,6 +295,7 @@ export async function startService(config: Config, overrides: ServiceOverrides =
         ['http', () => app.close()],
         ['consumer', () => services.source.stop()],
         ['scheduler', () => services.scheduler.stop()],
+        ['stream-health', () => services.streamHealth.stop()],
         ['provisioning', () => services.provisioning.stop()],
         ['relay-drain', () => services.relay.drain()],
         ['relay', () => services.relay.stop()],

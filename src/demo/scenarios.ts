@@ -84,5 +84,6 @@ async function installFails(ctx: ScenarioContext) {
 }
 
 export async function runScenarios(ctx: ScenarioContext): Promise<void> {
-  await Promise.all([provisionSucceeds(ctx), provisionTimesOut(ctx), installFails(ctx)]);
+  const { runStreamScenarios } = await import('./stream-scenarios.js');
+  await Promise.all([provisionSucceeds(ctx), provisionTimesOut(ctx), installFails(ctx), runStreamScenarios(ctx)]);
 }

@@ -35,11 +35,11 @@ describe('ScheduledTasksService', () => {
   function instance(
     instanceId: string,
     task: Partial<ScheduledTask> & Pick<ScheduledTask, 'run'>,
-    options: { maxJitterMs?: number; random?: () => number; stopTimeoutMs?: number } = {},
+    options: { maxJitterMs?: number; random?: () => number; stopTimeoutMs?: number; headStartMs?: number } = {},
   ): ScheduledTasksService {
     const metrics = new Metrics();
     const logger = createLogger('debug', {}, { write: (line: string) => void logLines.push(JSON.parse(line)) });
-    const service = new ScheduledTasksService({ kv, clock, logger, metrics, instanceId, maxJitterMs: 0, ...options });
+    const service = new ScheduledTasksService({ kv, clock, logger, metrics, instanceId, maxJitterMs: 0, headStartMs: 0, ...options });
     service.register({ name: 'sweep', everyMs: EVERY, ...task });
     services.push({ service, metrics });
     return service;
@@ -75,6 +75,25 @@ describe('ScheduledTasksService', () => {
     expect(runs.map((r) => r.tickAt)).toEqual(Array.from({ length: 10 }, (_, i) => (11 + i) * EVERY));
     expect(await count('ran')).toBe(10);
     expect(await count('skipped_not_leader')).toBe(10);
+  });
+
+  it('gives the last tick\'s winner a head start, so one live instance keeps a task', async () => {
+    const runs: string[] = [];
+    const make = (id: string) => instance(id, { run: async () => void runs.push(id) }, { headStartMs: 200 });
+    const b = make('b');
+    await start(make('a'));
+    await ticks(1);
+    b.start();
+    await settle();
+    for (let i = 0; i < 6; i++) {
+      clock.advance(EVERY / 2); // the boundary, then b's 200 ms handicap ends well before the next one
+      await settle();
+      clock.advance(EVERY / 2);
+      await settle();
+    }
+    expect(runs).toEqual(Array(7).fill('a'));
+    expect(await count('skipped_not_leader')).toBeGreaterThanOrEqual(5);
+    expect(await kv.get('sched:last:sweep')).toBe('a');
   });
 
   it('claims the tick with SET NX PX 2·everyMs under sched:tick:<name>:<index>', async () => {

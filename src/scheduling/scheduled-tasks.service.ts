@@ -33,11 +33,16 @@ export interface ScheduledTasksServiceOptions {
   maxJitterMs?: number;
   /** Source of the jitter, in [0, 1). Default Math.random. */
   random?: () => number;
+  /** Head start of the last tick's winner (others wait this long before claiming). Default min(everyMs/5, 1 s). */
+  headStartMs?: number;
   /** How long stop() waits for running ticks before giving up on them. Default 10 s. */
   stopTimeoutMs?: number;
 }
 
 export const TICK_KEY_PREFIX = 'sched:tick:';
+/** Who ran a task's last tick; the others give it a head start on the next one. */
+export const LAST_WINNER_PREFIX = 'sched:last:';
+const MAX_HANDICAP_MS = 1_000;
 export const RUNNING_KEY_PREFIX = 'sched:running:';
 
 /** A crashed runner blocks its task for at most this long (or two periods, whichever is longer). */
@@ -85,6 +90,8 @@ export class ScheduledTasksService implements OnApplicationBootstrap, OnApplicat
   private readonly sleeps = new Set<AbortController>();
   private stopping?: Promise<void>;
 
+  private readonly headStartMs: number | undefined;
+
   constructor(options: ScheduledTasksServiceOptions) {
     this.kv = options.kv;
     this.clock = options.clock;
@@ -94,6 +101,7 @@ export class ScheduledTasksService implements OnApplicationBootstrap, OnApplicat
     this.maxJitterMs = options.maxJitterMs ?? 250;
     this.random = options.random ?? Math.random;
     this.stopTimeoutMs = options.stopTimeoutMs ?? 10_000;
+    this.headStartMs = options.headStartMs;
     this.leases = new Leases(this.kv, RUNNING_KEY_PREFIX);
   }
 
@@ -187,7 +195,18 @@ export class ScheduledTasksService implements OnApplicationBootstrap, OnApplicat
     const leaseMs = Math.max(2 * everyMs, MIN_RUNNING_LEASE_MS);
 
     try {
+      // Sticky leadership: whoever ran the last tick gets a head start on this one, so in-process state of a task
+      // (such as the ingest provider's frame history for FPS) stays with one instance while it lives.
+      const last = await this.kv.get(`${LAST_WINNER_PREFIX}${name}`);
+      if (last !== null && last !== this.instanceId) {
+        const handicap = this.headStartMs ?? Math.min(Math.floor(everyMs / 5), MAX_HANDICAP_MS);
+        if (handicap > 0) {
+          await this.sleep(handicap);
+          if (this.state !== 'started') return;
+        }
+      }
       const won = await this.kv.set(`${TICK_KEY_PREFIX}${name}:${index}`, this.instanceId, { nx: true, px: 2 * everyMs });
+      if (won) await this.kv.set(`${LAST_WINNER_PREFIX}${name}`, this.instanceId, { px: 3 * everyMs });
       if (!won) {
         this.logger.debug(log, 'tick claimed by another instance');
         return this.record(name, 'skipped_not_leader');

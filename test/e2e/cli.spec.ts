@@ -149,11 +149,16 @@ describe('flock-workers', () => {
   it('the demo runs its scenarios on embedded defaults and reports each outcome', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'flock-demo-'));
     try {
-      const r = await cli(['demo', '--once', '--port', '0', '--data-dir', dir], { env: { READY_DEADLINE_MS: '8000' }, timeoutMs: 180_000 });
+      const r = await cli(['demo', '--once', '--port', '0', '--data-dir', dir], { env: { READY_DEADLINE_MS: '8000' }, timeoutMs: 230_000 });
       expect(r.code).toBe(0);
       expect(r.stdout).toMatch(/✔ demo-\d+-ready: READY/);
       expect(r.stdout).toMatch(/✔ demo-\d+-timeout: FAILED \(TIMEOUT\), match CANCELLED, refunded: alice 5 USD, bob 5 USD/);
       expect(r.stdout).toMatch(/✔ demo-\d+-installfail: FAILED \(INSTALL_FAILED\)/);
+      expect(r.stdout).toMatch(/✔ demo-\d+-stream-healthy: still IN_PROGRESS, checklist stream items all true: yes/);
+      expect(r.stdout).toMatch(/✔ demo-\d+-stream-dip: IN_PROGRESS, no enforcement/);
+      expect(r.stdout).toMatch(/✔ demo-\d+-stream-forfeit: FORFEITED — FORFEIT p1/);
+      expect(r.stdout).toMatch(/✔ demo-\d+-stream-dispute: DISPUTED — DISPUTE p2/);
+      expect(r.stdout).toMatch(/✔ demo-\d+-stream-outage: IN_PROGRESS, no enforcement, 0 grace episodes/);
       expect(r.stdout).toContain('all scenarios finished');
       expect(r.stdout).not.toContain('a scenario failed');
     } finally {
