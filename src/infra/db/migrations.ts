@@ -190,6 +190,12 @@ const migrations: Record<string, Migration> = {
       `);
     },
   },
+  '0004_overlay_sequence_index': {
+    async up(db: Kysely<unknown>) {
+      // The overlay sequence check reads max(seq) per key on every overlay call.
+      await runStatements(db, `CREATE INDEX overlay_events_by_key ON overlay_events (key_id, seq)`);
+    },
+  },
 };
 
 /** One statement per round trip: the embedded database's extended protocol takes a single command. */
