@@ -40,6 +40,7 @@ export class HookSignalsService {
   private async applyOverlay(hook: VerifiedHook, log: Logger): Promise<HookOutcome> {
     const { db, clock } = this.deps;
     const now = clock.now();
+    let readiness: string | undefined;
     const seq = typeof hook.body.seq === 'number' && Number.isSafeInteger(hook.body.seq) ? hook.body.seq : null;
     const violation = await db.transaction().execute(async (trx) => {
       const match = await trx.selectFrom('matches').select(['status']).where('id', '=', hook.matchId).executeTakeFirst();
@@ -80,19 +81,19 @@ export class HookSignalsService {
       }
       if (hook.type === 'overlay.disconnected') {
         await updateChecklist(trx, hook.matchId, { overlayConnected: false }, now);
+      } else if (hook.type === 'overlay.connected' || hook.type === 'overlay.heartbeat') {
+        // Presence and the readiness re-evaluation it may complete, in the same transaction as the stored call.
+        readiness = await this.deps.provisioning.recordReadinessSignal(hook.matchId, { overlayConnected: true, at: now }, trx);
       }
       return null;
     });
+    if (readiness === 'ready') this.deps.onOutboxWrite();
     if (violation) {
       this.deps.onOutboxWrite();
       log.warn({ reason: violation }, 'overlay violation');
       return 'violation';
     }
-    if (hook.type === 'overlay.connected' || hook.type === 'overlay.heartbeat') {
-      const readiness = await this.deps.provisioning.recordReadinessSignal(hook.matchId, { overlayConnected: true, at: now });
-      log.debug({ readiness }, 'overlay presence recorded');
-    }
-    log.info('overlay event accepted');
+    log.info({ readiness }, 'overlay event accepted');
     return 'applied';
   }
 

@@ -203,7 +203,8 @@ export class ServerProvisionWorker {
           : { overlayConnected: signal.overlayConnected, overlayLastSeenAt: signal.overlayConnected ? signal.at : null };
       const provision = await trx.selectFrom('provisions').selectAll().where('match_id', '=', matchId).forUpdate().executeTakeFirst();
       const checklist = await updateChecklist(trx, matchId, fields, now);
-      if (!provision) return 'not_applicable' as const;
+      // Past provisioning (the usual case for heartbeats) there is nothing to re-evaluate.
+      if (!provision || !ACTIVE_STATES.includes(provision.state)) return 'not_applicable' as const;
       const signals = await this.signalsOf(trx, matchId, checklist);
       const verdict = decideOnSignal(provision.state, checklist.server_installed && provision.state === 'WAITING_SIGNALS', signals);
       if (verdict === 'ready') await this.markReady(trx, provision, now, this.deps.logger.child({ matchId }));

@@ -455,6 +455,34 @@ describe('HmacGuard over real HTTP', () => {
   });
 
   describe('hook semantics', () => {
+    it('admin hook then overlay.connected complete readiness of a match that requires an overlay → server.ready once', async () => {
+      const m = randomName('h-');
+      expect((await api('PUT', `/v1/internal/matches/${m}`, { ...matchBody(m, { overlayRequired: true }) })).status).toBe(201);
+      const at = new Date(clock.now());
+      // The panel already reported the install (the provisioning tests cover that part).
+      await main.services.db
+        .insertInto('provisions')
+        .values({
+          match_id: m, panel_server_id: 4242, state: 'WAITING_SIGNALS', reserved_event_id: 'e-1', reserved_at: at,
+          deadline_at: new Date(clock.now() + 300_000), next_poll_at: null, poll_failures: 0, last_panel_status: 'null',
+          ready_at: null, failed_at: null, failure_reason: null, released_event_id: null, released_at: null,
+          cleanup_state: 'NONE', cleanup_attempts: 0, cleanup_next_at: null, lease_owner: null, lease_until: null, updated_at: at,
+        })
+        .execute();
+      await main.services.db.updateTable('checklists').set({ server_installed: true }).where('match_id', '=', m).execute();
+      const admin = await issue(main, m, 'admin');
+      const overlay = await issue(main, m, 'overlay');
+      expect((await send(signed(admin.keyId, admin.secret, { type: 'admin.hooks.ok', matchId: m }, clock.now()), [], ADMIN)).status).toBe(202);
+      expect((await api('GET', `/v1/internal/matches/${m}`)).json.provisioning.state).toBe('WAITING_SIGNALS');
+      expect((await send(call({ type: 'overlay.connected', matchId: m, seq: 1 }, { key: overlay }))).status).toBe(202);
+      expect((await send(call({ type: 'overlay.heartbeat', matchId: m, seq: 2 }, { key: overlay }))).status).toBe(202);
+      const view = (await api('GET', `/v1/internal/matches/${m}`)).json;
+      expect(view.provisioning.state).toBe('READY');
+      expect(view.checklist).toMatchObject({ serverInstalled: true, adminHooksOk: true, overlayConnected: true });
+      const ready = await main.services.db.selectFrom('outbox').select('id').where('topic', '=', Topics.serverReady).where('key', '=', m).execute();
+      expect(ready).toHaveLength(1);
+    });
+
     it('overlay.connected sets overlayConnected; overlay.disconnected clears it; a stale sequence is an overlay.violation', async () => {
       const m = await newMatch();
       const key = await issue(main, m, 'overlay');
