@@ -9,7 +9,7 @@ import type { Metrics } from '../observability/metrics.js';
 import { cancelAndRefund, getChecklist, updateChecklist } from '../matches/match.repository.js';
 import { serverReleasedSchema, serverReservedSchema, type ServerReleased, type ServerReserved } from './events.js';
 import type { PanelPort } from './panel.port.js';
-import { ACTIVE_STATES, backoffDelay, decideAfterPoll, decideOnSignal, type Decision, type FailureReason, type ReadinessSignals } from './policy.js';
+import { ACTIVE_STATES, backoffDelay, decideAfterPoll, decideOnSignal, isPastDeadline, type Decision, type FailureReason, type ReadinessSignals } from './policy.js';
 
 export interface ProvisionSettings {
   readyDeadlineMs: number;
@@ -45,8 +45,6 @@ export interface ServerProvisionWorkerDeps {
 }
 
 export type ReadinessSignal = { adminHooksOk: true } | { overlayConnected: boolean; at: number };
-
-const POLLED_STATES = ['RESERVED', 'INSTALLING'] as const;
 
 /**
  * The seed's Server Provision Worker: turns `server.reserved` into `server.ready`, or into `server.failed`
@@ -194,7 +192,7 @@ export class ServerProvisionWorker {
   // ---- readiness signals (hook calls) ---------------------------------------------------------
 
   /** Records a readiness signal on the checklist and re-evaluates readiness at once. */
-  async recordReadinessSignal(matchId: string, signal: ReadinessSignal, db: Db = this.deps.db): Promise<'ready' | 'waiting' | 'not_applicable'> {
+  async recordReadinessSignal(matchId: string, signal: ReadinessSignal, db: Db = this.deps.db): Promise<'ready' | 'waiting' | 'not_applicable' | 'timed_out'> {
     const now = this.deps.clock.now();
     const run = async (trx: Db) => {
       const fields =
@@ -205,13 +203,18 @@ export class ServerProvisionWorker {
       const checklist = await updateChecklist(trx, matchId, fields, now);
       // Past provisioning (the usual case for heartbeats) there is nothing to re-evaluate.
       if (!provision || !ACTIVE_STATES.includes(provision.state)) return 'not_applicable' as const;
+      // A signal after the deadline is too late: the reservation times out, it never becomes ready.
+      if (provision.deadline_at && isPastDeadline(now, provision.deadline_at.getTime())) {
+        await this.fail(trx, provision, 'TIMEOUT', 'readiness signal arrived after the deadline', now, this.deps.logger.child({ matchId }));
+        return 'timed_out' as const;
+      }
       const signals = await this.signalsOf(trx, matchId, checklist);
       const verdict = decideOnSignal(provision.state, checklist.server_installed && provision.state === 'WAITING_SIGNALS', signals);
       if (verdict === 'ready') await this.markReady(trx, provision, now, this.deps.logger.child({ matchId }));
       return verdict;
     };
     const result = db === this.deps.db ? await this.deps.db.transaction().execute(run) : await run(db);
-    if (result === 'ready') this.deps.onOutboxWrite?.();
+    if (result === 'ready' || result === 'timed_out') this.deps.onOutboxWrite?.();
     return result;
   }
 
@@ -273,7 +276,8 @@ export class ServerProvisionWorker {
       UPDATE provisions SET lease_owner = ${instanceId}, lease_until = ${until}, next_poll_at = ${until}
       WHERE match_id IN (
         SELECT match_id FROM provisions
-        WHERE state IN ('RESERVED', 'INSTALLING') AND next_poll_at <= ${new Date(now)}
+        WHERE ((state IN ('RESERVED', 'INSTALLING') AND next_poll_at <= ${new Date(now)})
+               OR (state = 'WAITING_SIGNALS' AND deadline_at <= ${new Date(now)}))
           AND (lease_owner IS NULL OR lease_owner = ${instanceId} OR lease_until < ${new Date(now)})
         ORDER BY next_poll_at
         LIMIT ${settings.concurrency}
@@ -290,7 +294,7 @@ export class ServerProvisionWorker {
     const observation = clock.now() >= deadlineAt ? null : await panel.observe(claimed.panel_server_id, deadlineAt);
     const wroteOutbox = await db.transaction().execute(async (trx) => {
       const provision = await trx.selectFrom('provisions').selectAll().where('match_id', '=', claimed.match_id).forUpdate().executeTakeFirst();
-      if (!provision || !POLLED_STATES.includes(provision.state as (typeof POLLED_STATES)[number]) || provision.lease_owner !== this.deps.instanceId) {
+      if (!provision || !ACTIVE_STATES.includes(provision.state) || provision.lease_owner !== this.deps.instanceId) {
         return false;
       }
       const now = clock.now();

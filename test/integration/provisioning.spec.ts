@@ -211,6 +211,21 @@ describe('ServerProvisionWorker on real PostgreSQL, Redis and Kafka', () => {
     expect(rows).toHaveLength(4);
   });
 
+  it('a poison message carrying NUL characters (key, header, body) is dead-lettered too, not retried forever', async () => {
+    const matchId = randomName('m-nul-');
+    await producer.send([
+      { topic: Topics.serverReserved, key: `${matchId}\u0000x`, value: '\u0000{"v":"v1"', headers: { 'event-id': 'e\u0000vil', 'event-type': Topics.serverReserved } },
+    ]);
+    const serverId = panel.addServer({ installAfterMs: 50, outcome: 'install_failed' });
+    await createMatch(matchId);
+    await produce(Topics.serverReserved, reserved(matchId, serverId), `${matchId}\u0000x`); // same key, same partition, behind it
+    await eventually(() => tap.distinct(Topics.serverFailed, matchId).length === 1, 20_000, 'the partition kept flowing');
+    const rows = await service.services.db.selectFrom('dead_letters').selectAll().where('key', 'like', `${matchId}%`).execute();
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ reason: 'INVALID_JSON', event_id: 'e\\u0000vil' });
+    expect(rows[0]!.raw.startsWith('base64:')).toBe(true);
+  });
+
   it('the internal API rejects bad input with field-level reasons and unknown ids with 404', async () => {
     const bad = await api('PUT', '/v1/internal/matches/m-bad', { mode: 'NOPE', entryFee: { amountCents: -1, currency: 'usd' }, overlayRequired: true, players: [] });
     expect(bad.status).toBe(400);

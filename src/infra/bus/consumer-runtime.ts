@@ -118,6 +118,8 @@ export class ConsumerRuntime {
         if (idemKey) await this.markSeen(idemKey, log);
         return;
       } catch (error) {
+        // The database (or the network to it) being down is not the message's fault: deliver it again later.
+        if (isTransientInfrastructureError(error)) throw error;
         if (attempt >= maxAttempts) {
           log.error({ err: error, attempts: attempt, reason: 'HANDLER_FAILED' }, 'event effect failed repeatedly; dead-lettering');
           metrics.eventsConsumed.inc({ topic: message.topic, result: 'failed' });
@@ -174,7 +176,9 @@ export class ConsumerRuntime {
     const raw = printableRaw(message.value);
     const now = clock.now();
     const id = randomUUID();
-    const sourceEventId = eventId ?? message.headers['event-id'] ?? null;
+    const sourceEventId = storable(eventId ?? message.headers['event-id'] ?? null);
+    const key = storable(message.key);
+    detail = storable(detail) ?? '';
     await db.transaction().execute(async (trx) => {
       const inserted = await trx
         .insertInto('dead_letters')
@@ -183,7 +187,7 @@ export class ConsumerRuntime {
           topic: message.topic,
           partition: message.partition,
           offset: message.offset,
-          key: message.key,
+          key,
           event_id: sourceEventId,
           reason,
           detail: detail.slice(0, 2000),
@@ -196,7 +200,7 @@ export class ConsumerRuntime {
       if (!inserted) return;
       await enqueueEvent(trx, {
         topic: Topics.deadLetter,
-        matchId: message.key ?? 'unknown',
+        matchId: key ?? 'unknown',
         now,
         fields: {
           deadLetterId: id,
@@ -226,4 +230,23 @@ function printableRaw(value: Buffer): string {
   const text = value.toString('utf8');
   if (text.includes('\u0000') || !Buffer.from(text, 'utf8').equals(value)) return `base64:${value.toString('base64')}`;
   return text;
+}
+
+/** PostgreSQL text and jsonb refuse NUL: anything from a message that is stored gets it escaped. */
+function storable<T extends string | null | undefined>(value: T): T {
+  return (typeof value === 'string' ? value.replaceAll('\u0000', '\\u0000') : value) as T;
+}
+
+const TRANSIENT_PG_CODES = /^(08|53|57P|40001|40P01)/;
+const TRANSIENT_NET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN']);
+
+/** Connection loss, server shutdown, resource exhaustion, serialization failure or deadlock: retry, never dead-letter. */
+export function isTransientInfrastructureError(error: unknown): boolean {
+  for (let e: unknown = error, depth = 0; e && typeof e === 'object' && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && (TRANSIENT_PG_CODES.test(code) || TRANSIENT_NET_CODES.has(code))) return true;
+    const message = (e as { message?: unknown }).message;
+    if (typeof message === 'string' && /Connection terminated|connection timeout|not released in time/i.test(message)) return true;
+  }
+  return false;
 }

@@ -18,14 +18,22 @@ export class PGlitePool {
     const previous = this.queue;
     this.queue = previous.then(() => mine);
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      previous,
-      new Promise((_, reject) => {
-        // A wait this long means a caller used the database while holding a transaction open.
-        timer = setTimeout(() => reject(new Error('embedded database connection not released in time')), this.acquireTimeoutMs);
-        timer.unref();
-      }),
-    ]).finally(() => clearTimeout(timer));
+    try {
+      await Promise.race([
+        previous,
+        new Promise((_, reject) => {
+          // A wait this long means a caller held the connection too long (or used the database inside a transaction).
+          timer = setTimeout(() => reject(new Error('embedded database connection not released in time')), this.acquireTimeoutMs);
+          timer.unref();
+        }),
+      ]);
+    } catch (error) {
+      // Give our place in the queue back once it comes, or everyone behind us would wait forever.
+      void previous.then(release);
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
     let released = false;
     return {
       query: async (sql: string, parameters?: unknown[]) => {
