@@ -4,7 +4,7 @@ import { KeyServiceError } from '../security/keys.js';
 import type { FastifyReply } from 'fastify';
 import { enqueueEvent } from '../infra/bus/outbox.js';
 import { isInputTopic } from '../infra/bus/topics.js';
-import { getMatchView, upsertMatch } from '../matches/match.repository.js';
+import { getMatchView, MatchConflictError, upsertMatch } from '../matches/match.repository.js';
 import { matchIdSchema, upsertMatchSchema } from '../matches/match.schemas.js';
 import { SERVICES, type Services } from '../services.js';
 import { InternalTokenGuard } from './internal-token.guard.js';
@@ -29,7 +29,13 @@ export class InternalApiController {
     const id = parseOr400(matchIdSchema, rawId, 'path.id');
     const input = parseOr400(upsertMatchSchema, body);
     const { db, clock } = this.services;
-    const { created } = await db.transaction().execute((trx) => upsertMatch(trx, id, input, clock.now()));
+    let created: boolean;
+    try {
+      ({ created } = await db.transaction().execute((trx) => upsertMatch(trx, id, input, clock.now())));
+    } catch (error) {
+      if (error instanceof MatchConflictError) throw new HttpException({ error: 'conflict', reason: error.reason, detail: error.message }, 409);
+      throw error;
+    }
     reply.status(created ? 201 : 200);
     return getMatchView(db, id);
   }
@@ -51,7 +57,8 @@ export class InternalApiController {
     const now = this.services.clock.now();
     const enqueued = await enqueueEvent(this.services.db, {
       topic,
-      matchId: event.matchId ?? 'all',
+      matchId: event.matchId,
+      key: event.matchId ?? 'all',
       now,
       dedupeKey: `input:${topic}:${event.eventId}`,
       fields: { ...(body as Record<string, unknown>), occurredAt: (body as { occurredAt?: string }).occurredAt ?? new Date(now).toISOString() },

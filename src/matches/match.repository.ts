@@ -3,11 +3,39 @@ import type { Db } from '../infra/bus/outbox.js';
 import type { Checklist } from '../infra/db/schema.js';
 import { TERMINAL_STATUSES, type ChecklistView, type MatchView, type Side, type UpsertMatch } from './match.schemas.js';
 
-/** Creates or updates a match, its players and checklist; records each player's entry fee once. */
+/** An update that would rewrite money already taken or undo a cancellation (answered 409). */
+export class MatchConflictError extends Error {
+  constructor(
+    readonly reason: 'MATCH_CANCELLED' | 'SEAT_TAKEN' | 'ENTRY_FEE_FIXED',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'MatchConflictError';
+  }
+}
+
+/**
+ * Creates or updates a match, its players and checklist; records each player's entry fee once. Once fees are
+ * recorded a seat's player and the fee are fixed (refunds follow the ledger), and a cancelled match is final.
+ */
 export async function upsertMatch(db: Db, id: string, input: UpsertMatch, now: number): Promise<{ created: boolean }> {
   const at = new Date(now);
-  const existing = await db.selectFrom('matches').select(['id', 'status']).where('id', '=', id).forUpdate().executeTakeFirst();
+  const existing = await db.selectFrom('matches').select(['id', 'status', 'entry_fee_cents', 'currency']).where('id', '=', id).forUpdate().executeTakeFirst();
   if (existing) {
+    if (existing.status === 'CANCELLED') throw new MatchConflictError('MATCH_CANCELLED', `match ${id} was cancelled (and refunded); it cannot change`);
+    const fees = await db.selectFrom('ledger_entries').select('player_id').where('match_id', '=', id).where('kind', '=', 'ENTRY_FEE').execute();
+    if (fees.length > 0) {
+      if (existing.entry_fee_cents !== input.entryFee.amountCents || existing.currency !== input.entryFee.currency) {
+        throw new MatchConflictError('ENTRY_FEE_FIXED', `match ${id}: entry fees are already recorded; the fee cannot change`);
+      }
+      const seats = await db.selectFrom('match_players').select(['side', 'player_id']).where('match_id', '=', id).execute();
+      for (const seat of seats) {
+        const next = input.players.find((p) => p.side === seat.side);
+        if (next && next.playerId !== seat.player_id) {
+          throw new MatchConflictError('SEAT_TAKEN', `match ${id}: ${seat.side} already paid as ${seat.player_id}; a seat cannot change hands`);
+        }
+      }
+    }
     await db
       .updateTable('matches')
       .set({

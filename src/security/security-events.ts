@@ -11,14 +11,43 @@ import type { ReplayDetectedEvent, SecurityEventSink, VerificationFailedEvent } 
  * outbox. The verifier already limits how many it reports per address and key id; nothing secret is in them.
  */
 export class OutboxSecurityEventSink implements SecurityEventSink {
+  private windowStart = 0;
+  private inWindow = 0;
+  private droppedInWindow = 0;
+
+  /**
+   * `maxFailureEventsPerMin` caps `hmac.verification.failed` events per instance: the verifier limits them per
+   * address and key id, but an attacker rotating addresses must not turn refused requests into unbounded writes.
+   * Refusals past the cap are still counted in `hmac_verifications_total` and answered as usual.
+   */
   constructor(
     private readonly db: Kysely<Database>,
     private readonly clock: Clock,
     private readonly logger: Logger,
     private readonly onWrite: () => void,
+    private readonly maxFailureEventsPerMin = 300,
   ) {}
 
+  private admit(): boolean {
+    const now = this.clock.now();
+    if (now - this.windowStart >= 60_000) {
+      if (this.droppedInWindow > 0) {
+        this.logger.warn({ reason: 'SECURITY_EVENTS_CAPPED', dropped: this.droppedInWindow }, 'hmac.verification.failed events were capped in the last window');
+      }
+      this.windowStart = now;
+      this.inWindow = 0;
+      this.droppedInWindow = 0;
+    }
+    if (this.inWindow >= this.maxFailureEventsPerMin) {
+      this.droppedInWindow++;
+      return false;
+    }
+    this.inWindow++;
+    return true;
+  }
+
   async onVerificationFailed(event: VerificationFailedEvent): Promise<void> {
+    if (!this.admit()) return;
     await enqueueEvent(this.db, {
       topic: Topics.hmacVerificationFailed,
       matchId: event.matchId ?? 'unknown',

@@ -102,6 +102,9 @@ describe('ServerProvisionWorker on real PostgreSQL, Redis and Kafka', () => {
     const cancelled = tap.distinct(Topics.matchCancelled, matchId)[0]!.value;
     expect(cancelled.refunds).toHaveLength(2);
     expect(await ledgerBalances(service.services.db, matchId)).toEqual({ [`alice-${matchId}`]: 0, [`bob-${matchId}`]: 0 });
+    // A cancelled (refunded) match is final; seats and fees never change after the money moved.
+    const again = await api('PUT', `/v1/internal/matches/${matchId}`, { ...matchBody(matchId), status: 'IN_PROGRESS' });
+    expect(again).toMatchObject({ status: 409, json: { reason: 'MATCH_CANCELLED' } });
     // The panel server is cleaned up after the failure.
     await eventually(() => !panel.has(serverId), 20_000, 'panel server deleted');
   });
@@ -226,6 +229,16 @@ describe('ServerProvisionWorker on real PostgreSQL, Redis and Kafka', () => {
     expect(rows[0]!.raw.startsWith('base64:')).toBe(true);
   });
 
+  it('once entry fees are recorded a seat cannot change hands and the fee cannot change (409)', async () => {
+    const matchId = randomName('m-seat-');
+    await createMatch(matchId);
+    const body = matchBody(matchId);
+    const swapped = { ...body, players: [{ ...body.players[0]!, playerId: 'mallory' }, body.players[1]!] };
+    expect(await api('PUT', `/v1/internal/matches/${matchId}`, swapped)).toMatchObject({ status: 409, json: { reason: 'SEAT_TAKEN' } });
+    expect(await api('PUT', `/v1/internal/matches/${matchId}`, { ...body, entryFee: { amountCents: 900, currency: 'USD' } })).toMatchObject({ status: 409, json: { reason: 'ENTRY_FEE_FIXED' } });
+    expect((await api('PUT', `/v1/internal/matches/${matchId}`, { ...body, status: 'IN_PROGRESS' })).status).toBe(200);
+  });
+
   it('the internal API rejects bad input with field-level reasons and unknown ids with 404', async () => {
     const bad = await api('PUT', '/v1/internal/matches/m-bad', { mode: 'NOPE', entryFee: { amountCents: -1, currency: 'usd' }, overlayRequired: true, players: [] });
     expect(bad.status).toBe(400);
@@ -238,6 +251,12 @@ describe('ServerProvisionWorker on real PostgreSQL, Redis and Kafka', () => {
     expect(badEvent.status).toBe(400);
     expect(JSON.stringify(badEvent.json)).toContain('panelServerId');
     expect((await api('POST', '/v1/internal/events/server.ready', {})).status).toBe(404);
+    // A fleet-wide stream.health.check keeps its shape: no matchId in the event, partition key "all".
+    const all = await api('POST', '/v1/internal/events/stream.health.check', { v: 'v1', eventId: 'check-all-1' });
+    expect(all.status).toBe(202);
+    const row = await service.services.db.selectFrom('outbox').select(['key', 'payload']).where('payload', '@>', JSON.stringify({ eventId: 'check-all-1' }) as never).executeTakeFirstOrThrow();
+    expect(row.key).toBe('all');
+    expect(row.payload).not.toHaveProperty('matchId');
   });
 
   it('an input event published through the internal API takes the same path as Kafka input', async () => {
@@ -259,7 +278,7 @@ describe('ServerProvisionWorker on real PostgreSQL, Redis and Kafka', () => {
     const metrics = await (await fetch(`${service.url}/metrics`)).text();
     expect(metrics).toMatch(/provisioning_outcomes_total\{outcome="failed",reason="INSTALL_FAILED"\} [1-9]/);
     expect(metrics).toMatch(/pterodactyl_requests_total\{operation="get_server",status="200"\} [1-9]/);
-    expect(metrics).toMatch(/dead_letters_total\{topic="server.reserved",reason="INVALID_JSON"\} 1/);
+    expect(metrics).toMatch(/dead_letters_total\{topic="server.reserved",reason="INVALID_JSON"\} 2/); // the poison test and the NUL test
     expect(metrics).not.toContain(real.panelKey);
   });
 });

@@ -16,7 +16,10 @@ export type Db = Kysely<Database> | Transaction<Database>;
 
 export interface EnqueueRequest {
   topic: string;
-  matchId: string;
+  /** The match the event is about; also the partition key. Absent only for fleet-wide events (see `key`). */
+  matchId: string | undefined;
+  /** Partition key when there is no matchId. */
+  key?: string;
   /** Event fields beside the envelope's. */
   fields?: Record<string, unknown>;
   /** Makes a second enqueue of the same effect a no-op (unique constraint on outbox.dedupe_key). */
@@ -34,14 +37,14 @@ export interface EnqueueRequest {
  */
 export async function enqueueEvent(db: Db, request: EnqueueRequest): Promise<EventEnvelope | null> {
   const eventId = request.eventId ?? randomUUID();
-  const envelope: EventEnvelope = {
+  const envelope = {
     v: 'v1',
     eventId,
     type: request.topic,
     occurredAt: new Date(request.now).toISOString(),
-    matchId: request.matchId,
+    ...(request.matchId === undefined ? {} : { matchId: request.matchId }),
     ...request.fields,
-  };
+  } as EventEnvelope;
   // A replayed input event keeps its own eventId (it arrives in `fields`); the header always matches the body.
   const headers = { ...request.headers, 'event-id': envelope.eventId, 'event-type': request.topic };
   const inserted = await db
@@ -49,7 +52,7 @@ export async function enqueueEvent(db: Db, request: EnqueueRequest): Promise<Eve
     .values({
       id: eventId,
       topic: request.topic,
-      key: request.matchId,
+      key: request.matchId ?? request.key ?? 'all',
       payload: JSON.stringify(envelope),
       headers: JSON.stringify(headers),
       dedupe_key: request.dedupeKey ?? null,
