@@ -52,6 +52,8 @@ export class HookSignalsService {
           .selectFrom('overlay_events')
           .select(sql<number | null>`max(seq)`.as('seq'))
           .where('key_id', '=', hook.keyId)
+          // A bogus sequence number that was itself a violation must not poison every later call.
+          .where('type', 'not like', 'violation:%')
           .executeTakeFirst();
         if (last?.seq !== null && last?.seq !== undefined && seq <= Number(last.seq)) reason = 'SEQUENCE_REGRESSION';
       }
@@ -77,7 +79,9 @@ export class HookSignalsService {
           headers: { 'request-id': hook.requestId },
           fields: { reason, keyId: hook.keyId, hookType: hook.type, seq, requestId: hook.requestId },
         });
-        return reason;
+        // Presence still counts after a sequence regression (an agent that restarted its counter is still there);
+        // for an unknown or finished match nothing applies.
+        if (reason !== 'SEQUENCE_REGRESSION') return reason;
       }
       if (hook.type === 'overlay.disconnected') {
         await updateChecklist(trx, hook.matchId, { overlayConnected: false }, now);
@@ -85,7 +89,7 @@ export class HookSignalsService {
         // Presence and the readiness re-evaluation it may complete, in the same transaction as the stored call.
         readiness = await this.deps.provisioning.recordReadinessSignal(hook.matchId, { overlayConnected: true, at: now }, trx);
       }
-      return null;
+      return reason;
     });
     if (readiness === 'ready') this.deps.onOutboxWrite();
     if (violation) {

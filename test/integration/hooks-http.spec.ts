@@ -494,6 +494,23 @@ describe('HmacGuard over real HTTP', () => {
       expect(violations.map((v) => (v.payload as { reason: string }).reason)).toEqual(['SEQUENCE_REGRESSION']);
       expect((await send(call({ type: 'overlay.disconnected', matchId: m, seq: 11 }, { key: k }))).status).toBe(202);
       expect((await api('GET', `/v1/internal/matches/${m}`)).json.checklist.overlayConnected).toBe(false);
+      // An agent that restarted its counter: a violation is reported, but its presence still counts.
+      expect((await send(call({ type: 'overlay.connected', matchId: m, seq: 1 }, { key: k }))).status).toBe(202);
+      expect((await api('GET', `/v1/internal/matches/${m}`)).json.checklist.overlayConnected).toBe(true);
+      // A violating sequence number does not raise the bar for later calls.
+      expect((await send(call({ type: 'gameplay.progress', matchId: m, seq: 12 }, { key: k }))).status).toBe(202);
+      const reasons = (await main.services.db.selectFrom('outbox').select('payload').where('topic', '=', Topics.overlayViolation).where('key', '=', m).execute()).map(
+        (v) => (v.payload as { reason: string }).reason,
+      );
+      expect(reasons).toEqual(['SEQUENCE_REGRESSION', 'SEQUENCE_REGRESSION']);
+      const evidence = await main.services.db.selectFrom('overlay_events').select(['type', 'seq']).where('match_id', '=', m).orderBy('id').execute();
+      expect(evidence.map((e) => `${e.type}#${e.seq}`)).toEqual([
+        'overlay.connected#10',
+        'violation:gameplay.progress#5',
+        'overlay.disconnected#11',
+        'violation:overlay.connected#1',
+        'gameplay.progress#12',
+      ]);
     });
   });
 });
