@@ -55,6 +55,8 @@ export interface SrsRequestLog {
 
 export class FakeSrs {
   readonly requests: SrsRequestLog[] = [];
+  /** Called before each listing request is answered (tests change the stream set between pages with it). */
+  beforeListing: ((start: number) => void) | undefined;
   /** Caps `count` per page (real SRS does not; lets tests force paging). */
   maxCount: number | null = null;
 
@@ -204,6 +206,7 @@ export class FakeSrs {
       status: 0,
     };
     this.requests.push(entry);
+    this.beforeListing?.(Number(entry.start ?? 0));
     const fault = this.faults.shift();
     if (fault?.kind === 'hang') return;
     if (fault?.kind === 'reset') {

@@ -151,6 +151,19 @@ describe('SrsTelemetryProvider over real HTTP', () => {
     expect(srs.requests.map((r) => r.start)).toEqual(['0', '15', '30']);
   });
 
+  it('streams ending between page requests (the listing shifted past some) → absent channels are unknown, not offline', async () => {
+    for (let i = 0; i < 45; i++) srs.publish('live', `p${String(i).padStart(2, '0')}`, { fps: 30, kbps: 3000 });
+    srs.maxCount = 20;
+    // Before the second page, 10 streams of the first page end: page 2 starts 10 streams further on.
+    srs.beforeListing = (start) => {
+      if (start === 15) for (let i = 0; i < 10; i++) srs.remove('live', `p${String(i).padStart(2, '0')}`);
+    };
+    const p = provider({ pageSize: 20 });
+    const result = await p.fetch(['srs:live/p22', 'srs:live/p44']);
+    expect(result.get('srs:live/p22')).toMatchObject({ live: 'unknown', unknownReason: 'bad_response' });
+    srs.beforeListing = undefined;
+  });
+
   it('more pages than allowed → unknown rather than a partial list', async () => {
     for (const n of ['a', 'b', 'c']) srs.publish('live', n, { fps: 30, kbps: 3000 });
     const p = provider({ pageSize: 1, maxPages: 2 });

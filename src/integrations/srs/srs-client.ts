@@ -42,7 +42,14 @@ const pageSchema = z.object({
 export type SrsStream = z.infer<typeof streamSchema>;
 
 export type SrsListing =
-  | { readonly ok: true; readonly streams: readonly SrsStream[]; readonly malformed: number; readonly pages: number }
+  | {
+      readonly ok: true;
+      readonly streams: readonly SrsStream[];
+      readonly malformed: number;
+      readonly pages: number;
+      /** False when streams vanished between two page requests so fast that a page may have skipped some. */
+      readonly complete: boolean;
+    }
   | { readonly ok: false; readonly reason: TelemetryUnknownReason };
 
 export interface SrsClientOptions {
@@ -76,6 +83,7 @@ export class SrsClient {
     const seen = new Map<string, SrsStream>();
     let malformed = 0;
     let start = 0;
+    let complete = true;
     for (let page = 1; page <= this.maxPages; page++) {
       const url = new URL(`${this.options.baseUrl.replace(/\/+$/, '')}/api/v1/streams`);
       url.searchParams.set('start', String(start));
@@ -83,6 +91,12 @@ export class SrsClient {
       const answer = await this.getPage(url);
       if (typeof answer === 'string') return { ok: false, reason: answer };
       const items = answer.streams ?? [];
+      if (page > 1 && overlap > 0 && items.length > 0) {
+        // The page starts inside the previous one's tail; if none of that tail is here, streams ended meanwhile and
+        // the listing shifted past some we never saw.
+        const head = items.slice(0, overlap).map((item) => (item as { id?: unknown }).id);
+        if (!head.some((id) => typeof id === 'string' && seen.has(id))) complete = false;
+      }
       for (const item of items) {
         const s = streamSchema.safeParse(item);
         if (s.success) seen.set(s.data.id, s.data);
@@ -93,7 +107,8 @@ export class SrsClient {
         (answer.total !== undefined ? start + items.length >= answer.total : items.length < this.pageSize);
       if (done) {
         if (malformed > 0) this.options.logger?.warn({ provider: 'srs', malformed }, 'srs listed streams it could not parse');
-        return { ok: true, streams: [...seen.values()], malformed, pages: page };
+        if (!complete) this.options.logger?.warn({ provider: 'srs', pages: page }, 'srs listing shifted while paging; absent streams count as unknown this sweep');
+        return { ok: true, streams: [...seen.values()], malformed, pages: page, complete };
       }
       start += Math.max(1, items.length - overlap);
     }
@@ -225,7 +240,7 @@ export class SrsTelemetryProvider implements TelemetryProvider {
         // Absent while SRS answered: nothing reaches our ingest. Unless part of the listing was unreadable.
         out.set(
           channel,
-          listing.malformed > 0
+          listing.malformed > 0 || !listing.complete
             ? unknownTelemetry(channel, at, 'bad_response')
             : { channel, live: false, title: UNKNOWN, fps: 0, bitrateKbps: 0, observedAt: at, detail: { listed: false } },
         );
