@@ -38,7 +38,7 @@ afterAll(async () => {
 
 describe('crash recovery', () => {
   it('SIGKILL in the middle of processing, then a new process: one outcome and one refund per player, per match', async () => {
-    const first = await ServiceProcess.start(env, freePort());
+    const first = await ServiceProcess.start(env, await freePort());
     procs.push(first);
     const api = (path: string, body: unknown) =>
       fetch(`${first.url}${path}`, { method: 'PUT', headers: { authorization: `Bearer ${TEST_SECRETS.INTERNAL_API_TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
@@ -69,7 +69,7 @@ describe('crash recovery', () => {
     expect(await first.kill('SIGKILL')).toBe(null);
     expect(atKill).toBeLessThan(40); // killed mid-way, not after the work was done
 
-    const second = await ServiceProcess.start(env, freePort());
+    const second = await ServiceProcess.start(env, await freePort());
     procs.push(second);
     await eventually(async () => (await failedCount()) === 40, 90_000, 'all 40 failed after the restart');
     await eventually(() => matchIds.every((id) => tap.distinct(Topics.matchCancelled, id).length === 1), 60_000, 'every match.cancelled relayed');

@@ -83,8 +83,9 @@ describe('ScheduledTasksService on Redis, two instances', () => {
     const elapsedTicks = Math.floor(stoppedAt / EVERY) - Math.floor(startedAt / EVERY);
     const tickAts = ran.map((r) => r.tickAt);
     expect(new Set(tickAts).size, `a tick ran twice: ${tickAts.join(', ')}`).toBe(tickAts.length);
-    expect(Math.abs(ran.length - elapsedTicks)).toBeLessThanOrEqual(1);
-    expect(new Set(ran.map((r) => r.instance)).size).toBeGreaterThanOrEqual(1);
+    // A busy machine may make a tick late enough to be skipped (never run twice): allow two misses.
+    expect(ran.length).toBeGreaterThanOrEqual(elapsedTicks - 2);
+    expect(ran.length).toBeLessThanOrEqual(elapsedTicks + 1);
 
     expect(slowMaxConcurrent).toBe(1);
     expect(slowRuns).toBeGreaterThanOrEqual(2);

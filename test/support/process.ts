@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
 import { join } from 'node:path';
 import { ROOT } from './infra.js';
 import { eventually } from './kafka-tap.js';
@@ -42,6 +43,11 @@ export class ServiceProcess {
   }
 }
 
-export function freePort(): number {
-  return 20_000 + Math.floor(Math.random() * 20_000);
+/** A port the kernel just handed out as free (bound, then released) — not a guess from a range. */
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }
