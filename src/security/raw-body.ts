@@ -60,6 +60,15 @@ export interface RawJsonParserOptions {
 export function registerRawJsonParser(fastify: ContentTypeParserHost, maxBodyBytes: number, options: RawJsonParserOptions = {}): void {
   if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes <= 0) throw new RangeError('maxBodyBytes must be a positive integer');
   if (fastify.hasContentTypeParser('application/json')) fastify.removeContentTypeParser('application/json');
+  // Any other media type: raw routes still get the bytes, so the guard answers in its own order (403 before 415);
+  // every other route refuses it here.
+  if (options.rawWhen && !fastify.hasContentTypeParser('*')) {
+    const rawWhen = options.rawWhen;
+    fastify.addContentTypeParser('*', (request, payload, done) => {
+      if (!rawWhen(request)) return done(httpError(415, 'FST_ERR_CTP_INVALID_MEDIA_TYPE', 'Unsupported Media Type'));
+      readBody(payload, request.headers['content-length'], maxBodyBytes, done);
+    });
+  }
   fastify.addContentTypeParser('application/json', (request, payload, done) => {
     const raw = options.rawWhen ? options.rawWhen(request) : true;
     readBody(payload, request.headers['content-length'], maxBodyBytes, (err, body) => {

@@ -355,6 +355,8 @@ describe('HmacGuard over real HTTP', () => {
       const c = signed(key.keyId, key.secret, progress(m), clock.now());
       expect((await post(OVERLAY, headerPairs(c.headers), c.body, restricted)).status).toBe(403);
       expect((await post(OVERLAY, headerPairs(c.headers, [['x-forwarded-for', '10.42.0.5']]), c.body, restricted)).status).toBe(403);
+      // The address is judged before the media type, whatever the media type.
+      expect((await post(OVERLAY, headerPairs(c.headers, [], 'text/plain'), c.body, restricted)).status).toBe(403);
     });
 
     it('IPv4-mapped IPv6 peers are judged by their IPv4 address', async () => {
