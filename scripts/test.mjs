@@ -41,7 +41,7 @@ if (existsSync(results)) {
   const report = JSON.parse(readFileSync(results, 'utf8'));
   passed = report.numPassedTests ?? 0;
   // A file that fails to load has no failed test of its own; count it once.
-  failed = Math.max(report.numFailedTests ?? 0, report.numFailedTestSuites ?? 0);
+  failed = report.numFailedTests || report.numFailedTestSuites || 0;
   skipped = (report.numPendingTests ?? 0) + (report.numTodoTests ?? 0);
 }
 const code = vitest.status ?? 1;
