@@ -42,7 +42,8 @@ export class DemoPeers {
 
   /**
    * Environment that points the service at the simulated peers, with the stream timings shortened so the demo's
-   * verdicts come within a minute (checks every 5 s, 15 s grace). The user's own settings win.
+   * verdicts come within a minute (checks every 5 s, 20 s grace — longer than the short dip plus one check interval, so the dip
+   * recovers before its grace runs out whatever the phase of the sweep). The user's own settings win.
    */
   env(userEnv: Record<string, string | undefined>): Record<string, string> {
     return {
@@ -53,7 +54,7 @@ export class DemoPeers {
       INGEST_STATS_URL: userEnv.INGEST_STATS_URL ?? this.srs.url,
       STREAM_CHECK_EVERY_MS: userEnv.STREAM_CHECK_EVERY_MS ?? '5000',
       STREAM_BACKUP_EVERY_MS: userEnv.STREAM_BACKUP_EVERY_MS ?? '10000',
-      OFFLINE_GRACE_MS: userEnv.OFFLINE_GRACE_MS ?? '15000',
+      OFFLINE_GRACE_MS: userEnv.OFFLINE_GRACE_MS ?? '20000',
       TELEMETRY_TIMEOUT_MS: userEnv.TELEMETRY_TIMEOUT_MS ?? '2000',
     };
   }
