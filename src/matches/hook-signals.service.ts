@@ -48,6 +48,8 @@ export class HookSignalsService {
       if (!match) reason = 'MATCH_UNKNOWN';
       else if (TERMINAL_STATUSES.includes(match.status)) reason = 'MATCH_NOT_ACTIVE';
       else if (seq !== null) {
+        // One key's calls are judged one at a time: two concurrent calls must not both pass against the same max.
+        await sql`select pg_advisory_xact_lock(hashtextextended(${hook.keyId}, 0))`.execute(trx);
         const last = await trx
           .selectFrom('overlay_events')
           .select(sql<number | null>`max(seq)`.as('seq'))

@@ -514,6 +514,19 @@ describe('HmacGuard over real HTTP', () => {
         'gameplay.progress#12',
       ]);
     });
+
+    it('concurrent calls of one key with the same sequence number → one counts as gameplay evidence, the rest are violations', async () => {
+      const m = await newMatch();
+      const k = await issue(main, m, 'overlay');
+      const calls = Array.from({ length: 12 }, () => call({ type: 'gameplay.progress', matchId: m, seq: 7 }, { key: k }));
+      const statuses = await Promise.all(calls.map((c) => send(c).then((r) => r.status)));
+      expect(statuses).toEqual(Array(12).fill(202));
+      const stored = await main.services.db.selectFrom('overlay_events').select('type').where('match_id', '=', m).execute();
+      expect(stored).toHaveLength(12);
+      expect(stored.filter((e) => e.type === 'gameplay.progress')).toHaveLength(1);
+      const violations = await main.services.db.selectFrom('outbox').select('payload').where('topic', '=', Topics.overlayViolation).where('key', '=', m).execute();
+      expect(violations.map((v) => (v.payload as { reason: string }).reason)).toEqual(Array(11).fill('SEQUENCE_REGRESSION'));
+    });
   });
 });
 
