@@ -149,7 +149,7 @@ describe('flock-workers', () => {
   it('the demo runs its scenarios on embedded defaults and reports each outcome', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'flock-demo-'));
     try {
-      const r = await cli(['demo', '--once', '--port', '0', '--data-dir', dir], { env: { READY_DEADLINE_MS: '8000' }, timeoutMs: 230_000 });
+      const r = await cli(['demo', '--once', '--port', '0', '--data-dir', dir], { timeoutMs: 230_000 });
       expect(r.code).toBe(0);
       expect(r.stdout).toMatch(/✔ demo-\d+-ready: READY/);
       expect(r.stdout).toMatch(/✔ demo-\d+-timeout: FAILED \(TIMEOUT\), match CANCELLED, refunded: alice 5 USD, bob 5 USD/);
