@@ -26,6 +26,9 @@ const SIDES: Record<Side, string[]> = {
   p2: ['twitch:bob_tv', 'srs:live/bob'],
 };
 
+/** Per-request timeout: generous, so that a loaded machine stalling a request never turns a sample unknown. */
+const TIMEOUT_MS = 2_500;
+
 let clock: ManualClock;
 let twitchFake: FakeTwitchHelix;
 let srsFake: FakeSrs;
@@ -41,12 +44,12 @@ beforeEach(async () => {
     clientSecret: twitchFake.clientSecret,
     apiUrl: twitchFake.apiUrl,
     authUrl: twitchFake.authUrl,
-    timeoutMs: 500,
+    timeoutMs: TIMEOUT_MS,
     clock,
   });
   providers = [
     new TwitchTelemetryProvider(helix, clock),
-    new SrsTelemetryProvider(new SrsClient({ baseUrl: srsFake.url, timeoutMs: 500 }), clock, { checkEveryMs: 30_000 }),
+    new SrsTelemetryProvider(new SrsClient({ baseUrl: srsFake.url, timeoutMs: TIMEOUT_MS }), clock, { checkEveryMs: 30_000 }),
   ];
   state = { p1: emptySideGrace(MATCH, 'p1'), p2: emptySideGrace(MATCH, 'p2') };
   for (const [login, app] of [['alice_tv', 'alice'], ['bob_tv', 'bob']] as const) {

@@ -44,6 +44,13 @@ async function call(
   return { status: res.status, headers: res.headers, text, json: () => JSON.parse(text) };
 }
 
+/** Polls until `condition` holds (returns as soon as it does; the generous limit only bounds a broken run). */
+async function waitFor(condition: () => boolean, limitMs = 10_000): Promise<void> {
+  const until = Date.now() + limitMs;
+  while (!condition() && Date.now() < until) await new Promise((r) => setTimeout(r, 2));
+  expect(condition()).toBe(true);
+}
+
 const server = (id: number | string, suffix = '') => `/api/application/servers/${id}${suffix}`;
 const notFound = { errors: [{ code: 'NotFoundHttpException', status: '404', detail: 'The requested resource could not be found on the server.' }] };
 
@@ -488,11 +495,20 @@ describe('fake panel: fault injection', () => {
     const p = await start();
     const id = p.addServer();
     p.injectFault({ kind: 'hang', times: 1 });
-    await expect(call('GET', server(id), { signal: AbortSignal.timeout(150) })).rejects.toThrow();
+    // Abort only once the panel holds the request (logged past the throttle, fault consumed, never answered).
+    const abort = new AbortController();
+    const hung = call('GET', server(id), { signal: abort.signal });
+    const settled = hung.then(() => true, () => true);
+    await waitFor(() => p.stats.log.length === 1);
+    expect(p.stats.log[0]).toMatchObject({ status: 0, counted: true });
+    expect(await Promise.race([settled, new Promise((r) => setTimeout(() => r(false), 50))])).toBe(false);
+    abort.abort();
+    await expect(hung).rejects.toThrow();
     expect((await call('GET', server(id))).headers.get('x-ratelimit-remaining')).toBe('238');
     p.injectFault({ kind: 'hang', times: 1 });
     const pending = call('GET', server(id)).catch((e: unknown) => e);
-    await new Promise((r) => setTimeout(r, 50));
+    await waitFor(() => p.stats.log.length === 3); // hanging inside the panel, not still on its way
+    expect(p.stats.log[2]).toMatchObject({ status: 0, counted: true });
     await p.close();
     panel = undefined;
     expect(await pending).toBeInstanceOf(Error);

@@ -29,6 +29,13 @@ afterEach(async () => {
   await srs.close();
 });
 
+/** Polls until `condition` holds (returns as soon as it does; the generous limit only bounds a broken run). */
+async function waitFor(condition: () => boolean, limitMs = 10_000): Promise<void> {
+  const until = Date.now() + limitMs;
+  while (!condition() && Date.now() < until) await new Promise((r) => setTimeout(r, 2));
+  expect(condition()).toBe(true);
+}
+
 async function list(query = 'start=0&count=100'): Promise<Page> {
   const res = await fetch(`${srs.url}/api/v1/streams?${query}`);
   expect(res.status).toBe(200);
@@ -95,7 +102,16 @@ describe('FakeSrs /api/v1/streams', () => {
     srs.failNext({ kind: 'reset' });
     await expect(fetch(`${srs.url}/api/v1/streams`)).rejects.toThrow();
     srs.failNext({ kind: 'hang' });
-    await expect(fetch(`${srs.url}/api/v1/streams`, { signal: AbortSignal.timeout(100) })).rejects.toThrow();
+    // Abort only once the fake holds the request (logged, fault consumed, never answered): no race with the fault.
+    const abort = new AbortController();
+    const hung = fetch(`${srs.url}/api/v1/streams`, { signal: abort.signal });
+    const settled = hung.then(() => true, () => true);
+    await waitFor(() => srs.requests.length === 4);
+    expect(srs.requests[3]?.status).toBe(0);
+    expect(await Promise.race([settled, new Promise((r) => setTimeout(() => r(false), 50))])).toBe(false);
+    abort.abort();
+    await expect(hung).rejects.toThrow();
     expect((await list()).code).toBe(0);
+    expect(srs.requests.map((r) => r.status)).toEqual([502, 200, -1, 0, 200]);
   });
 });

@@ -26,6 +26,13 @@ async function bearer(): Promise<string> {
   return body.access_token;
 }
 
+/** Polls until `condition` holds (returns as soon as it does; the generous limit only bounds a broken run). */
+async function waitFor(condition: () => boolean, limitMs = 10_000): Promise<void> {
+  const until = Date.now() + limitMs;
+  while (!condition() && Date.now() < until) await new Promise((r) => setTimeout(r, 2));
+  expect(condition()).toBe(true);
+}
+
 async function streams(query: string, accessToken: string | null, clientId = fake.clientId): Promise<Response> {
   const headers: Record<string, string> = { 'Client-Id': clientId };
   if (accessToken) headers.Authorization = `Bearer ${accessToken}`;
@@ -136,7 +143,15 @@ describe('FakeTwitchHelix /helix/streams', () => {
     fake.failNext('streams', { kind: 'reset' });
     await expect(streams('user_login=a', t)).rejects.toThrow();
     fake.failNext('streams', { kind: 'hang' });
-    await expect(fetch(`${fake.apiUrl}/streams?user_login=a`, { signal: AbortSignal.timeout(100) })).rejects.toThrow();
+    // Abort only once the fake holds the request (logged, fault consumed, never answered): no race with the fault.
+    const abort = new AbortController();
+    const hung = fetch(`${fake.apiUrl}/streams?user_login=a`, { signal: abort.signal });
+    const settled = hung.then(() => true, () => true);
+    await waitFor(() => fake.streamsRequests().length === 3);
+    expect(fake.streamsRequests()[2]?.status).toBe(0);
+    expect(await Promise.race([settled, new Promise((r) => setTimeout(() => r(false), 50))])).toBe(false);
+    abort.abort();
+    await expect(hung).rejects.toThrow();
     expect((await streams('user_login=a', t)).status).toBe(200);
     expect(fake.streamsRequests().map((r) => r.status)).toEqual([503, -1, 0, 200]);
   });

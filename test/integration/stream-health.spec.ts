@@ -27,6 +27,11 @@ import { internalApi, serviceEnv, startTestService } from '../support/service.js
 const T0 = Date.UTC(2026, 0, 1, 12, 0, 0);
 const CHECK = 30_000;
 const GRACE = 90_000;
+// The service's telemetry timeout: generous, so that a loaded machine stalling a request to a fake never turns a
+// sample unknown (exact sample counts below depend on it). Only the outage test's blind sweeps, where every request
+// meets an injected fault, run with a short one (OUTAGE_TIMEOUT_MS) to keep its hangs quick.
+const TELEMETRY_TIMEOUT_MS = 2_500;
+const OUTAGE_TIMEOUT_MS = 500;
 
 let drop: () => Promise<void>;
 let clock: ManualClock;
@@ -67,7 +72,7 @@ beforeAll(async () => {
       TWITCH_API_URL: twitch.apiUrl,
       TWITCH_AUTH_URL: twitch.authUrl,
       INGEST_STATS_URL: srs.url,
-      TELEMETRY_TIMEOUT_MS: '400',
+      TELEMETRY_TIMEOUT_MS: String(TELEMETRY_TIMEOUT_MS),
       OFFLINE_GRACE_MS: String(GRACE),
       STREAM_CHECK_EVERY_MS: String(CHECK),
       STREAM_BACKUP_EVERY_MS: '60000',
@@ -323,13 +328,39 @@ describe('StreamHealthWorker on real PostgreSQL, Redis and Kafka with the Twitch
     ] as const;
     const srsFaults = [{ kind: 'status', status: 502 }, { kind: 'code', code: 1028 }, { kind: 'hang' }, { kind: 'reset' }] as const;
     const unknownBefore = (await service.services.metrics.registry.getSingleMetric('stream_samples_total')!.get()).values.find((v) => v.labels.outcome === 'unknown')?.value ?? 0;
-    for (let i = 0; i < 12; i++) {
-      twitch.failNext('streams', twitchFaults[i % twitchFaults.length]!);
-      srs.failNext(srsFaults[i % srsFaults.length]!);
-      const r = await tick(m);
-      expect(r.samples, `sweep ${i}`).toEqual({ healthy: 0, violating: 0, unknown: 2 });
-      expect(r.warnings).toBe(0);
+    const twitchLogged = twitch.requests.length;
+    const srsLogged = srs.requests.length;
+    // The blind sweeps run on an in-process instance of the worker (as in the crash test below) on the same database,
+    // KV store, metrics and fakes, wired from the service's config with a short telemetry timeout so that its four
+    // hangs stay quick. Every request of these sweeps meets an injected fault, so a stalled answer reads unknown
+    // either way; the service itself (long timeout) sweeps before and after the outage.
+    const { config, metrics } = service.services;
+    const blind = new StreamHealthWorker({
+      db: service.services.db,
+      kv: service.services.kv,
+      clock,
+      logger: createLogger('silent'),
+      metrics,
+      providers: telemetryProvidersFromConfig({ ...config, TELEMETRY_TIMEOUT_MS: OUTAGE_TIMEOUT_MS }, { clock, logger: createLogger('silent'), metrics }),
+      settings: { minFps: config.STREAM_MIN_FPS, minBitrateKbps: config.STREAM_MIN_BITRATE_KBPS, graceMs: config.OFFLINE_GRACE_MS, checkEveryMs: config.STREAM_CHECK_EVERY_MS },
+      instanceId: 'blind',
+    });
+    try {
+      for (let i = 0; i < 12; i++) {
+        twitch.failNext('streams', twitchFaults[i % twitchFaults.length]!);
+        srs.failNext(srsFaults[i % srsFaults.length]!);
+        clock.advance(CHECK);
+        const r = await blind.sweep({ matchId: m.id });
+        expect(r.swept, `sweep ${i}`).toBe(1);
+        expect(r.samples, `sweep ${i}`).toEqual({ healthy: 0, violating: 0, unknown: 2 });
+        expect(r.warnings).toBe(0);
+      }
+    } finally {
+      await blind.stop();
     }
+    // The timeouts were real hangs: the fakes held those requests and never answered them (status 0).
+    expect(twitch.requests.slice(twitchLogged).filter((q) => q.route === 'streams' && q.status === 0)).toHaveLength(2);
+    expect(srs.requests.slice(srsLogged).filter((q) => q.status === 0)).toHaveLength(3);
     // Both come back healthy: the whole outage passed without a warning, an episode or a verdict.
     comeBack(m.p1, `[${m.id}]`);
     comeBack(m.p2, `[${m.id}]`);
@@ -351,6 +382,7 @@ describe('StreamHealthWorker on real PostgreSQL, Redis and Kafka with the Twitch
     expect(unknownRows.length).toBe(4); // first sweep (2 sides) + start of the outage (2 sides)
     const requestsMetric = await service.services.metrics.registry.getSingleMetricAsString('telemetry_requests_total');
     expect(requestsMetric).toMatch(/provider="twitch",status="timeout"/);
+    expect(requestsMetric).toMatch(/provider="srs",status="timeout"/);
   });
 
   it('title missing the match id → warn, grace, then a verdict with reason TITLE_MISSING_MATCH_ID (a longer id does not count)', async () => {

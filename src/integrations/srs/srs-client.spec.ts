@@ -4,6 +4,14 @@ import { ManualClock } from '../../infra/clock.js';
 import { Metrics } from '../../observability/metrics.js';
 import { SrsClient, SrsTelemetryProvider, type SrsClientOptions, type SrsProviderOptions } from './srs-client.js';
 
+/**
+ * Per-request timeout. Generous: a request the fake answers must never read as `timeout` because a loaded machine
+ * stalled it for a few hundred milliseconds. Only the hang case uses HANG_TIMEOUT_MS, to stay quick; there the
+ * fake's log proves that the request which timed out was held and never answered.
+ */
+const TIMEOUT_MS = 2_500;
+const HANG_TIMEOUT_MS = 1_000;
+
 let clock: ManualClock;
 let srs: FakeSrs;
 let metrics: Metrics;
@@ -18,7 +26,7 @@ afterEach(async () => {
 });
 
 function provider(client: Partial<SrsClientOptions> = {}, options: Partial<SrsProviderOptions> = {}) {
-  const c = new SrsClient({ baseUrl: srs.url, timeoutMs: 300, metrics, ...client });
+  const c = new SrsClient({ baseUrl: srs.url, timeoutMs: TIMEOUT_MS, metrics, ...client });
   return new SrsTelemetryProvider(c, clock, { checkEveryMs: 30_000, ...options });
 }
 
@@ -114,11 +122,14 @@ describe('SrsTelemetryProvider over real HTTP', () => {
     ['a non-JSON body', () => srs.failNext({ kind: 'status', status: 200, body: '<html>' }), 'bad_response'],
   ])('%s → every channel unknown (never absent), and FPS resumes after', async (_name, inject, reason) => {
     srs.publish('live', 'alice', { fps: 60, kbps: 6000 });
-    const p = provider();
+    const hang = reason === 'timeout';
+    const p = provider(hang ? { timeoutMs: HANG_TIMEOUT_MS } : {});
     await p.fetch([ALICE]);
     clock.advance(30_000);
     inject();
     const down = await p.fetch([ALICE, 'srs:live/nobody']);
+    // The hung request reached the fake and was never answered (status 0).
+    if (hang) expect(srs.requests.map((r) => r.status)).toEqual([200, 0]);
     for (const t of down.values()) expect(t).toMatchObject({ live: 'unknown', fps: 'unknown', bitrateKbps: 'unknown', unknownReason: reason });
     clock.advance(30_000);
     expect((await p.fetch([ALICE])).get(ALICE)).toMatchObject({ fps: 60 });
@@ -144,7 +155,7 @@ describe('SrsTelemetryProvider over real HTTP', () => {
   it('pages by `total` when the server returns fewer than asked, overlapping pages deduplicated', async () => {
     for (let i = 0; i < 45; i++) srs.publish('live', `p${String(i).padStart(2, '0')}`, { fps: 30, kbps: 3000 });
     srs.maxCount = 20;
-    const client = new SrsClient({ baseUrl: srs.url, timeoutMs: 300, pageSize: 20 });
+    const client = new SrsClient({ baseUrl: srs.url, timeoutMs: TIMEOUT_MS, pageSize: 20 });
     const listing = await client.listStreams();
     expect(listing).toMatchObject({ ok: true, malformed: 0 });
     if (listing.ok) expect(new Set(listing.streams.map((s) => s.name)).size).toBe(45);

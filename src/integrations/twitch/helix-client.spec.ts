@@ -14,6 +14,14 @@ class WatchedClock extends ManualClock {
   }
 }
 
+/**
+ * Per-request timeout. Generous: a request the fake answers must never read as `timeout` because a loaded machine
+ * stalled it for a few hundred milliseconds. Only the hang case uses HANG_TIMEOUT_MS, to stay quick; there the
+ * fake's log proves that the request which timed out was held and never answered.
+ */
+const TIMEOUT_MS = 2_500;
+const HANG_TIMEOUT_MS = 1_000;
+
 let clock: WatchedClock;
 let fake: FakeTwitchHelix;
 let metrics: Metrics;
@@ -35,7 +43,7 @@ function provider(overrides: Partial<HelixClientOptions> = {}) {
     clientSecret: fake.clientSecret,
     apiUrl: fake.apiUrl,
     authUrl: fake.authUrl,
-    timeoutMs: 300,
+    timeoutMs: TIMEOUT_MS,
     clock,
     metrics,
     logger: createLogger('trace', {}, { write: (line: string) => void logLines.push(line) }),
@@ -133,8 +141,11 @@ describe('TwitchTelemetryProvider over real HTTP', () => {
   ])('%s → that batch unknown, the other batches fine', async (_name, fault, reason) => {
     for (let i = 0; i < 250; i++) fake.setChannel(`user_${i}`, { live: true, title: 't' });
     fake.failNext('streams', fault);
-    const { twitch } = provider({ concurrency: 1 });
+    const hang = fault.kind === 'hang';
+    const { twitch } = provider({ concurrency: 1, ...(hang ? { timeoutMs: HANG_TIMEOUT_MS } : {}) });
     const result = await twitch.fetch(channels(250));
+    // The hung request reached the fake and was never answered (status 0); the two others were answered.
+    if (hang) expect(fake.streamsRequests().map((r) => r.status)).toEqual([0, 200, 200]);
     const unknown = [...result.values()].filter((t) => t.live === 'unknown');
     expect(unknown).toHaveLength(100);
     expect(unknown.every((t) => t.unknownReason === reason)).toBe(true);
