@@ -54,7 +54,7 @@ it('Redis is reachable', () => {
   if (unreachable) throw unreachable;
 });
 
-describeKeyValueStoreContract('redis', makeStore);
+describeKeyValueStoreContract('redis', makeStore, { ttlScale: 10 });
 
 describe('RedisKeyValueStore', () => {
   it('applies the key prefix on the server, scripts included', async () => {

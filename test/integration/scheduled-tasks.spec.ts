@@ -9,7 +9,15 @@ import { ScheduledTasksService } from '../../src/scheduling/scheduled-tasks.serv
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const PREFIX = `flock-test:${randomUUID()}:`;
-const EVERY = 200;
+/**
+ * Long enough that a loaded CI machine's stalls (300–500 ms) stay inside the scheduler's margins: a tick is only
+ * lost when its wake-up is a whole period late, a tick key lives 2·EVERY (a loser claiming after its 100 ms head
+ * start still finds it), and the running lease (1 s, renewed every 333 ms) survives a late renewal.
+ */
+const EVERY = 500;
+const RUN_MS = 10 * EVERY;
+/** Ticks that may go unrun over the run: the one at the stop boundary and one per stall longer than ~EVERY − jitter. */
+const MISSED_FRACTION = 0.2;
 const logger = createLogger('silent');
 const stores: RedisKeyValueStore[] = [];
 let unreachable: Error | undefined;
@@ -76,15 +84,15 @@ describe('ScheduledTasksService on Redis, two instances', () => {
 
     const startedAt = Date.now();
     for (const s of services) s.start();
-    await new Promise((r) => setTimeout(r, 2_000));
+    await new Promise((r) => setTimeout(r, RUN_MS));
     const stoppedAt = Date.now();
     await Promise.all(services.map((s) => s.stop()));
 
     const elapsedTicks = Math.floor(stoppedAt / EVERY) - Math.floor(startedAt / EVERY);
     const tickAts = ran.map((r) => r.tickAt);
     expect(new Set(tickAts).size, `a tick ran twice: ${tickAts.join(', ')}`).toBe(tickAts.length);
-    // A busy machine may make a tick late enough to be skipped (never run twice): allow two misses.
-    expect(ran.length).toBeGreaterThanOrEqual(elapsedTicks - 2);
+    // A busy machine may make a tick late enough to be skipped (never run twice): allow a fifth of them (2 of 10).
+    expect(ran.length, `ran ${tickAts.join(', ')}`).toBeGreaterThanOrEqual(elapsedTicks - Math.ceil(elapsedTicks * MISSED_FRACTION));
     expect(ran.length).toBeLessThanOrEqual(elapsedTicks + 1);
 
     expect(slowMaxConcurrent).toBe(1);

@@ -6,15 +6,35 @@ export type Advance = (ms: number) => Promise<void>;
 
 const realWait: Advance = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+export interface KeyValueStoreContractOptions {
+  /** Moves the store's time forward; default a real wait. */
+  advance?: Advance;
+  /**
+   * Multiplies the TTLs that a follow-up round-trip must land inside (base TTL 100 ms, waited out for 1.5×).
+   * Against a real server use ≈10 (1 s TTL, 1.5 s wait) so a scheduling stall on a loaded machine cannot make a
+   * key expire before the "still there" checks; a manual clock needs no margin. Default: 10 with real waits, 1 with
+   * an injected `advance`.
+   */
+  ttlScale?: number;
+}
+
 /**
  * The one behaviour both key-value adapters must share (Redis semantics). Each test gets a fresh store;
- * time-to-live tests use short real TTLs (50–150 ms) so they run unchanged against a real server.
+ * time-to-live tests use real TTLs (scaled by `ttlScale`) so they run unchanged against a real server.
  */
 export function describeKeyValueStoreContract(
   name: string,
   makeStore: () => KeyValueStore | Promise<KeyValueStore>,
-  advance: Advance = realWait,
+  advanceOrOptions: Advance | KeyValueStoreContractOptions = {},
 ): void {
+  const options = typeof advanceOrOptions === 'function' ? { advance: advanceOrOptions } : advanceOrOptions;
+  const advance = options.advance ?? realWait;
+  const scale = options.ttlScale ?? (options.advance === undefined ? 10 : 1);
+  if (!(scale > 0)) throw new RangeError(`ttlScale must be positive, got ${scale}`);
+  /** A TTL that the test's follow-up calls must beat; TTL_WAIT is surely past it. */
+  const TTL = Math.round(100 * scale);
+  const TTL_WAIT = Math.round(1.5 * TTL);
+
   describe(`KeyValueStore contract: ${name}`, () => {
     let kv: KeyValueStore;
 
@@ -42,18 +62,18 @@ export function describeKeyValueStoreContract(
       });
 
       it('PX expires the key after the ttl', async () => {
-        expect(await kv.set('px', 'v', { px: 100 })).toBe(true);
+        expect(await kv.set('px', 'v', { px: TTL })).toBe(true);
         expect(await kv.get('px')).toBe('v');
-        await advance(150);
+        await advance(TTL_WAIT);
         expect(await kv.get('px')).toBeNull();
         expect(await kv.pttl('px')).toBe(-2);
       });
 
       it('NX succeeds again once the previous value expired', async () => {
-        expect(await kv.set('nx-px', 'a', { nx: true, px: 50 })).toBe(true);
-        expect(await kv.set('nx-px', 'b', { nx: true, px: 50 })).toBe(false);
-        await advance(100);
-        expect(await kv.set('nx-px', 'c', { nx: true, px: 1_000 })).toBe(true);
+        expect(await kv.set('nx-px', 'a', { nx: true, px: TTL })).toBe(true);
+        expect(await kv.set('nx-px', 'b', { nx: true, px: TTL })).toBe(false);
+        await advance(TTL_WAIT);
+        expect(await kv.set('nx-px', 'c', { nx: true, px: 10 * TTL })).toBe(true);
         expect(await kv.get('nx-px')).toBe('c');
       });
 
@@ -79,6 +99,7 @@ export function describeKeyValueStoreContract(
         expect(await kv.del()).toBe(0);
       });
 
+      // Only a wait after the write, nothing that must beat the ttl: a short one cannot flake.
       it('does not count an expired key', async () => {
         await kv.set('gone', 'v', { px: 50 });
         await advance(100);
@@ -144,9 +165,11 @@ export function describeKeyValueStoreContract(
         expect(await kv.pexpire('none', 1_000)).toBe(false);
         expect(await kv.pttl('none')).toBe(-2);
         await kv.set('k', 'v');
-        expect(await kv.pexpire('k', 100)).toBe(true);
-        expect(await kv.pttl('k')).toBeGreaterThan(0);
-        await advance(150);
+        expect(await kv.pexpire('k', TTL)).toBe(true);
+        const ttl = await kv.pttl('k');
+        expect(ttl).toBeGreaterThan(0);
+        expect(ttl).toBeLessThanOrEqual(TTL);
+        await advance(TTL_WAIT);
         expect(await kv.get('k')).toBeNull();
       });
     });
@@ -162,15 +185,17 @@ export function describeKeyValueStoreContract(
       });
 
       it('pexpireIfEquals extends only when the value matches', async () => {
-        await kv.set('lease', 'owner-a', { px: 100 });
-        expect(await kv.pexpireIfEquals('lease', 'owner-b', 10_000)).toBe(false);
-        expect(await kv.pttl('lease')).toBeLessThanOrEqual(100);
-        expect(await kv.pexpireIfEquals('lease', 'owner-a', 10_000)).toBe(true);
-        expect(await kv.pttl('lease')).toBeGreaterThan(5_000);
-        expect(await kv.pexpireIfEquals('missing', 'owner-a', 10_000)).toBe(false);
+        const extended = 100 * TTL;
+        await kv.set('lease', 'owner-a', { px: TTL });
+        expect(await kv.pexpireIfEquals('lease', 'owner-b', extended)).toBe(false);
+        expect(await kv.pttl('lease')).toBeLessThanOrEqual(TTL);
+        expect(await kv.pexpireIfEquals('lease', 'owner-a', extended)).toBe(true);
+        expect(await kv.pttl('lease')).toBeGreaterThan(extended / 2);
+        expect(await kv.pexpireIfEquals('missing', 'owner-a', extended)).toBe(false);
         expect(await kv.pttl('missing')).toBe(-2);
       });
 
+      // As above: the short ttl only has to be over before the checks, never to outlast them.
       it('an expired value cannot be renewed or released', async () => {
         await kv.set('lease', 'owner-a', { px: 50 });
         await advance(100);
