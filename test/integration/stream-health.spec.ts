@@ -642,9 +642,20 @@ describe('StreamHealthWorker on real PostgreSQL, Redis and Kafka with the Twitch
     const scheduled = await startTestService({ ...env, INSTANCE_ID: `sched-${randomBytes(3).toString('hex')}` }, { clock });
     extra.push(scheduled);
     const version = (await sideState(m, 'p1'))!.version;
-    await new Promise((r) => setTimeout(r, 300));
+    // The new instance arms its scheduler on the manual clock at some point after start; a tick is due once the clock
+    // passes the next 30 s boundary. Advance again every second until a tick has run, so a scheduler that armed late
+    // on a loaded machine is still woken (only the "> version" matters, not how many ticks ran).
     clock.advance(CHECK + 1_000);
-    await eventually(async () => (await sideState(m, 'p1'))!.version > version, 20_000, 'a scheduled stream-sweep tick');
+    let probes = 0;
+    await eventually(
+      async () => {
+        if ((await sideState(m, 'p1'))!.version > version) return true;
+        if (++probes % 10 === 0) clock.advance(CHECK);
+        return false;
+      },
+      20_000,
+      'a scheduled stream-sweep tick',
+    );
     const ticks = await scheduled.services.metrics.registry.getSingleMetricAsString('scheduled_ticks_total');
     expect(ticks).toMatch(/task="stream-sweep",result="ran"/);
     await scheduled.services.scheduler.stop();
