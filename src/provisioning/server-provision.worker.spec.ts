@@ -14,24 +14,34 @@ import { DEFAULT_PROVISION_SETTINGS, ServerProvisionWorker } from './server-prov
 const T0 = Date.UTC(2026, 10, 27, 12);
 let database: DatabaseHandle;
 let clock: ManualClock;
-let panelSays: PanelObservation;
+let panelSays: PanelObservation | Error;
 let worker: ServerProvisionWorker;
+
+function newWorker(instanceId: string): ServerProvisionWorker {
+  const panel: PanelPort = {
+    observe: async () => {
+      if (panelSays instanceof Error) throw panelSays;
+      return panelSays;
+    },
+    remove: async () => ({ kind: 'deleted' }),
+  };
+  return new ServerProvisionWorker({
+    db: database.db,
+    panel,
+    clock,
+    logger: createLogger('silent'),
+    metrics: new Metrics(),
+    instanceId,
+    settings: { ...DEFAULT_PROVISION_SETTINGS, readyDeadlineMs: 300_000, pollEveryMs: 4000 },
+  });
+}
 
 beforeEach(async () => {
   database = await openDatabase({ dataDir: 'memory://' });
   await migrateToLatest(database.db);
   clock = new ManualClock(T0);
   panelSays = { kind: 'install', state: 'installed', status: null };
-  const panel: PanelPort = { observe: async () => panelSays, remove: async () => ({ kind: 'deleted' }) };
-  worker = new ServerProvisionWorker({
-    db: database.db,
-    panel,
-    clock,
-    logger: createLogger('silent'),
-    metrics: new Metrics(),
-    instanceId: 'w1',
-    settings: { ...DEFAULT_PROVISION_SETTINGS, readyDeadlineMs: 300_000, pollEveryMs: 4000 },
-  });
+  worker = newWorker('w1');
 });
 
 afterEach(() => database.close());
@@ -106,5 +116,45 @@ describe('ServerProvisionWorker deadlines', () => {
     expect(await state('m-inst')).toMatchObject({ state: 'FAILED', failure_reason: 'INSTALL_FAILED', cleanup_state: 'PENDING' });
     expect(await worker.cleanupDue()).toBe(1);
     expect((await state('m-inst')).cleanup_state).toBe('DONE');
+  });
+});
+
+describe('ServerProvisionWorker leases', () => {
+  it('without a graceful stop (a crash) another instance takes a provision over only once the lease lapses', async () => {
+    panelSays = { kind: 'install', state: 'pending', status: 'installing' };
+    await reserve('m-crash');
+    expect(await worker.pollDue()).toBe(1);
+    const other = newWorker('w2');
+    clock.advance(4000); // the next poll is due, but w1 still holds the lease
+    expect(await other.pollDue()).toBe(0);
+    clock.advance(DEFAULT_PROVISION_SETTINGS.leaseMs - 4000 + 1);
+    expect(await other.pollDue()).toBe(1);
+    expect((await state('m-crash')).lease_owner).toBe('w2');
+  });
+
+  it('a graceful stop releases every lease this instance holds, so another instance takes over at once', async () => {
+    panelSays = { kind: 'install', state: 'pending', status: 'installing' };
+    await reserve('m-a');
+    await reserve('m-b');
+    expect(await worker.pollDue()).toBe(2);
+    // A failed pass leaves its claim parked at lease_until: released, it is due now, not when the lease would lapse.
+    clock.advance(4000);
+    panelSays = new Error('panel adapter bug');
+    await expect(worker.pollDue()).rejects.toThrow('panel adapter bug');
+    expect((await state('m-a')).next_poll_at!.getTime()).toBe(T0 + 4000 + DEFAULT_PROVISION_SETTINGS.leaseMs);
+    panelSays = { kind: 'install', state: 'pending', status: 'installing' };
+    const other = newWorker('w2');
+    expect(await other.pollDue()).toBe(0);
+    worker.start(); // the real loop: nothing is due for w1, so it idles until stopped
+    await worker.stop();
+    for (const id of ['m-a', 'm-b']) {
+      expect(await state(id)).toMatchObject({ state: 'INSTALLING', lease_owner: null, lease_until: null });
+      expect((await state(id)).next_poll_at!.getTime()).toBeLessThanOrEqual(clock.now());
+    }
+    expect(await other.pollDue()).toBe(2);
+    expect((await state('m-a')).lease_owner).toBe('w2');
+    // Stopping an instance leaves other instances' leases alone.
+    await worker.stop();
+    expect((await state('m-b')).lease_owner).toBe('w2');
   });
 });

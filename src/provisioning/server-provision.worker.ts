@@ -237,11 +237,40 @@ export class ServerProvisionWorker {
     this.loop = this.run();
   }
 
+  /**
+   * Graceful stop: waits for the current pass, then hands this instance's leases back so another instance takes
+   * its provisions over at once. A crashed instance never gets here; its leases lapse after `leaseMs`.
+   */
   async stop(): Promise<void> {
     this.running = false;
     this.abort.abort();
     this.wake?.();
     await this.loop;
+    try {
+      const released = await this.releaseLeases();
+      if (released > 0) this.deps.logger.info({ released }, 'provisioning leases released');
+    } catch (error) {
+      this.deps.logger.warn({ err: error, reason: 'LEASE_RELEASE_FAILED' }, 'could not release provisioning leases; they lapse by themselves');
+    }
+  }
+
+  /** Clears every lease this instance holds; returns how many. Only call it when this instance no longer polls. */
+  private async releaseLeases(): Promise<number> {
+    const { db, clock, instanceId } = this.deps;
+    const now = new Date(clock.now());
+    // A claim parks next_poll_at / cleanup_next_at at lease_until until its poll or cleanup writes the real
+    // value; one left there (the pass failed) is due now, not after the lease would have lapsed.
+    const result = await db
+      .updateTable('provisions')
+      .set({
+        next_poll_at: sql<Date | null>`CASE WHEN next_poll_at = lease_until THEN ${now} ELSE next_poll_at END`,
+        cleanup_next_at: sql<Date | null>`CASE WHEN cleanup_state = 'PENDING' AND cleanup_next_at = lease_until THEN ${now} ELSE cleanup_next_at END`,
+        lease_owner: null,
+        lease_until: null,
+      })
+      .where('lease_owner', '=', instanceId)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows);
   }
 
   nudge(): void {
