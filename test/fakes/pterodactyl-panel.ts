@@ -639,15 +639,8 @@ export async function startFakePanel(options: FakePanelOptions): Promise<FakePan
     maxInSlidingWindow({ owner, windowMs: span = windowMs } = {}) {
       const times = stats.log
         .filter((e) => e.counted && (owner === undefined || e.owner === owner))
-        .map((e) => e.at)
-        .sort((a, b) => a - b);
-      let max = 0;
-      let start = 0;
-      for (let end = 0; end < times.length; end++) {
-        while ((times[end] as number) - (times[start] as number) >= span) start++;
-        max = Math.max(max, end - start + 1);
-      }
-      return max;
+        .map((e) => e.at);
+      return maxInSlidingWindow(times, span);
     },
     resetStats() {
       stats = emptyStats();
@@ -726,4 +719,16 @@ function emptyStats(): FakePanelStats {
 
 function escapeHtml(text: string): string {
   return text.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c] ?? c);
+}
+
+/** The most timestamps inside any half-open window [t, t + spanMs): what a fixed window starting anywhere could count. */
+export function maxInSlidingWindow(times: readonly number[], spanMs: number): number {
+  const sorted = [...times].sort((a, b) => a - b);
+  let max = 0;
+  let start = 0;
+  for (let end = 0; end < sorted.length; end++) {
+    while ((sorted[end] as number) - (sorted[start] as number) >= spanMs) start++;
+    max = Math.max(max, end - start + 1);
+  }
+  return max;
 }

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { startFakePanel, type FakePanel } from '../../../test/fakes/pterodactyl-panel.js';
+import { maxInSlidingWindow, startFakePanel, type FakePanel } from '../../../test/fakes/pterodactyl-panel.js';
 import { SystemClock } from '../../infra/clock.js';
 import { MemoryKeyValueStore } from '../../infra/kv/memory-kv.js';
 import { createLogger } from '../../observability/logger.js';
@@ -23,17 +23,6 @@ const SAFETY_MARGIN = 0.8;
 /** What the limiter may grant in any sliding window: floor(budget · margin) slots, plus one at the window's edge. */
 const MAX_GRANTS_PER_WINDOW = Math.floor(BUDGET * SAFETY_MARGIN) + 1;
 
-/** The most timestamps that fall within any span of `spanMs` (half-open, like the fake's maxInSlidingWindow). */
-function maxInSlidingWindow(times: readonly number[], spanMs: number): number {
-  const sorted = [...times].sort((a, b) => a - b);
-  let max = 0;
-  let start = 0;
-  for (let end = 0; end < sorted.length; end++) {
-    while ((sorted[end] as number) - (sorted[start] as number) >= spanMs) start++;
-    max = Math.max(max, end - start + 1);
-  }
-  return max;
-}
 
 let panel: FakePanel | undefined;
 afterEach(async () => {

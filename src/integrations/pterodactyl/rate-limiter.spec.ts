@@ -3,6 +3,7 @@ import { ManualClock } from '../../infra/clock.js';
 import { KvUnavailableError } from '../../infra/kv/kv-store.js';
 import { MemoryKeyValueStore } from '../../infra/kv/memory-kv.js';
 import { Metrics } from '../../observability/metrics.js';
+import { maxInSlidingWindow } from '../../../test/fakes/pterodactyl-panel.js';
 import { PanelRateLimiter, RateLimitDeadlineError, type PanelRateLimiterOptions } from './rate-limiter.js';
 
 /** Deterministic jitter. */
@@ -16,17 +17,6 @@ function seeded(seed: number): () => number {
 
 const flush = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-/** Largest number of events inside any half-open window [t, t + span). */
-function maxInSlidingWindow(times: number[], span: number): number {
-  const sorted = [...times].sort((a, b) => a - b);
-  let max = 0;
-  let start = 0;
-  for (let end = 0; end < sorted.length; end++) {
-    while ((sorted[end] as number) - (sorted[start] as number) >= span) start++;
-    max = Math.max(max, end - start + 1);
-  }
-  return max;
-}
 
 function setup(overrides: Partial<PanelRateLimiterOptions> = {}) {
   const clock = new ManualClock(1_700_000_000_123);
