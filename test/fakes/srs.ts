@@ -12,7 +12,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import type { Clock } from '../../src/infra/clock.js';
 
 export type SrsFault =
@@ -63,7 +63,6 @@ export class FakeSrs {
   private readonly clock: Clock;
   private readonly streams = new Map<string, FakeStream>();
   private readonly faults: SrsFault[] = [];
-  private readonly sockets = new Set<Socket>();
   private server: Server | null = null;
   private base = '';
   private nextId = 0;
@@ -153,8 +152,11 @@ export class FakeSrs {
     const server = this.server;
     if (!server) return;
     this.server = null;
-    for (const s of this.sockets) s.destroy();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      // Hung requests included, as the panel fake does.
+      server.closeAllConnections();
+    });
   }
 
   // ─── internals ─────────────────────────────────────────────────────────────────────────────────────────────
@@ -187,10 +189,6 @@ export class FakeSrs {
 
   private async listen(): Promise<void> {
     const server = createServer((req, res) => this.handle(req, res));
-    server.on('connection', (s) => {
-      this.sockets.add(s);
-      s.on('close', () => this.sockets.delete(s));
-    });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     this.server = server;
     this.base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

@@ -12,7 +12,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import type { Clock } from '../../src/infra/clock.js';
 
 export interface TwitchChannelState {
@@ -70,7 +70,6 @@ export class FakeTwitchHelix {
   private readonly userIds = new Map<string, string>();
   private readonly faults: Record<TwitchRoute, TwitchFault[]> = { token: [], streams: [] };
   private readonly buckets = new Map<string, { remaining: number; resetAt: number }>();
-  private readonly sockets = new Set<Socket>();
   private server: Server | null = null;
   private base = '';
 
@@ -135,8 +134,11 @@ export class FakeTwitchHelix {
     const server = this.server;
     if (!server) return;
     this.server = null;
-    for (const s of this.sockets) s.destroy();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      // Hung requests included, as the panel fake does.
+      server.closeAllConnections();
+    });
   }
 
   // ─── HTTP ──────────────────────────────────────────────────────────────────────────────────────────────────
@@ -146,10 +148,6 @@ export class FakeTwitchHelix {
       this.handle(req, res).catch(() => {
         if (!res.headersSent) this.json(res, 500, { error: 'Internal Server Error', status: 500, message: '' });
       });
-    });
-    server.on('connection', (s) => {
-      this.sockets.add(s);
-      s.on('close', () => this.sockets.delete(s));
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     this.server = server;
