@@ -25,9 +25,8 @@ export interface KeyValueStoreContractOptions {
 export function describeKeyValueStoreContract(
   name: string,
   makeStore: () => KeyValueStore | Promise<KeyValueStore>,
-  advanceOrOptions: Advance | KeyValueStoreContractOptions = {},
+  options: KeyValueStoreContractOptions = {},
 ): void {
-  const options = typeof advanceOrOptions === 'function' ? { advance: advanceOrOptions } : advanceOrOptions;
   const advance = options.advance ?? realWait;
   const scale = options.ttlScale ?? (options.advance === undefined ? 10 : 1);
   if (!(scale > 0)) throw new RangeError(`ttlScale must be positive, got ${scale}`);

@@ -12,7 +12,7 @@ describeKeyValueStoreContract(
     clock = new ManualClock();
     return new MemoryKeyValueStore(clock);
   },
-  async (ms) => clock.advance(ms),
+  { advance: async (ms) => clock.advance(ms) },
 );
 
 describe('MemoryKeyValueStore', () => {
