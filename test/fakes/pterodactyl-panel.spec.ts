@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/infra/clock.js';
+import { eventually } from '../support/kafka-tap.js';
 import { startFakePanel, type FakePanel, type FakePanelOptions } from './pterodactyl-panel.js';
 
 const KEY = 'ptla_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa';
@@ -42,13 +43,6 @@ async function call(
   const res = await fetch(`${panel!.url}${path}`, { method, headers, redirect: 'manual', signal });
   const text = await res.text();
   return { status: res.status, headers: res.headers, text, json: () => JSON.parse(text) };
-}
-
-/** Polls until `condition` holds (returns as soon as it does; the generous limit only bounds a broken run). */
-async function waitFor(condition: () => boolean, limitMs = 10_000): Promise<void> {
-  const until = Date.now() + limitMs;
-  while (!condition() && Date.now() < until) await new Promise((r) => setTimeout(r, 2));
-  expect(condition()).toBe(true);
 }
 
 const server = (id: number | string, suffix = '') => `/api/application/servers/${id}${suffix}`;
@@ -499,7 +493,7 @@ describe('fake panel: fault injection', () => {
     const abort = new AbortController();
     const hung = call('GET', server(id), { signal: abort.signal });
     const settled = hung.then(() => true, () => true);
-    await waitFor(() => p.stats.log.length === 1);
+    await eventually(() => p.stats.log.length === 1, 10_000, 'the fake holding the request');
     expect(p.stats.log[0]).toMatchObject({ status: 0, counted: true });
     expect(await Promise.race([settled, new Promise((r) => setTimeout(() => r(false), 50))])).toBe(false);
     abort.abort();
@@ -507,7 +501,7 @@ describe('fake panel: fault injection', () => {
     expect((await call('GET', server(id))).headers.get('x-ratelimit-remaining')).toBe('238');
     p.injectFault({ kind: 'hang', times: 1 });
     const pending = call('GET', server(id)).catch((e: unknown) => e);
-    await waitFor(() => p.stats.log.length === 3); // hanging inside the panel, not still on its way
+    await eventually(() => p.stats.log.length === 3, 10_000, 'the fake holding the request'); // hanging inside the panel, not still on its way
     expect(p.stats.log[2]).toMatchObject({ status: 0, counted: true });
     await p.close();
     panel = undefined;

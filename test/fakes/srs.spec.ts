@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/infra/clock.js';
+import { eventually } from '../support/kafka-tap.js';
 import { FakeSrs } from './srs.js';
 
 interface Listed {
@@ -28,13 +29,6 @@ beforeEach(async () => {
 afterEach(async () => {
   await srs.close();
 });
-
-/** Polls until `condition` holds (returns as soon as it does; the generous limit only bounds a broken run). */
-async function waitFor(condition: () => boolean, limitMs = 10_000): Promise<void> {
-  const until = Date.now() + limitMs;
-  while (!condition() && Date.now() < until) await new Promise((r) => setTimeout(r, 2));
-  expect(condition()).toBe(true);
-}
 
 async function list(query = 'start=0&count=100'): Promise<Page> {
   const res = await fetch(`${srs.url}/api/v1/streams?${query}`);
@@ -106,7 +100,7 @@ describe('FakeSrs /api/v1/streams', () => {
     const abort = new AbortController();
     const hung = fetch(`${srs.url}/api/v1/streams`, { signal: abort.signal });
     const settled = hung.then(() => true, () => true);
-    await waitFor(() => srs.requests.length === 4);
+    await eventually(() => srs.requests.length === 4, 10_000, 'the fake holding the request');
     expect(srs.requests[3]?.status).toBe(0);
     expect(await Promise.race([settled, new Promise((r) => setTimeout(() => r(false), 50))])).toBe(false);
     abort.abort();

@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/infra/clock.js';
+import { eventually } from '../support/kafka-tap.js';
 import { FakeTwitchHelix } from './twitch-helix.js';
 
 let clock: ManualClock;
@@ -24,13 +25,6 @@ async function token(form: Record<string, string> = {}): Promise<Response> {
 async function bearer(): Promise<string> {
   const body = (await (await token()).json()) as { access_token: string };
   return body.access_token;
-}
-
-/** Polls until `condition` holds (returns as soon as it does; the generous limit only bounds a broken run). */
-async function waitFor(condition: () => boolean, limitMs = 10_000): Promise<void> {
-  const until = Date.now() + limitMs;
-  while (!condition() && Date.now() < until) await new Promise((r) => setTimeout(r, 2));
-  expect(condition()).toBe(true);
 }
 
 async function streams(query: string, accessToken: string | null, clientId = fake.clientId): Promise<Response> {
@@ -147,7 +141,7 @@ describe('FakeTwitchHelix /helix/streams', () => {
     const abort = new AbortController();
     const hung = fetch(`${fake.apiUrl}/streams?user_login=a`, { signal: abort.signal });
     const settled = hung.then(() => true, () => true);
-    await waitFor(() => fake.streamsRequests().length === 3);
+    await eventually(() => fake.streamsRequests().length === 3, 10_000, 'the fake holding the request');
     expect(fake.streamsRequests()[2]?.status).toBe(0);
     expect(await Promise.race([settled, new Promise((r) => setTimeout(() => r(false), 50))])).toBe(false);
     abort.abort();
