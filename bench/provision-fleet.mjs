@@ -50,7 +50,7 @@ async function main() {
   requireBuild();
   const { startFakePanel } = await dist('test/fakes/pterodactyl-panel.js');
   const { KafkaMessageSink } = await dist('src/infra/bus/kafka-bus.js');
-  const { Topics } = await dist('src/infra/bus/topics.js');
+  const { Topics } = await dist('src/events/topics.js');
   const { upsertMatch } = await dist('src/matches/match.repository.js');
   const { createLogger } = await dist('src/observability/logger.js');
 

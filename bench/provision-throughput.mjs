@@ -47,7 +47,7 @@ const DRAIN_TIMEOUT_MS = Number(process.env.BENCH_PROVISION_TIMEOUT_MS ?? 150_00
 async function main() {
   requireBuild();
   const { KafkaMessageSink } = await dist('src/infra/bus/kafka-bus.js');
-  const { Topics } = await dist('src/infra/bus/topics.js');
+  const { Topics } = await dist('src/events/topics.js');
   const { openDatabase } = await dist('src/infra/db/database.js');
   const { migrateToLatest } = await dist('src/infra/db/migrations.js');
   const { createLogger } = await dist('src/observability/logger.js');

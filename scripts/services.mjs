@@ -43,7 +43,7 @@ export const KAFKA_ADDRESS = `127.0.0.1:${KAFKA_PORT}`;
 const START_TIMEOUT_MS = Number(process.env.KAFKA_START_TIMEOUT_MS ?? 120_000);
 
 /**
- * Same list as src/infra/bus/topics.ts (`ALL_TOPICS`), hard-coded because this script runs before any build.
+ * Same list as src/events/topics.ts (`ALL_TOPICS`), hard-coded because this script runs before any build.
  * Keep the two in sync.
  */
 export const ALL_TOPICS = [

@@ -8,7 +8,7 @@ import { ConsumerRuntime } from './infra/bus/consumer-runtime.js';
 import { EmbeddedBus } from './infra/bus/embedded-bus.js';
 import { KafkaMessageSink, KafkaMessageSource, pingKafka } from './infra/bus/kafka-bus.js';
 import { OutboxRelay, type RelayLeadership } from './infra/bus/outbox-relay.js';
-import { INPUT_TOPICS, Topics } from './infra/bus/topics.js';
+import { INPUT_TOPICS, Topics } from './events/topics.js';
 import { type Clock, CLOCK, SystemClock } from './infra/clock.js';
 import { openDatabase } from './infra/db/database.js';
 import { migrateToLatest } from './infra/db/migrations.js';
@@ -22,7 +22,6 @@ import { InternalApiController } from './http/internal-api.controller.js';
 import { InternalTokenGuard } from './http/internal-token.guard.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
-import { serverReleasedSchema, serverReservedSchema } from './provisioning/events.js';
 import { PterodactylPanel } from './provisioning/panel.adapter.js';
 import type { PanelPort } from './provisioning/panel.port.js';
 import { DEFAULT_PROVISION_SETTINGS, ServerProvisionWorker } from './provisioning/server-provision.worker.js';
@@ -36,7 +35,6 @@ import { HookVerifier, verifierSettingsFromConfig } from './security/hook-verifi
 import { KeyService } from './security/keys.js';
 import { registerRawJsonParser } from './security/raw-body.js';
 import { OutboxSecurityEventSink } from './security/security-events.js';
-import { streamHealthCheckSchema } from './stream-health/events.js';
 import { wireStreamHealth } from './stream-health/stream-health.wiring.js';
 
 /** Replaceable parts, for tests and the demo (a manual clock, a logger that records, a panel double). */
@@ -195,11 +193,6 @@ export async function buildServices(config: Config, overrides: ServiceOverrides 
     keys,
     hookVerifier,
     hookSignals,
-    inputSchemas: {
-      [Topics.serverReserved]: serverReservedSchema,
-      [Topics.serverReleased]: serverReleasedSchema,
-      [Topics.streamHealthCheck]: streamHealthCheckSchema,
-    },
     nudgeRelay: () => relay.nudge(),
     async readiness() {
       const checks: Record<string, string> = {};

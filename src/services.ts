@@ -6,7 +6,7 @@ import type { MessageSink, MessageSource } from './infra/bus/bus.js';
 import type { ConsumerRuntime } from './infra/bus/consumer-runtime.js';
 import type { EmbeddedBus } from './infra/bus/embedded-bus.js';
 import type { OutboxRelay } from './infra/bus/outbox-relay.js';
-import type { InputTopic } from './infra/bus/topics.js';
+import type { InputTopic } from './events/topics.js';
 import type { DatabaseHandle } from './infra/db/database.js';
 import type { Database } from './infra/db/schema.js';
 import type { KeyValueStore } from './infra/kv/kv-store.js';
@@ -39,7 +39,6 @@ export interface Services {
   readonly keys: KeyService;
   readonly hookVerifier: HookVerifier;
   readonly hookSignals: HookSignalsService;
-  readonly inputSchemas: Record<InputTopic, z.ZodType<{ eventId: string }>>;
   nudgeRelay(): void;
   readiness(): Promise<Record<string, string>>;
 }

@@ -116,7 +116,7 @@ export function kafkaBrokers() {
 /** Kafka brokers, with every topic created under `prefix` (3 partitions, as the tests do). */
 export async function requireKafka(prefix, partitions = 3) {
   const { ensureTopics, pingKafka } = await dist('src/infra/bus/kafka-bus.js');
-  const { ALL_TOPICS } = await dist('src/infra/bus/topics.js');
+  const { ALL_TOPICS } = await dist('src/events/topics.js');
   const brokers = kafkaBrokers();
   if (!(await pingKafka(brokers, 5000))) throw new Error(`Kafka not reachable at ${brokers.join(',')}: run \`node scripts/services.mjs up\``);
   await ensureTopics(brokers, ALL_TOPICS, { prefix, partitions });

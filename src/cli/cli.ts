@@ -3,7 +3,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError, loadConfig } from '../config/config.js';
 import { openDatabase } from '../infra/db/database.js';
 import { migrateToLatest } from '../infra/db/migrations.js';
-import { INPUT_TOPICS } from '../infra/bus/topics.js';
+import { INPUT_TOPICS } from '../events/topics.js';
 import { describeFailure, InternalApiClient } from './api-client.js';
 import { UsageError, type CliIo } from './io.js';
 

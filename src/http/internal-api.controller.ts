@@ -3,7 +3,8 @@ import { z } from 'zod';
 import { KeyServiceError } from '../security/keys.js';
 import type { FastifyReply } from 'fastify';
 import { enqueueEvent } from '../infra/bus/outbox.js';
-import { isInputTopic } from '../infra/bus/topics.js';
+import { INPUT_SCHEMAS, type InputEvent } from '../events/inbound.js';
+import { isInputTopic } from '../events/topics.js';
 import { getMatchView, MatchConflictError, upsertMatch } from '../matches/match.repository.js';
 import { matchIdSchema, upsertMatchSchema } from '../matches/match.schemas.js';
 import { SERVICES, type Services } from '../services.js';
@@ -52,20 +53,23 @@ export class InternalApiController {
   @Post('events/:topic')
   async publishEvent(@Param('topic') topic: string, @Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
     if (!isInputTopic(topic)) throw new HttpException({ error: 'not_found', detail: `${topic} is not an input topic` }, 404);
-    const schema = this.services.inputSchemas[topic];
-    const event = parseOr400(schema, body) as { eventId: string; matchId?: string };
+    const event = parseOr400<InputEvent>(INPUT_SCHEMAS[topic], body);
+    // The envelope's fields go to the envelope; what is left is the topic's payload (unknown fields are dropped).
+    const { v: _v, eventId, type: _type, occurredAt, matchId, ...payload } = event;
     const now = this.services.clock.now();
     const enqueued = await enqueueEvent(this.services.db, {
       topic,
-      matchId: event.matchId,
-      key: event.matchId ?? 'all',
+      matchId,
+      key: matchId ?? 'all',
+      eventId,
+      occurredAt: occurredAt ?? new Date(now).toISOString(),
       now,
-      dedupeKey: `input:${topic}:${event.eventId}`,
-      fields: { ...(body as Record<string, unknown>), occurredAt: (body as { occurredAt?: string }).occurredAt ?? new Date(now).toISOString() },
+      dedupeKey: `input:${topic}:${eventId}`,
+      payload,
     });
     this.services.nudgeRelay();
     reply.status(202);
-    return { accepted: true, topic, eventId: event.eventId, duplicate: enqueued === null };
+    return { accepted: true, topic, eventId, duplicate: enqueued === null };
   }
 
   /** Issues a per-match key; the response is the only place its secret ever appears. */

@@ -4,7 +4,8 @@ import type { Logger } from 'pino';
 import type { Clock } from '../infra/clock.js';
 import type { Database } from '../infra/db/schema.js';
 import { enqueueEvent } from '../infra/bus/outbox.js';
-import { Topics } from '../infra/bus/topics.js';
+import type { OverlayViolationPayload } from '../events/outbound.js';
+import { Topics } from '../events/topics.js';
 import type { ServerProvisionWorker } from '../provisioning/server-provision.worker.js';
 import type { VerifiedHook } from '../security/hook-verifier.js';
 import { TERMINAL_STATUSES } from './match.schemas.js';
@@ -44,7 +45,7 @@ export class HookSignalsService {
     const seq = typeof hook.body.seq === 'number' && Number.isSafeInteger(hook.body.seq) ? hook.body.seq : null;
     const violation = await db.transaction().execute(async (trx) => {
       const match = await trx.selectFrom('matches').select(['status']).where('id', '=', hook.matchId).executeTakeFirst();
-      let reason: string | null = null;
+      let reason: OverlayViolationPayload['reason'] | null = null;
       if (!match) reason = 'MATCH_UNKNOWN';
       else if (TERMINAL_STATUSES.includes(match.status)) reason = 'MATCH_NOT_ACTIVE';
       else if (seq !== null) {
@@ -79,7 +80,7 @@ export class HookSignalsService {
           matchId: hook.matchId,
           now,
           headers: { 'request-id': hook.requestId },
-          fields: { reason, keyId: hook.keyId, hookType: hook.type, seq, requestId: hook.requestId },
+          payload: { reason, keyId: hook.keyId, hookType: hook.type, seq, requestId: hook.requestId },
         });
         // Presence still counts after a sequence regression (an agent that restarted its counter is still there);
         // for an unknown or finished match nothing applies.

@@ -4,10 +4,10 @@ import type { Clock } from '../infra/clock.js';
 import type { Database, Provision } from '../infra/db/schema.js';
 import { enqueueEvent, type Db } from '../infra/bus/outbox.js';
 import type { EventContext, TopicHandler } from '../infra/bus/consumer-runtime.js';
-import { Topics } from '../infra/bus/topics.js';
+import { Topics } from '../events/topics.js';
 import type { Metrics } from '../observability/metrics.js';
 import { cancelAndRefund, getChecklist, updateChecklist } from '../matches/match.repository.js';
-import { serverReleasedSchema, serverReservedSchema, type ServerReleased, type ServerReserved } from './events.js';
+import { serverReleasedSchema, serverReservedSchema, type ServerReleased, type ServerReserved } from '../events/inbound.js';
 import type { PanelPort } from './panel.port.js';
 import { ACTIVE_STATES, backoffDelay, decideAfterPoll, decideOnSignal, isPastDeadline, type Decision, type FailureReason, type ReadinessSignals } from './policy.js';
 
@@ -391,7 +391,7 @@ export class ServerProvisionWorker {
       matchId: provision.match_id,
       now,
       dedupeKey: `server.ready:${provision.match_id}`,
-      fields: {
+      payload: {
         panelServerId: provision.panel_server_id,
         reservedEventId: provision.reserved_event_id,
         readyAt: new Date(now).toISOString(),
@@ -435,7 +435,7 @@ export class ServerProvisionWorker {
       matchId: provision.match_id,
       now,
       dedupeKey: `server.failed:${provision.match_id}`,
-      fields: { panelServerId: provision.panel_server_id, reason, detail, reservedEventId: provision.reserved_event_id },
+      payload: { panelServerId: provision.panel_server_id, reason, detail, reservedEventId: provision.reserved_event_id },
     });
     const refunds = await cancelAndRefund(trx, provision.match_id, `server.failed:${reason}`, failed?.eventId ?? provision.match_id, now);
     await enqueueEvent(trx, {
@@ -443,7 +443,7 @@ export class ServerProvisionWorker {
       matchId: provision.match_id,
       now,
       dedupeKey: `match.cancelled:${provision.match_id}`,
-      fields: { reason: 'SERVER_FAILED', failureReason: reason, serverFailedEventId: failed?.eventId ?? null, refunds },
+      payload: { reason: 'SERVER_FAILED', failureReason: reason, serverFailedEventId: failed?.eventId ?? null, refunds },
     });
     this.deps.metrics.provisionOutcomes.inc({ outcome: 'failed', reason });
     for (const refund of refunds) this.deps.metrics.refunds.inc({ currency: refund.currency });

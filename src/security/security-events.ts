@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { Clock } from '../infra/clock.js';
 import type { Database } from '../infra/db/schema.js';
 import { enqueueEvent } from '../infra/bus/outbox.js';
-import { Topics } from '../infra/bus/topics.js';
+import { Topics } from '../events/topics.js';
 import type { ReplayDetectedEvent, SecurityEventSink, VerificationFailedEvent } from './hook-verifier.js';
 
 /**
@@ -53,7 +53,7 @@ export class OutboxSecurityEventSink implements SecurityEventSink {
       matchId: event.matchId ?? 'unknown',
       now: this.clock.now(),
       headers: { 'request-id': event.requestId },
-      fields: {
+      payload: {
         reason: event.reason,
         status: event.status,
         ...(event.detail ? { detail: event.detail } : {}),
@@ -74,7 +74,7 @@ export class OutboxSecurityEventSink implements SecurityEventSink {
       headers: { 'request-id': event.requestId },
       // One event per replayed nonce: a flood of the same replay is one incident.
       dedupeKey: `replay:${event.keyId}:${event.nonce}`,
-      fields: {
+      payload: {
         keyId: event.keyId,
         hookType: event.type,
         signedTs: event.ts,

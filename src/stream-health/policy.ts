@@ -348,6 +348,14 @@ export interface MatchVerdict {
   readonly episodeIds: readonly string[];
 }
 
+/** The rule a verdict applied, named in its event and its evidence bundle. */
+export type VerdictRule = 'BOTH_SIDES_VIOLATING_DISPUTE' | 'GRACE_EXPIRED_WITH_GAMEPLAY_FORFEIT' | 'GRACE_EXPIRED_WITHOUT_GAMEPLAY_DISPUTE';
+
+export function verdictRule(verdict: MatchVerdict): VerdictRule {
+  if (verdict.reason === BOTH_SIDES_VIOLATING) return 'BOTH_SIDES_VIOLATING_DISPUTE';
+  return verdict.verdict === 'FORFEIT' ? 'GRACE_EXPIRED_WITH_GAMEPLAY_FORFEIT' : 'GRACE_EXPIRED_WITHOUT_GAMEPLAY_DISPUTE';
+}
+
 export interface SideForVerdict {
   readonly episode: GraceEpisode | null;
   readonly overlay: OverlayEvidence;

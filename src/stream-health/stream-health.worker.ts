@@ -6,12 +6,12 @@ import type { Clock } from '../infra/clock.js';
 import type { Database } from '../infra/db/schema.js';
 import { enqueueEvent } from '../infra/bus/outbox.js';
 import type { TopicHandler } from '../infra/bus/consumer-runtime.js';
-import { Topics } from '../infra/bus/topics.js';
+import { Topics } from '../events/topics.js';
 import type { KeyValueStore } from '../infra/kv/kv-store.js';
 import type { Metrics } from '../observability/metrics.js';
 import { Leases } from '../scheduling/lease.js';
 import type { TickContext } from '../scheduling/scheduled-tasks.service.js';
-import { streamHealthCheckSchema, type StreamHealthCheck } from './events.js';
+import { streamHealthCheckSchema, type StreamHealthCheck } from '../events/inbound.js';
 import {
   advanceGrace,
   checklistFromChecks,
@@ -23,6 +23,7 @@ import {
   graceDeadline,
   resolveGraceOptions,
   verdictReason,
+  verdictRule,
   type GraceEffect,
   type GraceEpisode,
   type MatchVerdict,
@@ -534,7 +535,7 @@ export class StreamHealthWorker {
               matchId,
               now: at,
               dedupeKey: `stream.health.warn:${effect.episode.id}`,
-              fields: {
+              payload: {
                 side,
                 episodeId: effect.episode.id,
                 reason: verdictReason(effect.episode),
@@ -582,14 +583,14 @@ export class StreamHealthWorker {
             matchId,
             now: at,
             dedupeKey: `stream.verdict:${primary.id}`,
-            fields: {
+            payload: {
               side: verdict.side,
               reason: verdict.reason,
               evidenceId,
               episodeId: primary.id,
               episodeIds: verdict.episodeIds,
               verdict: verdict.verdict,
-              rule: bundle.rule,
+              rule: verdictRule(verdict),
               gameplayProgressEvents: overlayBySide[verdict.side]?.gameplayProgress ?? 0,
               decidedAt: iso(at),
             },
@@ -649,12 +650,7 @@ export class StreamHealthWorker {
       samples[side] = [...stored, { side, episodeId: ep.id, outcome: current.outcome, observedAt: iso(current.observedAt), sample: current.sample }];
     }
     const primary = primaryEpisode(plan.sides, verdict);
-    const rule =
-      verdict.reason === 'BOTH_SIDES_VIOLATING'
-        ? 'BOTH_SIDES_VIOLATING_DISPUTE'
-        : verdict.verdict === 'FORFEIT'
-          ? 'GRACE_EXPIRED_WITH_GAMEPLAY_FORFEIT'
-          : 'GRACE_EXPIRED_WITHOUT_GAMEPLAY_DISPUTE';
+    const rule = verdictRule(verdict);
     const explanation =
       rule === 'BOTH_SIDES_VIOLATING_DISPUTE'
         ? 'both sides were violating when the first grace ran out: one dispute for the match, never a forfeit'

@@ -4,7 +4,7 @@ import { Writable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/infra/clock.js';
-import { Topics } from '../../src/infra/bus/topics.js';
+import { Topics } from '../../src/events/topics.js';
 import { createLogger } from '../../src/observability/logger.js';
 import type { RunningService } from '../../src/app.module.js';
 import { freshPostgresDatabase, randomName, requireRedis, TEST_SECRETS } from '../support/infra.js';

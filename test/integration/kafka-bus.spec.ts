@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/observability/logger.js';
 import type { InboundMessage, MessageHandler, OutboundMessage } from '../../src/infra/bus/bus.js';
 import { KafkaMessageSink, KafkaMessageSource, ensureTopics, pingKafka } from '../../src/infra/bus/kafka-bus.js';
-import { ALL_TOPICS, Topics } from '../../src/infra/bus/topics.js';
+import { ALL_TOPICS, Topics } from '../../src/events/topics.js';
 
 function brokersFromEnvironment(): string[] {
   const env = process.env.KAFKA_BROKERS?.trim();

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import type { KafkaMessageSink } from '../../src/infra/bus/kafka-bus.js';
-import { Topics } from '../../src/infra/bus/topics.js';
+import { Topics } from '../../src/events/topics.js';
 import { ledgerBalances } from '../../src/matches/match.repository.js';
 import type { RunningService } from '../../src/app.module.js';
 import type { FakePanel } from '../fakes/pterodactyl-panel.js';

@@ -4,7 +4,7 @@ import { Redis } from 'ioredis';
 import { sql } from 'kysely';
 import type { RunningService } from '../../src/app.module.js';
 import { KafkaMessageSink } from '../../src/infra/bus/kafka-bus.js';
-import { Topics } from '../../src/infra/bus/topics.js';
+import { Topics } from '../../src/events/topics.js';
 import { ManualClock } from '../../src/infra/clock.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { Metrics } from '../../src/observability/metrics.js';

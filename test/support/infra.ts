@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import net from 'node:net';
 import pg from 'pg';
 import { ensureTopics, pingKafka } from '../../src/infra/bus/kafka-bus.js';
-import { ALL_TOPICS } from '../../src/infra/bus/topics.js';
+import { ALL_TOPICS } from '../../src/events/topics.js';
 
 export const ROOT = join(import.meta.dirname, '..', '..');
 const ADMIN_DB_URL = process.env.TEST_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/test';

@@ -8,7 +8,7 @@ import type { KeyValueStore } from '../kv/kv-store.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { InboundMessage } from './bus.js';
 import { enqueueEvent } from './outbox.js';
-import { Topics } from './topics.js';
+import { Topics } from '../../events/topics.js';
 
 export interface EventContext {
   trx: Transaction<Database>;
@@ -202,7 +202,7 @@ export class ConsumerRuntime {
         topic: Topics.deadLetter,
         matchId: key ?? 'unknown',
         now,
-        fields: {
+        payload: {
           deadLetterId: id,
           sourceTopic: message.topic,
           partition: message.partition,

@@ -1,31 +1,28 @@
 import { randomUUID } from 'node:crypto';
 import type { Kysely, Transaction } from 'kysely';
 import type { Database } from '../db/schema.js';
-
-/** The envelope every emitted event carries (SPEC §4). */
-export interface EventEnvelope {
-  v: 'v1';
-  eventId: string;
-  type: string;
-  occurredAt: string;
-  matchId: string;
-  [field: string]: unknown;
-}
+import type { EnvelopeField, EventEnvelope } from '../../events/envelope.js';
+import type { EventPayloads, EventTopic } from '../../events/outbound.js';
 
 export type Db = Kysely<Database> | Transaction<Database>;
 
-export interface EnqueueRequest {
-  topic: string;
+/** Payload fields may not name an envelope field: the compiler refuses them, and the envelope wins anyway. */
+type PayloadOf<T extends EventTopic> = EventPayloads[T] & { [K in EnvelopeField]?: never };
+
+export interface EnqueueRequest<T extends EventTopic> {
+  topic: T;
   /** The match the event is about; also the partition key. Absent only for fleet-wide events (see `key`). */
   matchId: string | undefined;
   /** Partition key when there is no matchId. */
   key?: string;
-  /** Event fields beside the envelope's. */
-  fields?: Record<string, unknown>;
+  /** The topic's payload: the fields beside the envelope. */
+  payload: PayloadOf<T>;
   /** Makes a second enqueue of the same effect a no-op (unique constraint on outbox.dedupe_key). */
   dedupeKey?: string;
   /** Use this event id (input events replayed through the internal API keep theirs). */
   eventId?: string;
+  /** The event's own time when it has one (a replayed input event); `now` otherwise. */
+  occurredAt?: string;
   now: number;
   /** Extra headers beside event-id and event-type (for example a correlation id). */
   headers?: Record<string, string>;
@@ -35,17 +32,17 @@ export interface EnqueueRequest {
  * Writes an event into the transactional outbox, inside the caller's transaction.
  * Returns the envelope, or null when `dedupeKey` says it was already emitted.
  */
-export async function enqueueEvent(db: Db, request: EnqueueRequest): Promise<EventEnvelope | null> {
+export async function enqueueEvent<T extends EventTopic>(db: Db, request: EnqueueRequest<T>): Promise<EventEnvelope<T, EventPayloads[T]> | null> {
   const eventId = request.eventId ?? randomUUID();
+  // The envelope is spread last: no payload field can override eventId, type, v, occurredAt or matchId.
   const envelope = {
+    ...request.payload,
     v: 'v1',
     eventId,
     type: request.topic,
-    occurredAt: new Date(request.now).toISOString(),
+    occurredAt: request.occurredAt ?? new Date(request.now).toISOString(),
     ...(request.matchId === undefined ? {} : { matchId: request.matchId }),
-    ...request.fields,
-  } as EventEnvelope;
-  // A replayed input event keeps its own eventId (it arrives in `fields`); the header always matches the body.
+  } as EventEnvelope<T, EventPayloads[T]>;
   const headers = { ...request.headers, 'event-id': envelope.eventId, 'event-type': request.topic };
   const inserted = await db
     .insertInto('outbox')
