@@ -33,7 +33,9 @@ export interface EnqueueRequest<T extends EventTopic> {
  * Returns the envelope, or null when `dedupeKey` says it was already emitted.
  */
 export async function enqueueEvent<T extends EventTopic>(db: Db, request: EnqueueRequest<T>): Promise<EventEnvelope<T, EventPayloads[T]> | null> {
-  const eventId = request.eventId ?? randomUUID();
+  // The row's id is always ours; a replayed input event keeps its own eventId, which need not be a UUID.
+  const id = randomUUID();
+  const eventId = request.eventId ?? id;
   // The envelope is spread last: no payload field can override eventId, type, v, occurredAt or matchId.
   const envelope = {
     ...request.payload,
@@ -47,7 +49,7 @@ export async function enqueueEvent<T extends EventTopic>(db: Db, request: Enqueu
   const inserted = await db
     .insertInto('outbox')
     .values({
-      id: eventId,
+      id,
       topic: request.topic,
       key: request.matchId ?? request.key ?? 'all',
       payload: JSON.stringify(envelope),
