@@ -399,6 +399,13 @@ export function decideMatchVerdict(sides: Readonly<Record<Side, SideForVerdict>>
   };
 }
 
+/** A verdict settles each of its episodes: they become final (state verdict), so none can produce a second verdict. */
+export function settleEpisode(grace: SideGrace, verdict: MatchVerdict, at: number): SideGrace {
+  const ep = grace.episode;
+  if (!ep || !verdict.episodeIds.includes(ep.id) || ep.state === 'verdict') return grace;
+  return { ...grace, episode: { ...ep, state: 'verdict', verdictAt: at } };
+}
+
 /** Whether the episode was running (opened, not yet recovered) at time `at`. */
 function violatingAt(episode: GraceEpisode, at: number): boolean {
   if (episode.openedAt > at) return false;
