@@ -37,6 +37,9 @@ class ScriptedProvider implements TelemetryProvider {
 }
 
 const CHECK = 30_000;
+/** Opening and migrating an embedded PGlite takes over 10 s on a loaded machine: a margin, not a bound. */
+const HOOK_MS = 60_000;
+
 let clock: ManualClock;
 let database: DatabaseHandle;
 let kv: MemoryKeyValueStore;
@@ -68,11 +71,11 @@ beforeEach(async () => {
   srs = new ScriptedProvider('srs', clock);
   outboxWrites = 0;
   worker = newWorker();
-});
+}, HOOK_MS);
 afterEach(async () => {
   await worker.stop();
   await database.close();
-});
+}, HOOK_MS);
 
 async function createMatch(id: string, options: { mode?: 'VERIFIED_STREAM' | 'STANDARD'; status?: 'IN_PROGRESS' | 'SCHEDULED' } = {}) {
   await upsertMatch(
