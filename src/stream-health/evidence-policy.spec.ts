@@ -7,11 +7,10 @@ import {
   evidenceSampleRange,
   primaryEpisode,
   settledEpisodes,
-  verdictRule,
   type EvidenceInput,
   type EvidenceSample,
 } from './evidence-policy.js';
-import { emptySideGrace, resolveGraceOptions, settleEpisode, type GraceEpisode, type MatchVerdict, type Side, type SideGrace } from './policy.js';
+import { emptySideGrace, resolveGraceOptions, settleEpisode, verdictRule, type GraceEpisode, type MatchVerdict, type Side, type SideGrace } from './policy.js';
 
 const T0 = Date.UTC(2026, 0, 1);
 const GRACE = resolveGraceOptions({ graceMs: 90_000, checkEveryMs: 30_000 });
@@ -76,9 +75,9 @@ describe('evidence ranges', () => {
 
 describe('verdict rule', () => {
   it('names the rule that decided', () => {
-    expect(verdictRule({ verdict: 'FORFEIT', reason: 'STREAM_OFFLINE' })).toBe('GRACE_EXPIRED_WITH_GAMEPLAY_FORFEIT');
-    expect(verdictRule({ verdict: 'DISPUTE', reason: 'FPS_BELOW_MIN' })).toBe('GRACE_EXPIRED_WITHOUT_GAMEPLAY_DISPUTE');
-    expect(verdictRule({ verdict: 'DISPUTE', reason: 'BOTH_SIDES_VIOLATING' })).toBe('BOTH_SIDES_VIOLATING_DISPUTE');
+    expect(verdictRule({ ...forfeit })).toBe('GRACE_EXPIRED_WITH_GAMEPLAY_FORFEIT');
+    expect(verdictRule({ ...forfeit, verdict: 'DISPUTE', reason: 'FPS_BELOW_MIN' })).toBe('GRACE_EXPIRED_WITHOUT_GAMEPLAY_DISPUTE');
+    expect(verdictRule({ ...forfeit, verdict: 'DISPUTE', reason: 'BOTH_SIDES_VIOLATING' })).toBe('BOTH_SIDES_VIOLATING_DISPUTE');
   });
 });
 

@@ -12,6 +12,8 @@ import {
   type MatchVerdict,
   type Side,
   type SideGrace,
+  type VerdictRule,
+  verdictRule,
 } from './policy.js';
 
 /** Samples per side in a bundle, the verdict's own sample included. */
@@ -52,13 +54,6 @@ export function settledEpisodes(graces: Readonly<Record<Side, SideGrace>>, verdi
     if (ep && verdict.episodeIds.includes(ep.id)) settled[side] = ep;
   }
   return settled;
-}
-
-export type VerdictRule = 'BOTH_SIDES_VIOLATING_DISPUTE' | 'GRACE_EXPIRED_WITH_GAMEPLAY_FORFEIT' | 'GRACE_EXPIRED_WITHOUT_GAMEPLAY_DISPUTE';
-
-export function verdictRule(verdict: Pick<MatchVerdict, 'verdict' | 'reason'>): VerdictRule {
-  if (verdict.reason === 'BOTH_SIDES_VIOLATING') return 'BOTH_SIDES_VIOLATING_DISPUTE';
-  return verdict.verdict === 'FORFEIT' ? 'GRACE_EXPIRED_WITH_GAMEPLAY_FORFEIT' : 'GRACE_EXPIRED_WITHOUT_GAMEPLAY_DISPUTE';
 }
 
 function ruleExplanation(rule: VerdictRule, graceMs: number): string {

@@ -3,7 +3,7 @@
  * stored samples, overlay evidence, and the batched writes of a sweep. Sets of rows travel as one JSON parameter
  * (`jsonb_to_recordset`), so a sweep of 50k matches is a handful of statements, on pg and PGlite alike.
  */
-import { sql, type Transaction } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import type { Db } from '../infra/bus/outbox.js';
 import type { Database } from '../infra/db/schema.js';
 import { emptySideGrace, type Side, type SideGrace, type StreamChecklist } from './policy.js';
@@ -72,16 +72,7 @@ export async function loadActiveMatches(db: Db, matchId?: string): Promise<Activ
         id: row.id,
         overlayRequired: row.overlay_required,
         channels: { p1: [], p2: [] },
-        checklist:
-          row.checklist_id === null
-            ? null
-            : {
-                p1StreamLive: row.p1_stream_live ?? false,
-                p2StreamLive: row.p2_stream_live ?? false,
-                titlesContainMatchId: row.titles_contain_match_id ?? false,
-                bitrateOk: row.bitrate_ok ?? false,
-                fpsOk: row.fps_ok ?? false,
-              },
+        checklist: row.checklist_id === null ? null : storedChecklist(row),
         sides: {},
       };
       byId.set(row.id, match);
@@ -97,6 +88,18 @@ export async function loadActiveMatches(db: Db, matchId?: string): Promise<Activ
     match.sides[row.side] = { version: row.version, grace: parseGrace(row.grace, row.match_id, row.side) };
   }
   return [...byId.values()];
+}
+
+type ChecklistRow = Record<'p1_stream_live' | 'p2_stream_live' | 'titles_contain_match_id' | 'bitrate_ok' | 'fps_ok', boolean | null>;
+
+function storedChecklist(row: ChecklistRow): StoredStreamChecklist {
+  return {
+    p1StreamLive: row.p1_stream_live ?? false,
+    p2StreamLive: row.p2_stream_live ?? false,
+    titlesContainMatchId: row.titles_contain_match_id ?? false,
+    bitrateOk: row.bitrate_ok ?? false,
+    fpsOk: row.fps_ok ?? false,
+  };
 }
 
 /** Our own JSON; a row that is not a SideGrace (hand-edited, say) restarts from an empty state rather than crash a sweep. */
@@ -180,6 +183,31 @@ export async function insertSamples(db: Db, samples: readonly SampleRow[]): Prom
       AS x(match_id text, side text, episode_id text, outcome text, sample jsonb, observed_at timestamptz)`.execute(db);
 }
 
+/** A batch of quiet matches' writes; samples and checklist changes apply only with their side's state. */
+export interface QuietBatch {
+  readonly sides: readonly SideWrite[];
+  readonly samples: readonly SampleRow[];
+  readonly checklists: readonly ChecklistWrite[];
+}
+
+/** One transaction for the batch; returns the (match, side) keys whose state applied (see `writeSides`). */
+export async function commitQuietBatch(db: Kysely<Database>, batch: QuietBatch, now: number): Promise<Set<string>> {
+  return db.transaction().execute(async (trx) => {
+    const ok = await writeSides(trx, batch.sides, now);
+    await insertSamples(
+      trx,
+      batch.samples.filter((s) => ok.has(key(s.matchId, s.side))),
+    );
+    const applied = (matchId: string) => SIDES.some((side) => ok.has(key(matchId, side)));
+    await writeChecklists(
+      trx,
+      batch.checklists.filter((c) => applied(c.matchId)),
+      now,
+    );
+    return ok;
+  });
+}
+
 /** Sets the given stream checklist items; an item left out (unknown this sweep) keeps its stored value. */
 export async function writeChecklists(db: Db, writes: readonly ChecklistWrite[], now: number): Promise<void> {
   if (writes.length === 0) return;
@@ -206,102 +234,4 @@ export async function writeChecklists(db: Db, writes: readonly ChecklistWrite[],
       updated_at = ${new Date(now)}
     FROM jsonb_to_recordset(${json}::jsonb) AS x(match_id text, p1 boolean, p2 boolean, titles boolean, bitrate boolean, fps boolean)
     WHERE c.match_id = x.match_id`.execute(db);
-}
-
-/** Records an episode (opened, still open, closed or settled by a verdict) for operators and evidence. */
-export async function upsertEpisode(
-  trx: Transaction<Database>,
-  episode: { id: string; matchId: string; side: Side; state: 'open' | 'closed' | 'verdict'; openedAt: number; closedAt: number | null },
-  data: Record<string, unknown>,
-  now: number,
-): Promise<void> {
-  await trx
-    .insertInto('grace_episodes')
-    .values({
-      id: episode.id,
-      match_id: episode.matchId,
-      side: episode.side,
-      state: episode.state,
-      opened_at: new Date(episode.openedAt),
-      closed_at: episode.closedAt === null ? null : new Date(episode.closedAt),
-      data: JSON.stringify(data),
-      updated_at: new Date(now),
-    })
-    .onConflict((oc) =>
-      oc.column('id').doUpdateSet({
-        state: episode.state,
-        closed_at: episode.closedAt === null ? null : new Date(episode.closedAt),
-        data: JSON.stringify(data),
-        updated_at: new Date(now),
-      }),
-    )
-    .execute();
-}
-
-// ─── evidence reads (outside any transaction) ────────────────────────────────────────────────────────────────
-
-export interface StoredSample {
-  readonly side: Side;
-  readonly episodeId: string | null;
-  readonly outcome: string;
-  readonly observedAt: string;
-  readonly sample: unknown;
-}
-
-/** Stored samples of one side in [from, to], oldest first, at most `limit` (the newest ones win when cut). */
-export async function readSamples(db: Db, matchId: string, side: Side, from: number, to: number, limit: number): Promise<StoredSample[]> {
-  const rows = await db
-    .selectFrom('stream_samples')
-    .select(['side', 'episode_id', 'outcome', 'observed_at', 'sample'])
-    .where('match_id', '=', matchId)
-    .where('side', '=', side)
-    .where('observed_at', '>=', new Date(from))
-    .where('observed_at', '<=', new Date(to))
-    .orderBy('observed_at', 'desc')
-    .orderBy('id', 'desc')
-    .limit(limit)
-    .execute();
-  return rows.reverse().map((r) => ({
-    side: r.side,
-    episodeId: r.episode_id,
-    outcome: r.outcome,
-    observedAt: r.observed_at.toISOString(),
-    sample: r.sample,
-  }));
-}
-
-export const GAMEPLAY_PROGRESS = 'gameplay.progress';
-
-export interface OverlayWindow {
-  /** `gameplay.progress` events accepted in the window (violating calls are stored as `violation:…` and never count). */
-  readonly gameplayProgress: number;
-  /** Any accepted overlay events in the window. */
-  readonly total: number;
-  /** The window's events, oldest first, at most `limit`. */
-  readonly events: readonly { requestId: string; keyId: string; type: string; seq: number | null; receivedAt: string; body: unknown }[];
-}
-
-export async function readOverlayWindow(db: Db, matchId: string, from: number, to: number, limit: number): Promise<OverlayWindow> {
-  const counts = await db
-    .selectFrom('overlay_events')
-    .select([sql<number>`count(*) filter (where type = ${GAMEPLAY_PROGRESS})::int`.as('progress'), sql<number>`count(*)::int`.as('total')])
-    .where('match_id', '=', matchId)
-    .where('received_at', '>=', new Date(from))
-    .where('received_at', '<=', new Date(to))
-    .executeTakeFirst();
-  const events = await db
-    .selectFrom('overlay_events')
-    .select(['request_id', 'key_id', 'type', 'seq', 'received_at', 'body'])
-    .where('match_id', '=', matchId)
-    .where('received_at', '>=', new Date(from))
-    .where('received_at', '<=', new Date(to))
-    .orderBy('received_at')
-    .orderBy('id')
-    .limit(limit)
-    .execute();
-  return {
-    gameplayProgress: Number(counts?.progress ?? 0),
-    total: Number(counts?.total ?? 0),
-    events: events.map((e) => ({ requestId: e.request_id, keyId: e.key_id, type: e.type, seq: e.seq, receivedAt: e.received_at.toISOString(), body: e.body })),
-  };
 }

@@ -1,0 +1,145 @@
+/**
+ * A sweep's decisions for one match, in memory: each side's sample composed, checked and applied to its grace
+ * state (policy.ts). Pure; the sweep persists the plans (batched when quiet, one transaction each when eventful).
+ */
+import {
+  advanceGrace,
+  checklistFromChecks,
+  checkSample,
+  emptySideGrace,
+  type GraceEffect,
+  type GraceOptions,
+  type SampleCheck,
+  type Side,
+  type SideGrace,
+  type StreamChecklist,
+} from './policy.js';
+import { SIDES, type ActiveMatch, type SampleRow } from './stream-health.repository.js';
+import { composeSideSample, type ChannelTelemetry, type SideSample } from './telemetry.js';
+
+export interface SidePlan {
+  readonly side: Side;
+  readonly expectedVersion: number;
+  readonly prev: SideGrace;
+  readonly sample: SideSample;
+  readonly check: SampleCheck;
+  next: SideGrace;
+  readonly effects: readonly GraceEffect[];
+  /** false when the sample changed nothing (not newer than the stored one). */
+  readonly changed: boolean;
+  /** The stored state was a verdict on a match that is IN_PROGRESS again: enforcement starts afresh. */
+  readonly reset: boolean;
+}
+
+export interface MatchPlan {
+  readonly match: ActiveMatch;
+  readonly sides: Record<Side, SidePlan>;
+  readonly checklist: StreamChecklist | null;
+  readonly at: number;
+}
+
+export interface PlanOptions {
+  readonly minFps: number;
+  readonly minBitrateKbps: number;
+  readonly grace: Required<GraceOptions>;
+}
+
+/** Composes, checks and advances both sides of one match. */
+export function planMatch(match: ActiveMatch, telemetry: ReadonlyMap<string, ChannelTelemetry>, at: number, options: PlanOptions): MatchPlan {
+  const sides = {} as Record<Side, SidePlan>;
+  for (const side of SIDES) {
+    const stored = match.sides[side];
+    // Verdicts change the match status in the same transaction, so an active match with one was re-opened.
+    const reset = stored?.grace.episode?.state === 'verdict';
+    const prev = stored && !reset ? stored.grace : emptySideGrace(match.id, side);
+    const sample = composeSideSample(match.channels[side], telemetry, at);
+    const check = checkSample(sample, { matchId: match.id, minFps: options.minFps, minBitrateKbps: options.minBitrateKbps });
+    const advanced = advanceGrace(prev, check, at, options.grace);
+    sides[side] = {
+      side,
+      expectedVersion: stored?.version ?? 0,
+      prev,
+      sample,
+      check,
+      next: advanced.grace,
+      effects: advanced.effects,
+      changed: reset || advanced.grace !== prev,
+      reset,
+    };
+  }
+  return { match, sides, checklist: checklistChange(match, sides), at };
+}
+
+/**
+ * Quiet plans (no episode open or changing) are written in batches; eventful ones each in their own
+ * transaction with their events. Plans that changed nothing are dropped.
+ */
+export function splitPlans(plans: readonly MatchPlan[]): { quiet: MatchPlan[]; eventful: MatchPlan[] } {
+  const quiet: MatchPlan[] = [];
+  const eventful: MatchPlan[] = [];
+  for (const p of plans) {
+    if (!p.sides.p1.changed && !p.sides.p2.changed) continue;
+    const open = SIDES.some((s) => p.sides[s].next.episode?.state === 'open');
+    const effects = SIDES.some((s) => p.sides[s].effects.length > 0);
+    (open || effects ? eventful : quiet).push(p);
+  }
+  return { quiet, eventful };
+}
+
+/**
+ * The checklist's stream items from this sweep's checks, or null when nothing changes. An item whose check
+ * was unknown keeps its stored value: the checklist shows what we last knew, never a guess.
+ */
+function checklistChange(match: ActiveMatch, sides: Record<Side, SidePlan>): StreamChecklist | null {
+  const wanted = checklistFromChecks(sides.p1.check, sides.p2.check);
+  const stored = match.checklist;
+  const change: StreamChecklist = {};
+  for (const [k, v] of Object.entries(wanted) as [keyof StreamChecklist, boolean | undefined][]) {
+    if (v === undefined) continue;
+    if (!stored || stored[k] !== v) change[k] = v;
+  }
+  return Object.keys(change).length > 0 ? change : null;
+}
+
+/** The episode a sample belongs to: the open one, or the one it just closed or settled. */
+export function episodeOfSample(s: SidePlan): string | null {
+  const ep = s.next.episode;
+  if (!ep) return null;
+  if (ep.state === 'open' || s.effects.length > 0 || ep.verdictAt === s.next.lastSampleAt) return ep.id;
+  return null;
+}
+
+/**
+ * Outside episodes only the start of a blind spell is kept (healthy samples are metrics only: at 50k matches
+ * one row per side per sweep would be ~290 M rows a day).
+ */
+export function quietSampleWorthKeeping(s: SidePlan): boolean {
+  return s.check.outcome === 'unknown' && s.prev.lastSampleOutcome !== 'unknown';
+}
+
+export function checksOf(check: SampleCheck) {
+  return { live: check.live, title: check.title, fps: check.fps, bitrate: check.bitrate };
+}
+
+export function sampleRow(matchId: string, s: SidePlan, episodeId: string | null): SampleRow {
+  const { sample, check } = s;
+  return {
+    matchId,
+    side: s.side,
+    episodeId,
+    outcome: check.outcome,
+    observedAt: sample.observedAt,
+    sample: {
+      checks: checksOf(check),
+      violations: check.violations,
+      live: sample.live,
+      title: sample.title,
+      fps: sample.fps,
+      bitrateKbps: sample.bitrateKbps,
+      ingestLive: sample.ingestLive,
+      channels: sample.channels,
+      unknownReasons: sample.unknownReasons,
+      telemetry: sample.telemetry,
+    },
+  };
+}

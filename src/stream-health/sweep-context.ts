@@ -1,0 +1,127 @@
+/** What every step of a sweep shares: the worker's dependencies, its resolved settings, and the report it fills. */
+import type { Kysely } from 'kysely';
+import type { Logger } from 'pino';
+import type { Clock } from '../infra/clock.js';
+import type { Database } from '../infra/db/schema.js';
+import type { KeyValueStore } from '../infra/kv/kv-store.js';
+import type { Metrics } from '../observability/metrics.js';
+import { resolveGraceOptions, type GraceOptions, type SampleOutcome, type Side } from './policy.js';
+import type { TelemetryProvider } from './telemetry.js';
+
+export interface StreamHealthSettings {
+  /** STREAM_MIN_FPS. */
+  minFps: number;
+  /** STREAM_MIN_BITRATE_KBPS. */
+  minBitrateKbps: number;
+  /** OFFLINE_GRACE_MS. */
+  graceMs: number;
+  /** STREAM_CHECK_EVERY_MS: the sweep cadence the grace clock assumes. */
+  checkEveryMs: number;
+  /** Per-match sweep lease in the key-value store (default max(2 × checkEveryMs, 10 s)); a crashed sweep frees its matches after it. */
+  leaseMs?: number;
+  /** Matches per batched write transaction (default 500). */
+  batchSize?: number;
+  /** Per-match transactions (episodes, verdicts) in flight at once (default 4). */
+  concurrency?: number;
+  /** The backup sweep runs only when no full sweep completed within this (default 1.5 × checkEveryMs). */
+  backupStaleAfterMs?: number;
+}
+
+/** Points of a sweep a test can observe; throwing at `verdict-written` rolls the verdict back as a crash would. */
+export type SweepTracePoint = 'leases-acquired' | 'telemetry-collected' | 'batch-written' | 'verdict-written' | 'match-committed';
+
+export interface StreamHealthWorkerDeps {
+  db: Kysely<Database>;
+  kv: KeyValueStore;
+  clock: Clock;
+  logger: Logger;
+  metrics: Metrics;
+  providers: TelemetryProvider[];
+  settings: StreamHealthSettings;
+  instanceId: string;
+  /** Called after a transaction that wrote outbox rows commits (wakes the relay). */
+  onOutboxWrite?: () => void;
+  /** Fault-injection seam for tests; production leaves it unset. */
+  trace?: (point: SweepTracePoint, detail: { matchId?: string }) => void;
+}
+
+/** The worker's dependencies with every optional setting resolved to its default. */
+export interface SweepContext extends StreamHealthWorkerDeps {
+  readonly grace: Required<GraceOptions>;
+  readonly leaseMs: number;
+  readonly batchSize: number;
+  readonly concurrency: number;
+  readonly backupStaleAfterMs: number;
+}
+
+export function sweepContext(deps: StreamHealthWorkerDeps): SweepContext {
+  const s = deps.settings;
+  return {
+    ...deps,
+    grace: resolveGraceOptions({ graceMs: s.graceMs, checkEveryMs: s.checkEveryMs }),
+    leaseMs: s.leaseMs ?? Math.max(2 * s.checkEveryMs, 10_000),
+    batchSize: Math.max(1, s.batchSize ?? 500),
+    concurrency: Math.max(1, s.concurrency ?? 4),
+    backupStaleAfterMs: s.backupStaleAfterMs ?? Math.round(1.5 * s.checkEveryMs),
+  };
+}
+
+export interface SweepOptions {
+  /** Sweep one match (a `stream.health.check` with matchId); all active matches when absent. */
+  matchId?: string;
+  signal?: AbortSignal;
+}
+
+export interface VerdictSummary {
+  matchId: string;
+  side: Side;
+  verdict: 'FORFEIT' | 'DISPUTE';
+  reason: string;
+  evidenceId: string;
+  episodeId: string;
+}
+
+export interface SweepReport {
+  scope: string;
+  /** Active matches found. */
+  matches: number;
+  /** Matches this sweep held the lease of and evaluated. */
+  swept: number;
+  /** Matches skipped because another sweep (here or on another instance) holds their lease. */
+  leasedElsewhere: number;
+  /** Provider channels asked about (one batched collection per sweep). */
+  channels: number;
+  /** Samples applied per outcome (one per side). */
+  samples: Record<SampleOutcome, number>;
+  /** Sides whose write lost the version check to a concurrent sweep (their sample was dropped). */
+  stale: number;
+  warnings: number;
+  verdicts: VerdictSummary[];
+  aborted: boolean;
+  durationMs: number;
+  /** Wall time per step (ms): load the active matches, leases, provider collection, batched writes, per-match transactions. */
+  phases: { loadMs: number; leasesMs: number; telemetryMs: number; batchMs: number; eventfulMs: number };
+}
+
+export function emptyReport(scope: string): SweepReport {
+  return {
+    scope,
+    matches: 0,
+    swept: 0,
+    leasedElsewhere: 0,
+    channels: 0,
+    samples: { healthy: 0, violating: 0, unknown: 0 },
+    stale: 0,
+    warnings: 0,
+    verdicts: [],
+    aborted: false,
+    durationMs: 0,
+    phases: { loadMs: 0, leasesMs: 0, telemetryMs: 0, batchMs: 0, eventfulMs: 0 },
+  };
+}
+
+/** A side's sample was applied: count it in the report and the metrics. */
+export function countSample(ctx: SweepContext, report: SweepReport, outcome: SampleOutcome): void {
+  report.samples[outcome]++;
+  ctx.metrics.streamSamples.inc({ outcome });
+}

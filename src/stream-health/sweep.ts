@@ -1,0 +1,139 @@
+/**
+ * One sweep: load the active matches, take their leases, collect telemetry for every channel in one batch,
+ * plan each match (match-plan.ts), write the quiet ones in batches and commit the eventful ones one by one
+ * (verdict-commit.ts). Abortable between steps; the next sweep completes what an aborted one left.
+ */
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import type { Logger } from 'pino';
+import { recordSweepCompleted } from './backup-sweep.js';
+import { planMatch, quietSampleWorthKeeping, sampleRow, splitPlans, type MatchPlan } from './match-plan.js';
+import { commitQuietBatch, loadActiveMatches, sideKey, SIDES, type ActiveMatch, type ChecklistWrite, type SampleRow, type SideWrite } from './stream-health.repository.js';
+import { countSample, emptyReport, type SweepContext, type SweepOptions, type SweepReport } from './sweep-context.js';
+import type { MatchLeases } from './sweep-leases.js';
+import { collectTelemetry } from './telemetry.js';
+import { commitMatch } from './verdict-commit.js';
+
+interface Run {
+  readonly ctx: SweepContext;
+  readonly options: SweepOptions;
+  readonly signal: AbortSignal;
+  readonly logger: Logger;
+  readonly report: SweepReport;
+  readonly started: number;
+  mark: number;
+}
+
+export async function runSweep(ctx: SweepContext, leases: MatchLeases, options: SweepOptions, signal: AbortSignal): Promise<SweepReport> {
+  const scope = options.matchId ?? 'all';
+  const started = performance.now();
+  const run: Run = { ctx, options, signal, logger: ctx.logger.child({ sweep: scope }), report: emptyReport(scope), started, mark: started };
+  const active = await loadActiveMatches(ctx.db, options.matchId);
+  run.report.matches = active.length;
+  phase(run, 'loadMs');
+  if (options.matchId !== undefined && active.length === 0) {
+    run.logger.info({ reason: 'MATCH_NOT_ACTIVE' }, 'match is not an active VERIFIED_STREAM match; nothing to check');
+  }
+  const owner = `${ctx.instanceId}:${randomUUID()}`;
+  const held = await leases.acquire(
+    active.map((m) => m.id),
+    owner,
+    run.logger,
+  );
+  phase(run, 'leasesMs');
+  try {
+    const mine = active.filter((m) => held.has(m.id));
+    run.report.leasedElsewhere = active.length - mine.length;
+    run.report.swept = mine.length;
+    ctx.trace?.('leases-acquired', {});
+    if (!signal.aborted && mine.length > 0) await sweepMatches(run, mine);
+    return await finish(run);
+  } finally {
+    await leases.release(held, owner, run.logger);
+  }
+}
+
+async function sweepMatches(run: Run, mine: readonly ActiveMatch[]): Promise<void> {
+  const { ctx, signal, report } = run;
+  const channels = new Set<string>();
+  for (const m of mine) for (const side of SIDES) for (const c of m.channels[side]) channels.add(c);
+  report.channels = channels.size;
+  const telemetry = await collectTelemetry(ctx.providers, [...channels], ctx.clock.now());
+  phase(run, 'telemetryMs');
+  ctx.trace?.('telemetry-collected', {});
+  if (signal.aborted) return;
+
+  const at = ctx.clock.now();
+  const planOptions = { minFps: ctx.settings.minFps, minBitrateKbps: ctx.settings.minBitrateKbps, grace: ctx.grace };
+  const plans = mine.map((m) => planMatch(m, telemetry, at, planOptions));
+  for (const p of plans) logReopened(p, run.logger);
+  const { quiet, eventful } = splitPlans(plans);
+
+  for (let i = 0; i < quiet.length; i += ctx.batchSize) {
+    if (signal.aborted) return;
+    await writeQuiet(run, quiet.slice(i, i + ctx.batchSize), at);
+  }
+  phase(run, 'batchMs');
+  ctx.trace?.('batch-written', {});
+
+  let next = 0;
+  const worker = async () => {
+    while (next < eventful.length && !signal.aborted) {
+      const plan = eventful[next++] as MatchPlan;
+      await commitMatch(ctx, plan, report, run.logger.child({ matchId: plan.match.id }));
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(ctx.concurrency, eventful.length) }, worker));
+  phase(run, 'eventfulMs');
+}
+
+/** Matches with no episode in play: state, samples worth keeping and checklist changes, one transaction per batch. */
+async function writeQuiet(run: Run, plans: readonly MatchPlan[], at: number): Promise<void> {
+  const sides: SideWrite[] = [];
+  const samples: SampleRow[] = [];
+  const checklists: ChecklistWrite[] = [];
+  for (const p of plans) {
+    for (const side of SIDES) {
+      const s = p.sides[side];
+      if (!s.changed) continue;
+      sides.push({ matchId: p.match.id, side, expectedVersion: s.expectedVersion, grace: s.next });
+      if (quietSampleWorthKeeping(s)) samples.push(sampleRow(p.match.id, s, null));
+    }
+    if (p.checklist) checklists.push({ matchId: p.match.id, fields: p.checklist });
+  }
+  const applied = await commitQuietBatch(run.ctx.db, { sides, samples, checklists }, at);
+  for (const p of plans) {
+    for (const side of SIDES) {
+      const s = p.sides[side];
+      if (!s.changed) continue;
+      if (applied.has(sideKey(p.match.id, side))) countSample(run.ctx, run.report, s.check.outcome);
+      else run.report.stale++;
+    }
+  }
+}
+
+function logReopened(plan: MatchPlan, logger: Logger): void {
+  for (const side of SIDES) {
+    if (!plan.sides[side].reset) continue;
+    const episodeId = plan.match.sides[side]?.grace.episode?.id;
+    logger.warn({ matchId: plan.match.id, side, episodeId, reason: 'MATCH_REOPENED_AFTER_VERDICT' }, 'match is in progress again after a verdict; enforcing afresh');
+  }
+}
+
+function phase(run: Run, name: keyof SweepReport['phases']): void {
+  const now = performance.now();
+  run.report.phases[name] = Math.round(now - run.mark);
+  run.mark = now;
+}
+
+async function finish(run: Run): Promise<SweepReport> {
+  const { ctx, report, logger } = run;
+  report.aborted = run.signal.aborted;
+  report.durationMs = Math.round(performance.now() - run.started);
+  if (run.options.matchId === undefined && !report.aborted) await recordSweepCompleted(ctx.kv, ctx.clock.now(), logger);
+  const { matches, swept, leasedElsewhere, samples, stale, warnings, durationMs, phases } = report;
+  const summary = { matches, swept, leasedElsewhere, samples, stale, warnings, verdicts: report.verdicts.length, durationMs, phases };
+  if (report.aborted) logger.warn({ ...summary, reason: 'SWEEP_ABORTED' }, 'stream sweep aborted; the next sweep completes the work');
+  else logger.info(summary, 'stream sweep done');
+  return report;
+}
