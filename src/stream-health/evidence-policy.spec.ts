@@ -10,7 +10,16 @@ import {
   type EvidenceInput,
   type EvidenceSample,
 } from './evidence-policy.js';
-import { emptySideGrace, resolveGraceOptions, settleEpisode, verdictRule, type GraceEpisode, type MatchVerdict, type Side, type SideGrace } from './policy.js';
+import {
+  emptySideGrace,
+  resolveGraceOptions,
+  settleEpisode,
+  verdictRule,
+  type GraceEpisode,
+  type MatchVerdict,
+  type Side,
+  type SideGrace,
+} from './policy.js';
 
 const T0 = Date.UTC(2026, 0, 1);
 const GRACE = resolveGraceOptions({ graceMs: 90_000, checkEveryMs: 30_000 });
@@ -41,7 +50,13 @@ function grace(side: Side, ep: GraceEpisode | null): SideGrace {
 }
 
 function sample(side: Side, at: number): EvidenceSample {
-  return { side, episodeId: `m-1:${side}:${T0 + 30_000}`, outcome: 'violating', observedAt: new Date(at).toISOString(), sample: { live: false } };
+  return {
+    side,
+    episodeId: `m-1:${side}:${T0 + 30_000}`,
+    outcome: 'violating',
+    observedAt: new Date(at).toISOString(),
+    sample: { live: false },
+  };
 }
 
 const forfeit: MatchVerdict = { side: 'p1', verdict: 'FORFEIT', reason: 'STREAM_OFFLINE', episodeIds: [episode('p1').id] };
@@ -95,7 +110,12 @@ describe('settled episodes', () => {
 
   it('settling makes an open episode of the verdict final at the decision time, and leaves others alone', () => {
     const open = grace('p2', episode('p2', { id: 'm-1:p2:x', state: 'open', verdictAt: null }));
-    const both: MatchVerdict = { side: 'p1', verdict: 'DISPUTE', reason: 'BOTH_SIDES_VIOLATING', episodeIds: [episode('p1').id, 'm-1:p2:x'] };
+    const both: MatchVerdict = {
+      side: 'p1',
+      verdict: 'DISPUTE',
+      reason: 'BOTH_SIDES_VIOLATING',
+      episodeIds: [episode('p1').id, 'm-1:p2:x'],
+    };
     expect(settleEpisode(open, both, T0 + 120_000).episode).toMatchObject({ state: 'verdict', verdictAt: T0 + 120_000 });
     expect(settleEpisode(open, forfeit, T0 + 120_000)).toBe(open);
     const already = grace('p1', episode('p1'));
@@ -117,7 +137,15 @@ describe('evidenceBundle', () => {
       decidedAt: new Date(T0 + 120_000).toISOString(),
       episodeId: episode('p1').id,
       overlayRequired: true,
-      thresholds: { minFps: 30, minBitrateKbps: 2500, graceMs: 90_000, checkEveryMs: 30_000, recoveryMs: 24_000, maxGapMs: 90_000, titleRule: '#m-1 or [m-1]' },
+      thresholds: {
+        minFps: 30,
+        minBitrateKbps: 2500,
+        graceMs: 90_000,
+        checkEveryMs: 30_000,
+        recoveryMs: 24_000,
+        maxGapMs: 90_000,
+        titleRule: '#m-1 or [m-1]',
+      },
       overlay: { p1: { gameplayProgressEvents: 3, eventsInWindow: 5, events: [{ type: 'gameplay.progress' }] } },
     });
     expect(bundle.explanation).toContain('90000 ms');
@@ -128,14 +156,18 @@ describe('evidenceBundle', () => {
         window: { from: new Date(T0 + 30_000).toISOString(), to: new Date(T0 + 120_000).toISOString() },
       },
     ]);
-    expect(bundle.samples.p1?.map((s) => s.observedAt)).toEqual([T0 + 30_000, T0 + 60_000, T0 + 120_000].map((t) => new Date(t).toISOString()));
+    expect(bundle.samples.p1?.map((s) => s.observedAt)).toEqual(
+      [T0 + 30_000, T0 + 60_000, T0 + 120_000].map((t) => new Date(t).toISOString()),
+    );
     expect(bundle.samples.p2).toBeUndefined();
   });
 
   it('keeps at most the limit of samples per side (the newest, ending with the verdict sample) and of overlay events', () => {
     const stored = Array.from({ length: EVIDENCE_SAMPLE_LIMIT + 10 }, (_, i) => sample('p1', T0 + i));
     const events = Array.from({ length: EVIDENCE_OVERLAY_LIMIT + 10 }, (_, i) => ({ seq: i }));
-    const bundle = evidenceBundle(input({ storedSamples: { p1: stored }, overlay: { p1: { gameplayProgress: 0, total: events.length, events } } }));
+    const bundle = evidenceBundle(
+      input({ storedSamples: { p1: stored }, overlay: { p1: { gameplayProgress: 0, total: events.length, events } } }),
+    );
     const samples = bundle.samples.p1 ?? [];
     expect(samples).toHaveLength(EVIDENCE_SAMPLE_LIMIT);
     expect(samples[0]?.observedAt).toBe(new Date(T0 + 11).toISOString());
@@ -147,7 +179,13 @@ describe('evidenceBundle', () => {
   it('a both-sides dispute carries both episodes and explains why it is never a forfeit', () => {
     const p2 = episode('p2', { id: 'm-1:p2:x', openedAt: T0 + 20_000 });
     const verdict: MatchVerdict = { side: 'p2', verdict: 'DISPUTE', reason: 'BOTH_SIDES_VIOLATING', episodeIds: [episode('p1').id, p2.id] };
-    const bundle = evidenceBundle(input({ verdict, graces: { p1: grace('p1', episode('p1')), p2: grace('p2', p2) }, verdictSamples: { p1: sample('p1', T0 + 120_000), p2: sample('p2', T0 + 120_000) } }));
+    const bundle = evidenceBundle(
+      input({
+        verdict,
+        graces: { p1: grace('p1', episode('p1')), p2: grace('p2', p2) },
+        verdictSamples: { p1: sample('p1', T0 + 120_000), p2: sample('p2', T0 + 120_000) },
+      }),
+    );
     expect(bundle).toMatchObject({ side: 'p2', episodeId: p2.id, rule: 'BOTH_SIDES_VIOLATING_DISPUTE' });
     expect(bundle.explanation).toMatch(/never a forfeit/);
     expect(bundle.episodes.map((e) => e['side'])).toEqual(['p1', 'p2']);

@@ -138,7 +138,11 @@ export function evidenceBundle(input: EvidenceInput): EvidenceBundle {
     explanation: ruleExplanation(rule, grace.graceMs),
     decidedAt: iso(input.decidedAt),
     episodeId: primaryEpisode(input.graces, verdict).id,
-    episodes: Object.values(settled).map((e) => ({ ...e, graceDeadlineAt: iso(graceDeadline(e, grace.graceMs)), window: isoWindow(episodeWindow(e)) })),
+    episodes: Object.values(settled).map((e) => ({
+      ...e,
+      graceDeadlineAt: iso(graceDeadline(e, grace.graceMs)),
+      window: isoWindow(episodeWindow(e)),
+    })),
     thresholds: {
       minFps: thresholds.minFps,
       fpsTolerance: DEFAULT_FPS_TOLERANCE,
@@ -151,7 +155,10 @@ export function evidenceBundle(input: EvidenceInput): EvidenceBundle {
     },
     samples,
     overlay: Object.fromEntries(
-      Object.entries(input.overlay).map(([side, w]) => [side, { gameplayProgressEvents: w.gameplayProgress, eventsInWindow: w.total, events: w.events.slice(0, EVIDENCE_OVERLAY_LIMIT) }]),
+      Object.entries(input.overlay).map(([side, w]) => [
+        side,
+        { gameplayProgressEvents: w.gameplayProgress, eventsInWindow: w.total, events: w.events.slice(0, EVIDENCE_OVERLAY_LIMIT) },
+      ]),
     ),
     overlayRequired: input.overlayRequired,
   };

@@ -4,9 +4,26 @@
  * commit transaction: never query `db` while one is open (PGlite has one connection).
  */
 import type { Db } from '../infra/bus/outbox.js';
-import { evidenceBundle, evidenceOverlayRange, evidenceSampleRange, iso, primaryEpisode, settledEpisodes, type EvidenceBundle, type EvidenceSample } from './evidence-policy.js';
+import {
+  evidenceBundle,
+  evidenceOverlayRange,
+  evidenceSampleRange,
+  iso,
+  primaryEpisode,
+  settledEpisodes,
+  type EvidenceBundle,
+  type EvidenceSample,
+} from './evidence-policy.js';
 import { sampleRow, type MatchPlan, type SidePlan } from './match-plan.js';
-import { decideMatchVerdict, settleEpisode, type GraceEpisode, type MatchVerdict, type Side, type SideForVerdict, type SideGrace } from './policy.js';
+import {
+  decideMatchVerdict,
+  settleEpisode,
+  type GraceEpisode,
+  type MatchVerdict,
+  type Side,
+  type SideForVerdict,
+  type SideGrace,
+} from './policy.js';
 import { SIDES } from './stream-health.repository.js';
 import { readOverlayWindow, readSamples, type OverlayWindow } from './verdict.repository.js';
 import type { SweepContext } from './sweep-context.js';

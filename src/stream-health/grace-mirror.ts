@@ -14,7 +14,15 @@ export async function mirrorGrace(kv: KeyValueStore, plan: MatchPlan, grace: Req
     const ep = s.next.episode;
     try {
       if (ep?.state === 'open') {
-        const value = { episodeId: ep.id, openedAt: iso(ep.openedAt), anchorAt: iso(ep.anchorAt), graceDeadlineAt: iso(graceDeadline(ep, grace.graceMs)), elapsedMs: ep.elapsedMs, pausedMs: ep.pausedMs, violations: ep.violations };
+        const value = {
+          episodeId: ep.id,
+          openedAt: iso(ep.openedAt),
+          anchorAt: iso(ep.anchorAt),
+          graceDeadlineAt: iso(graceDeadline(ep, grace.graceMs)),
+          elapsedMs: ep.elapsedMs,
+          pausedMs: ep.pausedMs,
+          violations: ep.violations,
+        };
         await kv.set(graceKey(plan.match.id, side), JSON.stringify(value), { px: grace.graceMs + 10 * grace.checkEveryMs });
       } else if (s.prev.episode?.state === 'open' || s.reset) {
         await kv.del(graceKey(plan.match.id, side));

@@ -45,7 +45,12 @@ export interface PlanOptions {
 }
 
 /** Composes, checks and advances both sides of one match. */
-export function planMatch(match: ActiveMatch, telemetry: ReadonlyMap<string, ChannelTelemetry>, at: number, options: PlanOptions): MatchPlan {
+export function planMatch(
+  match: ActiveMatch,
+  telemetry: ReadonlyMap<string, ChannelTelemetry>,
+  at: number,
+  options: PlanOptions,
+): MatchPlan {
   const sides = {} as Record<Side, SidePlan>;
   for (const side of SIDES) {
     const stored = match.sides[side];

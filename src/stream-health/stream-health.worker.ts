@@ -3,14 +3,28 @@ import { Topics } from '../events/topics.js';
 import type { TickContext } from '../scheduling/scheduled-tasks.service.js';
 import { backupSweepDue, lastSweepCompletedAt } from './backup-sweep.js';
 import { streamHealthCheckSchema, type StreamHealthCheck } from '../events/inbound.js';
-import { emptyReport, sweepContext, type StreamHealthWorkerDeps, type SweepContext, type SweepOptions, type SweepReport } from './sweep-context.js';
+import {
+  emptyReport,
+  sweepContext,
+  type StreamHealthWorkerDeps,
+  type SweepContext,
+  type SweepOptions,
+  type SweepReport,
+} from './sweep-context.js';
 import { MatchLeases } from './sweep-leases.js';
 import { runSweep } from './sweep.js';
 
 export { LAST_SWEEP_KEY } from './backup-sweep.js';
 export { graceKey } from './grace-mirror.js';
 export { LEASE_PREFIX } from './sweep-leases.js';
-export type { StreamHealthSettings, StreamHealthWorkerDeps, SweepOptions, SweepReport, SweepTracePoint, VerdictSummary } from './sweep-context.js';
+export type {
+  StreamHealthSettings,
+  StreamHealthWorkerDeps,
+  SweepOptions,
+  SweepReport,
+  SweepTracePoint,
+  VerdictSummary,
+} from './sweep-context.js';
 
 /**
  * The seed's Stream Health Worker: every sweep checks both players' streams of each active VERIFIED_STREAM
@@ -56,7 +70,10 @@ export class StreamHealthWorker {
       afterCommit: (event) => {
         this.track(
           this.sweep(event.matchId === undefined ? {} : { matchId: event.matchId }).catch((err: unknown) =>
-            this.ctx.logger.error({ err, eventId: event.eventId, reason: 'CHECK_SWEEP_FAILED' }, 'stream health check sweep failed; the next scheduled sweep covers it'),
+            this.ctx.logger.error(
+              { err, eventId: event.eventId, reason: 'CHECK_SWEEP_FAILED' },
+              'stream health check sweep failed; the next scheduled sweep covers it',
+            ),
           ),
         );
       },

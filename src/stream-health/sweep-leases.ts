@@ -48,9 +48,13 @@ export class MatchLeases {
     const taken = [...held].filter(([, mine]) => mine).map(([id]) => id);
     for (let i = 0; i < taken.length; i += CHUNK) {
       await Promise.all(
-        taken.slice(i, i + CHUNK).map((id) =>
-          this.leases.release(id, owner).catch((err: unknown) => logger.debug({ err, matchId: id, reason: 'LEASE_RELEASE_FAILED' }, 'lease expires on its own')),
-        ),
+        taken
+          .slice(i, i + CHUNK)
+          .map((id) =>
+            this.leases
+              .release(id, owner)
+              .catch((err: unknown) => logger.debug({ err, matchId: id, reason: 'LEASE_RELEASE_FAILED' }, 'lease expires on its own')),
+          ),
       );
     }
   }

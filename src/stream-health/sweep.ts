@@ -8,7 +8,16 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { recordSweepCompleted } from './backup-sweep.js';
 import { planMatch, quietSampleWorthKeeping, sampleRow, splitPlans, type MatchPlan } from './match-plan.js';
-import { commitQuietBatch, loadActiveMatches, sideKey, SIDES, type ActiveMatch, type ChecklistWrite, type SampleRow, type SideWrite } from './stream-health.repository.js';
+import {
+  commitQuietBatch,
+  loadActiveMatches,
+  sideKey,
+  SIDES,
+  type ActiveMatch,
+  type ChecklistWrite,
+  type SampleRow,
+  type SideWrite,
+} from './stream-health.repository.js';
 import { countSample, emptyReport, type SweepContext, type SweepOptions, type SweepReport } from './sweep-context.js';
 import type { MatchLeases } from './sweep-leases.js';
 import { collectTelemetry } from './telemetry.js';
@@ -116,7 +125,10 @@ function logReopened(plan: MatchPlan, logger: Logger): void {
   for (const side of SIDES) {
     if (!plan.sides[side].reset) continue;
     const episodeId = plan.match.sides[side]?.grace.episode?.id;
-    logger.warn({ matchId: plan.match.id, side, episodeId, reason: 'MATCH_REOPENED_AFTER_VERDICT' }, 'match is in progress again after a verdict; enforcing afresh');
+    logger.warn(
+      { matchId: plan.match.id, side, episodeId, reason: 'MATCH_REOPENED_AFTER_VERDICT' },
+      'match is in progress again after a verdict; enforcing afresh',
+    );
   }
 }
 

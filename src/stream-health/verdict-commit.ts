@@ -34,13 +34,24 @@ export async function commitMatch(ctx: SweepContext, plan: MatchPlan, report: Sw
     logger.warn({ reason: result.reason }, result.message);
     return;
   }
-  const verdict = result.outcome === 'committed' && result.evidenceId !== null && decided ? verdictSummary(matchId, decided, result.evidenceId) : null;
+  const verdict =
+    result.outcome === 'committed' && result.evidenceId !== null && decided ? verdictSummary(matchId, decided, result.evidenceId) : null;
   reportCommitted(ctx, plan, commit, report, logger);
-  if (result.outcome === 'verdict-skipped') logger.warn({ reason: result.reason }, 'grace expired but the match left IN_PROGRESS meanwhile; no verdict');
+  if (result.outcome === 'verdict-skipped')
+    logger.warn({ reason: result.reason }, 'grace expired but the match left IN_PROGRESS meanwhile; no verdict');
   if (verdict) {
     report.verdicts.push(verdict);
     ctx.metrics.streamVerdicts.inc({ verdict: verdict.verdict, reason: verdict.reason });
-    logger.warn({ side: verdict.side, verdict: verdict.verdict, reason: verdict.reason, evidenceId: verdict.evidenceId, episodeId: verdict.episodeId }, 'stream verdict issued');
+    logger.warn(
+      {
+        side: verdict.side,
+        verdict: verdict.verdict,
+        reason: verdict.reason,
+        evidenceId: verdict.evidenceId,
+        episodeId: verdict.episodeId,
+      },
+      'stream verdict issued',
+    );
   }
   if (commit.warnings.length > 0 || verdict) ctx.onOutboxWrite?.();
   ctx.trace?.('match-committed', { matchId });
@@ -111,11 +122,15 @@ function reportCommitted(ctx: SweepContext, plan: MatchPlan, commit: MatchCommit
   for (const side of SIDES) if (plan.sides[side].changed) countSample(ctx, report, plan.sides[side].check.outcome);
   for (const w of commit.warnings) {
     report.warnings++;
-    logger.warn({ side: w.side, episodeId: w.episodeId, violations: w.violations, reason: w.reason }, 'stream violation: grace episode opened');
+    logger.warn(
+      { side: w.side, episodeId: w.episodeId, violations: w.violations, reason: w.reason },
+      'stream violation: grace episode opened',
+    );
   }
   for (const side of SIDES) {
     for (const effect of plan.sides[side].effects) {
-      if (effect.kind === 'episode-closed') logger.info({ side, episodeId: effect.episode.id, reason: 'STREAM_RECOVERED' }, 'stream recovered: grace episode closed');
+      if (effect.kind === 'episode-closed')
+        logger.info({ side, episodeId: effect.episode.id, reason: 'STREAM_RECOVERED' }, 'stream recovered: grace episode closed');
     }
   }
 }

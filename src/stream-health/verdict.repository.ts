@@ -90,15 +90,37 @@ async function writeVerdict(trx: Transaction<Database>, matchId: string, at: num
   const evidenceId = randomUUID();
   await trx
     .insertInto('evidence')
-    .values({ id: evidenceId, match_id: matchId, side: v.side, episode_id: v.episodeId, kind: 'stream-health-verdict', bundle: JSON.stringify(v.bundle), created_at: new Date(at) })
+    .values({
+      id: evidenceId,
+      match_id: matchId,
+      side: v.side,
+      episode_id: v.episodeId,
+      kind: 'stream-health-verdict',
+      bundle: JSON.stringify(v.bundle),
+      created_at: new Date(at),
+    })
     .execute();
   const enforced = await trx
     .insertInto('enforcements')
-    .values({ id: randomUUID(), match_id: matchId, side: v.side, episode_id: v.episodeId, verdict: v.verdict, reason: v.reason, evidence_id: evidenceId, created_at: new Date(at) })
+    .values({
+      id: randomUUID(),
+      match_id: matchId,
+      side: v.side,
+      episode_id: v.episodeId,
+      verdict: v.verdict,
+      reason: v.reason,
+      evidence_id: evidenceId,
+      created_at: new Date(at),
+    })
     .onConflict((oc) => oc.column('episode_id').doNothing())
     .returning('id')
     .executeTakeFirst();
-  if (!enforced) throw new Rollback({ outcome: 'already-enforced', reason: 'ALREADY_ENFORCED', message: `episode ${v.episodeId} already has a verdict` });
+  if (!enforced)
+    throw new Rollback({
+      outcome: 'already-enforced',
+      reason: 'ALREADY_ENFORCED',
+      message: `episode ${v.episodeId} already has a verdict`,
+    });
   await enqueueStreamVerdict(trx, matchId, at, v, evidenceId);
   return evidenceId;
 }
@@ -179,6 +201,13 @@ export async function readOverlayWindow(db: Db, matchId: string, from: number, t
   return {
     gameplayProgress: Number(counts?.progress ?? 0),
     total: Number(counts?.total ?? 0),
-    events: events.map((e) => ({ requestId: e.request_id, keyId: e.key_id, type: e.type, seq: e.seq, receivedAt: e.received_at.toISOString(), body: e.body })),
+    events: events.map((e) => ({
+      requestId: e.request_id,
+      keyId: e.key_id,
+      type: e.type,
+      seq: e.seq,
+      receivedAt: e.received_at.toISOString(),
+      body: e.body,
+    })),
   };
 }
