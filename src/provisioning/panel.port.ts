@@ -1,8 +1,8 @@
-import type { PanelObservation } from './policy.js';
+import type { CleanupResult, PanelObservation } from './policy.js';
 
-export type CleanupResult = { kind: 'deleted' } | { kind: 'already_gone' } | { kind: 'error'; retryable: boolean; reason: string };
+export type { CleanupResult };
 
-/** What the provisioning worker needs from the game-server panel (Pterodactyl adapter in panel.adapter.ts). */
+/** What provisioning needs from the game-server panel (implemented in integrations/pterodactyl/panel.adapter.ts). */
 export interface PanelPort {
   /** One look at the server; waits for a fleet-wide request slot no later than `deadline`. */
   observe(panelServerId: number, deadline: number): Promise<PanelObservation>;

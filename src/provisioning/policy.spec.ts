@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { backoffDelay, decideAfterPoll, decideOnSignal, missingSignals, type PanelObservation, type ProvisionSnapshot } from './policy.js';
+import { backoffDelay, cleanupAfterFailure, cleanupAfterRelease, decideAfterPoll, decideCleanup, decideOnSignal, missingSignals, type PanelObservation, type ProvisionSnapshot } from './policy.js';
 
 const settings = { pollEveryMs: 4000, backoffBaseMs: 500, backoffCapMs: 30_000 };
 const now = 1_000_000;
@@ -102,5 +102,39 @@ describe('decideOnSignal', () => {
     expect(decideOnSignal('READY', true, allSignals)).toBe('not_applicable');
     expect(decideOnSignal('FAILED', true, allSignals)).toBe('not_applicable');
     expect(decideOnSignal('RELEASED', true, allSignals)).toBe('not_applicable');
+  });
+});
+
+describe('decideCleanup', () => {
+  const cleanup = { cleanupMaxAttempts: 12 };
+  const retryable = { kind: 'error', retryable: true, reason: 'PANEL_5XX' } as const;
+
+  it('a deleted or already gone server is done', () => {
+    expect(decideCleanup({ kind: 'deleted' }, 1, now, cleanup, 0.5)).toEqual({ state: 'DONE', nextAt: null });
+    expect(decideCleanup({ kind: 'already_gone' }, 12, now, cleanup, 0.5)).toEqual({ state: 'DONE', nextAt: null });
+  });
+
+  it('a retryable error retries with jittered backoff, never sooner than 1 s and never later than 5 min', () => {
+    expect(decideCleanup(retryable, 1, now, cleanup, 0)).toEqual({ state: 'PENDING', nextAt: now + 1000 });
+    expect(decideCleanup(retryable, 2, now, cleanup, 0.5)).toEqual({ state: 'PENDING', nextAt: now + 4000 }); // 0.5 × 2000·2²
+    expect(decideCleanup(retryable, 11, now, cleanup, 0.999)).toEqual({ state: 'PENDING', nextAt: now + 299_700 });
+  });
+
+  it('gives up on a permanent error, or once the attempts are used up', () => {
+    expect(decideCleanup({ kind: 'error', retryable: false, reason: 'PANEL_FORBIDDEN' }, 1, now, cleanup, 0.5)).toEqual({ state: 'GAVE_UP', nextAt: null });
+    expect(decideCleanup(retryable, 12, now, cleanup, 0.5)).toEqual({ state: 'GAVE_UP', nextAt: null });
+    expect(decideCleanup(retryable, 11, now, cleanup, 0.5).state).toBe('PENDING');
+  });
+});
+
+describe('cleanup after failure or release', () => {
+  it('a failure queues a cleanup unless the panel does not know the server', () => {
+    expect(cleanupAfterFailure('PANEL_NOT_FOUND')).toBe('DONE');
+    for (const reason of ['TIMEOUT', 'INSTALL_FAILED', 'PANEL_ERROR'] as const) expect(cleanupAfterFailure(reason)).toBe('PENDING');
+  });
+
+  it('a release queues a cleanup unless one already finished', () => {
+    expect(cleanupAfterRelease('DONE')).toBe('DONE');
+    for (const state of ['NONE', 'PENDING', 'GAVE_UP'] as const) expect(cleanupAfterRelease(state)).toBe('PENDING');
   });
 });

@@ -2,7 +2,7 @@
  * Pure provisioning decisions: readiness, the state machine after each panel observation, backoff and
  * deadlines. Plain data in, a decision out; the worker only fetches, calls these, and persists the verdict.
  */
-import type { ProvisionState } from '../infra/db/schema.js';
+import type { CleanupState, ProvisionState } from '../infra/db/schema.js';
 
 export type FailureReason = 'TIMEOUT' | 'INSTALL_FAILED' | 'PANEL_NOT_FOUND' | 'PANEL_ERROR';
 
@@ -14,6 +14,9 @@ export type PanelObservation =
   | { kind: 'not_found' }
   | { kind: 'error'; retryable: true; reason: string; retryAfterMs?: number }
   | { kind: 'error'; retryable: false; reason: string };
+
+/** What one attempt to delete the server on the panel told us. */
+export type CleanupResult = { kind: 'deleted' } | { kind: 'already_gone' } | { kind: 'error'; retryable: boolean; reason: string };
 
 /** The readiness signals other than the panel (admin hook, overlay), as recorded on the checklist. */
 export interface ReadinessSignals {
@@ -122,4 +125,31 @@ export function decideAfterPoll(
 export function decideOnSignal(state: ProvisionState, serverInstalled: boolean, signals: ReadinessSignals): 'ready' | 'waiting' | 'not_applicable' {
   if (state !== 'WAITING_SIGNALS' && state !== 'INSTALLING' && state !== 'RESERVED') return 'not_applicable';
   return missingSignals(serverInstalled, signals).length === 0 ? 'ready' : 'waiting';
+}
+
+export interface CleanupSettings {
+  cleanupMaxAttempts: number;
+}
+
+/** Panel cleanup backoff: 2 s base, 5 min cap, never sooner than 1 s. */
+const CLEANUP_BACKOFF = { baseMs: 2000, capMs: 300_000, floorMs: 1000 } as const;
+
+export type CleanupDecision = { state: 'DONE'; nextAt: null } | { state: 'GAVE_UP'; nextAt: null } | { state: 'PENDING'; nextAt: number };
+
+/** After one cleanup attempt (`attempts` counts it): done, retry later with backoff, or give up for a human. */
+export function decideCleanup(result: CleanupResult, attempts: number, now: number, settings: CleanupSettings, random: number): CleanupDecision {
+  if (result.kind !== 'error') return { state: 'DONE', nextAt: null };
+  if (!result.retryable || attempts >= settings.cleanupMaxAttempts) return { state: 'GAVE_UP', nextAt: null };
+  const wait = Math.max(CLEANUP_BACKOFF.floorMs, backoffDelay(attempts, CLEANUP_BACKOFF.baseMs, CLEANUP_BACKOFF.capMs, random));
+  return { state: 'PENDING', nextAt: now + wait };
+}
+
+/** A failed provision queues a panel cleanup, unless the panel does not know the server (nothing to delete). */
+export function cleanupAfterFailure(reason: FailureReason): 'DONE' | 'PENDING' {
+  return reason === 'PANEL_NOT_FOUND' ? 'DONE' : 'PENDING';
+}
+
+/** A released server is cleaned up unless a cleanup already finished. */
+export function cleanupAfterRelease(current: CleanupState): 'DONE' | 'PENDING' {
+  return current === 'DONE' ? 'DONE' : 'PENDING';
 }

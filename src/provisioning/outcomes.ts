@@ -1,0 +1,66 @@
+import type { Logger } from 'pino';
+import { enqueueEvent, type Db } from '../infra/bus/outbox.js';
+import { Topics } from '../events/topics.js';
+import type { Provision } from '../infra/db/schema.js';
+import { cancelAndRefund, getChecklist } from '../matches/match.repository.js';
+import { cleanupAfterFailure, type FailureReason } from './policy.js';
+import { markFailed, markReady } from './provisioning.repository.js';
+import type { ProvisioningDeps } from './settings.js';
+
+/**
+ * The two ends of a provision, each once: `server.ready`, or `server.failed` with the match cancelled and
+ * refunded. Both return true when they wrote outbox rows (the caller wakes the relay after commit).
+ */
+export class ProvisionOutcomes {
+  constructor(private readonly deps: Pick<ProvisioningDeps, 'metrics'>) {}
+
+  async ready(trx: Db, provision: Provision, now: number, logger: Logger): Promise<boolean> {
+    if (!(await markReady(trx, provision.match_id, now))) return false;
+    const checklist = await getChecklist(trx, provision.match_id);
+    const emitted = await enqueueEvent(trx, {
+      topic: Topics.serverReady,
+      matchId: provision.match_id,
+      now,
+      dedupeKey: `server.ready:${provision.match_id}`,
+      payload: {
+        panelServerId: provision.panel_server_id,
+        reservedEventId: provision.reserved_event_id,
+        readyAt: new Date(now).toISOString(),
+        checklist: {
+          serverInstalled: true,
+          adminHooksOk: checklist?.admin_hooks_ok ?? false,
+          overlayConnected: checklist?.overlay_connected ?? false,
+        },
+      },
+    });
+    const seconds = provision.reserved_at ? (now - provision.reserved_at.getTime()) / 1000 : 0;
+    this.deps.metrics.provisionOutcomes.inc({ outcome: 'ready', reason: '' });
+    this.deps.metrics.provisionReadySeconds.observe(seconds);
+    logger.info({ eventId: emitted?.eventId, readyAfterSeconds: seconds }, 'server ready');
+    return true;
+  }
+
+  /** Fails the provision: server.failed, match cancelled, every player refunded once, panel cleanup queued. */
+  async fail(trx: Db, provision: Provision, reason: FailureReason, detail: string, now: number, logger: Logger): Promise<boolean> {
+    if (!(await markFailed(trx, provision.match_id, reason, cleanupAfterFailure(reason), now))) return false;
+    const failed = await enqueueEvent(trx, {
+      topic: Topics.serverFailed,
+      matchId: provision.match_id,
+      now,
+      dedupeKey: `server.failed:${provision.match_id}`,
+      payload: { panelServerId: provision.panel_server_id, reason, detail, reservedEventId: provision.reserved_event_id },
+    });
+    const refunds = await cancelAndRefund(trx, provision.match_id, `server.failed:${reason}`, failed?.eventId ?? provision.match_id, now);
+    await enqueueEvent(trx, {
+      topic: Topics.matchCancelled,
+      matchId: provision.match_id,
+      now,
+      dedupeKey: `match.cancelled:${provision.match_id}`,
+      payload: { reason: 'SERVER_FAILED', failureReason: reason, serverFailedEventId: failed?.eventId ?? null, refunds },
+    });
+    this.deps.metrics.provisionOutcomes.inc({ outcome: 'failed', reason });
+    for (const refund of refunds) this.deps.metrics.refunds.inc({ currency: refund.currency });
+    logger.warn({ reason, detail, refunds: refunds.length, eventId: failed?.eventId }, 'provisioning failed; match cancelled and refunded');
+    return true;
+  }
+}

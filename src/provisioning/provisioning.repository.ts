@@ -1,0 +1,264 @@
+/**
+ * Provisioning's database I/O, and nothing else: the `provisions` row through its states, the fleet-wide claim
+ * of due work (leases), lease hand-back, and the overdue/active queries of the deadline monitor.
+ */
+import { sql } from 'kysely';
+import type { Db } from '../infra/bus/outbox.js';
+import type { CleanupState, Provision } from '../infra/db/schema.js';
+import { ACTIVE_STATES, type FailureReason } from './policy.js';
+
+/** Locks and returns the provision of a match (undefined when there is none). */
+export async function lockProvision(db: Db, matchId: string): Promise<Provision | undefined> {
+  return db.selectFrom('provisions').selectAll().where('match_id', '=', matchId).forUpdate().executeTakeFirst();
+}
+
+const EMPTY_PROVISION = {
+  reserved_event_id: null,
+  reserved_at: null,
+  deadline_at: null,
+  next_poll_at: null,
+  poll_failures: 0,
+  last_panel_status: null,
+  ready_at: null,
+  failed_at: null,
+  failure_reason: null,
+  released_event_id: null,
+  released_at: null,
+  cleanup_state: 'NONE',
+  cleanup_attempts: 0,
+  cleanup_next_at: null,
+  lease_owner: null,
+  lease_until: null,
+} as const;
+
+export interface Reservation {
+  matchId: string;
+  panelServerId: number;
+  eventId: string;
+}
+
+/** A new reservation, due for its first poll at once. */
+export async function insertReserved(db: Db, r: Reservation, now: number, deadlineAt: number): Promise<void> {
+  const at = new Date(now);
+  await db
+    .insertInto('provisions')
+    .values({
+      ...EMPTY_PROVISION,
+      match_id: r.matchId,
+      panel_server_id: r.panelServerId,
+      state: 'RESERVED',
+      reserved_event_id: r.eventId,
+      reserved_at: at,
+      deadline_at: new Date(deadlineAt),
+      next_poll_at: at,
+      updated_at: at,
+    })
+    .execute();
+}
+
+/** A release that overtook its reservation: remembered as released, panel cleanup due now. */
+export async function insertReleasedBeforeReserved(db: Db, r: Reservation, now: number): Promise<void> {
+  const at = new Date(now);
+  await db
+    .insertInto('provisions')
+    .values({
+      ...EMPTY_PROVISION,
+      match_id: r.matchId,
+      panel_server_id: r.panelServerId,
+      state: 'RELEASED',
+      released_event_id: r.eventId,
+      released_at: at,
+      cleanup_state: 'PENDING',
+      cleanup_next_at: at,
+      updated_at: at,
+    })
+    .execute();
+}
+
+/** Remembers the reservation of an already released server (so it is never provisioned). */
+export async function rememberLateReservation(db: Db, matchId: string, eventId: string, now: number): Promise<void> {
+  await db.updateTable('provisions').set({ reserved_event_id: eventId, updated_at: new Date(now) }).where('match_id', '=', matchId).execute();
+}
+
+export async function markReleased(db: Db, matchId: string, eventId: string, cleanup: 'DONE' | 'PENDING', now: number): Promise<void> {
+  const at = new Date(now);
+  await db
+    .updateTable('provisions')
+    .set({
+      state: 'RELEASED',
+      released_event_id: eventId,
+      released_at: at,
+      next_poll_at: null,
+      lease_owner: null,
+      lease_until: null,
+      cleanup_state: cleanup,
+      cleanup_next_at: cleanup === 'DONE' ? null : at,
+      updated_at: at,
+    })
+    .where('match_id', '=', matchId)
+    .execute();
+}
+
+export interface ClaimRequest {
+  instanceId: string;
+  now: number;
+  leaseMs: number;
+  limit: number;
+}
+
+/** Which rows each kind of work claims, and the column a claim parks at `lease_until` until the work writes it. */
+const CLAIMS = {
+  poll: {
+    parked: 'next_poll_at',
+    // A provision waiting for signals is polled once more at its deadline, so it times out without the monitor.
+    due: (now: Date) => sql`((state IN ('RESERVED', 'INSTALLING') AND next_poll_at <= ${now}) OR (state = 'WAITING_SIGNALS' AND deadline_at <= ${now}))`,
+  },
+  cleanup: {
+    parked: 'cleanup_next_at',
+    due: (now: Date) => sql`cleanup_state = 'PENDING' AND cleanup_next_at <= ${now}`,
+  },
+} as const;
+
+/**
+ * Claims up to `limit` provisions whose `kind` of work is due and that no live instance leases: they get this
+ * instance's lease. Concurrent claimers skip each other's rows instead of waiting (SKIP LOCKED).
+ */
+export async function claimDue(db: Db, kind: keyof typeof CLAIMS, c: ClaimRequest): Promise<Provision[]> {
+  const { parked, due } = CLAIMS[kind];
+  const now = new Date(c.now);
+  const until = new Date(c.now + c.leaseMs);
+  const claimed = await sql<Provision>`
+    UPDATE provisions SET lease_owner = ${c.instanceId}, lease_until = ${until}, ${sql.ref(parked)} = ${until}
+    WHERE match_id IN (
+      SELECT match_id FROM provisions
+      WHERE ${due(now)}
+        AND (lease_owner IS NULL OR lease_owner = ${c.instanceId} OR lease_until < ${now})
+      ORDER BY ${sql.ref(parked)}
+      LIMIT ${c.limit}
+      FOR UPDATE SKIP LOCKED)
+    RETURNING *`.execute(db);
+  return claimed.rows;
+}
+
+/**
+ * Clears every lease `instanceId` holds; returns how many. A claim parks next_poll_at / cleanup_next_at at
+ * lease_until until its work writes the real value; one left there (the pass failed) becomes due now.
+ */
+export async function releaseLeases(db: Db, instanceId: string, now: number): Promise<number> {
+  const at = new Date(now);
+  const result = await db
+    .updateTable('provisions')
+    .set({
+      next_poll_at: sql<Date | null>`CASE WHEN next_poll_at = lease_until THEN ${at} ELSE next_poll_at END`,
+      cleanup_next_at: sql<Date | null>`CASE WHEN cleanup_state = 'PENDING' AND cleanup_next_at = lease_until THEN ${at} ELSE cleanup_next_at END`,
+      lease_owner: null,
+      lease_until: null,
+    })
+    .where('lease_owner', '=', instanceId)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows);
+}
+
+export interface PollProgress {
+  state: 'INSTALLING' | 'WAITING_SIGNALS';
+  nextPollAt: number | null;
+  pollFailures: number;
+  panelStatus: string | null;
+  /** Keeps the lease while this instance polls it next; it lapses by itself if the instance dies. */
+  leaseUntil: number;
+}
+
+export async function savePollProgress(db: Db, matchId: string, p: PollProgress, now: number): Promise<void> {
+  await db
+    .updateTable('provisions')
+    .set({
+      state: p.state,
+      next_poll_at: p.nextPollAt === null ? null : new Date(p.nextPollAt),
+      poll_failures: p.pollFailures,
+      last_panel_status: p.panelStatus,
+      lease_until: new Date(p.leaseUntil),
+      updated_at: new Date(now),
+    })
+    .where('match_id', '=', matchId)
+    .execute();
+}
+
+/** Active → READY; false when the provision was no longer active (somebody else decided first). */
+export async function markReady(db: Db, matchId: string, now: number): Promise<boolean> {
+  const at = new Date(now);
+  const updated = await db
+    .updateTable('provisions')
+    .set({ state: 'READY', ready_at: at, next_poll_at: null, lease_owner: null, lease_until: null, updated_at: at })
+    .where('match_id', '=', matchId)
+    .where('state', 'in', ACTIVE_STATES)
+    .returning('match_id')
+    .executeTakeFirst();
+  return updated !== undefined;
+}
+
+/** Active → FAILED with the cleanup it needs; false when the provision was no longer active. */
+export async function markFailed(db: Db, matchId: string, reason: FailureReason, cleanup: 'DONE' | 'PENDING', now: number): Promise<boolean> {
+  const at = new Date(now);
+  const updated = await db
+    .updateTable('provisions')
+    .set({
+      state: 'FAILED',
+      failure_reason: reason,
+      failed_at: at,
+      next_poll_at: null,
+      lease_owner: null,
+      lease_until: null,
+      cleanup_state: cleanup,
+      cleanup_next_at: cleanup === 'DONE' ? null : at,
+      updated_at: at,
+    })
+    .where('match_id', '=', matchId)
+    .where('state', 'in', ACTIVE_STATES)
+    .returning('match_id')
+    .executeTakeFirst();
+  return updated !== undefined;
+}
+
+export interface CleanupOutcome {
+  state: Exclude<CleanupState, 'NONE'>;
+  attempts: number;
+  nextAt: number | null;
+}
+
+/** Records a cleanup attempt and hands the lease back; only a still pending cleanup is updated. */
+export async function saveCleanupOutcome(db: Db, matchId: string, o: CleanupOutcome, now: number): Promise<void> {
+  await db
+    .updateTable('provisions')
+    .set({
+      cleanup_state: o.state,
+      cleanup_attempts: o.attempts,
+      cleanup_next_at: o.nextAt === null ? null : new Date(o.nextAt),
+      lease_owner: null,
+      lease_until: null,
+      updated_at: new Date(now),
+    })
+    .where('match_id', '=', matchId)
+    .where('cleanup_state', '=', 'PENDING')
+    .execute();
+}
+
+/** Match ids of active provisions at or past their deadline. */
+export async function overdueMatchIds(db: Db, now: number): Promise<string[]> {
+  const rows = await db.selectFrom('provisions').select('match_id').where('state', 'in', ACTIVE_STATES).where('deadline_at', '<=', new Date(now)).execute();
+  return rows.map((r) => r.match_id);
+}
+
+export async function countActive(db: Db): Promise<number> {
+  const row = await db
+    .selectFrom('provisions')
+    .select(sql<number>`count(*)::int`.as('n'))
+    .where('state', 'in', ACTIVE_STATES)
+    .executeTakeFirst();
+  return Number(row?.n ?? 0);
+}
+
+/** Whether the match requires an overlay; an unknown match has no requirement on record (the platform upserts first). */
+export async function overlayRequired(db: Db, matchId: string): Promise<boolean> {
+  const match = await db.selectFrom('matches').select(['overlay_required']).where('id', '=', matchId).executeTakeFirst();
+  return match?.overlay_required ?? false;
+}
