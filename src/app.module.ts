@@ -15,16 +15,13 @@ import { migrateToLatest } from './infra/db/migrations.js';
 import type { KeyValueStore } from './infra/kv/kv-store.js';
 import { MemoryKeyValueStore } from './infra/kv/memory-kv.js';
 import { RedisKeyValueStore } from './infra/kv/redis-kv.js';
-import { PanelRateLimiter } from './integrations/pterodactyl/rate-limiter.js';
-import { PterodactylClient } from './integrations/pterodactyl/pterodactyl-client.js';
 import { HealthController } from './http/health.controller.js';
 import { InternalApiController } from './http/internal-api.controller.js';
 import { InternalTokenGuard } from './http/internal-token.guard.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
-import { PterodactylPanel } from './provisioning/panel.adapter.js';
 import type { PanelPort } from './provisioning/panel.port.js';
-import { DEFAULT_PROVISION_SETTINGS, ServerProvisionWorker } from './provisioning/server-provision.worker.js';
+import { wireProvisioning } from './provisioning/provisioning.wiring.js';
 import { Leases } from './scheduling/lease.js';
 import { ScheduledTasksService } from './scheduling/scheduled-tasks.service.js';
 import { SERVICES, type Services } from './services.js';
@@ -97,38 +94,6 @@ export async function buildServices(config: Config, overrides: ServiceOverrides 
   };
   const relay = new OutboxRelay({ db: database.db, sink, clock, logger: logger.child({ component: 'outbox-relay' }), metrics, leadership: relayLeadership });
 
-  const panel =
-    overrides.panel ??
-    new PterodactylPanel(
-      new PterodactylClient({
-        baseUrl: config.PTERO_APP_URL ?? 'http://127.0.0.1:1',
-        apiKey: config.PTERO_APP_API_KEY ?? '',
-        timeoutMs: config.PTERO_TIMEOUT_MS,
-        mutationTimeoutMs: config.PTERO_MUTATION_TIMEOUT_MS,
-        limiter: new PanelRateLimiter({
-          store: kv,
-          clock,
-          budget: config.PTERO_RATE_LIMIT_PER_MIN,
-          windowMs: config.PTERO_RATE_LIMIT_WINDOW_MS,
-          instanceId: config.instanceId,
-          metrics,
-        }),
-        metrics,
-        logger: logger.child({ component: 'pterodactyl' }),
-      }),
-    );
-
-  const provisioning = new ServerProvisionWorker({
-    db: database.db,
-    panel,
-    clock,
-    logger: logger.child({ worker: 'ServerProvisionWorker' }),
-    metrics,
-    instanceId: config.instanceId,
-    settings: { ...DEFAULT_PROVISION_SETTINGS, readyDeadlineMs: config.READY_DEADLINE_MS, pollEveryMs: config.POLL_EVERY_MS },
-    onOutboxWrite: () => relay.nudge(),
-  });
-
   const consumer = new ConsumerRuntime({
     consumer: config.KAFKA_GROUP_ID,
     db: database.db,
@@ -138,8 +103,6 @@ export async function buildServices(config: Config, overrides: ServiceOverrides 
     metrics,
     onCommitted: () => relay.nudge(),
   });
-  consumer.register(provisioning.reservedHandler());
-  consumer.register(provisioning.releasedHandler());
 
   const keys = new KeyService({
     kv,
@@ -158,17 +121,24 @@ export async function buildServices(config: Config, overrides: ServiceOverrides 
     sink: new OutboxSecurityEventSink(database.db, clock, logger.child({ component: 'hmac' }), () => relay.nudge()),
     logger: logger.child({ component: 'hmac' }),
   });
-  const hookSignals = new HookSignalsService({ db: database.db, clock, logger: logger.child({ component: 'hooks' }), provisioning, onOutboxWrite: () => relay.nudge() });
 
   const scheduler = new ScheduledTasksService({ kv, clock, logger: logger.child({ component: 'scheduler' }), metrics, instanceId: config.instanceId });
-  scheduler.register({
-    name: 'provisioning-monitor',
-    everyMs: config.PROVISION_MONITOR_EVERY_MS,
-    run: async () => {
-      await hookSignals.expireStaleOverlays(config.OVERLAY_HEARTBEAT_TIMEOUT_MS);
-      await provisioning.sweepDeadlines();
-    },
+  // --- provisioning wiring (ServerProvisionWorker, its panel and the deadline monitor; hookSignals is called at tick time) ---
+  const provisioning = wireProvisioning({
+    config,
+    db: database.db,
+    kv,
+    clock,
+    logger,
+    metrics,
+    consumer,
+    scheduler,
+    panel: overrides.panel,
+    onOutboxWrite: () => relay.nudge(),
+    beforeDeadlineSweep: () => hookSignals.expireStaleOverlays(config.OVERLAY_HEARTBEAT_TIMEOUT_MS),
   });
+  // --- end provisioning wiring ---
+  const hookSignals = new HookSignalsService({ db: database.db, clock, logger: logger.child({ component: 'hooks' }), readiness: provisioning, onOutboxWrite: () => relay.nudge() });
 
   // --- stream health wiring (StreamHealthWorker, its providers and scheduled sweeps) ---
   const streamHealth = wireStreamHealth({ config, db: database.db, kv, clock, logger, metrics, consumer, scheduler, onOutboxWrite: () => relay.nudge() });

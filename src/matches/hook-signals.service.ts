@@ -6,7 +6,7 @@ import type { Database } from '../infra/db/schema.js';
 import { enqueueEvent } from '../infra/bus/outbox.js';
 import type { OverlayViolationPayload } from '../events/outbound.js';
 import { Topics } from '../events/topics.js';
-import type { ServerProvisionWorker } from '../provisioning/server-provision.worker.js';
+import type { ReadinessSignals } from '../provisioning/readiness.port.js';
 import type { VerifiedHook } from '../security/hook-verifier.js';
 import { TERMINAL_STATUSES } from './match.schemas.js';
 import { updateChecklist } from './match.repository.js';
@@ -23,7 +23,8 @@ export class HookSignalsService {
       db: Kysely<Database>;
       clock: Clock;
       logger: Logger;
-      provisioning: ServerProvisionWorker;
+      /** Provisioning's port: admin hook and overlay presence are readiness signals. */
+      readiness: ReadinessSignals;
       onOutboxWrite: () => void;
     },
   ) {}
@@ -31,7 +32,7 @@ export class HookSignalsService {
   async apply(hook: VerifiedHook): Promise<HookOutcome> {
     const log = this.deps.logger.child({ requestId: hook.requestId, matchId: hook.matchId, keyId: hook.keyId, hookType: hook.type });
     if (hook.kind === 'admin') {
-      const result = await this.deps.provisioning.recordReadinessSignal(hook.matchId, { adminHooksOk: true });
+      const result = await this.deps.readiness.recordReadinessSignal(hook.matchId, { adminHooksOk: true });
       log.info({ readiness: result }, 'admin hook accepted');
       return 'applied';
     }
@@ -90,7 +91,7 @@ export class HookSignalsService {
         await updateChecklist(trx, hook.matchId, { overlayConnected: false }, now);
       } else if (hook.type === 'overlay.connected' || hook.type === 'overlay.heartbeat') {
         // Presence and the readiness re-evaluation it may complete, in the same transaction as the stored call.
-        readiness = await this.deps.provisioning.recordReadinessSignal(hook.matchId, { overlayConnected: true, at: now }, trx);
+        readiness = await this.deps.readiness.recordReadinessSignal(hook.matchId, { overlayConnected: true, at: now }, trx);
       }
       return reason;
     });

@@ -42,7 +42,7 @@ beforeEach(async () => {
   clock = new ManualClock(T0);
   panelSays = { kind: 'install', state: 'installed', status: null };
   worker = newWorker('w1');
-});
+}, 60_000); // an embedded PostgreSQL per test: migrating it takes far longer than 10 s on a loaded machine
 
 afterEach(() => database.close());
 

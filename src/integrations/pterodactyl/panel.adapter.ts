@@ -1,10 +1,10 @@
-import { PanelError } from '../integrations/pterodactyl/panel-error.js';
-import type { PterodactylClient } from '../integrations/pterodactyl/pterodactyl-client.js';
-import { readInstallState } from '../integrations/pterodactyl/install-status.js';
-import type { CleanupResult, PanelPort } from './panel.port.js';
-import type { PanelObservation } from './policy.js';
+import type { CleanupResult, PanelPort } from '../../provisioning/panel.port.js';
+import type { PanelObservation } from '../../provisioning/policy.js';
+import { readInstallState } from './install-status.js';
+import { PanelError } from './panel-error.js';
+import type { PterodactylClient } from './pterodactyl-client.js';
 
-/** The provisioning view of the Pterodactyl client: every outcome becomes plain data for the policy. */
+/** Provisioning's PanelPort on the Pterodactyl client: every outcome becomes plain data for the policy. */
 export class PterodactylPanel implements PanelPort {
   constructor(private readonly client: PterodactylClient) {}
 
