@@ -19,7 +19,7 @@ export type PanelObservation =
 export type CleanupResult = { kind: 'deleted' } | { kind: 'already_gone' } | { kind: 'error'; retryable: boolean; reason: string };
 
 /** The readiness signals other than the panel (admin hook, overlay), as recorded on the checklist. */
-export interface ReadinessSignals {
+export interface SignalState {
   adminHooksOk: boolean;
   overlayConnected: boolean;
   overlayRequired: boolean;
@@ -49,7 +49,7 @@ export function isActive(state: ProvisionState): boolean {
 }
 
 /** Readiness = installed AND admin hooks OK AND (overlay connected when the match requires an overlay). */
-export function missingSignals(installed: boolean, signals: ReadinessSignals): string[] {
+export function missingSignals(installed: boolean, signals: SignalState): string[] {
   const missing: string[] = [];
   if (!installed) missing.push('serverInstalled');
   if (!signals.adminHooksOk) missing.push('adminHooksOk');
@@ -76,7 +76,7 @@ export function isPastDeadline(now: number, deadlineAt: number): boolean {
 export function decideAfterPoll(
   provision: ProvisionSnapshot,
   observation: PanelObservation,
-  signals: ReadinessSignals,
+  signals: SignalState,
   now: number,
   settings: PollSettings,
   random: number,
@@ -122,7 +122,7 @@ export function decideAfterPoll(
 }
 
 /** Called when a readiness signal arrives: ready now, or still waiting. */
-export function decideOnSignal(state: ProvisionState, serverInstalled: boolean, signals: ReadinessSignals): 'ready' | 'waiting' | 'not_applicable' {
+export function decideOnSignal(state: ProvisionState, serverInstalled: boolean, signals: SignalState): 'ready' | 'waiting' | 'not_applicable' {
   if (state !== 'WAITING_SIGNALS' && state !== 'INSTALLING' && state !== 'RESERVED') return 'not_applicable';
   return missingSignals(serverInstalled, signals).length === 0 ? 'ready' : 'waiting';
 }

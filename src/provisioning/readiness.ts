@@ -1,7 +1,7 @@
 import type { Db } from '../infra/bus/outbox.js';
 import { getChecklist, updateChecklist } from '../matches/match.repository.js';
 import type { ProvisionOutcomes } from './outcomes.js';
-import { decideOnSignal, isActive, isPastDeadline, type ReadinessSignals as SignalState } from './policy.js';
+import { decideOnSignal, isActive, isPastDeadline, type SignalState } from './policy.js';
 import { lockProvision, overlayRequired } from './provisioning.repository.js';
 import type { ReadinessSignal, ReadinessSignals, ReadinessVerdict } from './readiness.port.js';
 import type { ProvisioningDeps } from './settings.js';
