@@ -4,7 +4,7 @@
  */
 import { sql } from 'kysely';
 import type { Db } from '../infra/bus/outbox.js';
-import type { CleanupState, Provision } from '../infra/db/schema.js';
+import type { CleanupState, NewProvision, Provision } from '../infra/db/schema.js';
 import { ACTIVE_STATES, type FailureReason } from './policy.js';
 
 /** Locks and returns the provision of a match (undefined when there is none). */
@@ -37,42 +37,23 @@ export interface Reservation {
   eventId: string;
 }
 
+async function insertProvision(db: Db, r: Reservation, at: Date, fields: Pick<NewProvision, 'state'> & Partial<NewProvision>): Promise<void> {
+  await db
+    .insertInto('provisions')
+    .values({ ...EMPTY_PROVISION, match_id: r.matchId, panel_server_id: r.panelServerId, updated_at: at, ...fields })
+    .execute();
+}
+
 /** A new reservation, due for its first poll at once. */
 export async function insertReserved(db: Db, r: Reservation, now: number, deadlineAt: number): Promise<void> {
   const at = new Date(now);
-  await db
-    .insertInto('provisions')
-    .values({
-      ...EMPTY_PROVISION,
-      match_id: r.matchId,
-      panel_server_id: r.panelServerId,
-      state: 'RESERVED',
-      reserved_event_id: r.eventId,
-      reserved_at: at,
-      deadline_at: new Date(deadlineAt),
-      next_poll_at: at,
-      updated_at: at,
-    })
-    .execute();
+  await insertProvision(db, r, at, { state: 'RESERVED', reserved_event_id: r.eventId, reserved_at: at, deadline_at: new Date(deadlineAt), next_poll_at: at });
 }
 
 /** A release that overtook its reservation: remembered as released, panel cleanup due now. */
 export async function insertReleasedBeforeReserved(db: Db, r: Reservation, now: number): Promise<void> {
   const at = new Date(now);
-  await db
-    .insertInto('provisions')
-    .values({
-      ...EMPTY_PROVISION,
-      match_id: r.matchId,
-      panel_server_id: r.panelServerId,
-      state: 'RELEASED',
-      released_event_id: r.eventId,
-      released_at: at,
-      cleanup_state: 'PENDING',
-      cleanup_next_at: at,
-      updated_at: at,
-    })
-    .execute();
+  await insertProvision(db, r, at, { state: 'RELEASED', released_event_id: r.eventId, released_at: at, cleanup_state: 'PENDING', cleanup_next_at: at });
 }
 
 /** Remembers the reservation of an already released server (so it is never provisioned). */
@@ -80,21 +61,16 @@ export async function rememberLateReservation(db: Db, matchId: string, eventId: 
   await db.updateTable('provisions').set({ reserved_event_id: eventId, updated_at: new Date(now) }).where('match_id', '=', matchId).execute();
 }
 
+/** Leaving the active states: no more polls, the lease handed back, and the panel cleanup that end needs. */
+function endOfPolling(at: Date, cleanup: 'DONE' | 'PENDING') {
+  return { next_poll_at: null, lease_owner: null, lease_until: null, cleanup_state: cleanup, cleanup_next_at: cleanup === 'DONE' ? null : at, updated_at: at };
+}
+
 export async function markReleased(db: Db, matchId: string, eventId: string, cleanup: 'DONE' | 'PENDING', now: number): Promise<void> {
   const at = new Date(now);
   await db
     .updateTable('provisions')
-    .set({
-      state: 'RELEASED',
-      released_event_id: eventId,
-      released_at: at,
-      next_poll_at: null,
-      lease_owner: null,
-      lease_until: null,
-      cleanup_state: cleanup,
-      cleanup_next_at: cleanup === 'DONE' ? null : at,
-      updated_at: at,
-    })
+    .set({ state: 'RELEASED', released_event_id: eventId, released_at: at, ...endOfPolling(at, cleanup) })
     .where('match_id', '=', matchId)
     .execute();
 }
@@ -201,17 +177,7 @@ export async function markFailed(db: Db, matchId: string, reason: FailureReason,
   const at = new Date(now);
   const updated = await db
     .updateTable('provisions')
-    .set({
-      state: 'FAILED',
-      failure_reason: reason,
-      failed_at: at,
-      next_poll_at: null,
-      lease_owner: null,
-      lease_until: null,
-      cleanup_state: cleanup,
-      cleanup_next_at: cleanup === 'DONE' ? null : at,
-      updated_at: at,
-    })
+    .set({ state: 'FAILED', failure_reason: reason, failed_at: at, ...endOfPolling(at, cleanup) })
     .where('match_id', '=', matchId)
     .where('state', 'in', ACTIVE_STATES)
     .returning('match_id')

@@ -1,28 +1,16 @@
-import type { Kysely } from 'kysely';
 import type { Config } from '../config/config.js';
-import type { ConsumerRuntime } from '../infra/bus/consumer-runtime.js';
 import type { Clock } from '../infra/clock.js';
-import type { Database } from '../infra/db/schema.js';
+import type { FeatureWiring } from '../infra/feature-wiring.js';
 import type { KeyValueStore } from '../infra/kv/kv-store.js';
 import { PterodactylPanel } from '../integrations/pterodactyl/panel.adapter.js';
 import { PterodactylClient } from '../integrations/pterodactyl/pterodactyl-client.js';
 import { PanelRateLimiter } from '../integrations/pterodactyl/rate-limiter.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { ScheduledTasksService } from '../scheduling/scheduled-tasks.service.js';
 import type { PanelPort } from './panel.port.js';
 import { DEFAULT_PROVISION_SETTINGS, ServerProvisionWorker } from './server-provision.worker.js';
 
-export interface ProvisioningWiring {
-  config: Config;
-  db: Kysely<Database>;
-  kv: KeyValueStore;
-  clock: Clock;
-  logger: Logger;
-  metrics: Metrics;
-  consumer: ConsumerRuntime;
-  scheduler: ScheduledTasksService;
-  onOutboxWrite: () => void;
+export interface ProvisioningWiring extends FeatureWiring {
   /** A panel double (tests, demo); otherwise the Pterodactyl panel from config. */
   panel?: PanelPort;
   /** Runs on each monitor tick before the deadline sweep (the composition root hands in overlay expiry). */

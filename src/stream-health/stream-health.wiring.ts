@@ -1,28 +1,14 @@
-import type { Kysely } from 'kysely';
 import type { Config } from '../config/config.js';
-import type { ConsumerRuntime } from '../infra/bus/consumer-runtime.js';
 import type { Clock } from '../infra/clock.js';
-import type { Database } from '../infra/db/schema.js';
-import type { KeyValueStore } from '../infra/kv/kv-store.js';
+import type { FeatureWiring } from '../infra/feature-wiring.js';
 import { SrsClient, SrsTelemetryProvider } from '../integrations/srs/srs-client.js';
 import { HelixClient, TwitchTelemetryProvider } from '../integrations/twitch/helix-client.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { ScheduledTasksService } from '../scheduling/scheduled-tasks.service.js';
 import { StreamHealthWorker } from './stream-health.worker.js';
 import type { TelemetryProvider } from './telemetry.js';
 
-export interface StreamHealthWiring {
-  config: Config;
-  db: Kysely<Database>;
-  kv: KeyValueStore;
-  clock: Clock;
-  logger: Logger;
-  metrics: Metrics;
-  consumer: ConsumerRuntime;
-  scheduler: ScheduledTasksService;
-  onOutboxWrite: () => void;
-}
+export type StreamHealthWiring = FeatureWiring;
 
 /**
  * The telemetry providers the configuration enables: Twitch Helix when TWITCH_CLIENT_ID and
