@@ -16,7 +16,10 @@ export class PanelCleanup {
     const existing = await lockProvision(trx, event.matchId);
     if (!existing) {
       await insertReleasedBeforeReserved(trx, event, now);
-      logger.warn({ reason: 'RELEASED_BEFORE_RESERVED', panelServerId: event.panelServerId }, 'release arrived before its reservation; remembered');
+      logger.warn(
+        { reason: 'RELEASED_BEFORE_RESERVED', panelServerId: event.panelServerId },
+        'release arrived before its reservation; remembered',
+      );
       this.deps.metrics.provisionOutcomes.inc({ outcome: 'released', reason: 'before_reserved' });
       return;
     }
@@ -47,7 +50,8 @@ export class PanelCleanup {
     await saveCleanupOutcome(db, provision.match_id, { ...decision, attempts }, now);
     const cause = result.kind === 'error' ? result.reason : undefined;
     if (decision.state === 'DONE') logger.info({ result: result.kind }, 'panel server removed');
-    else if (decision.state === 'GAVE_UP') logger.error({ reason: 'CLEANUP_GAVE_UP', attempts, cause }, 'panel cleanup gave up; remove the server by hand');
+    else if (decision.state === 'GAVE_UP')
+      logger.error({ reason: 'CLEANUP_GAVE_UP', attempts, cause }, 'panel cleanup gave up; remove the server by hand');
     else logger.warn({ reason: cause, attempts, nextAt: new Date(decision.nextAt).toISOString() }, 'panel cleanup failed; will retry');
   }
 

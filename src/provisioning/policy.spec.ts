@@ -1,5 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { backoffDelay, cleanupAfterFailure, cleanupAfterRelease, decideAfterPoll, decideCleanup, decideOnSignal, missingSignals, type PanelObservation, type ProvisionSnapshot } from './policy.js';
+import {
+  backoffDelay,
+  cleanupAfterFailure,
+  cleanupAfterRelease,
+  decideAfterPoll,
+  decideCleanup,
+  decideOnSignal,
+  missingSignals,
+  type PanelObservation,
+  type ProvisionSnapshot,
+} from './policy.js';
 
 const settings = { pollEveryMs: 4000, backoffBaseMs: 500, backoffCapMs: 30_000 };
 const now = 1_000_000;
@@ -14,7 +24,11 @@ describe('missingSignals', () => {
     [true, { adminHooksOk: true, overlayConnected: false, overlayRequired: true }, ['overlayConnected']],
     [false, { adminHooksOk: true, overlayConnected: true, overlayRequired: true }, ['serverInstalled']],
     [true, { adminHooksOk: false, overlayConnected: true, overlayRequired: true }, ['adminHooksOk']],
-    [false, { adminHooksOk: false, overlayConnected: false, overlayRequired: true }, ['serverInstalled', 'adminHooksOk', 'overlayConnected']],
+    [
+      false,
+      { adminHooksOk: false, overlayConnected: false, overlayRequired: true },
+      ['serverInstalled', 'adminHooksOk', 'overlayConnected'],
+    ],
   ])('installed=%s %o → %o', (inst, signals, expected) => {
     expect(missingSignals(inst, signals)).toEqual(expected);
   });
@@ -36,7 +50,14 @@ describe('decideAfterPoll', () => {
   });
 
   it('overlay not required → admin hook alone completes readiness', () => {
-    const d = decideAfterPoll(installing, installed, { adminHooksOk: true, overlayConnected: false, overlayRequired: false }, now, settings, 0.5);
+    const d = decideAfterPoll(
+      installing,
+      installed,
+      { adminHooksOk: true, overlayConnected: false, overlayRequired: false },
+      now,
+      settings,
+      0.5,
+    );
     expect(d.kind).toBe('ready');
   });
 
@@ -53,8 +74,13 @@ describe('decideAfterPoll', () => {
   });
 
   it('404 → PANEL_NOT_FOUND; non-retryable error → PANEL_ERROR', () => {
-    expect(decideAfterPoll(installing, { kind: 'not_found' }, allSignals, now, settings, 0.5)).toMatchObject({ kind: 'fail', reason: 'PANEL_NOT_FOUND' });
-    expect(decideAfterPoll(installing, { kind: 'error', retryable: false, reason: 'HTTP_403' }, allSignals, now, settings, 0.5)).toMatchObject({
+    expect(decideAfterPoll(installing, { kind: 'not_found' }, allSignals, now, settings, 0.5)).toMatchObject({
+      kind: 'fail',
+      reason: 'PANEL_NOT_FOUND',
+    });
+    expect(
+      decideAfterPoll(installing, { kind: 'error', retryable: false, reason: 'HTTP_403' }, allSignals, now, settings, 0.5),
+    ).toMatchObject({
       kind: 'fail',
       reason: 'PANEL_ERROR',
       detail: 'HTTP_403',
@@ -66,14 +92,35 @@ describe('decideAfterPoll', () => {
     expect(d1).toMatchObject({ kind: 'wait', pollFailures: 1 });
     if (d1.kind !== 'wait') throw new Error('expected wait');
     expect(d1.nextPollAt! - now).toBeLessThanOrEqual(1000);
-    const d2 = decideAfterPoll({ ...installing, pollFailures: 5 }, { kind: 'error', retryable: true, reason: 'HTTP_500' }, allSignals, now, settings, 0.999);
+    const d2 = decideAfterPoll(
+      { ...installing, pollFailures: 5 },
+      { kind: 'error', retryable: true, reason: 'HTTP_500' },
+      allSignals,
+      now,
+      settings,
+      0.999,
+    );
     if (d2.kind !== 'wait') throw new Error('expected wait');
     expect(d2.nextPollAt! - now).toBeGreaterThan(16_000);
-    const d3 = decideAfterPoll(installing, { kind: 'error', retryable: true, reason: 'HTTP_429', retryAfterMs: 23_000 }, allSignals, now, settings, 0);
+    const d3 = decideAfterPoll(
+      installing,
+      { kind: 'error', retryable: true, reason: 'HTTP_429', retryAfterMs: 23_000 },
+      allSignals,
+      now,
+      settings,
+      0,
+    );
     if (d3.kind !== 'wait') throw new Error('expected wait');
     expect(d3.nextPollAt).toBe(now + 23_000);
     const nearDeadline = { ...installing, deadlineAt: now + 1000 };
-    const d4 = decideAfterPoll(nearDeadline, { kind: 'error', retryable: true, reason: 'HTTP_429', retryAfterMs: 60_000 }, allSignals, now, settings, 0);
+    const d4 = decideAfterPoll(
+      nearDeadline,
+      { kind: 'error', retryable: true, reason: 'HTTP_429', retryAfterMs: 60_000 },
+      allSignals,
+      now,
+      settings,
+      0,
+    );
     if (d4.kind !== 'wait') throw new Error('expected wait');
     expect(d4.nextPollAt).toBe(now + 1000);
   });
@@ -121,7 +168,10 @@ describe('decideCleanup', () => {
   });
 
   it('gives up on a permanent error, or once the attempts are used up', () => {
-    expect(decideCleanup({ kind: 'error', retryable: false, reason: 'PANEL_FORBIDDEN' }, 1, now, cleanup, 0.5)).toEqual({ state: 'GAVE_UP', nextAt: null });
+    expect(decideCleanup({ kind: 'error', retryable: false, reason: 'PANEL_FORBIDDEN' }, 1, now, cleanup, 0.5)).toEqual({
+      state: 'GAVE_UP',
+      nextAt: null,
+    });
     expect(decideCleanup(retryable, 12, now, cleanup, 0.5)).toEqual({ state: 'GAVE_UP', nextAt: null });
     expect(decideCleanup(retryable, 11, now, cleanup, 0.5).state).toBe('PENDING');
   });

@@ -122,7 +122,11 @@ export function decideAfterPoll(
 }
 
 /** Called when a readiness signal arrives: ready now, or still waiting. */
-export function decideOnSignal(state: ProvisionState, serverInstalled: boolean, signals: SignalState): 'ready' | 'waiting' | 'not_applicable' {
+export function decideOnSignal(
+  state: ProvisionState,
+  serverInstalled: boolean,
+  signals: SignalState,
+): 'ready' | 'waiting' | 'not_applicable' {
   if (state !== 'WAITING_SIGNALS' && state !== 'INSTALLING' && state !== 'RESERVED') return 'not_applicable';
   return missingSignals(serverInstalled, signals).length === 0 ? 'ready' : 'waiting';
 }
@@ -137,7 +141,13 @@ const CLEANUP_BACKOFF = { baseMs: 2000, capMs: 300_000, floorMs: 1000 } as const
 export type CleanupDecision = { state: 'DONE'; nextAt: null } | { state: 'GAVE_UP'; nextAt: null } | { state: 'PENDING'; nextAt: number };
 
 /** After one cleanup attempt (`attempts` counts it): done, retry later with backoff, or give up for a human. */
-export function decideCleanup(result: CleanupResult, attempts: number, now: number, settings: CleanupSettings, random: number): CleanupDecision {
+export function decideCleanup(
+  result: CleanupResult,
+  attempts: number,
+  now: number,
+  settings: CleanupSettings,
+  random: number,
+): CleanupDecision {
   if (result.kind !== 'error') return { state: 'DONE', nextAt: null };
   if (!result.retryable || attempts >= settings.cleanupMaxAttempts) return { state: 'GAVE_UP', nextAt: null };
   const wait = Math.max(CLEANUP_BACKOFF.floorMs, backoffDelay(attempts, CLEANUP_BACKOFF.baseMs, CLEANUP_BACKOFF.capMs, random));

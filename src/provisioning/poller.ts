@@ -34,19 +34,46 @@ export class ProvisionPoller {
       if (!provision || !isActive(provision.state) || provision.lease_owner !== this.deps.instanceId) return false;
       const now = clock.now();
       logObservation(observation, logger);
-      return this.apply(trx, provision, await this.decide(trx, provision, observation, deadlineAt, now), now, logger, panelStatusOf(observation));
+      return this.apply(
+        trx,
+        provision,
+        await this.decide(trx, provision, observation, deadlineAt, now),
+        now,
+        logger,
+        panelStatusOf(observation),
+      );
     });
     if (wroteOutbox) this.deps.onOutboxWrite?.();
   }
 
-  private async decide(trx: Db, provision: Provision, observation: PanelObservation | null, deadlineAt: number, now: number): Promise<Decision> {
+  private async decide(
+    trx: Db,
+    provision: Provision,
+    observation: PanelObservation | null,
+    deadlineAt: number,
+    now: number,
+  ): Promise<Decision> {
     if (observation === null) return { kind: 'fail', reason: 'TIMEOUT', detail: 'readiness deadline passed' };
     const snapshot = { state: provision.state, deadlineAt, pollFailures: provision.poll_failures };
-    return decideAfterPoll(snapshot, observation, await signalStateOf(trx, provision.match_id), now, this.deps.settings, this.deps.random());
+    return decideAfterPoll(
+      snapshot,
+      observation,
+      await signalStateOf(trx, provision.match_id),
+      now,
+      this.deps.settings,
+      this.deps.random(),
+    );
   }
 
   /** Persists a policy decision; returns true when it wrote outbox rows. */
-  private async apply(trx: Db, provision: Provision, decision: Decision, now: number, logger: Logger, panelStatus: string | null): Promise<boolean> {
+  private async apply(
+    trx: Db,
+    provision: Provision,
+    decision: Decision,
+    now: number,
+    logger: Logger,
+    panelStatus: string | null,
+  ): Promise<boolean> {
     switch (decision.kind) {
       case 'ready':
         await updateChecklist(trx, provision.match_id, { serverInstalled: true }, now);
@@ -58,7 +85,13 @@ export class ProvisionPoller {
         await savePollProgress(
           trx,
           provision.match_id,
-          { state: decision.state, nextPollAt: decision.nextPollAt, pollFailures: decision.pollFailures, panelStatus, leaseUntil: now + this.deps.settings.leaseMs },
+          {
+            state: decision.state,
+            nextPollAt: decision.nextPollAt,
+            pollFailures: decision.pollFailures,
+            panelStatus,
+            leaseUntil: now + this.deps.settings.leaseMs,
+          },
           now,
         );
         if (decision.state !== provision.state) logger.info({ from: provision.state, to: decision.state }, 'provisioning state changed');
@@ -73,7 +106,10 @@ function panelStatusOf(observation: PanelObservation | null): string | null {
 
 function logObservation(observation: PanelObservation | null, logger: Logger): void {
   if (observation?.kind === 'install' && observation.state === 'indeterminate') {
-    logger.warn({ status: observation.status, reason: 'PANEL_STATUS_INDETERMINATE' }, 'panel reports a status that hides the install outcome');
+    logger.warn(
+      { status: observation.status, reason: 'PANEL_STATUS_INDETERMINATE' },
+      'panel reports a status that hides the install outcome',
+    );
   }
   if (observation?.kind === 'error') logger.warn({ reason: observation.reason, retryable: observation.retryable }, 'panel poll failed');
 }

@@ -37,7 +37,12 @@ export interface Reservation {
   eventId: string;
 }
 
-async function insertProvision(db: Db, r: Reservation, at: Date, fields: Pick<NewProvision, 'state'> & Partial<NewProvision>): Promise<void> {
+async function insertProvision(
+  db: Db,
+  r: Reservation,
+  at: Date,
+  fields: Pick<NewProvision, 'state'> & Partial<NewProvision>,
+): Promise<void> {
   await db
     .insertInto('provisions')
     .values({ ...EMPTY_PROVISION, match_id: r.matchId, panel_server_id: r.panelServerId, updated_at: at, ...fields })
@@ -47,23 +52,46 @@ async function insertProvision(db: Db, r: Reservation, at: Date, fields: Pick<Ne
 /** A new reservation, due for its first poll at once. */
 export async function insertReserved(db: Db, r: Reservation, now: number, deadlineAt: number): Promise<void> {
   const at = new Date(now);
-  await insertProvision(db, r, at, { state: 'RESERVED', reserved_event_id: r.eventId, reserved_at: at, deadline_at: new Date(deadlineAt), next_poll_at: at });
+  await insertProvision(db, r, at, {
+    state: 'RESERVED',
+    reserved_event_id: r.eventId,
+    reserved_at: at,
+    deadline_at: new Date(deadlineAt),
+    next_poll_at: at,
+  });
 }
 
 /** A release that overtook its reservation: remembered as released, panel cleanup due now. */
 export async function insertReleasedBeforeReserved(db: Db, r: Reservation, now: number): Promise<void> {
   const at = new Date(now);
-  await insertProvision(db, r, at, { state: 'RELEASED', released_event_id: r.eventId, released_at: at, cleanup_state: 'PENDING', cleanup_next_at: at });
+  await insertProvision(db, r, at, {
+    state: 'RELEASED',
+    released_event_id: r.eventId,
+    released_at: at,
+    cleanup_state: 'PENDING',
+    cleanup_next_at: at,
+  });
 }
 
 /** Remembers the reservation of an already released server (so it is never provisioned). */
 export async function rememberLateReservation(db: Db, matchId: string, eventId: string, now: number): Promise<void> {
-  await db.updateTable('provisions').set({ reserved_event_id: eventId, updated_at: new Date(now) }).where('match_id', '=', matchId).execute();
+  await db
+    .updateTable('provisions')
+    .set({ reserved_event_id: eventId, updated_at: new Date(now) })
+    .where('match_id', '=', matchId)
+    .execute();
 }
 
 /** Leaving the active states: no more polls, the lease handed back, and the panel cleanup that end needs. */
 function endOfPolling(at: Date, cleanup: 'DONE' | 'PENDING') {
-  return { next_poll_at: null, lease_owner: null, lease_until: null, cleanup_state: cleanup, cleanup_next_at: cleanup === 'DONE' ? null : at, updated_at: at };
+  return {
+    next_poll_at: null,
+    lease_owner: null,
+    lease_until: null,
+    cleanup_state: cleanup,
+    cleanup_next_at: cleanup === 'DONE' ? null : at,
+    updated_at: at,
+  };
 }
 
 export async function markReleased(db: Db, matchId: string, eventId: string, cleanup: 'DONE' | 'PENDING', now: number): Promise<void> {
@@ -87,7 +115,8 @@ const CLAIMS = {
   poll: {
     parked: 'next_poll_at',
     // A provision waiting for signals is polled once more at its deadline, so it times out without the monitor.
-    due: (now: Date) => sql`((state IN ('RESERVED', 'INSTALLING') AND next_poll_at <= ${now}) OR (state = 'WAITING_SIGNALS' AND deadline_at <= ${now}))`,
+    due: (now: Date) =>
+      sql`((state IN ('RESERVED', 'INSTALLING') AND next_poll_at <= ${now}) OR (state = 'WAITING_SIGNALS' AND deadline_at <= ${now}))`,
   },
   cleanup: {
     parked: 'cleanup_next_at',
@@ -173,7 +202,13 @@ export async function markReady(db: Db, matchId: string, now: number): Promise<b
 }
 
 /** Active → FAILED with the cleanup it needs; false when the provision was no longer active. */
-export async function markFailed(db: Db, matchId: string, reason: FailureReason, cleanup: 'DONE' | 'PENDING', now: number): Promise<boolean> {
+export async function markFailed(
+  db: Db,
+  matchId: string,
+  reason: FailureReason,
+  cleanup: 'DONE' | 'PENDING',
+  now: number,
+): Promise<boolean> {
   const at = new Date(now);
   const updated = await db
     .updateTable('provisions')
@@ -210,7 +245,12 @@ export async function saveCleanupOutcome(db: Db, matchId: string, o: CleanupOutc
 
 /** Match ids of active provisions at or past their deadline. */
 export async function overdueMatchIds(db: Db, now: number): Promise<string[]> {
-  const rows = await db.selectFrom('provisions').select('match_id').where('state', 'in', ACTIVE_STATES).where('deadline_at', '<=', new Date(now)).execute();
+  const rows = await db
+    .selectFrom('provisions')
+    .select('match_id')
+    .where('state', 'in', ACTIVE_STATES)
+    .where('deadline_at', '<=', new Date(now))
+    .execute();
   return rows.map((r) => r.match_id);
 }
 

@@ -7,7 +7,11 @@ import type { ReadinessSignal, ReadinessSignals, ReadinessVerdict } from './read
 import type { ProvisioningDeps } from './settings.js';
 
 /** The readiness signals of a match as the policy reads them (checklist items and the overlay requirement). */
-export async function signalStateOf(db: Db, matchId: string, checklist?: { admin_hooks_ok: boolean; overlay_connected: boolean }): Promise<SignalState> {
+export async function signalStateOf(
+  db: Db,
+  matchId: string,
+  checklist?: { admin_hooks_ok: boolean; overlay_connected: boolean },
+): Promise<SignalState> {
   const row = checklist ?? (await getChecklist(db, matchId));
   return {
     adminHooksOk: row?.admin_hooks_ok ?? false,
@@ -33,7 +37,9 @@ export class ReadinessRecorder implements ReadinessSignals {
   private async record(trx: Db, matchId: string, signal: ReadinessSignal): Promise<ReadinessVerdict> {
     const now = this.deps.clock.now();
     const fields =
-      'adminHooksOk' in signal ? { adminHooksOk: true } : { overlayConnected: signal.overlayConnected, overlayLastSeenAt: signal.overlayConnected ? signal.at : null };
+      'adminHooksOk' in signal
+        ? { adminHooksOk: true }
+        : { overlayConnected: signal.overlayConnected, overlayLastSeenAt: signal.overlayConnected ? signal.at : null };
     const provision = await lockProvision(trx, matchId);
     const checklist = await updateChecklist(trx, matchId, fields, now);
     // Past provisioning (the usual case for heartbeats) there is nothing to re-evaluate.

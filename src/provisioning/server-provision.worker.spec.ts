@@ -63,12 +63,20 @@ async function reserve(matchId: string) {
       clock.now(),
     ),
   );
-  await database.db.transaction().execute((trx) =>
-    worker.reservedHandler().handle({ v: 'v1', eventId: `e-${matchId}`, matchId, panelServerId: 7 }, { trx, eventId: `e-${matchId}`, topic: 'server.reserved', logger: createLogger('silent'), now: clock.now() }),
-  );
+  await database.db
+    .transaction()
+    .execute((trx) =>
+      worker
+        .reservedHandler()
+        .handle(
+          { v: 'v1', eventId: `e-${matchId}`, matchId, panelServerId: 7 },
+          { trx, eventId: `e-${matchId}`, topic: 'server.reserved', logger: createLogger('silent'), now: clock.now() },
+        ),
+    );
 }
 
-const state = async (matchId: string) => (await database.db.selectFrom('provisions').selectAll().where('match_id', '=', matchId).executeTakeFirstOrThrow());
+const state = async (matchId: string) =>
+  await database.db.selectFrom('provisions').selectAll().where('match_id', '=', matchId).executeTakeFirstOrThrow();
 const outbox = (topic: string) => database.db.selectFrom('outbox').select(['topic', 'payload']).where('topic', '=', topic).execute();
 
 describe('ServerProvisionWorker deadlines', () => {

@@ -67,12 +67,20 @@ export class ServerProvisionWorker implements ReadinessSignals {
     if (existing?.state === 'RELEASED' && existing.reserved_event_id === null) {
       // server.released overtook server.reserved: remember the reservation, never provision it.
       await rememberLateReservation(trx, event.matchId, event.eventId, now);
-      logger.warn({ reason: 'RELEASED_BEFORE_RESERVED', panelServerId: event.panelServerId }, 'reservation arrived after its release; not provisioning');
+      logger.warn(
+        { reason: 'RELEASED_BEFORE_RESERVED', panelServerId: event.panelServerId },
+        'reservation arrived after its release; not provisioning',
+      );
       return;
     }
     if (existing) {
       logger.warn(
-        { reason: 'ALREADY_RESERVED', state: existing.state, previousEventId: existing.reserved_event_id, panelServerId: event.panelServerId },
+        {
+          reason: 'ALREADY_RESERVED',
+          state: existing.state,
+          previousEventId: existing.reserved_event_id,
+          panelServerId: event.panelServerId,
+        },
         'match already has a reservation; ignoring this one',
       );
       return;

@@ -12,12 +12,21 @@ export class PterodactylPanel implements PanelPort {
     try {
       const server = await this.client.getServer(panelServerId, { deadline });
       const verdict = readInstallState(server);
-      return { kind: 'install', state: verdict.state, status: typeof verdict.status === 'string' || verdict.status === null ? verdict.status : undefined };
+      return {
+        kind: 'install',
+        state: verdict.state,
+        status: typeof verdict.status === 'string' || verdict.status === null ? verdict.status : undefined,
+      };
     } catch (error) {
       if (!(error instanceof PanelError)) throw error;
       if (error.reason === 'NOT_FOUND') return { kind: 'not_found' };
       return error.retryable
-        ? { kind: 'error', retryable: true, reason: error.reason, ...(error.retryAfterMs !== undefined ? { retryAfterMs: error.retryAfterMs } : {}) }
+        ? {
+            kind: 'error',
+            retryable: true,
+            reason: error.reason,
+            ...(error.retryAfterMs !== undefined ? { retryAfterMs: error.retryAfterMs } : {}),
+          }
         : { kind: 'error', retryable: false, reason: error.reason };
     }
   }
