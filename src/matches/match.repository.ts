@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import type { Db } from '../infra/bus/outbox.js';
+import type { Db } from '../infra/db/db.js';
 import type { Checklist } from '../infra/db/schema.js';
 import { TERMINAL_STATUSES, type ChecklistView, type MatchView, type Side, type UpsertMatch } from './match.schemas.js';
 

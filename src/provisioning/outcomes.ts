@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
-import { enqueueEvent, type Db } from '../infra/bus/outbox.js';
+import { enqueueEvent } from '../infra/bus/outbox.js';
+import type { Db } from '../infra/db/db.js';
 import { Topics } from '../events/topics.js';
 import type { Provision } from '../infra/db/schema.js';
 import { cancelAndRefund, getChecklist } from '../matches/match.repository.js';

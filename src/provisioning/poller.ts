@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { Db } from '../infra/bus/outbox.js';
+import type { Db } from '../infra/db/db.js';
 import type { Provision } from '../infra/db/schema.js';
 import { updateChecklist } from '../matches/match.repository.js';
 import type { ProvisionOutcomes } from './outcomes.js';

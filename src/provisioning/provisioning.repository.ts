@@ -3,7 +3,7 @@
  * of due work (leases), lease hand-back, and the overdue/active queries of the deadline monitor.
  */
 import { sql } from 'kysely';
-import type { Db } from '../infra/bus/outbox.js';
+import type { Db } from '../infra/db/db.js';
 import type { CleanupState, NewProvision, Provision } from '../infra/db/schema.js';
 import { ACTIVE_STATES, type FailureReason } from './policy.js';
 

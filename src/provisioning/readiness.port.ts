@@ -1,4 +1,4 @@
-import type { Db } from '../infra/bus/outbox.js';
+import type { Db } from '../infra/db/db.js';
 
 /** A readiness signal other than the panel's: the admin hook answered, or the overlay's presence changed. */
 export type ReadinessSignal = { adminHooksOk: true } | { overlayConnected: boolean; at: number };

@@ -1,4 +1,4 @@
-import type { Db } from '../infra/bus/outbox.js';
+import type { Db } from '../infra/db/db.js';
 import { getChecklist, updateChecklist } from '../matches/match.repository.js';
 import type { ProvisionOutcomes } from './outcomes.js';
 import { decideOnSignal, isActive, isPastDeadline, type SignalState } from './policy.js';

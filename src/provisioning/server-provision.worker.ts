@@ -1,5 +1,5 @@
 import type { EventContext, TopicHandler } from '../infra/bus/consumer-runtime.js';
-import type { Db } from '../infra/bus/outbox.js';
+import type { Db } from '../infra/db/db.js';
 import { Topics } from '../events/topics.js';
 import { updateChecklist } from '../matches/match.repository.js';
 import { PanelCleanup } from './cleanup.js';

@@ -3,7 +3,7 @@
  * (evidence-policy.ts) through the repository, decides with the policy and builds the bundle. Runs before the
  * commit transaction: never query `db` while one is open (PGlite has one connection).
  */
-import type { Db } from '../infra/bus/outbox.js';
+import type { Db } from '../infra/db/db.js';
 import {
   evidenceBundle,
   evidenceOverlayRange,

@@ -1,7 +1,8 @@
 /** The events stream health emits, written into the outbox inside the caller's transaction: the feature's only enqueueEvent calls. */
 import type { StreamHealthWarnPayload, VerdictPayload } from '../events/outbound.js';
 import { Topics } from '../events/topics.js';
-import { enqueueEvent, type Db } from '../infra/bus/outbox.js';
+import { enqueueEvent } from '../infra/bus/outbox.js';
+import type { Db } from '../infra/db/db.js';
 
 /** `stream.health.warn`: a side's grace episode opened (once per episode). */
 export type StreamWarning = StreamHealthWarnPayload;

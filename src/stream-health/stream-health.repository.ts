@@ -4,7 +4,7 @@
  * (`jsonb_to_recordset`), so a sweep of 50k matches is a handful of statements, on pg and PGlite alike.
  */
 import { sql, type Kysely } from 'kysely';
-import type { Db } from '../infra/bus/outbox.js';
+import type { Db } from '../infra/db/db.js';
 import type { Database } from '../infra/db/schema.js';
 import { emptySideGrace, type Side, type SideGrace, type StreamChecklist } from './policy.js';
 

@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { sql, type Kysely, type Transaction } from 'kysely';
-import type { Db } from '../infra/bus/outbox.js';
+import type { Db } from '../infra/db/db.js';
 import type { Database } from '../infra/db/schema.js';
 import type { EvidenceBundle, EvidenceSample } from './evidence-policy.js';
 import { enqueueStreamVerdict, enqueueStreamWarning, type StreamVerdictEvent, type StreamWarning } from './outbound-events.js';

@@ -1,10 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import type { Kysely, Transaction } from 'kysely';
-import type { Database } from '../db/schema.js';
+import type { Db } from '../db/db.js';
 import type { EnvelopeField, EventEnvelope } from '../../events/envelope.js';
 import type { EventPayloads, EventTopic } from '../../events/outbound.js';
-
-export type Db = Kysely<Database> | Transaction<Database>;
 
 /** Payload fields may not name an envelope field: the compiler refuses them, and the envelope wins anyway. */
 type PayloadOf<T extends EventTopic> = EventPayloads[T] & { [K in EnvelopeField]?: never };
