@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import {
-  backoffDelay,
   cleanupAfterFailure,
   cleanupAfterRelease,
   decideAfterPoll,
@@ -128,16 +127,6 @@ describe('decideAfterPoll', () => {
   it('at or past the deadline → TIMEOUT whatever the panel says', () => {
     const late = { ...installing, deadlineAt: now };
     expect(decideAfterPoll(late, installed, allSignals, now, settings, 0.5)).toMatchObject({ kind: 'fail', reason: 'TIMEOUT' });
-  });
-});
-
-describe('backoffDelay', () => {
-  it('is full jitter below min(cap, base·2^n)', () => {
-    expect(backoffDelay(0, 500, 30_000, 0.999)).toBeLessThan(500);
-    expect(backoffDelay(3, 500, 30_000, 0.999)).toBeLessThan(4000);
-    expect(backoffDelay(3, 500, 30_000, 0.999)).toBeGreaterThan(3900);
-    expect(backoffDelay(20, 500, 30_000, 0.999)).toBeLessThan(30_000);
-    expect(backoffDelay(20, 500, 30_000, 0)).toBe(0);
   });
 });
 

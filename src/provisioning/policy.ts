@@ -2,6 +2,7 @@
  * Pure provisioning decisions: readiness, the state machine after each panel observation, backoff and
  * deadlines. Plain data in, a decision out; the worker only fetches, calls these, and persists the verdict.
  */
+import { backoffDelay, type BackoffPolicy } from '../infra/backoff.js';
 import type { CleanupState, ProvisionState } from '../infra/db/schema.js';
 
 export type FailureReason = 'TIMEOUT' | 'INSTALL_FAILED' | 'PANEL_NOT_FOUND' | 'PANEL_ERROR';
@@ -57,11 +58,6 @@ export function missingSignals(installed: boolean, signals: SignalState): string
   return missing;
 }
 
-/** Full-jitter exponential backoff: uniform in [0, min(cap, base·2^failures)). `random` is in [0, 1). */
-export function backoffDelay(failures: number, baseMs: number, capMs: number, random: number): number {
-  const ceiling = Math.min(capMs, baseMs * 2 ** Math.max(0, failures));
-  return Math.floor(random * ceiling);
-}
 
 /** Never schedule work past the deadline: the deadline sweep owns what happens then. */
 export function clampToDeadline(at: number, deadlineAt: number): number {
@@ -90,7 +86,7 @@ export function decideAfterPoll(
     case 'error': {
       if (!observation.retryable) return { kind: 'fail', reason: 'PANEL_ERROR', detail: observation.reason };
       const failures = provision.pollFailures + 1;
-      const jittered = backoffDelay(failures, settings.backoffBaseMs, settings.backoffCapMs, random);
+      const jittered = backoffDelay(failures, { baseMs: settings.backoffBaseMs, capMs: settings.backoffCapMs, jitter: 'full' }, random);
       const wait = Math.max(jittered, observation.retryAfterMs ?? 0, 250);
       return {
         kind: 'wait',
@@ -135,8 +131,9 @@ export interface CleanupSettings {
   cleanupMaxAttempts: number;
 }
 
-/** Panel cleanup backoff: 2 s base, 5 min cap, never sooner than 1 s. */
-const CLEANUP_BACKOFF = { baseMs: 2000, capMs: 300_000, floorMs: 1000 } as const;
+/** Panel cleanup backoff: 2 s base, 5 min cap, full jitter, never sooner than 1 s. */
+const CLEANUP_BACKOFF: BackoffPolicy = { baseMs: 2000, capMs: 300_000, jitter: 'full' };
+const CLEANUP_FLOOR_MS = 1000;
 
 export type CleanupDecision = { state: 'DONE'; nextAt: null } | { state: 'GAVE_UP'; nextAt: null } | { state: 'PENDING'; nextAt: number };
 
@@ -150,7 +147,7 @@ export function decideCleanup(
 ): CleanupDecision {
   if (result.kind !== 'error') return { state: 'DONE', nextAt: null };
   if (!result.retryable || attempts >= settings.cleanupMaxAttempts) return { state: 'GAVE_UP', nextAt: null };
-  const wait = Math.max(CLEANUP_BACKOFF.floorMs, backoffDelay(attempts, CLEANUP_BACKOFF.baseMs, CLEANUP_BACKOFF.capMs, random));
+  const wait = Math.max(CLEANUP_FLOOR_MS, backoffDelay(attempts, CLEANUP_BACKOFF, random));
   return { state: 'PENDING', nextAt: now + wait };
 }
 

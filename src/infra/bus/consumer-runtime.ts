@@ -2,6 +2,7 @@ import type { Kysely, Transaction } from 'kysely';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
 import { randomUUID } from 'node:crypto';
+import { Backoff } from '../backoff.js';
 import type { Clock } from '../clock.js';
 import type { Database } from '../db/schema.js';
 import type { KeyValueStore } from '../kv/kv-store.js';
@@ -42,7 +43,12 @@ export interface ConsumerRuntimeOptions {
   maxAttempts?: number;
   idempotencyTtlMs?: number;
   onCommitted?: () => void;
+  /** Source of the retry jitter, in [0, 1). Default Math.random. */
+  random?: () => number;
 }
+
+/** Retries of a failing effect on the same message: 100 ms doubling to 5 s, never less than half of that. */
+const EFFECT_RETRY = { baseMs: 100, capMs: 5_000, jitter: 'equal' } as const;
 
 const RAW_LIMIT = 65_536;
 
@@ -53,8 +59,11 @@ const RAW_LIMIT = 65_536;
  */
 export class ConsumerRuntime {
   private readonly handlers = new Map<string, TopicHandler<{ eventId: string }>>();
+  private readonly retry: Backoff;
 
-  constructor(private readonly options: ConsumerRuntimeOptions) {}
+  constructor(private readonly options: ConsumerRuntimeOptions) {
+    this.retry = new Backoff(EFFECT_RETRY, options.random);
+  }
 
   register<T extends { eventId: string }>(handler: TopicHandler<T>): void {
     this.handlers.set(handler.topic, handler as unknown as TopicHandler<{ eventId: string }>);
@@ -125,7 +134,7 @@ export class ConsumerRuntime {
           metrics.eventsConsumed.inc({ topic: message.topic, result: 'failed' });
           return this.deadLetter(message, 'HANDLER_FAILED', (error as Error).message, eventId);
         }
-        const backoff = Math.min(5_000, 100 * 2 ** attempt) * (0.5 + Math.random() / 2);
+        const backoff = this.retry.delay(attempt);
         log.warn({ err: error, attempt, backoffMs: Math.round(backoff) }, 'event effect failed; retrying');
         await this.options.clock.sleep(backoff);
       }

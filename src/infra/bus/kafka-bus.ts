@@ -12,6 +12,7 @@ import {
   type Message,
   type MessagesStream,
 } from '@platformatic/kafka';
+import { backoffDelay } from '../backoff.js';
 import type { Logger } from '../../observability/logger.js';
 import type { InboundMessage, MessageHandler, MessageSink, MessageSource, OutboundMessage } from './bus.js';
 
@@ -432,7 +433,7 @@ export class KafkaMessageSource implements MessageSource {
   }
 
   #backoff(attempt: number): number {
-    return Math.min(this.#retryMaxMs, this.#retryInitialMs * 2 ** Math.min(attempt - 1, 20));
+    return backoffDelay(attempt - 1, { baseMs: this.#retryInitialMs, capMs: this.#retryMaxMs, jitter: 'none' }, 0);
   }
 
   /** Sleeps `ms`, or less if stop() is called. */
