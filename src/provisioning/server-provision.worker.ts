@@ -1,5 +1,6 @@
 import type { EventContext, TopicHandler } from '../infra/bus/consumer-runtime.js';
 import type { Db } from '../infra/db/db.js';
+import { PollLoop } from '../infra/poll-loop.js';
 import { Topics } from '../events/topics.js';
 import { updateChecklist } from '../matches/match.repository.js';
 import { PanelCleanup } from './cleanup.js';
@@ -21,10 +22,7 @@ export type { ReadinessSignal } from './readiness.port.js';
  * Orchestration only: the poll loop and the input handlers; decisions come from policy.ts, SQL from the repository.
  */
 export class ServerProvisionWorker implements ReadinessSignals {
-  private running = false;
-  private loop: Promise<void> | undefined;
-  private wake: (() => void) | undefined;
-  private readonly abort = new AbortController();
+  private readonly loop: PollLoop;
   private readonly deps: ProvisioningDeps;
   private readonly poller: ProvisionPoller;
   private readonly cleanup: PanelCleanup;
@@ -38,6 +36,12 @@ export class ServerProvisionWorker implements ReadinessSignals {
     this.cleanup = new PanelCleanup(this.deps);
     this.readiness = new ReadinessRecorder(this.deps, outcomes);
     this.monitor = new DeadlineMonitor(this.deps, outcomes);
+    this.loop = new PollLoop({
+      clock: deps.clock,
+      idleMs: 500,
+      pass: async () => (await this.pollDue()) + (await this.cleanupDue()),
+      onError: (error) => deps.logger.error({ err: error, reason: 'PROVISION_LOOP_FAILED' }, 'provisioning pass failed'),
+    });
   }
 
   // ---- input events -------------------------------------------------------------------------
@@ -101,9 +105,7 @@ export class ServerProvisionWorker implements ReadinessSignals {
   // ---- polling --------------------------------------------------------------------------------
 
   start(): void {
-    if (this.running) return;
-    this.running = true;
-    this.loop = this.run();
+    this.loop.start();
   }
 
   /**
@@ -111,10 +113,7 @@ export class ServerProvisionWorker implements ReadinessSignals {
    * its provisions over at once. A crashed instance never gets here; its leases lapse after `leaseMs`.
    */
   async stop(): Promise<void> {
-    this.running = false;
-    this.abort.abort();
-    this.wake?.();
-    await this.loop;
+    await this.loop.stop();
     const { db, clock, instanceId, logger } = this.deps;
     try {
       const released = await releaseLeases(db, instanceId, clock.now());
@@ -125,26 +124,7 @@ export class ServerProvisionWorker implements ReadinessSignals {
   }
 
   nudge(): void {
-    this.wake?.();
-  }
-
-  private async run(): Promise<void> {
-    const { clock, logger } = this.deps;
-    while (this.running) {
-      let worked = 0;
-      try {
-        worked += await this.pollDue();
-        worked += await this.cleanupDue();
-      } catch (error) {
-        logger.error({ err: error, reason: 'PROVISION_LOOP_FAILED' }, 'provisioning pass failed');
-      }
-      if (worked > 0 || !this.running) continue;
-      await new Promise<void>((resolve) => {
-        this.wake = resolve;
-        void clock.sleep(500, this.abort.signal).then(resolve);
-      });
-      this.wake = undefined;
-    }
+    this.loop.nudge();
   }
 
   /** Claims provisions whose poll is due (and not leased by a live instance) and polls them. */

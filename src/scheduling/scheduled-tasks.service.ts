@@ -1,5 +1,6 @@
 import type { OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import type { Clock } from '../infra/clock.js';
+import { WakeableSleep } from '../infra/poll-loop.js';
 import { KvUnavailableError, type KeyValueStore } from '../infra/kv/kv-store.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -86,8 +87,8 @@ export class ScheduledTasksService implements OnApplicationBootstrap, OnApplicat
   private state: 'idle' | 'started' | 'stopped' = 'idle';
   /** Loops and ticks in flight, awaited by stop(). */
   private readonly inflight = new Set<Promise<void>>();
-  /** Sleeps of the schedule loops, woken by stop(). One controller per sleep, so no listener piles up. */
-  private readonly sleeps = new Set<AbortController>();
+  /** Sleeps of the schedule loops, woken by stop(). */
+  private readonly sleeper: WakeableSleep;
   private stopping?: Promise<void>;
 
   private readonly headStartMs: number | undefined;
@@ -103,6 +104,7 @@ export class ScheduledTasksService implements OnApplicationBootstrap, OnApplicat
     this.stopTimeoutMs = options.stopTimeoutMs ?? 10_000;
     this.headStartMs = options.headStartMs;
     this.leases = new Leases(this.kv, RUNNING_KEY_PREFIX);
+    this.sleeper = new WakeableSleep(this.clock);
   }
 
   /** Adds a task; registered after start() it is scheduled from the next boundary on. */
@@ -134,7 +136,7 @@ export class ScheduledTasksService implements OnApplicationBootstrap, OnApplicat
     const wasStarted = this.state === 'started';
     this.state = 'stopped';
     if (!wasStarted) return;
-    for (const sleep of this.sleeps) sleep.abort();
+    this.sleeper.close();
     for (const entry of this.tasks.values()) entry.run?.abort(new Error('scheduler stopping'));
 
     const settled = Promise.allSettled([...this.inflight]).then(() => true);
@@ -166,7 +168,7 @@ export class ScheduledTasksService implements OnApplicationBootstrap, OnApplicat
     while (this.state === 'started') {
       const now = this.clock.now();
       const next = Math.max(Math.floor(now / everyMs), lastIndex) + 1;
-      await this.sleep(next * everyMs - now + this.jitter(everyMs));
+      await this.sleeper.sleep(next * everyMs - now + this.jitter(everyMs));
       if (this.state !== 'started') return;
       // A timer may fire a hair early (then it is still tick `next`) or the clock may have jumped (then skip ahead).
       lastIndex = Math.max(next, Math.floor(this.clock.now() / everyMs));
@@ -201,7 +203,7 @@ export class ScheduledTasksService implements OnApplicationBootstrap, OnApplicat
       if (last !== null && last !== this.instanceId) {
         const handicap = this.headStartMs ?? Math.min(Math.floor(everyMs / 5), MAX_HANDICAP_MS);
         if (handicap > 0) {
-          await this.sleep(handicap);
+          await this.sleeper.sleep(handicap);
           if (this.state !== 'started') return;
         }
       }
@@ -278,16 +280,6 @@ export class ScheduledTasksService implements OnApplicationBootstrap, OnApplicat
   private jitter(everyMs: number): number {
     const max = Math.min(this.maxJitterMs, Math.floor(everyMs / 10));
     return Math.floor(this.random() * max);
-  }
-
-  private async sleep(ms: number): Promise<void> {
-    const wake = new AbortController();
-    this.sleeps.add(wake);
-    try {
-      await this.clock.sleep(ms, wake.signal);
-    } finally {
-      this.sleeps.delete(wake);
-    }
   }
 
   private track(work: Promise<void>): void {

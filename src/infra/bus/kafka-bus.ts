@@ -13,6 +13,8 @@ import {
   type MessagesStream,
 } from '@platformatic/kafka';
 import { backoffDelay } from '../backoff.js';
+import { SystemClock } from '../clock.js';
+import { WakeableSleep } from '../poll-loop.js';
 import type { Logger } from '../../observability/logger.js';
 import type { InboundMessage, MessageHandler, MessageSink, MessageSource, OutboundMessage } from './bus.js';
 
@@ -115,14 +117,12 @@ export interface KafkaSourceStats {
 }
 
 class StopSignal {
-  #resolve!: () => void;
-  readonly promise = new Promise<void>((resolve) => {
-    this.#resolve = resolve;
-  });
   stopped = false;
+  /** Retry pauses, cut short by stop(). */
+  readonly sleeper = new WakeableSleep(new SystemClock());
   fire(): void {
     this.stopped = true;
-    this.#resolve();
+    this.sleeper.close();
   }
 }
 
@@ -438,13 +438,7 @@ export class KafkaMessageSource implements MessageSource {
 
   /** Sleeps `ms`, or less if stop() is called. */
   #sleep(ms: number): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      void this.#stop.promise.then(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
+    return this.#stop.sleeper.sleep(ms);
   }
 
   /** Resolves with the promise's value, or `undefined` (false-y) after `ms`. */

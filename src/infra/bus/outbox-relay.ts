@@ -1,6 +1,8 @@
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
+import { Backoff } from '../backoff.js';
 import type { Clock } from '../clock.js';
+import { PollLoop } from '../poll-loop.js';
 import type { Database } from '../db/schema.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { MessageSink, OutboundMessage } from './bus.js';
@@ -23,6 +25,9 @@ export interface OutboxRelayOptions {
   idleMs?: number;
 }
 
+/** After a failed pass: 400 ms doubling to 5 s (200·2^failures), no jitter: the lease leaves one relay, so no herd to spread. */
+const RELAY_RETRY = { baseMs: 200, capMs: 5_000, jitter: 'none' } as const;
+
 /**
  * Relays committed outbox rows to the bus in `seq` order and marks them published only after the sink
  * acknowledged them. A crash between the two republishes the batch: consumers dedupe on `event-id`.
@@ -30,30 +35,30 @@ export interface OutboxRelayOptions {
  * use the database cannot deadlock against the relay.
  */
 export class OutboxRelay {
-  private running = false;
-  private loop: Promise<void> | undefined;
-  private wakeUp: (() => void) | undefined;
-  private readonly abort = new AbortController();
-  private consecutiveFailures = 0;
+  private readonly loop: PollLoop;
 
-  constructor(private readonly options: OutboxRelayOptions) {}
+  constructor(private readonly options: OutboxRelayOptions) {
+    const { clock, logger, leadership } = options;
+    this.loop = new PollLoop({
+      clock,
+      idleMs: options.idleMs ?? 250,
+      retry: new Backoff(RELAY_RETRY),
+      pass: async () => ((await leadership.holds()) ? this.relayBatch() : 0),
+      onError: (error, failures) => logger.warn({ err: error, reason: 'OUTBOX_RELAY_FAILED', failures }, 'outbox relay pass failed'),
+    });
+  }
 
   start(): void {
-    if (this.running) return;
-    this.running = true;
-    this.loop = this.run();
+    this.loop.start();
   }
 
   /** Asks for an immediate pass (called after a transaction that enqueued events commits). */
   nudge(): void {
-    this.wakeUp?.();
+    this.loop.nudge();
   }
 
   async stop(): Promise<void> {
-    this.running = false;
-    this.abort.abort();
-    this.wakeUp?.();
-    await this.loop;
+    await this.loop.stop();
     await this.options.leadership.release().catch(() => undefined);
   }
 
@@ -64,30 +69,6 @@ export class OutboxRelay {
       const n = await this.relayBatch();
       total += n;
       if (n === 0) return total;
-    }
-  }
-
-  private async run(): Promise<void> {
-    const { clock, logger, leadership } = this.options;
-    const idleMs = this.options.idleMs ?? 250;
-    while (this.running) {
-      let relayed = 0;
-      try {
-        if (await leadership.holds()) {
-          relayed = await this.relayBatch();
-        }
-        this.consecutiveFailures = 0;
-      } catch (error) {
-        this.consecutiveFailures++;
-        logger.warn({ err: error, reason: 'OUTBOX_RELAY_FAILED', failures: this.consecutiveFailures }, 'outbox relay pass failed');
-      }
-      if (relayed > 0 && this.consecutiveFailures === 0) continue;
-      const backoff = this.consecutiveFailures > 0 ? Math.min(5_000, 200 * 2 ** this.consecutiveFailures) : idleMs;
-      await new Promise<void>((resolve) => {
-        this.wakeUp = resolve;
-        void clock.sleep(backoff, this.abort.signal).then(resolve);
-      });
-      this.wakeUp = undefined;
     }
   }
 
