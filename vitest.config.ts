@@ -11,7 +11,7 @@ export default defineConfig({
   ...base,
   test: {
     projects: [
-      { ...base, test: { name: 'unit', include: ['src/**/*.spec.ts', 'test/fakes/**/*.spec.ts'], testTimeout: 20_000, hookTimeout: 60_000 } },
+      { ...base, test: { name: 'unit', include: ['src/**/*.spec.ts'], testTimeout: 20_000, hookTimeout: 60_000 } },
       {
         ...base,
         test: {

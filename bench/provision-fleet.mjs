@@ -3,7 +3,7 @@
 // the service's defaults (POLL_EVERY_MS 4000, PTERO_RATE_LIMIT_PER_MIN 240, 60 s limiter window, 5 min deadline).
 // Real stack: PostgreSQL, Redis (the fleet-wide limiter's slots live there), Kafka (server.reserved produced as the
 // platform would); BENCH_FLEET_INSTANCES service instances (default 2) in one consumer group sharing one panel key.
-// The panel is the protocol-faithful fake (test/fakes) over real HTTP, enforcing the 240/60 s fixed window itself.
+// The panel is the protocol-faithful fake (src/demo/simulated) over real HTTP, enforcing the 240/60 s fixed window itself.
 // Each server finishes installing a uniformly random 5–60 s after it was created.
 //
 // Reported:
@@ -48,7 +48,7 @@ const PANEL_KEY = 'ptla_bench_fleet_0123456789abcdefghijklmnopqrs';
 
 async function main() {
   requireBuild();
-  const { startFakePanel } = await dist('test/fakes/pterodactyl-panel.js');
+  const { startFakePanel } = await dist('src/demo/simulated/pterodactyl-panel.js');
   const { KafkaMessageSink } = await dist('src/infra/bus/kafka-bus.js');
   const { Topics } = await dist('src/events/topics.js');
   const { upsertMatch } = await dist('src/matches/match.repository.js');

@@ -18,7 +18,7 @@ const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 /** Fails early, with the fix, when the build is missing. */
 export function requireBuild() {
-  for (const file of ['src/app.module.js', 'test/fakes/pterodactyl-panel.js']) {
+  for (const file of ['src/app.module.js', 'src/demo/simulated/pterodactyl-panel.js']) {
     if (!existsSync(join(DIST, file))) throw new Error(`dist/${file} missing: build first (npx tsc -p tsconfig.build.json)`);
   }
 }

@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import { DIST } from './common.mjs';
 
 const { ManualClock } = await import(join(DIST, 'src/infra/clock.js'));
-const { FakeTwitchHelix } = await import(join(DIST, 'test/fakes/twitch-helix.js'));
-const { FakeSrs } = await import(join(DIST, 'test/fakes/srs.js'));
+const { FakeTwitchHelix } = await import(join(DIST, 'src/demo/simulated/twitch-helix.js'));
+const { FakeSrs } = await import(join(DIST, 'src/demo/simulated/srs.js'));
 
 let clock;
 let twitch;

@@ -5,7 +5,7 @@ import { startService, type RunningService } from '../app.module.js';
 import type { CliIo } from '../cli/io.js';
 import { UsageError } from '../cli/io.js';
 import type { OutboundMessage } from '../infra/bus/bus.js';
-import { startFakePanel, type FakePanel } from '../../test/fakes/pterodactyl-panel.js';
+import { startFakePanel, type FakePanel } from './simulated/pterodactyl-panel.js';
 import { DemoPeers } from './peers.js';
 
 const HELP = `Usage: flock-workers demo [--port N] [--once] [--data-dir DIR]

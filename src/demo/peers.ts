@@ -1,6 +1,6 @@
 import { type Clock, SystemClock } from '../infra/clock.js';
-import { FakeSrs } from '../../test/fakes/srs.js';
-import { FakeTwitchHelix, type TwitchFault } from '../../test/fakes/twitch-helix.js';
+import { FakeSrs } from './simulated/srs.js';
+import { FakeTwitchHelix, type TwitchFault } from './simulated/twitch-helix.js';
 
 /** What a player's stream does during one segment of a scripted timeline. */
 export type StreamState = 'healthy' | 'offline' | 'no-title' | 'low-fps' | 'low-bitrate';
@@ -22,7 +22,7 @@ export interface StreamSegment {
 
 /**
  * The demo's simulated outside world besides the panel: stream platform (Twitch Helix) and ingest server (SRS).
- * Each is a real HTTP server from test/fakes, so the service talks to them exactly as to the real ones; each
+ * Each is a real HTTP server from ./simulated, so the service talks to them exactly as to the real ones; each
  * player's stream follows a scripted timeline, and `outage` makes both providers fail for a while.
  */
 export class DemoPeers {

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { sign } from '../security/signer.js';
 import type { RunningService } from '../app.module.js';
 import type { Config } from '../config/config.js';
-import type { FakePanel } from '../../test/fakes/pterodactyl-panel.js';
+import type { FakePanel } from './simulated/pterodactyl-panel.js';
 import type { DemoPeers } from './peers.js';
 
 export interface ScenarioContext {

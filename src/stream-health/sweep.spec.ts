@@ -3,8 +3,8 @@
  * providers → collectTelemetry → composeSideSample → checkSample → advanceGrace → decideMatchVerdict.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FakeSrs } from '../../test/fakes/srs.js';
-import { FakeTwitchHelix } from '../../test/fakes/twitch-helix.js';
+import { FakeSrs } from '../demo/simulated/srs.js';
+import { FakeTwitchHelix } from '../demo/simulated/twitch-helix.js';
 import { ManualClock } from '../infra/clock.js';
 import { SrsClient, SrsTelemetryProvider } from '../integrations/srs/srs-client.js';
 import { HelixClient, TwitchTelemetryProvider } from '../integrations/twitch/helix-client.js';

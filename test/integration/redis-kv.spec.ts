@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { describeKeyValueStoreContract } from '../../src/infra/kv/kv-contract.js';
+import { describeKeyValueStoreContract } from '../support/kv-contract.js';
 import { KvUnavailableError } from '../../src/infra/kv/kv-store.js';
 import { RedisKeyValueStore } from '../../src/infra/kv/redis-kv.js';
 import { createLogger } from '../../src/observability/logger.js';

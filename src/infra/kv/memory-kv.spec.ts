@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../clock.js';
-import { describeKeyValueStoreContract } from './kv-contract.js';
+import { describeKeyValueStoreContract } from '../../../test/support/kv-contract.js';
 import { KvUnavailableError } from './kv-store.js';
 import { MemoryKeyValueStore } from './memory-kv.js';
 

@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startFakePanel, type FakePanel, type FakePanelOptions } from '../../../test/fakes/pterodactyl-panel.js';
+import { startFakePanel, type FakePanel, type FakePanelOptions } from '../../demo/simulated/pterodactyl-panel.js';
 import { ManualClock, SystemClock } from '../../infra/clock.js';
 import { MemoryKeyValueStore } from '../../infra/kv/memory-kv.js';
 import { createLogger } from '../../observability/logger.js';

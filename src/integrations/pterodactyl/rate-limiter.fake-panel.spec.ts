@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { maxInSlidingWindow, startFakePanel, type FakePanel } from '../../../test/fakes/pterodactyl-panel.js';
+import { maxInSlidingWindow, startFakePanel, type FakePanel } from '../../demo/simulated/pterodactyl-panel.js';
 import { SystemClock } from '../../infra/clock.js';
 import { MemoryKeyValueStore } from '../../infra/kv/memory-kv.js';
 import { createLogger } from '../../observability/logger.js';

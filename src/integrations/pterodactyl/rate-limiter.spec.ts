@@ -3,7 +3,7 @@ import { ManualClock } from '../../infra/clock.js';
 import { KvUnavailableError } from '../../infra/kv/kv-store.js';
 import { MemoryKeyValueStore } from '../../infra/kv/memory-kv.js';
 import { Metrics } from '../../observability/metrics.js';
-import { maxInSlidingWindow } from '../../../test/fakes/pterodactyl-panel.js';
+import { maxInSlidingWindow } from '../../demo/simulated/pterodactyl-panel.js';
 import { PanelRateLimiter, RateLimitDeadlineError, type PanelRateLimiterOptions } from './rate-limiter.js';
 
 /** Deterministic jitter. */

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FakeSrs } from '../../../test/fakes/srs.js';
+import { FakeSrs } from '../../demo/simulated/srs.js';
 import { ManualClock } from '../../infra/clock.js';
 import { Metrics } from '../../observability/metrics.js';
 import { SrsClient, SrsTelemetryProvider, type SrsClientOptions, type SrsProviderOptions } from './srs-client.js';

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FakeTwitchHelix } from '../../../test/fakes/twitch-helix.js';
+import { FakeTwitchHelix } from '../../demo/simulated/twitch-helix.js';
 import { ManualClock } from '../../infra/clock.js';
 import { createLogger } from '../../observability/logger.js';
 import { Metrics } from '../../observability/metrics.js';

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { KvUnavailableError, type KeyValueStore } from './kv-store.js';
+import { KvUnavailableError, type KeyValueStore } from '../../src/infra/kv/kv-store.js';
 
 /** Moves the store's time forward: a manual clock for the memory adapter, a real wait for Redis. */
 export type Advance = (ms: number) => Promise<void>;

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ManualClock } from '../../src/infra/clock.js';
-import { eventually } from '../support/kafka-tap.js';
+import { ManualClock } from '../../infra/clock.js';
+import { eventually } from '../../../test/support/kafka-tap.js';
 import { FakeSrs } from './srs.js';
 
 interface Listed {

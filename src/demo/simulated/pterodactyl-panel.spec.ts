@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { ManualClock } from '../../src/infra/clock.js';
-import { eventually } from '../support/kafka-tap.js';
+import { ManualClock } from '../../infra/clock.js';
+import { eventually } from '../../../test/support/kafka-tap.js';
 import { startFakePanel, type FakePanel, type FakePanelOptions } from './pterodactyl-panel.js';
 
 const KEY = 'ptla_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa';

@@ -1,0 +1,277 @@
+/**
+ * A protocol-faithful SRS HTTP API fake on a real port: `GET /api/v1/streams?start=&count=` as SRS 5/6 answers
+ * it (`srs_app_http_api.cpp` SrsGoApiStreams, `srs_app_statistic.cpp` SrsStatisticStream::dumps):
+ *
+ * - `{code: 0, server, service, pid, total, streams: [...]}`; streams are ordered by id (a std::map) and paged
+ *   with `start` (≥ 0) and `count` (≥ 1; a missing count reads as 1, as `atoi("")` does in SRS).
+ * - each stream: `id, name, vhost, app, tcUrl, url, live_ms` (server time now), `clients, frames` (cumulative
+ *   video frames), `send_bytes, recv_bytes, kbps {recv_30s, send_30s}, publish {active, cid}, video|null, audio|null`.
+ * - frames grow at the scripted FPS along the injected clock while publishing; unpublish keeps the stream
+ *   object (active false, video null) until `remove`; `restart` gives it a new id and a zero counter.
+ * - faults: HTTP status, SRS error code in a 200 answer, hang, connection reset.
+ */
+import { randomBytes } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Clock } from '../../infra/clock.js';
+
+export type SrsFault =
+  | { kind: 'status'; status: number; body?: string }
+  /** HTTP 200 with `{code}` ≠ 0, as srs_api_response_code answers errors. */
+  | { kind: 'code'; code: number }
+  | { kind: 'hang' }
+  | { kind: 'reset' };
+
+export interface PublishOptions {
+  fps: number;
+  kbps: number;
+  vhost?: string;
+  /** false: audio only (video null, frames do not grow). */
+  video?: boolean;
+}
+
+interface FakeStream {
+  id: string;
+  vhost: string;
+  app: string;
+  name: string;
+  active: boolean;
+  video: boolean;
+  fps: number;
+  kbps: number;
+  frames: number;
+  updatedAt: number;
+  recvBytes: number;
+  cid: string;
+}
+
+export interface SrsRequestLog {
+  at: number;
+  path: string;
+  start: string | null;
+  count: string | null;
+  status: number;
+}
+
+export class FakeSrs {
+  readonly requests: SrsRequestLog[] = [];
+  /** Called before each listing request is answered (tests change the stream set between pages with it). */
+  beforeListing: ((start: number) => void) | undefined;
+  /** Caps `count` per page (real SRS does not; lets tests force paging). */
+  maxCount: number | null = null;
+
+  private readonly clock: Clock;
+  private readonly streams = new Map<string, FakeStream>();
+  private readonly faults: SrsFault[] = [];
+  private server: Server | null = null;
+  private base = '';
+  private nextId = 0;
+
+  private constructor(clock: Clock) {
+    this.clock = clock;
+  }
+
+  static async start(options: { clock: Clock }): Promise<FakeSrs> {
+    const fake = new FakeSrs(options.clock);
+    await fake.listen();
+    return fake;
+  }
+
+  /** Like `http://srs:1985` (INGEST_STATS_URL). */
+  get url(): string {
+    return this.base;
+  }
+
+  /** Starts (or resumes) publishing `app/name`; returns the stream id. */
+  publish(app: string, name: string, options: PublishOptions): string {
+    const existing = this.find(app, name, options.vhost);
+    if (existing) {
+      this.settle(existing);
+      Object.assign(existing, { active: true, video: options.video ?? true, fps: options.fps, kbps: options.kbps });
+      return existing.id;
+    }
+    const stream: FakeStream = {
+      id: this.newId(),
+      vhost: options.vhost ?? '__defaultVhost__',
+      app,
+      name,
+      active: true,
+      video: options.video ?? true,
+      fps: options.fps,
+      kbps: options.kbps,
+      frames: 0,
+      updatedAt: this.clock.now(),
+      recvBytes: 0,
+      cid: randomBytes(4).toString('hex'),
+    };
+    this.streams.set(stream.id, stream);
+    return stream.id;
+  }
+
+  /** Changes the encoder's output from now on. */
+  set(app: string, name: string, change: Partial<Pick<PublishOptions, 'fps' | 'kbps'>>): void {
+    const s = this.must(app, name);
+    this.settle(s);
+    if (change.fps !== undefined) s.fps = change.fps;
+    if (change.kbps !== undefined) s.kbps = change.kbps;
+  }
+
+  /** The publisher left; SRS keeps the stream object while it has players. */
+  unpublish(app: string, name: string): void {
+    const s = this.must(app, name);
+    this.settle(s);
+    s.active = false;
+  }
+
+  /** The stream object is cleaned up (no publisher, no players): it disappears from the list. */
+  remove(app: string, name: string): void {
+    this.streams.delete(this.must(app, name).id);
+  }
+
+  /** SRS restarted, or the object was recycled: same app/name, new id, frames from 0. */
+  restart(app: string, name: string): string {
+    const s = this.must(app, name);
+    this.streams.delete(s.id);
+    const fresh = { ...s, id: this.newId(), frames: 0, recvBytes: 0, updatedAt: this.clock.now() };
+    this.streams.set(fresh.id, fresh);
+    return fresh.id;
+  }
+
+  /** Resets the frame counter of the same stream id (what a client must treat as a reset, not negative FPS). */
+  zeroFrames(app: string, name: string): void {
+    const s = this.must(app, name);
+    this.settle(s);
+    s.frames = 0;
+  }
+
+  failNext(fault: SrsFault, times = 1): void {
+    for (let i = 0; i < times; i++) this.faults.push(fault);
+  }
+
+  async close(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    this.server = null;
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      // Hung requests included, as the panel fake does.
+      server.closeAllConnections();
+    });
+  }
+
+  // ─── internals ─────────────────────────────────────────────────────────────────────────────────────────────
+
+  private newId(): string {
+    this.nextId++;
+    return `vid-${String(this.nextId).padStart(7, '0')}`;
+  }
+
+  private find(app: string, name: string, vhost?: string): FakeStream | undefined {
+    return [...this.streams.values()].find((s) => s.app === app && s.name === name && (vhost === undefined || s.vhost === vhost));
+  }
+
+  private must(app: string, name: string): FakeStream {
+    const s = this.find(app, name);
+    if (!s) throw new Error(`no stream ${app}/${name}`);
+    return s;
+  }
+
+  /** Brings the counters up to the clock. */
+  private settle(s: FakeStream): void {
+    const now = this.clock.now();
+    const dt = Math.max(0, now - s.updatedAt) / 1000;
+    if (s.active) {
+      if (s.video) s.frames += s.fps * dt;
+      s.recvBytes += (s.kbps * 1000 * dt) / 8;
+    }
+    s.updatedAt = now;
+  }
+
+  private async listen(): Promise<void> {
+    const server = createServer((req, res) => this.handle(req, res));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    this.server = server;
+    this.base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const url = new URL(req.url ?? '/', this.base);
+    const entry: SrsRequestLog = {
+      at: this.clock.now(),
+      path: url.pathname,
+      start: url.searchParams.get('start'),
+      count: url.searchParams.get('count'),
+      status: 0,
+    };
+    this.requests.push(entry);
+    this.beforeListing?.(Number(entry.start ?? 0));
+    const fault = this.faults.shift();
+    if (fault?.kind === 'hang') return;
+    if (fault?.kind === 'reset') {
+      entry.status = -1;
+      req.socket.destroy();
+      return;
+    }
+    if (fault?.kind === 'status') {
+      entry.status = fault.status;
+      res.writeHead(fault.status, { 'content-type': 'text/plain' });
+      res.end(fault.body ?? 'Internal Server Error');
+      return;
+    }
+    if (fault?.kind === 'code') {
+      entry.status = 200;
+      return this.json(res, { code: fault.code });
+    }
+    if (url.pathname !== '/api/v1/streams' && url.pathname !== '/api/v1/streams/') {
+      entry.status = 404;
+      res.writeHead(404).end();
+      return;
+    }
+    if (req.method !== 'GET') {
+      entry.status = 405;
+      res.writeHead(405).end();
+      return;
+    }
+    const start = Math.max(0, Number.parseInt(url.searchParams.get('start') ?? '', 10) || 0);
+    let count = Math.max(1, Number.parseInt(url.searchParams.get('count') ?? '', 10) || 0);
+    if (this.maxCount !== null) count = Math.min(count, this.maxCount);
+    const all = [...this.streams.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    for (const s of all) this.settle(s);
+    entry.status = 200;
+    this.json(res, {
+      code: 0,
+      server: 'vid-fakesrv',
+      service: 'fake0001',
+      pid: '1',
+      total: all.length,
+      streams: all.slice(start, start + count).map((s) => this.dump(s)),
+    });
+  }
+
+  private dump(s: FakeStream) {
+    const videoOn = s.active && s.video;
+    return {
+      id: s.id,
+      name: s.name,
+      vhost: 'vid-vhost01',
+      app: s.app,
+      tcUrl: `rtmp://127.0.0.1/${s.app}`,
+      url: `/${s.app}/${s.name}`,
+      live_ms: this.clock.now(),
+      clients: s.active ? 1 : 0,
+      frames: Math.floor(s.frames),
+      send_bytes: 0,
+      recv_bytes: Math.floor(s.recvBytes),
+      kbps: { recv_30s: s.active ? s.kbps : 0, send_30s: 0 },
+      publish: s.active ? { active: true, cid: s.cid } : { active: false },
+      video: videoOn ? { codec: 'H264', profile: 'High', level: '4.1', width: 1920, height: 1080 } : null,
+      audio: s.active ? { codec: 'AAC', sample_rate: 48000, channel: 2, profile: 'LC' } : null,
+    };
+  }
+
+  private json(res: ServerResponse, body: unknown): void {
+    const text = JSON.stringify(body);
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+    res.end(text);
+  }
+}
