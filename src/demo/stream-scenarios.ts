@@ -3,11 +3,8 @@
  * simulated Twitch and SRS (DemoPeers), swept by the running service every STREAM_CHECK_EVERY_MS. Overlay gameplay
  * arrives as signed calls to POST /v1/overlay/events, exactly as from a real overlay agent.
  */
-import { sign } from '../security/signer.js';
 import type { DemoPlayerStream, StreamSegment } from './peers.js';
-import type { ScenarioContext } from './scenarios.js';
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+import { issueKey, matchBody, postSigned, sleep, viewMatch, waitForMatch, type MatchView, type ScenarioContext } from './scenario-kit.js';
 
 interface StreamMatch {
   readonly id: string;
@@ -30,47 +27,30 @@ async function startMatch(ctx: ScenarioContext, tag: string, n: number, p1: Stre
   };
   ctx.peers.script(m.p1, p1);
   ctx.peers.script(m.p2, p2);
-  await ctx.api('PUT', `/v1/internal/matches/${id}`, matchBody(m, 'IN_PROGRESS'));
+  await ctx.api('PUT', `/v1/internal/matches/${id}`, streamMatchBody(m, 'IN_PROGRESS'));
   return m;
 }
 
-function matchBody(m: StreamMatch, status: string) {
-  return {
-    mode: 'VERIFIED_STREAM',
-    status,
-    entryFee: { amountCents: 500, currency: 'USD' },
-    overlayRequired: true,
-    players: [
-      { side: 'p1', playerId: 'alice', streamChannels: [`twitch:${m.p1.login}`, `srs:live/${m.p1.ingest}`] },
-      { side: 'p2', playerId: 'bob', streamChannels: [`twitch:${m.p2.login}`, `srs:live/${m.p2.ingest}`] },
-    ],
-  };
+function streamMatchBody(m: StreamMatch, status: string) {
+  const channels = { p1: [`twitch:${m.p1.login}`, `srs:live/${m.p1.ingest}`], p2: [`twitch:${m.p2.login}`, `srs:live/${m.p2.ingest}`] };
+  return matchBody(channels, { overlayRequired: true, status });
 }
 
-async function view(ctx: ScenarioContext, m: StreamMatch) {
-  return ctx.api('GET', `/v1/internal/matches/${m.id}`);
-}
+const view = (ctx: ScenarioContext, m: StreamMatch) => viewMatch(ctx, m.id);
 
-async function waitForStatus(ctx: ScenarioContext, m: StreamMatch, status: string, timeoutMs: number) {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await view(ctx, m);
-    if (v.status === status) return v;
-    if (Date.now() > until) throw new Error(`${m.id} did not become ${status} within ${timeoutMs} ms (it is ${String(v.status)})`);
-    await sleep(500);
-  }
-}
+const waitForStatus = (ctx: ScenarioContext, m: StreamMatch, status: string, timeoutMs: number) =>
+  waitForMatch(ctx, m.id, `become ${status}`, (v) => v.status === status, timeoutMs);
 
 /** The match ends normally: the platform marks it COMPLETED and enforcement stops. */
 async function complete(ctx: ScenarioContext, m: StreamMatch) {
-  await ctx.api('PUT', `/v1/internal/matches/${m.id}`, matchBody(m, 'COMPLETED'));
+  await ctx.api('PUT', `/v1/internal/matches/${m.id}`, streamMatchBody(m, 'COMPLETED'));
 }
 
 async function episodes(ctx: ScenarioContext, m: StreamMatch) {
   return ctx.service.services.db.selectFrom('grace_episodes').select(['side', 'state']).where('match_id', '=', m.id).execute();
 }
 
-function describeVerdict(v: Record<string, unknown>): string {
+function describeVerdict(v: MatchView): string {
   const e = (v.enforcement as { side: string; verdict: string; reason: string; evidenceId: string }[])[0];
   return e ? `${e.verdict} ${e.side} (${e.reason}), evidence ${e.evidenceId}` : 'no enforcement';
 }
@@ -117,14 +97,13 @@ async function offlineWithGameplay(ctx: ScenarioContext) {
   const { check, grace } = timings(ctx);
   const m = await startMatch(ctx, 'stream-forfeit', 3, [{ atMs: 0, state: 'healthy' }, { atMs: 3 * check, state: 'offline' }], healthyOnly);
   ctx.say(`▶ ${m.id}: alice goes offline after ~${(3 * check) / 1000} s while the overlay keeps reporting gameplay`);
-  const key = (await ctx.api('POST', '/v1/internal/keys', { matchId: m.id, kind: 'overlay' })) as { keyId: string; secret: string };
+  const key = await issueKey(ctx, m.id, 'overlay');
   let seq = 0;
   let done = false;
   const overlay = (async () => {
     while (!done) {
       seq++;
-      const call = sign({ keyId: key.keyId, secret: key.secret, body: { type: 'gameplay.progress', matchId: m.id, seq, round: seq } });
-      await fetch(`${ctx.service.url}/v1/overlay/events`, { method: 'POST', headers: { ...call.headers, 'content-type': 'application/json' }, body: call.body }).catch(() => undefined);
+      await postSigned(ctx, '/v1/overlay/events', key, { type: 'gameplay.progress', matchId: m.id, seq, round: seq }).catch(() => undefined);
       await sleep(Math.max(1000, check / 2));
     }
   })();
