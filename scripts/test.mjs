@@ -18,8 +18,8 @@ const run = (args, opts = {}) => spawnSync(node, args, { stdio: 'inherit', cwd: 
 const started = Date.now();
 
 console.log('▶ checking imports (cycles in src/, test code in the product)');
-// --warn-folder-cycles: the matches ↔ provisioning and stream-health ↔ integrations loops are reported, not fatal,
-// until issue 7 removes them; drop the flag then.
+// --warn-folder-cycles: the folder loops issue 7 is removing (matches ↔ provisioning, stream-health ↔ integrations)
+// are reported, not fatal, until they are gone; drop the flag then.
 const imports = run([join(ROOT, 'scripts', 'check-imports.mjs'), '--warn-folder-cycles']);
 if (imports.status !== 0) {
   console.error('✖ import check failed; see the findings above');
