@@ -30,7 +30,11 @@ function importsOf(file) {
   const source = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, false, ts.ScriptKind.TS);
   const found = [];
   const visit = (node) => {
-    if ((ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) && node.moduleSpecifier && ts.isStringLiteral(node.moduleSpecifier)) {
+    if (
+      (ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) &&
+      node.moduleSpecifier &&
+      ts.isStringLiteral(node.moduleSpecifier)
+    ) {
       const typeOnly = ts.isImportDeclaration(node) ? Boolean(node.importClause?.isTypeOnly) : node.isTypeOnly;
       found.push({ specifier: node.moduleSpecifier.text, typeOnly });
     } else if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword) {
@@ -58,7 +62,7 @@ for (const file of files) {
   const edges = [];
   for (const { specifier, typeOnly } of importsOf(file)) {
     const target = resolveLocal(file, specifier);
-    if (!isSpec(file) && (specifier === 'vitest' || specifier.startsWith('vitest/') || (target && target.startsWith(TEST + sep)))) {
+    if (!isSpec(file) && (specifier === 'vitest' || specifier.startsWith('vitest/') || target?.startsWith(TEST + sep))) {
       forbidden.push(`${rel(file)} imports ${specifier}`);
     }
     if (target && known.has(target)) edges.push({ to: target, typeOnly });
@@ -161,8 +165,11 @@ function report(what, graph, name, fatal) {
     console.log(`✔ ${what}: none (${graph.size} checked)`);
     return;
   }
-  console.log(`${fatal ? '✖' : '⚠'} ${what}: ${components.length} group(s) that import each other${fatal ? '' : ' (reported, not fatal yet)'}`);
-  const line = (edge) => `    ${name(edge.from)} → ${name(edge.to)}${edge.typeOnly ? ' (type only)' : ''}${edge.via ? ` via ${edge.via}` : ''}`;
+  console.log(
+    `${fatal ? '✖' : '⚠'} ${what}: ${components.length} group(s) that import each other${fatal ? '' : ' (reported, not fatal yet)'}`,
+  );
+  const line = (edge) =>
+    `    ${name(edge.from)} → ${name(edge.to)}${edge.typeOnly ? ' (type only)' : ''}${edge.via ? ` via ${edge.via}` : ''}`;
   for (const members of components) {
     console.log(`  ${members.map(name).join(', ')}`);
     console.log(`   e.g. the cycle:`);

@@ -38,7 +38,13 @@ export function viewMatch(ctx: ScenarioContext, matchId: string): Promise<MatchV
 }
 
 /** Polls the match every 500 ms until `done`; `goal` names what is awaited in the timeout error. */
-export async function waitForMatch(ctx: ScenarioContext, matchId: string, goal: string, done: (view: MatchView) => boolean, timeoutMs: number): Promise<MatchView> {
+export async function waitForMatch(
+  ctx: ScenarioContext,
+  matchId: string,
+  goal: string,
+  done: (view: MatchView) => boolean,
+  timeoutMs: number,
+): Promise<MatchView> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     const view = await viewMatch(ctx, matchId);
@@ -61,5 +67,9 @@ export async function issueKey(ctx: ScenarioContext, matchId: string, kind: 'adm
 /** A signed hook call, exactly as a game server's admin plugin or an overlay agent sends it. */
 export function postSigned(ctx: ScenarioContext, path: string, key: HookKey, body: SignInput['body']): Promise<Response> {
   const signed = sign({ keyId: key.keyId, secret: key.secret, body });
-  return fetch(`${ctx.service.url}${path}`, { method: 'POST', headers: { ...signed.headers, 'content-type': 'application/json' }, body: signed.body });
+  return fetch(`${ctx.service.url}${path}`, {
+    method: 'POST',
+    headers: { ...signed.headers, 'content-type': 'application/json' },
+    body: signed.body,
+  });
 }

@@ -37,7 +37,11 @@ describe('PollLoop', () => {
     const clock = new ManualClock();
     const work = [2, 1, 0, 0, 0];
     let passes = 0;
-    const loop = new PollLoop({ clock, idleMs: 500, pass: async () => (passes++, work.shift() ?? 0), onError: () => undefined });
+    const pass = async () => {
+      passes++;
+      return work.shift() ?? 0;
+    };
+    const loop = new PollLoop({ clock, idleMs: 500, pass, onError: () => undefined });
     loop.start();
     await settle();
     expect(passes).toBe(3); // 2, 1, then 0 → sleeping
