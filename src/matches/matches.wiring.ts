@@ -1,19 +1,12 @@
 import type { Provider } from '@nestjs/common';
-import type { Kysely } from 'kysely';
-import type { Clock } from '../infra/clock.js';
-import type { Database } from '../infra/db/schema.js';
-import type { Logger } from '../observability/logger.js';
+import type { FeatureWiring } from '../infra/feature-wiring.js';
 import type { ReadinessSignals } from '../provisioning/readiness.port.js';
 import { HookSignalsService } from './hook-signals.service.js';
 import { MatchesService } from './matches.service.js';
 
-export interface MatchesWiring {
-  db: Kysely<Database>;
-  clock: Clock;
-  logger: Logger;
+export interface MatchesWiring extends Pick<FeatureWiring, 'db' | 'clock' | 'logger' | 'onOutboxWrite'> {
   /** Provisioning's port: admin hook and overlay presence are readiness signals. */
   readiness: ReadinessSignals;
-  onOutboxWrite: () => void;
 }
 
 export interface Matches {

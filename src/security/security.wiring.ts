@@ -1,25 +1,11 @@
 import type { Provider } from '@nestjs/common';
-import type { Kysely } from 'kysely';
-import type { Config } from '../config/config.js';
-import type { Clock } from '../infra/clock.js';
-import type { Database } from '../infra/db/schema.js';
-import type { KeyValueStore } from '../infra/kv/kv-store.js';
-import type { Logger } from '../observability/logger.js';
-import type { Metrics } from '../observability/metrics.js';
+import type { FeatureWiring } from '../infra/feature-wiring.js';
 import { HmacGuard, HOOK_VERIFIER } from './hmac.guard.js';
 import { HookVerifier, verifierSettingsFromConfig } from './hook-verifier.js';
 import { KeyService } from './keys.js';
 import { OutboxSecurityEventSink } from './security-events.js';
 
-export interface SecurityWiring {
-  config: Config;
-  db: Kysely<Database>;
-  kv: KeyValueStore;
-  clock: Clock;
-  logger: Logger;
-  metrics: Metrics;
-  onOutboxWrite: () => void;
-}
+export type SecurityWiring = Pick<FeatureWiring, 'config' | 'db' | 'kv' | 'clock' | 'logger' | 'metrics' | 'onOutboxWrite'>;
 
 export interface Security {
   readonly keys: KeyService;
