@@ -1,37 +1,28 @@
 import { type DynamicModule, Module } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
-import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
-import { randomUUID } from 'node:crypto';
-import { CONFIG, type Config } from './config/config.js';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import type { Config } from './config/config.js';
 import type { MessageSink, MessageSource } from './infra/bus/bus.js';
 import { ConsumerRuntime } from './infra/bus/consumer-runtime.js';
 import { EmbeddedBus } from './infra/bus/embedded-bus.js';
 import { KafkaMessageSink, KafkaMessageSource, pingKafka } from './infra/bus/kafka-bus.js';
 import { OutboxRelay, type RelayLeadership } from './infra/bus/outbox-relay.js';
-import { INPUT_TOPICS, Topics } from './events/topics.js';
-import { type Clock, CLOCK, SystemClock } from './infra/clock.js';
+import { INPUT_TOPICS } from './events/topics.js';
+import { type Clock, SystemClock } from './infra/clock.js';
 import { openDatabase } from './infra/db/database.js';
 import { migrateToLatest } from './infra/db/migrations.js';
 import type { KeyValueStore } from './infra/kv/kv-store.js';
 import { MemoryKeyValueStore } from './infra/kv/memory-kv.js';
 import { RedisKeyValueStore } from './infra/kv/redis-kv.js';
-import { HealthController } from './http/health.controller.js';
-import { InternalApiController } from './http/internal-api.controller.js';
-import { InternalTokenGuard } from './http/internal-token.guard.js';
+import { createHttpApp, HTTP_CONTROLLERS, httpProviders } from './http/http.wiring.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
 import type { PanelPort } from './provisioning/panel.port.js';
 import { wireProvisioning } from './provisioning/provisioning.wiring.js';
 import { Leases } from './scheduling/lease.js';
 import { ScheduledTasksService } from './scheduling/scheduled-tasks.service.js';
-import { SERVICES, type Services } from './services.js';
-import { HooksController } from './http/hooks.controller.js';
-import { HookSignalsService } from './matches/hook-signals.service.js';
-import { HmacGuard, HOOK_VERIFIER } from './security/hmac.guard.js';
-import { HookVerifier, verifierSettingsFromConfig } from './security/hook-verifier.js';
-import { KeyService } from './security/keys.js';
-import { registerRawJsonParser } from './security/raw-body.js';
-import { OutboxSecurityEventSink } from './security/security-events.js';
+import type { Services } from './services.js';
+import { matchesProviders, wireMatches } from './matches/matches.wiring.js';
+import { securityProviders, wireSecurity } from './security/security.wiring.js';
 import { wireStreamHealth } from './stream-health/stream-health.wiring.js';
 
 /** Replaceable parts, for tests and the demo (a manual clock, a logger that records, a panel double). */
@@ -104,23 +95,7 @@ export async function buildServices(config: Config, overrides: ServiceOverrides 
     onCommitted: () => relay.nudge(),
   });
 
-  const keys = new KeyService({
-    kv,
-    clock,
-    overlayMasterSecret: config.OVERLAY_MASTER_SECRET,
-    adminHookSecret: config.ADMIN_HOOK_SECRET,
-    defaultTtlMs: config.OVERLAY_KEY_TTL_MS,
-    maxSkewMs: config.MAX_SKEW_MS,
-  });
-  const hookVerifier = new HookVerifier({
-    keys,
-    kv,
-    clock,
-    settings: { ...verifierSettingsFromConfig(config), failureLimit: config.HMAC_FAILURE_LIMIT_PER_MIN },
-    metrics,
-    sink: new OutboxSecurityEventSink(database.db, clock, logger.child({ component: 'hmac' }), () => relay.nudge()),
-    logger: logger.child({ component: 'hmac' }),
-  });
+  const security = wireSecurity({ config, db: database.db, kv, clock, logger, metrics, onOutboxWrite: () => relay.nudge() });
 
   const scheduler = new ScheduledTasksService({ kv, clock, logger: logger.child({ component: 'scheduler' }), metrics, instanceId: config.instanceId });
   // --- provisioning wiring (ServerProvisionWorker, its panel and the deadline monitor; hookSignals is called at tick time) ---
@@ -138,7 +113,7 @@ export async function buildServices(config: Config, overrides: ServiceOverrides 
     beforeDeadlineSweep: () => hookSignals.expireStaleOverlays(config.OVERLAY_HEARTBEAT_TIMEOUT_MS),
   });
   // --- end provisioning wiring ---
-  const hookSignals = new HookSignalsService({ db: database.db, clock, logger: logger.child({ component: 'hooks' }), readiness: provisioning, onOutboxWrite: () => relay.nudge() });
+  const { matches, hookSignals } = wireMatches({ db: database.db, clock, logger, readiness: provisioning, onOutboxWrite: () => relay.nudge() });
 
   // --- stream health wiring (StreamHealthWorker, its providers and scheduled sweeps) ---
   const streamHealth = wireStreamHealth({ config, db: database.db, kv, clock, logger, metrics, consumer, scheduler, onOutboxWrite: () => relay.nudge() });
@@ -160,10 +135,9 @@ export async function buildServices(config: Config, overrides: ServiceOverrides 
     provisioning,
     streamHealth,
     scheduler,
-    keys,
-    hookVerifier,
+    ...security,
+    matches,
     hookSignals,
-    nudgeRelay: () => relay.nudge(),
     async readiness() {
       const checks: Record<string, string> = {};
       await Promise.all([
@@ -190,14 +164,11 @@ export class AppModule {
   static forRoot(services: Services): DynamicModule {
     return {
       module: AppModule,
-      controllers: [HealthController, InternalApiController, HooksController],
+      controllers: HTTP_CONTROLLERS,
       providers: [
-        { provide: SERVICES, useValue: services },
-        { provide: HOOK_VERIFIER, useValue: services.hookVerifier },
-        HmacGuard,
-        { provide: CONFIG, useValue: services.config },
-        { provide: CLOCK, useValue: services.clock },
-        InternalTokenGuard,
+        ...httpProviders({ config: services.config, metrics: services.metrics, readiness: () => services.readiness() }),
+        ...securityProviders(services),
+        ...matchesProviders(services),
       ],
     };
   }
@@ -211,31 +182,11 @@ export interface RunningService {
   close(): Promise<void>;
 }
 
-const REQUEST_ID = /^[A-Za-z0-9_.:-]{8,128}$/;
-
-function isHookRoute(url: string): boolean {
-  const path = url.split('?')[0] ?? '';
-  return path === '/v1/hooks/admin' || path === '/v1/overlay/events';
-}
-
 /** Builds everything, starts the workers in a safe order, and listens. `close()` drains in the reverse order. */
 export async function startService(config: Config, overrides: ServiceOverrides = {}): Promise<RunningService> {
   const services = await buildServices(config, overrides);
   const { logger } = services;
-  const adapter = new FastifyAdapter({
-    loggerInstance: logger.child({ component: 'http' }),
-    disableRequestLogging: false,
-    bodyLimit: 1_048_576,
-    trustProxy: false,
-    genReqId: (req: { headers: Record<string, string | string[] | undefined> }) => {
-      const given = req.headers['x-request-id'];
-      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
-    },
-  });
-  const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(services), adapter, { logger: false, abortOnError: false, bodyParser: false });
-  // Hook routes get the raw bytes (the guard verifies them); every other route gets strictly parsed JSON.
-  registerRawJsonParser(app.getHttpAdapter().getInstance(), config.MAX_BODY_BYTES, { rawWhen: (req) => isHookRoute(req.url) });
-  await app.init();
+  const app = await createHttpApp(AppModule.forRoot(services), config, logger);
 
   // Consumer first, so the embedded relay has somebody to hand input events to; then the workers.
   await services.source.start(services.consumer.topics.length ? [...INPUT_TOPICS] : [], services.consumer.handle);

@@ -1,12 +1,10 @@
 import type { Kysely } from 'kysely';
-import type { z } from 'zod';
 import type { Config } from './config/config.js';
 import type { Clock } from './infra/clock.js';
 import type { MessageSink, MessageSource } from './infra/bus/bus.js';
 import type { ConsumerRuntime } from './infra/bus/consumer-runtime.js';
 import type { EmbeddedBus } from './infra/bus/embedded-bus.js';
 import type { OutboxRelay } from './infra/bus/outbox-relay.js';
-import type { InputTopic } from './events/topics.js';
 import type { DatabaseHandle } from './infra/db/database.js';
 import type { Database } from './infra/db/schema.js';
 import type { KeyValueStore } from './infra/kv/kv-store.js';
@@ -15,10 +13,14 @@ import type { Metrics } from './observability/metrics.js';
 import type { ServerProvisionWorker } from './provisioning/server-provision.worker.js';
 import type { ScheduledTasksService } from './scheduling/scheduled-tasks.service.js';
 import type { HookSignalsService } from './matches/hook-signals.service.js';
+import type { MatchesService } from './matches/matches.service.js';
 import type { HookVerifier } from './security/hook-verifier.js';
 import type { KeyService } from './security/keys.js';
 
-/** Everything the composition root built, handed to controllers and the CLI as one value. */
+/**
+ * Everything the composition root built, for startService, the demo and tests. Controllers never receive it:
+ * each feature's wiring hands them the named services they use.
+ */
 export interface Services {
   readonly config: Config;
   readonly clock: Clock;
@@ -39,8 +41,6 @@ export interface Services {
   readonly keys: KeyService;
   readonly hookVerifier: HookVerifier;
   readonly hookSignals: HookSignalsService;
-  nudgeRelay(): void;
+  readonly matches: MatchesService;
   readiness(): Promise<Record<string, string>>;
 }
-
-export const SERVICES = Symbol('Services');

@@ -1,19 +1,19 @@
 import { Controller, HttpCode, Inject, Post, UseGuards } from '@nestjs/common';
 import { HmacGuard, HmacRoute, Verified } from '../security/hmac.guard.js';
 import type { VerifiedHook } from '../security/hook-verifier.js';
-import { SERVICES, type Services } from '../services.js';
+import { HookSignalsService } from '../matches/hook-signals.service.js';
 
 /** Signed calls from game-server admin plugins and overlay agents (HMAC v1). The guard did all the checking. */
 @Controller('v1')
 export class HooksController {
-  constructor(@Inject(SERVICES) private readonly services: Services) {}
+  constructor(@Inject(HookSignalsService) private readonly hookSignals: HookSignalsService) {}
 
   @Post('hooks/admin')
   @HttpCode(202)
   @HmacRoute('admin')
   @UseGuards(HmacGuard)
   async admin(@Verified() hook: VerifiedHook) {
-    await this.services.hookSignals.apply(hook);
+    await this.hookSignals.apply(hook);
     return { ok: true };
   }
 
@@ -22,7 +22,7 @@ export class HooksController {
   @HmacRoute('overlay')
   @UseGuards(HmacGuard)
   async overlay(@Verified() hook: VerifiedHook) {
-    await this.services.hookSignals.apply(hook);
+    await this.hookSignals.apply(hook);
     return { ok: true };
   }
 }

@@ -1,13 +1,12 @@
 import { Body, Controller, Delete, Get, HttpException, Inject, Param, Post, Put, Res, UseGuards } from '@nestjs/common';
 import { z } from 'zod';
-import { KeyServiceError } from '../security/keys.js';
 import type { FastifyReply } from 'fastify';
-import { enqueueEvent } from '../infra/bus/outbox.js';
 import { INPUT_SCHEMAS, type InputEvent } from '../events/inbound.js';
 import { isInputTopic } from '../events/topics.js';
-import { getMatchView, MatchConflictError, upsertMatch } from '../matches/match.repository.js';
+import { MatchConflictError } from '../matches/match.repository.js';
 import { matchIdSchema, upsertMatchSchema } from '../matches/match.schemas.js';
-import { SERVICES, type Services } from '../services.js';
+import { MatchesService } from '../matches/matches.service.js';
+import { KeyService, KeyServiceError } from '../security/keys.js';
 import { InternalTokenGuard } from './internal-token.guard.js';
 import { parseOr400 } from './validation.js';
 
@@ -23,28 +22,29 @@ const issueKeySchema = z
 @Controller('v1/internal')
 @UseGuards(InternalTokenGuard)
 export class InternalApiController {
-  constructor(@Inject(SERVICES) private readonly services: Services) {}
+  constructor(
+    @Inject(MatchesService) private readonly matches: MatchesService,
+    @Inject(KeyService) private readonly keys: KeyService,
+  ) {}
 
   @Put('matches/:id')
   async putMatch(@Param('id') rawId: string, @Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
     const id = parseOr400(matchIdSchema, rawId, 'path.id');
     const input = parseOr400(upsertMatchSchema, body);
-    const { db, clock } = this.services;
-    let created: boolean;
     try {
-      ({ created } = await db.transaction().execute((trx) => upsertMatch(trx, id, input, clock.now())));
+      const { created, view } = await this.matches.upsert(id, input);
+      reply.status(created ? 201 : 200);
+      return view;
     } catch (error) {
       if (error instanceof MatchConflictError) throw new HttpException({ error: 'conflict', reason: error.reason, detail: error.message }, 409);
       throw error;
     }
-    reply.status(created ? 201 : 200);
-    return getMatchView(db, id);
   }
 
   @Get('matches/:id')
   async getMatch(@Param('id') rawId: string) {
     const id = parseOr400(matchIdSchema, rawId, 'path.id');
-    const view = await getMatchView(this.services.db, id);
+    const view = await this.matches.view(id);
     if (!view) throw new HttpException({ error: 'not_found', detail: `no match ${id}` }, 404);
     return view;
   }
@@ -54,22 +54,9 @@ export class InternalApiController {
   async publishEvent(@Param('topic') topic: string, @Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
     if (!isInputTopic(topic)) throw new HttpException({ error: 'not_found', detail: `${topic} is not an input topic` }, 404);
     const event = parseOr400<InputEvent>(INPUT_SCHEMAS[topic], body);
-    // The envelope's fields go to the envelope; what is left is the topic's payload (unknown fields are dropped).
-    const { v: _v, eventId, type: _type, occurredAt, matchId, ...payload } = event;
-    const now = this.services.clock.now();
-    const enqueued = await enqueueEvent(this.services.db, {
-      topic,
-      matchId,
-      key: matchId ?? 'all',
-      eventId,
-      occurredAt: occurredAt ?? new Date(now).toISOString(),
-      now,
-      dedupeKey: `input:${topic}:${eventId}`,
-      payload,
-    });
-    this.services.nudgeRelay();
+    const { duplicate } = await this.matches.publishInputEvent(topic, event);
     reply.status(202);
-    return { accepted: true, topic, eventId, duplicate: enqueued === null };
+    return { accepted: true, topic, eventId: event.eventId, duplicate };
   }
 
   /** Issues a per-match key; the response is the only place its secret ever appears. */
@@ -77,7 +64,7 @@ export class InternalApiController {
   async issueKey(@Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
     const request = parseOr400(issueKeySchema, body);
     try {
-      const key = await this.services.keys.issue(request);
+      const key = await this.keys.issue(request);
       reply.status(201);
       return { keyId: key.keyId, secret: key.secret, matchId: key.matchId, kind: key.kind, expiresAt: new Date(key.expiresAt).toISOString() };
     } catch (error) {
@@ -92,7 +79,7 @@ export class InternalApiController {
   /** Revokes a key: every instance refuses it within 5 seconds. */
   @Delete('keys/:keyId')
   async revokeKey(@Param('keyId') keyId: string) {
-    if (!(await this.services.keys.revoke(keyId))) throw new HttpException({ error: 'not_found', detail: 'no such key' }, 404);
+    if (!(await this.keys.revoke(keyId))) throw new HttpException({ error: 'not_found', detail: 'no such key' }, 404);
     return { revoked: true, keyId };
   }
 }

@@ -1,0 +1,50 @@
+import type { DynamicModule, Provider } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import { randomUUID } from 'node:crypto';
+import { CONFIG, type Config } from '../config/config.js';
+import type { Logger } from '../observability/logger.js';
+import { Metrics } from '../observability/metrics.js';
+import { registerRawJsonParser } from '../security/raw-body.js';
+import { HealthController, READINESS_CHECK, type ReadinessCheck } from './health.controller.js';
+import { HooksController } from './hooks.controller.js';
+import { InternalApiController } from './internal-api.controller.js';
+import { InternalTokenGuard } from './internal-token.guard.js';
+
+export const HTTP_CONTROLLERS = [HealthController, InternalApiController, HooksController];
+
+/** What the HTTP layer itself needs; the features' services come from their own wiring. */
+export function httpProviders(parts: { config: Config; metrics: Metrics; readiness: ReadinessCheck }): Provider[] {
+  return [
+    { provide: CONFIG, useValue: parts.config },
+    { provide: Metrics, useValue: parts.metrics },
+    { provide: READINESS_CHECK, useValue: parts.readiness },
+    InternalTokenGuard,
+  ];
+}
+
+const REQUEST_ID = /^[A-Za-z0-9_.:-]{8,128}$/;
+
+function isHookRoute(url: string): boolean {
+  const path = url.split('?')[0] ?? '';
+  return path === '/v1/hooks/admin' || path === '/v1/overlay/events';
+}
+
+/** The Fastify-backed Nest application of `module`, initialised but not yet listening. */
+export async function createHttpApp(module: DynamicModule, config: Config, logger: Logger): Promise<NestFastifyApplication> {
+  const adapter = new FastifyAdapter({
+    loggerInstance: logger.child({ component: 'http' }),
+    disableRequestLogging: false,
+    bodyLimit: 1_048_576,
+    trustProxy: false,
+    genReqId: (req: { headers: Record<string, string | string[] | undefined> }) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+  });
+  const app = await NestFactory.create<NestFastifyApplication>(module, adapter, { logger: false, abortOnError: false, bodyParser: false });
+  // Hook routes get the raw bytes (the guard verifies them); every other route gets strictly parsed JSON.
+  registerRawJsonParser(app.getHttpAdapter().getInstance(), config.MAX_BODY_BYTES, { rawWhen: (req) => isHookRoute(req.url) });
+  await app.init();
+  return app;
+}

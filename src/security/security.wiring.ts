@@ -1,0 +1,42 @@
+import type { Provider } from '@nestjs/common';
+import type { FeatureWiring } from '../infra/feature-wiring.js';
+import { HmacGuard, HOOK_VERIFIER } from './hmac.guard.js';
+import { HookVerifier, verifierSettingsFromConfig } from './hook-verifier.js';
+import { KeyService } from './keys.js';
+import { OutboxSecurityEventSink } from './security-events.js';
+
+export type SecurityWiring = Pick<FeatureWiring, 'config' | 'db' | 'kv' | 'clock' | 'logger' | 'metrics' | 'onOutboxWrite'>;
+
+export interface Security {
+  readonly keys: KeyService;
+  readonly hookVerifier: HookVerifier;
+}
+
+/** Per-match keys and the HMAC verifier, whose security events go through the outbox. */
+export function wireSecurity(w: SecurityWiring): Security {
+  const { config, kv, clock, metrics } = w;
+  const log = w.logger.child({ component: 'hmac' });
+  const keys = new KeyService({
+    kv,
+    clock,
+    overlayMasterSecret: config.OVERLAY_MASTER_SECRET,
+    adminHookSecret: config.ADMIN_HOOK_SECRET,
+    defaultTtlMs: config.OVERLAY_KEY_TTL_MS,
+    maxSkewMs: config.MAX_SKEW_MS,
+  });
+  const hookVerifier = new HookVerifier({
+    keys,
+    kv,
+    clock,
+    settings: { ...verifierSettingsFromConfig(config), failureLimit: config.HMAC_FAILURE_LIMIT_PER_MIN },
+    metrics,
+    sink: new OutboxSecurityEventSink(w.db, clock, log, w.onOutboxWrite),
+    logger: log,
+  });
+  return { keys, hookVerifier };
+}
+
+/** The Nest providers of the security feature: the verifier behind HmacGuard, and the key service. */
+export function securityProviders(security: Security): Provider[] {
+  return [{ provide: HOOK_VERIFIER, useValue: security.hookVerifier }, HmacGuard, { provide: KeyService, useValue: security.keys }];
+}
