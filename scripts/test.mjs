@@ -18,9 +18,7 @@ const run = (args, opts = {}) => spawnSync(node, args, { stdio: 'inherit', cwd: 
 const started = Date.now();
 
 console.log('▶ checking imports (cycles in src/, test code in the product)');
-// --warn-folder-cycles: the folder loops issue 7 is removing (matches ↔ provisioning, stream-health ↔ integrations)
-// are reported, not fatal, until they are gone; drop the flag then.
-const imports = run([join(ROOT, 'scripts', 'check-imports.mjs'), '--warn-folder-cycles']);
+const imports = run([join(ROOT, 'scripts', 'check-imports.mjs')]);
 if (imports.status !== 0) {
   console.error('✖ import check failed; see the findings above');
   console.log('Tests: 0 passed, 1 failed');

@@ -21,6 +21,9 @@ import { wireProvisioning } from './provisioning/provisioning.wiring.js';
 import { Leases } from './scheduling/lease.js';
 import { ScheduledTasksService } from './scheduling/scheduled-tasks.service.js';
 import type { Services } from './services.js';
+import { hooksProviders, wireHooks } from './hooks/hooks.wiring.js';
+import { panelFromConfig } from './integrations/pterodactyl/panel-from-config.js';
+import { telemetryProvidersFromConfig } from './integrations/telemetry-providers.js';
 import { matchesProviders, wireMatches } from './matches/matches.wiring.js';
 import { securityProviders, wireSecurity } from './security/security.wiring.js';
 import { wireStreamHealth } from './stream-health/stream-health.wiring.js';
@@ -108,15 +111,17 @@ export async function buildServices(config: Config, overrides: ServiceOverrides 
     metrics,
     consumer,
     scheduler,
-    panel: overrides.panel,
+    panel: overrides.panel ?? panelFromConfig(config, { kv, clock, logger, metrics }),
     onOutboxWrite: () => relay.nudge(),
     beforeDeadlineSweep: () => hookSignals.expireStaleOverlays(config.OVERLAY_HEARTBEAT_TIMEOUT_MS),
   });
   // --- end provisioning wiring ---
-  const { matches, hookSignals } = wireMatches({ db: database.db, clock, logger, readiness: provisioning, onOutboxWrite: () => relay.nudge() });
+  const matches = wireMatches({ db: database.db, clock, onOutboxWrite: () => relay.nudge() });
+  const hookSignals = wireHooks({ db: database.db, clock, logger, readiness: provisioning, onOutboxWrite: () => relay.nudge() });
 
   // --- stream health wiring (StreamHealthWorker, its providers and scheduled sweeps) ---
-  const streamHealth = wireStreamHealth({ config, db: database.db, kv, clock, logger, metrics, consumer, scheduler, onOutboxWrite: () => relay.nudge() });
+  const providers = telemetryProvidersFromConfig(config, { clock, logger, metrics });
+  const streamHealth = wireStreamHealth({ config, db: database.db, kv, clock, logger, metrics, consumer, scheduler, providers, onOutboxWrite: () => relay.nudge() });
   // --- end stream health wiring ---
 
   return {
@@ -168,7 +173,8 @@ export class AppModule {
       providers: [
         ...httpProviders({ config: services.config, metrics: services.metrics, readiness: () => services.readiness() }),
         ...securityProviders(services),
-        ...matchesProviders(services),
+        ...matchesProviders(services.matches),
+        ...hooksProviders(services.hookSignals),
       ],
     };
   }

@@ -12,7 +12,7 @@ import type { Logger } from './observability/logger.js';
 import type { Metrics } from './observability/metrics.js';
 import type { ServerProvisionWorker } from './provisioning/server-provision.worker.js';
 import type { ScheduledTasksService } from './scheduling/scheduled-tasks.service.js';
-import type { HookSignalsService } from './matches/hook-signals.service.js';
+import type { HookSignalsService } from './hooks/hook-signals.service.js';
 import type { MatchesService } from './matches/matches.service.js';
 import type { HookVerifier } from './security/hook-verifier.js';
 import type { KeyService } from './security/keys.js';

@@ -1,6 +1,5 @@
 import { z } from 'zod';
-import { matchIdSchema } from '../matches/match.schemas.js';
-import { eventIdSchema } from './envelope.js';
+import { eventIdSchema, matchIdSchema } from './envelope.js';
 import { Topics, type InputTopic } from './topics.js';
 
 /** `server.reserved` / `server.released` as the platform sends them (the seed's shape; type/occurredAt optional). */

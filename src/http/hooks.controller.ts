@@ -1,7 +1,7 @@
 import { Controller, HttpCode, Inject, Post, UseGuards } from '@nestjs/common';
 import { HmacGuard, HmacRoute, Verified } from '../security/hmac.guard.js';
 import type { VerifiedHook } from '../security/hook-verifier.js';
-import { HookSignalsService } from '../matches/hook-signals.service.js';
+import { HookSignalsService } from '../hooks/hook-signals.service.js';
 
 /** Signed calls from game-server admin plugins and overlay agents (HMAC v1). The guard did all the checking. */
 @Controller('v1')

@@ -1,8 +1,5 @@
 import { z } from 'zod';
 
-/** Match ids are also embedded in HMAC key ids, so they share the key-id grammar. */
-export const matchIdSchema = z.string().regex(/^[A-Za-z0-9-]{1,64}$/, 'must match [A-Za-z0-9-]{1,64}');
-
 export const sideSchema = z.enum(['p1', 'p2']);
 export type Side = z.infer<typeof sideSchema>;
 

@@ -1,38 +1,15 @@
 import type { Provider } from '@nestjs/common';
-import type { FeatureWiring } from '../infra/feature-wiring.js';
-import type { ReadinessSignals } from '../provisioning/readiness.port.js';
-import { HookSignalsService } from './hook-signals.service.js';
+import type { FeatureWiring } from '../feature-wiring.js';
 import { MatchesService } from './matches.service.js';
 
-export interface MatchesWiring extends Pick<FeatureWiring, 'db' | 'clock' | 'logger' | 'onOutboxWrite'> {
-  /** Provisioning's port: admin hook and overlay presence are readiness signals. */
-  readiness: ReadinessSignals;
-}
+export type MatchesWiring = Pick<FeatureWiring, 'db' | 'clock' | 'onOutboxWrite'>;
 
-export interface Matches {
-  readonly matches: MatchesService;
-  readonly hookSignals: HookSignalsService;
-}
-
-/** The matches feature: the internal API's match service and what authenticated hook calls mean for a match. */
-export function wireMatches(w: MatchesWiring): Matches {
-  const { db, clock, onOutboxWrite } = w;
-  return {
-    matches: new MatchesService({ db, clock, onOutboxWrite }),
-    hookSignals: new HookSignalsService({
-      db,
-      clock,
-      logger: w.logger.child({ component: 'hooks' }),
-      readiness: w.readiness,
-      onOutboxWrite,
-    }),
-  };
+/** The matches feature: the internal API's match service (upsert, view, input-event replay). */
+export function wireMatches(w: MatchesWiring): MatchesService {
+  return new MatchesService({ db: w.db, clock: w.clock, onOutboxWrite: w.onOutboxWrite });
 }
 
 /** The Nest providers of the matches feature, by class. */
-export function matchesProviders(m: Matches): Provider[] {
-  return [
-    { provide: MatchesService, useValue: m.matches },
-    { provide: HookSignalsService, useValue: m.hookSignals },
-  ];
+export function matchesProviders(matches: MatchesService): Provider[] {
+  return [{ provide: MatchesService, useValue: matches }];
 }

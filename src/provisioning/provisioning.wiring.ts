@@ -1,43 +1,12 @@
-import type { Config } from '../config/config.js';
-import type { Clock } from '../infra/clock.js';
-import type { FeatureWiring } from '../infra/feature-wiring.js';
-import type { KeyValueStore } from '../infra/kv/kv-store.js';
-import { PterodactylPanel } from '../integrations/pterodactyl/panel.adapter.js';
-import { PterodactylClient } from '../integrations/pterodactyl/pterodactyl-client.js';
-import { PanelRateLimiter } from '../integrations/pterodactyl/rate-limiter.js';
-import type { Logger } from '../observability/logger.js';
-import type { Metrics } from '../observability/metrics.js';
+import type { FeatureWiring } from '../feature-wiring.js';
 import type { PanelPort } from './panel.port.js';
 import { DEFAULT_PROVISION_SETTINGS, ServerProvisionWorker } from './server-provision.worker.js';
 
 export interface ProvisioningWiring extends FeatureWiring {
-  /** A panel double (tests, demo); otherwise the Pterodactyl panel from config. */
-  panel?: PanelPort;
+  /** The panel behind provisioning's port: Pterodactyl from config, or a double (tests, demo). */
+  panel: PanelPort;
   /** Runs on each monitor tick before the deadline sweep (the composition root hands in overlay expiry). */
   beforeDeadlineSweep?: () => Promise<unknown>;
-}
-
-/** The Pterodactyl panel behind provisioning's PanelPort, with its fleet-wide rate limit in the key-value store. */
-export function panelFromConfig(config: Config, deps: { kv: KeyValueStore; clock: Clock; logger: Logger; metrics: Metrics }): PanelPort {
-  const { kv, clock, logger, metrics } = deps;
-  return new PterodactylPanel(
-    new PterodactylClient({
-      baseUrl: config.PTERO_APP_URL ?? 'http://127.0.0.1:1',
-      apiKey: config.PTERO_APP_API_KEY ?? '',
-      timeoutMs: config.PTERO_TIMEOUT_MS,
-      mutationTimeoutMs: config.PTERO_MUTATION_TIMEOUT_MS,
-      limiter: new PanelRateLimiter({
-        store: kv,
-        clock,
-        budget: config.PTERO_RATE_LIMIT_PER_MIN,
-        windowMs: config.PTERO_RATE_LIMIT_WINDOW_MS,
-        instanceId: config.instanceId,
-        metrics,
-      }),
-      metrics,
-      logger: logger.child({ component: 'pterodactyl' }),
-    }),
-  );
 }
 
 /**
@@ -49,7 +18,7 @@ export function wireProvisioning(w: ProvisioningWiring): ServerProvisionWorker {
   const { config, clock, logger, metrics } = w;
   const worker = new ServerProvisionWorker({
     db: w.db,
-    panel: w.panel ?? panelFromConfig(config, { kv: w.kv, clock, logger, metrics }),
+    panel: w.panel,
     clock,
     logger: logger.child({ worker: 'ServerProvisionWorker' }),
     metrics,

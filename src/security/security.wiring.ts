@@ -1,5 +1,5 @@
 import type { Provider } from '@nestjs/common';
-import type { FeatureWiring } from '../infra/feature-wiring.js';
+import type { FeatureWiring } from '../feature-wiring.js';
 import { HmacGuard, HOOK_VERIFIER } from './hmac.guard.js';
 import { HookVerifier, verifierSettingsFromConfig } from './hook-verifier.js';
 import { KeyService } from './keys.js';

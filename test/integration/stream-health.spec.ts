@@ -10,7 +10,7 @@ import { createLogger } from '../../src/observability/logger.js';
 import { Metrics } from '../../src/observability/metrics.js';
 import { sign } from '../../src/security/signer.js';
 import { LAST_SWEEP_KEY, StreamHealthWorker, type SweepReport, type SweepTracePoint } from '../../src/stream-health/stream-health.worker.js';
-import { telemetryProvidersFromConfig } from '../../src/stream-health/stream-health.wiring.js';
+import { telemetryProvidersFromConfig } from '../../src/integrations/telemetry-providers.js';
 import { FakeSrs } from '../fakes/srs.js';
 import { FakeTwitchHelix } from '../fakes/twitch-helix.js';
 import { freshPostgresDatabase, randomName, requireKafka, requireRedis } from '../support/infra.js';

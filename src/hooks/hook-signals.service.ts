@@ -8,8 +8,8 @@ import type { OverlayViolationPayload } from '../events/outbound.js';
 import { Topics } from '../events/topics.js';
 import type { ReadinessSignals } from '../provisioning/readiness.port.js';
 import type { VerifiedHook } from '../security/hook-verifier.js';
-import { TERMINAL_STATUSES } from './match.schemas.js';
-import { updateChecklist } from './match.repository.js';
+import { TERMINAL_STATUSES } from '../matches/match.schemas.js';
+import { updateChecklist } from '../matches/match.repository.js';
 
 export type HookOutcome = 'applied' | 'violation';
 
