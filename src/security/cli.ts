@@ -49,31 +49,34 @@ Options:
   -h, --help          show this help
 `;
 
+type OptionSpec = Record<string, { type: 'string' | 'boolean' }>;
+type OptionValues<O extends OptionSpec> = { [K in keyof O]?: O[K]['type'] extends 'string' ? string : boolean };
+
+/** Parses a command's flags strictly; `--help` prints the help. Returns the values, or the exit code to end with. */
+function parseCommand<O extends OptionSpec>(io: CliIo, command: string, help: string, args: string[], options: O): OptionValues<O> | number {
+  try {
+    const { values } = parseArgs({ args, allowPositionals: false, strict: true, options: { ...options, help: { type: 'boolean', short: 'h' } } });
+    if ((values as { help?: boolean }).help) {
+      io.stdout(help);
+      return EXIT_OK;
+    }
+    return values as OptionValues<O>;
+  } catch (err) {
+    return fail(io, command, (err as Error).message);
+  }
+}
+
 /** `flock-workers sign …` */
 export function runSign(args: string[], io: CliIo): number {
-  let values: { 'key-id'?: string; secret?: string; ts?: string; nonce?: string; json?: boolean; 'show-canonical'?: boolean; help?: boolean };
-  try {
-    ({ values } = parseArgs({
-      args,
-      allowPositionals: false,
-      strict: true,
-      options: {
-        'key-id': { type: 'string' },
-        secret: { type: 'string' },
-        ts: { type: 'string' },
-        nonce: { type: 'string' },
-        json: { type: 'boolean' },
-        'show-canonical': { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (err) {
-    return fail(io, 'sign', (err as Error).message);
-  }
-  if (values.help) {
-    io.stdout(SIGN_HELP);
-    return EXIT_OK;
-  }
+  const values = parseCommand(io, 'sign', SIGN_HELP, args, {
+    'key-id': { type: 'string' },
+    secret: { type: 'string' },
+    ts: { type: 'string' },
+    nonce: { type: 'string' },
+    json: { type: 'boolean' },
+    'show-canonical': { type: 'boolean' },
+  });
+  if (typeof values === 'number') return values;
   const keyId = values['key-id'];
   if (keyId === undefined) return fail(io, 'sign', '--key-id is required');
   const secret = values.secret ?? io.env?.['FLOCK_HMAC_SECRET'];
@@ -105,25 +108,8 @@ export function runSign(args: string[], io: CliIo): number {
 
 /** `flock-workers canonicalize …` */
 export function runCanonicalize(args: string[], io: CliIo): number {
-  let values: { 'no-newline'?: boolean; json?: boolean; help?: boolean };
-  try {
-    ({ values } = parseArgs({
-      args,
-      allowPositionals: false,
-      strict: true,
-      options: {
-        'no-newline': { type: 'boolean' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (err) {
-    return fail(io, 'canonicalize', (err as Error).message);
-  }
-  if (values.help) {
-    io.stdout(CANONICALIZE_HELP);
-    return EXIT_OK;
-  }
+  const values = parseCommand(io, 'canonicalize', CANONICALIZE_HELP, args, { 'no-newline': { type: 'boolean' }, json: { type: 'boolean' } });
+  if (typeof values === 'number') return values;
   try {
     const canonical = canonicalize(parseStrictJson(io.stdin, { numbers: 'i-json' }));
     io.stdout(values['no-newline'] ? canonical : canonical + '\n');
