@@ -64,7 +64,13 @@ export async function buildServices(config: Config, overrides: ServiceOverrides 
   if (config.KAFKA_BROKERS) {
     const common = { brokers: config.KAFKA_BROKERS, clientId: `${config.KAFKA_CLIENT_ID}-${config.instanceId}`, topicPrefix: config.KAFKA_TOPIC_PREFIX, logger };
     sink = new KafkaMessageSink(common);
-    source = new KafkaMessageSource({ ...common, groupId: config.KAFKA_GROUP_ID });
+    source = new KafkaMessageSource({
+      ...common,
+      groupId: config.KAFKA_GROUP_ID,
+      sessionTimeoutMs: config.KAFKA_SESSION_TIMEOUT_MS,
+      // Only an explicitly set INSTANCE_ID is stable across restarts; the generated one changes every start.
+      ...(config.INSTANCE_ID ? { groupInstanceId: config.INSTANCE_ID } : {}),
+    });
   } else {
     embeddedBus = new EmbeddedBus(INPUT_TOPICS);
     sink = embeddedBus;
@@ -155,8 +161,9 @@ export async function buildServices(config: Config, overrides: ServiceOverrides 
           () => (checks.redis = 'unreachable'),
         ),
         (async () => {
-          if (!config.KAFKA_BROKERS) checks.bus = source.isHealthy() ? 'ok' : 'stopped';
-          else checks.bus = source.isHealthy() && (await pingKafka(config.KAFKA_BROKERS, 2_000)) ? 'ok' : 'unavailable';
+          const state = source.state();
+          if (state !== 'ok' || !config.KAFKA_BROKERS) checks.bus = state;
+          else checks.bus = (await pingKafka(config.KAFKA_BROKERS, 2_000)) ? 'ok' : 'unavailable';
         })(),
       ]);
       return checks;
@@ -194,8 +201,10 @@ export async function startService(config: Config, overrides: ServiceOverrides =
   const { logger } = services;
   const app = await createHttpApp(AppModule.forRoot(services), config, logger);
 
-  // Consumer first, so the embedded relay has somebody to hand input events to; then the workers.
-  await services.source.start(services.consumer.topics.length ? [...INPUT_TOPICS] : [], services.consumer.handle);
+  // Consumer first, so the embedded relay has somebody to hand input events to; then the workers. The Kafka
+  // group join can wait out a dead member's session timeout: the HTTP server listens meanwhile (/readyz: joining).
+  const joining = services.source.start(services.consumer.topics.length ? [...INPUT_TOPICS] : [], services.consumer.handle);
+  joining.catch(() => undefined); // awaited below; this only keeps an early failure from being unhandled
   services.relay.start();
   services.provisioning.start();
   services.scheduler.start();
@@ -206,6 +215,12 @@ export async function startService(config: Config, overrides: ServiceOverrides =
   const host = config.HOST === '0.0.0.0' || config.HOST === '::' ? '127.0.0.1' : config.HOST;
   const url = `http://${host}:${port}`;
   logger.info({ url, embedded: config.embedded }, 'flocknode-workers listening');
+  try {
+    await joining;
+  } catch (error) {
+    await Promise.allSettled([app.close(), services.scheduler.stop(), services.provisioning.stop(), services.relay.stop()]);
+    throw error;
+  }
 
   let closing: Promise<void> | undefined;
   const close = () =>

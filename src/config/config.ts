@@ -136,6 +136,8 @@ export const configSchema = z.object({
   KAFKA_GROUP_ID: z.string().min(1).default('flocknode-workers'),
   KAFKA_CLIENT_ID: z.string().min(1).default('flocknode-workers'),
   KAFKA_TOPIC_PREFIX: z.string().default(''),
+  // Within the broker's group.min/max.session.timeout.ms (6 s … 30 min by default).
+  KAFKA_SESSION_TIMEOUT_MS: z.coerce.number().int().min(6_000).max(1_800_000).default(30_000),
   SHUTDOWN_TIMEOUT_MS: ms(25_000),
 
   // Set by `demo` only: allows short secrets and generated defaults.

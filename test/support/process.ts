@@ -18,7 +18,8 @@ export class ServiceProcess {
     child.stderr?.on('data', (d: Buffer) => this.output.push(d.toString()));
   }
 
-  static async start(env: Record<string, string>, port: number): Promise<ServiceProcess> {
+  /** Resolves once `waitFor` answers 200: `/readyz` (default: consuming) or `/healthz` (process up and listening). */
+  static async start(env: Record<string, string>, port: number, waitFor: '/readyz' | '/healthz' = '/readyz'): Promise<ServiceProcess> {
     const node = join(ROOT, 'node_modules', 'node', 'bin', 'node');
     const child = spawn(node, [join(ROOT, 'dist', 'src', 'main.js'), 'start'], {
       env: { PATH: process.env.PATH ?? '', ...env, PORT: String(port), HOST: '127.0.0.1' },
@@ -28,11 +29,11 @@ export class ServiceProcess {
     await eventually(
       async () => {
         if (child.exitCode !== null) throw new Error(`service exited with ${child.exitCode}: ${proc.output.join('').slice(-2000)}`);
-        const r = await fetch(`${proc.url}/readyz`).catch(() => undefined);
+        const r = await fetch(`${proc.url}${waitFor}`).catch(() => undefined);
         return r?.status === 200;
       },
       60_000,
-      'service process ready',
+      `service process ${waitFor} 200`,
     );
     return proc;
   }

@@ -41,9 +41,14 @@ export interface MessageSource {
   start(topics: readonly string[], handler: MessageHandler): Promise<void>;
   /** Stops taking messages, waits for the one in flight and its commit, then leaves the group. */
   stop(): Promise<void>;
-  /** False while disconnected or rebalancing; used by /readyz. */
+  /** False while joining, disconnected or rebalancing. */
   isHealthy(): boolean;
+  /** What /readyz reports for the bus: `ok` only when consuming. */
+  state(): SourceState;
 }
+
+/** `joining` until the first group join completed (the HTTP server already answers meanwhile). */
+export type SourceState = 'ok' | 'joining' | 'rebalancing' | 'disconnected' | 'stopped';
 
 export const MESSAGE_SINK = Symbol('MessageSink');
 export const MESSAGE_SOURCE = Symbol('MessageSource');

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { InboundMessage, MessageHandler, MessageSink, MessageSource, OutboundMessage } from './bus.js';
+import type { InboundMessage, MessageHandler, MessageSink, MessageSource, OutboundMessage, SourceState } from './bus.js';
 
 /**
  * The in-process bus of the embedded default. It is fed only by the outbox relay, so input events are as
@@ -31,6 +31,10 @@ export class EmbeddedBus implements MessageSink, MessageSource {
 
   isHealthy(): boolean {
     return !this.stopped;
+  }
+
+  state(): SourceState {
+    return this.stopped ? 'stopped' : 'ok';
   }
 
   /** Delivers each message in order; rejects (so the relay retries later) if an input topic has no consumer. */

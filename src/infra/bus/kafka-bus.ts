@@ -16,7 +16,7 @@ import { backoffDelay } from '../backoff.js';
 import { SystemClock } from '../clock.js';
 import { WakeableSleep } from '../poll-loop.js';
 import type { Logger } from '../../observability/logger.js';
-import type { InboundMessage, MessageHandler, MessageSink, MessageSource, OutboundMessage } from './bus.js';
+import type { InboundMessage, MessageHandler, MessageSink, MessageSource, OutboundMessage, SourceState } from './bus.js';
 
 /**
  * Kafka adapters for the bus ports, on @platformatic/kafka 2.x.
@@ -94,6 +94,11 @@ export class KafkaMessageSink implements MessageSink {
 
 export interface KafkaSourceOptions extends KafkaClientOptions {
   groupId: string;
+  /**
+   * Static group membership (KIP-345): a stable name per instance (e.g. the pod name). A restarted instance with
+   * the same name takes its partitions back without a rebalance; two live instances must never share one.
+   */
+  groupInstanceId?: string;
   /** Group session timeout in ms (library default 60000; the broker accepts 6000..300000 by default). */
   sessionTimeoutMs?: number;
   heartbeatIntervalMs?: number;
@@ -147,6 +152,7 @@ export class KafkaMessageSource implements MessageSource {
   /** Per topic-partition: the offset this member last committed, in the current stream (skips buffered replays). */
   #committed = new Map<string, bigint>();
   #joinedAt = 0;
+  #joined = false;
   #rebalancing = false;
   readonly #stats: KafkaSourceStats = { deliveries: 0, handlerFailures: 0, commits: 0, commitFailures: 0, streamRestarts: 0 };
 
@@ -171,6 +177,7 @@ export class KafkaMessageSource implements MessageSource {
     const consumer: KafkaConsumer = new Consumer({
       clientId: this.#options.clientId,
       groupId: this.#options.groupId,
+      ...(this.#options.groupInstanceId ? { groupInstanceId: this.#options.groupInstanceId } : {}),
       bootstrapBrokers: this.#options.brokers,
       autocommit: false,
       isolationLevel: FetchIsolationLevels.READ_COMMITTED,
@@ -202,13 +209,18 @@ export class KafkaMessageSource implements MessageSource {
   }
 
   isHealthy(): boolean {
+    return this.state() === 'ok';
+  }
+
+  state(): SourceState {
     const consumer = this.#consumer;
+    if (!consumer || this.#stop.stopped) return 'stopped';
     const stream = this.#stream;
-    if (!consumer || !stream || this.#stop.stopped || this.#rebalancing) return false;
-    if (stream.destroyed || stream.closed) return false;
-    if (!consumer.isActive()) return false;
+    if (!stream || !this.#joined) return 'joining';
+    if (this.#rebalancing) return 'rebalancing';
+    if (stream.destroyed || stream.closed || !consumer.isActive()) return 'disconnected';
     const last = consumer.lastHeartbeat?.getTime() ?? this.#joinedAt;
-    return Date.now() - last < this.#sessionTimeoutMs;
+    return Date.now() - last < this.#sessionTimeoutMs ? 'ok' : 'disconnected';
   }
 
   // ------------------------------------------------------------------------------------------------------------
@@ -396,6 +408,7 @@ export class KafkaMessageSource implements MessageSource {
     const log = this.#logger;
     consumer.on('consumer:group:join', (p) => {
       this.#rebalancing = false;
+      this.#joined = true;
       this.#joinedAt = Date.now();
       log.info(
         {
