@@ -203,7 +203,7 @@ export async function startService(config: Config, overrides: ServiceOverrides =
 
   // Consumer first, so the embedded relay has somebody to hand input events to; then the workers. The Kafka
   // group join can wait out a dead member's session timeout: the HTTP server listens meanwhile (/readyz: joining).
-  const joining = services.source.start(services.consumer.topics.length ? [...INPUT_TOPICS] : [], services.consumer.handle);
+  const joining = services.source.start(services.consumer.topics.length ? [...INPUT_TOPICS] : [], services.consumer.handleBatch);
   joining.catch(() => undefined); // awaited below; this only keeps an early failure from being unhandled
   services.relay.start();
   services.provisioning.start();

@@ -109,6 +109,30 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly consumerBatchSize = new Histogram({
+    name: 'flock_consumer_batch_size',
+    help: 'Messages per consumed batch (one partition, one database transaction)',
+    buckets: [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000],
+    registers: [this.registry],
+  });
+  readonly relayBatchSize = new Histogram({
+    name: 'flock_outbox_relay_batch_size',
+    help: 'Outbox rows per relay produce request',
+    buckets: [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000],
+    registers: [this.registry],
+  });
+  readonly consumerLag = new Gauge({
+    name: 'flock_consumer_lag',
+    help: 'Messages between the committed offset and the end of each assigned partition (sampled)',
+    labelNames: ['topic', 'partition'] as const,
+    registers: [this.registry],
+  });
+  readonly outboxOldestUnpublishedSeconds = new Gauge({
+    name: 'flock_outbox_oldest_unpublished_seconds',
+    help: 'Age of the oldest outbox row not yet relayed (0 when none; sampled by the relay)',
+    registers: [this.registry],
+  });
+
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry });
   }

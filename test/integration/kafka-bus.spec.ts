@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { Admin } from '@platformatic/kafka';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/observability/logger.js';
-import type { InboundMessage, MessageHandler, OutboundMessage } from '../../src/infra/bus/bus.js';
+import { oneByOne, type InboundMessage, type MessageHandler, type OutboundMessage } from '../../src/infra/bus/bus.js';
 import { KafkaMessageSink, KafkaMessageSource, ensureTopics, pingKafka } from '../../src/infra/bus/kafka-bus.js';
 import { ALL_TOPICS, Topics } from '../../src/events/topics.js';
 
@@ -101,9 +101,9 @@ describe('Kafka bus (real broker)', () => {
   it('round-trips a message with its key and event-id header; the prefix is stripped on the way in', async () => {
     const received: InboundMessage[] = [];
     const source = newSource('roundtrip');
-    await source.start([Topics.serverReserved], async (m) => {
+    await source.start([Topics.serverReserved], oneByOne(async (m) => {
       received.push(m);
-    });
+    }));
     expect(source.isHealthy()).toBe(true);
 
     const out = event(Topics.serverReserved, 'match-rt-1', { panelServerId: 42 });
@@ -132,11 +132,11 @@ describe('Kafka bus (real broker)', () => {
     const eventId = out.headers['event-id']!;
     const attempts: number[] = [];
     const source = newSource('retry');
-    await source.start([Topics.serverReleased], async (m) => {
+    await source.start([Topics.serverReleased], oneByOne(async (m) => {
       if (m.headers['event-id'] !== eventId) return;
       attempts.push(Date.now());
       if (attempts.length <= 2) throw new Error(`transient failure #${attempts.length}`);
-    });
+    }));
     await sink.send([out]);
     await waitUntil(() => attempts.length >= 3 && source.stats.commits >= 1, 'three deliveries and a commit');
     expect(attempts).toHaveLength(3);
@@ -152,9 +152,9 @@ describe('Kafka bus (real broker)', () => {
     // A new member of the same group resumes after the committed offset: it sees only the new marker.
     const seen: string[] = [];
     const next = newSource('retry');
-    await next.start([Topics.serverReleased], async (m) => {
+    await next.start([Topics.serverReleased], oneByOne(async (m) => {
       seen.push(m.headers['event-id'] ?? '?');
-    });
+    }));
     const marker = event(Topics.serverReleased, 'match-retry-1');
     await sink.send([marker]);
     await waitUntil(() => seen.includes(marker.headers['event-id']!), 'the marker message');
@@ -168,10 +168,10 @@ describe('Kafka bus (real broker)', () => {
     const eventId = out.headers['event-id']!;
     let firstSaw = 0;
     const stuck = newSource('stuck', { stopTimeoutMs: 3000 });
-    await stuck.start([Topics.streamHealthCheck], async (m) => {
+    await stuck.start([Topics.streamHealthCheck], oneByOne(async (m) => {
       if (m.headers['event-id'] === eventId) firstSaw += 1;
       await new Promise<void>(() => undefined); // never resolves: a hung effect
-    });
+    }));
     await sink.send([out]);
     await waitUntil(() => firstSaw === 1, 'the first member to receive the message');
     const t0 = Date.now();
@@ -182,9 +182,9 @@ describe('Kafka bus (real broker)', () => {
 
     const redelivered: InboundMessage[] = [];
     const second = newSource('stuck');
-    await second.start([Topics.streamHealthCheck], async (m) => {
+    await second.start([Topics.streamHealthCheck], oneByOne(async (m) => {
       redelivered.push(m);
-    });
+    }));
     await waitUntil(() => redelivered.some((m) => m.headers['event-id'] === eventId), 'redelivery to the second member');
     await waitUntil(() => second.stats.commits >= 1, 'the second member to commit');
     await second.stop();
@@ -197,12 +197,12 @@ describe('Kafka bus (real broker)', () => {
     let started = false;
     let finished = false;
     const slow = newSource('slow', { stopTimeoutMs: 10_000 });
-    await slow.start([Topics.matchDispute], async (m) => {
+    await slow.start([Topics.matchDispute], oneByOne(async (m) => {
       if (m.headers['event-id'] !== eventId) return;
       started = true;
       await new Promise((r) => setTimeout(r, 1500));
       finished = true;
-    });
+    }));
     await sink.send([out]);
     await waitUntil(() => started, 'the slow handler to start');
     await slow.stop();
@@ -211,9 +211,9 @@ describe('Kafka bus (real broker)', () => {
 
     const seen: string[] = [];
     const next = newSource('slow');
-    await next.start([Topics.matchDispute], async (m) => {
+    await next.start([Topics.matchDispute], oneByOne(async (m) => {
       seen.push(m.headers['event-id'] ?? '?');
-    });
+    }));
     const marker = event(Topics.matchDispute, 'match-slow-1');
     await sink.send([marker]);
     await waitUntil(() => seen.includes(marker.headers['event-id']!), 'the marker message');
@@ -234,12 +234,12 @@ describe('Kafka bus (real broker)', () => {
         handledBy.get(id)!.add(member);
       };
     const a = newSource('rebalance');
-    await a.start([topic], slowHandler('a'));
+    await a.start([topic], oneByOne(slowHandler('a')));
     const batch = Array.from({ length: total }, (_, i) => event(topic, `match-rb-${i % 12}`, { i }));
     await sink.send(batch);
     await waitUntil(() => handledBy.size >= 10, 'member a to start handling');
     const b = newSource('rebalance');
-    await b.start([topic], slowHandler('b'));
+    await b.start([topic], oneByOne(slowHandler('b')));
     await waitUntil(() => batch.every((e) => handledBy.has(e.headers['event-id']!)), 'every message handled', 60_000);
     await Promise.all([a.stop(), b.stop()]);
     expect(a.stats.deliveries + b.stats.deliveries).toBeGreaterThanOrEqual(total);
@@ -248,9 +248,9 @@ describe('Kafka bus (real broker)', () => {
     // rebalance), never a message nobody handled; once it has drained, every offset is committed.
     const late: string[] = [];
     const c = newSource('rebalance');
-    await c.start([topic], async (m) => {
+    await c.start([topic], oneByOne(async (m) => {
       late.push(m.headers['event-id'] ?? '?');
-    });
+    }));
     const sumCommitted = async () => [...(await committedOffsets('rebalance', topic)).values()].reduce((x, y) => x + y, 0n);
     const deadline = Date.now() + 20_000;
     while ((await sumCommitted()) < BigInt(total) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
@@ -260,22 +260,30 @@ describe('Kafka bus (real broker)', () => {
     expect(late.length).toBeLessThan(total);
   });
 
-  it('preserves order within a key, handling one message at a time', async () => {
+  it('preserves order within a key, handling one batch at a time per partition', async () => {
     const keys = ['match-order-a', 'match-order-b', 'match-order-c'];
     const perKey = 40;
     const seen = new Map<string, number[]>(keys.map((k) => [k, []]));
-    let concurrent = 0;
-    let maxConcurrent = 0;
+    const concurrentPerPartition = new Map<number, number>();
+    let maxPerPartition = 0;
     const handler: MessageHandler = async (m) => {
-      concurrent += 1;
-      maxConcurrent = Math.max(maxConcurrent, concurrent);
       const body = JSON.parse(m.value.toString('utf8')) as { seq: number };
       if (Math.random() < 0.2) await new Promise((r) => setTimeout(r, 2));
       seen.get(m.key!)!.push(body.seq);
-      concurrent -= 1;
     };
     const source = newSource('order');
-    await source.start([Topics.matchForfeit], handler);
+    await source.start([Topics.matchForfeit], async (batch) => {
+      const partition = batch[0]!.partition;
+      expect(batch.every((m) => m.partition === partition)).toBe(true);
+      const now = (concurrentPerPartition.get(partition) ?? 0) + 1;
+      concurrentPerPartition.set(partition, now);
+      maxPerPartition = Math.max(maxPerPartition, now);
+      try {
+        await oneByOne(handler)(batch);
+      } finally {
+        concurrentPerPartition.set(partition, now - 1);
+      }
+    });
     // Interleaved keys, several sends (batches of 10) so the records span many produce requests.
     const all: OutboundMessage[] = [];
     for (let seq = 0; seq < perKey; seq++) for (const k of keys) all.push(event(Topics.matchForfeit, k, { seq }));
@@ -283,7 +291,42 @@ describe('Kafka bus (real broker)', () => {
 
     await waitUntil(() => keys.every((k) => seen.get(k)!.length >= perKey), 'all ordered messages', 60_000);
     for (const k of keys) expect(seen.get(k)).toEqual([...Array(perKey).keys()]);
-    expect(maxConcurrent).toBe(1);
+    expect(maxPerPartition).toBe(1);
     await source.stop();
+  });
+
+  it('hands a backlog over in batches, partitions concurrently, and commits each batch only after it resolved', async () => {
+    const topic = Topics.hmacVerificationFailed;
+    const total = 600;
+    const backlog = Array.from({ length: total }, (_, i) => event(topic, `match-batch-${i % 30}`, { i }));
+    for (let i = 0; i < total; i += 100) await sink.send(backlog.slice(i, i + 100));
+    const sizes: number[] = [];
+    const handled = new Set<string>();
+    let concurrent = 0;
+    let maxConcurrent = 0;
+    const committedWhileHandling: bigint[] = [];
+    const source = newSource('batches', { maxBatchSize: 100 });
+    await source.start([topic], async (batch) => {
+      concurrent += 1;
+      maxConcurrent = Math.max(maxConcurrent, concurrent);
+      sizes.push(batch.length);
+      // While a batch is being handled, its partition's committed offset is still before the batch.
+      if (Math.random() < 0.1) {
+        const committed = (await committedOffsets('batches', topic)).get(batch[0]!.partition) ?? 0n;
+        committedWhileHandling.push(committed - BigInt(batch[0]!.offset));
+      }
+      await new Promise((r) => setTimeout(r, 30));
+      for (const m of batch) handled.add(m.headers['event-id']!);
+      concurrent -= 1;
+    });
+    await waitUntil(() => handled.size >= total, 'the whole backlog', 60_000);
+    await source.stop();
+    expect(Math.max(...sizes)).toBeGreaterThan(1);
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(100);
+    expect(maxConcurrent).toBeGreaterThan(1);
+    for (const gap of committedWhileHandling) expect(gap).toBeLessThanOrEqual(0n);
+    const committed = await committedOffsets('batches', topic);
+    expect([...committed.values()].reduce((a, b) => a + b, 0n)).toBe(BigInt(total));
+    expect(source.stats.commits).toBeLessThan(total / 2);
   });
 });

@@ -1,3 +1,4 @@
+import { oneByOne } from '../../src/infra/bus/bus.js';
 import { KafkaMessageSource } from '../../src/infra/bus/kafka-bus.js';
 import { createLogger } from '../../src/observability/logger.js';
 
@@ -23,10 +24,10 @@ export class KafkaTap {
       maxWaitTimeMs: 200,
     });
     const tap = new KafkaTap(source);
-    await source.start(topics, async (m) => {
+    await source.start(topics, oneByOne(async (m) => {
       const value = JSON.parse(m.value.toString('utf8')) as Record<string, unknown>;
       tap.events.push({ topic: m.topic, key: m.key, eventId: m.headers['event-id'] ?? String(value.eventId), value });
-    });
+    }));
     return tap;
   }
 

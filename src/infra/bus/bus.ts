@@ -33,13 +33,24 @@ export interface MessageSink {
 
 export type MessageHandler = (message: InboundMessage) => Promise<void>;
 
+/** Messages of ONE partition, in offset order. Resolving commits them all; rejecting redelivers them all. */
+export type BatchHandler = (messages: readonly InboundMessage[]) => Promise<void>;
+
+/** A batch handler that handles one message after the other (tools and tests that think per message). */
+export function oneByOne(handler: MessageHandler): BatchHandler {
+  return async (messages) => {
+    for (const message of messages) await handler(message);
+  };
+}
+
 export interface MessageSource {
   /**
-   * Starts delivering messages of `topics`, one at a time per partition. The source commits a message's
-   * offset only after `handler` resolved for it; when `handler` rejects, the message is delivered again.
+   * Starts delivering messages of `topics` in batches, partitions concurrently, one batch at a time per partition.
+   * The source commits a batch's offsets only after `handler` resolved for it; when it rejects, the batch is
+   * delivered again.
    */
-  start(topics: readonly string[], handler: MessageHandler): Promise<void>;
-  /** Stops taking messages, waits for the one in flight and its commit, then leaves the group. */
+  start(topics: readonly string[], handler: BatchHandler): Promise<void>;
+  /** Stops taking messages, waits for the batches in flight and their commits, then leaves the group. */
   stop(): Promise<void>;
   /** False while joining, disconnected or rebalancing. */
   isHealthy(): boolean;

@@ -1,4 +1,4 @@
-import type { Kysely, Transaction } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
 import { randomUUID } from 'node:crypto';
@@ -28,6 +28,30 @@ export interface TopicHandler<T extends { eventId: string }> {
   handle(event: T, context: EventContext): Promise<void>;
   /** Runs after the transaction committed (for example to wake a poller). Failures are only logged. */
   afterCommit?(event: T): void;
+}
+
+interface Decoded {
+  kind: 'event';
+  message: InboundMessage;
+  handler: TopicHandler<{ eventId: string }>;
+  event: { eventId: string };
+  log: Logger;
+  idemKey: string | undefined;
+}
+
+interface Invalid {
+  kind: 'invalid';
+  message: InboundMessage;
+  reason: DeadLetterReason;
+  detail: string;
+}
+
+interface BatchOutcome {
+  processed: Decoded[];
+  duplicates: Decoded[];
+  deadLettered: Invalid[];
+  /** Set aside after a failed effect (with the later messages of its key): retried one by one after the commit. */
+  deferred: Decoded[];
 }
 
 export type DeadLetterReason = 'INVALID_JSON' | 'NOT_AN_OBJECT' | 'UNSUPPORTED_VERSION' | 'INVALID_FIELDS' | 'UNKNOWN_TOPIC' | 'HANDLER_FAILED';
@@ -73,58 +97,84 @@ export class ConsumerRuntime {
     return [...this.handlers.keys()];
   }
 
-  /** The MessageHandler given to a MessageSource. */
+  /** One message on its own: validate, fast-path dedupe, then its own transaction with retries (embedded bus, tools). */
   readonly handle = async (message: InboundMessage): Promise<void> => {
-    const { logger, metrics } = this.options;
-    const handler = this.handlers.get(message.topic);
-    if (!handler) return this.deadLetter(message, 'UNKNOWN_TOPIC', `no handler for topic ${message.topic}`);
+    const decoded = this.decode(message);
+    if (decoded.kind === 'invalid') return this.deadLetter(message, decoded.reason, decoded.detail);
+    if (await this.fastPathSeen(decoded)) return;
+    await this.handleOne(decoded);
+  };
 
+  /**
+   * The batch handler given to a MessageSource: messages of one partition, in offset order. Invalid ones are
+   * dead-lettered and the rest claimed (processed_events) and applied in ONE transaction; resolving means "commit
+   * the last offset", rejecting (database unreachable) means "deliver the whole batch again". A message whose effect
+   * throws is taken out of the batch (savepoint) with every later message of its key, so the others commit and
+   * per-key order holds; those then go through the one-message path (retries, then HANDLER_FAILED dead letter).
+   */
+  readonly handleBatch = async (messages: readonly InboundMessage[]): Promise<void> => {
+    if (messages.length === 0) return;
+    this.options.metrics.consumerBatchSize.observe(messages.length);
+    const invalid: Invalid[] = [];
+    const candidates: Decoded[] = [];
+    const firstOf = new Set<string>();
+    const seen = await Promise.all(messages.map((m) => this.decode(m)).map(async (d) => (d.kind === 'event' && (await this.fastPathSeen(d)) ? null : d)));
+    for (const d of seen) {
+      if (d === null) continue;
+      if (d.kind === 'invalid') invalid.push(d);
+      else if (firstOf.has(d.event.eventId)) this.reportDuplicate(d);
+      else {
+        firstOf.add(d.event.eventId);
+        candidates.push(d);
+      }
+    }
+    let outcome: BatchOutcome;
+    try {
+      outcome = await this.applyBatch(invalid, candidates, false);
+    } catch (error) {
+      if (isTransientInfrastructureError(error)) throw error;
+      this.options.logger.warn({ err: error, size: messages.length }, 'batch effect failed; re-running it with one savepoint per message');
+      outcome = await this.applyBatch(invalid, candidates, true);
+    }
+    await this.afterBatch(outcome);
+    for (const d of outcome.deferred) await this.handleOne(d);
+  };
+
+  private decode(message: InboundMessage): Decoded | Invalid {
+    const handler = this.handlers.get(message.topic);
+    if (!handler) return { kind: 'invalid', message, reason: 'UNKNOWN_TOPIC', detail: `no handler for topic ${message.topic}` };
     let value: unknown;
     try {
       value = JSON.parse(message.value.toString('utf8'));
     } catch (error) {
-      return this.deadLetter(message, 'INVALID_JSON', (error as Error).message);
+      return { kind: 'invalid', message, reason: 'INVALID_JSON', detail: (error as Error).message };
     }
     if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-      return this.deadLetter(message, 'NOT_AN_OBJECT', 'event value must be a JSON object');
+      return { kind: 'invalid', message, reason: 'NOT_AN_OBJECT', detail: 'event value must be a JSON object' };
     }
     const version = (value as { v?: unknown }).v;
     if (version !== 'v1') {
-      return this.deadLetter(message, 'UNSUPPORTED_VERSION', `unsupported event version ${JSON.stringify(version ?? null)}`);
+      return { kind: 'invalid', message, reason: 'UNSUPPORTED_VERSION', detail: `unsupported event version ${JSON.stringify(version ?? null)}` };
     }
     const parsed = handler.schema.safeParse(value);
     if (!parsed.success) {
       const detail = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
-      return this.deadLetter(message, 'INVALID_FIELDS', detail);
+      return { kind: 'invalid', message, reason: 'INVALID_FIELDS', detail };
     }
     const event = parsed.data;
-    const eventId = event.eventId;
-    const log = logger.child({ eventId, topic: message.topic, matchId: (event as { matchId?: string }).matchId });
+    const log = this.options.logger.child({ eventId: event.eventId, topic: message.topic, matchId: (event as { matchId?: string }).matchId });
+    return { kind: 'event', message, handler, event, log, idemKey: handler.idempotencyKey?.(event.eventId) };
+  }
 
-    const idemKey = handler.idempotencyKey?.(eventId);
-    if (idemKey && (await this.fastPathSeen(idemKey, log))) {
-      metrics.eventsConsumed.inc({ topic: message.topic, result: 'duplicate' });
-      log.debug('duplicate event skipped (idempotency key present)');
-      return;
-    }
-
+  /** The retry loop of one message in its own transaction; dead-letters it as HANDLER_FAILED after maxAttempts. */
+  private async handleOne(d: Decoded): Promise<void> {
+    const { metrics } = this.options;
+    const { message, handler, event, log } = d;
     const maxAttempts = this.options.maxAttempts ?? 5;
     for (let attempt = 1; ; attempt++) {
       try {
         const result = await this.applyOnce(handler, event, message.topic, log);
-        metrics.eventsConsumed.inc({ topic: message.topic, result });
-        if (result === 'processed') {
-          log.info('event processed');
-          this.options.onCommitted?.();
-          try {
-            handler.afterCommit?.(event);
-          } catch (error) {
-            log.warn({ err: error }, 'after-commit hook failed');
-          }
-        } else {
-          log.info('duplicate event skipped (already processed)');
-        }
-        if (idemKey) await this.markSeen(idemKey, log);
+        await this.afterBatch({ processed: result === 'processed' ? [d] : [], duplicates: result === 'duplicate' ? [d] : [], deadLettered: [], deferred: [] });
         return;
       } catch (error) {
         // The database (or the network to it) being down is not the message's fault: deliver it again later.
@@ -132,14 +182,96 @@ export class ConsumerRuntime {
         if (attempt >= maxAttempts) {
           log.error({ err: error, attempts: attempt, reason: 'HANDLER_FAILED' }, 'event effect failed repeatedly; dead-lettering');
           metrics.eventsConsumed.inc({ topic: message.topic, result: 'failed' });
-          return this.deadLetter(message, 'HANDLER_FAILED', (error as Error).message, eventId);
+          return this.deadLetter(message, 'HANDLER_FAILED', (error as Error).message, event.eventId);
         }
         const backoff = this.retry.delay(attempt);
         log.warn({ err: error, attempt, backoffMs: Math.round(backoff) }, 'event effect failed; retrying');
         await this.options.clock.sleep(backoff);
       }
     }
-  };
+  }
+
+  /**
+   * One transaction for the batch. Without savepoints the first failing effect aborts it (the caller re-runs with
+   * them); with savepoints a failing message and the later messages of its key are set aside (`deferred`).
+   */
+  private async applyBatch(invalid: Invalid[], candidates: Decoded[], savepoints: boolean): Promise<BatchOutcome> {
+    const { db, clock, consumer } = this.options;
+    return db.transaction().execute(async (trx) => {
+      const now = clock.now();
+      const outcome: BatchOutcome = { processed: [], duplicates: [], deadLettered: [], deferred: [] };
+      for (const d of invalid) {
+        if (await this.writeDeadLetter(trx, d.message, d.reason, d.detail, now)) outcome.deadLettered.push(d);
+      }
+      if (!savepoints) {
+        const claimed =
+          candidates.length === 0
+            ? []
+            : await trx
+                .insertInto('processed_events')
+                .values(candidates.map((d) => ({ consumer, event_id: d.event.eventId, topic: d.message.topic, processed_at: new Date(now) })))
+                .onConflict((oc) => oc.columns(['consumer', 'event_id']).doNothing())
+                .returning('event_id')
+                .execute();
+        const fresh = new Set(claimed.map((r) => r.event_id));
+        for (const d of candidates) {
+          if (!fresh.has(d.event.eventId)) {
+            outcome.duplicates.push(d);
+            continue;
+          }
+          await d.handler.handle(d.event, { trx, eventId: d.event.eventId, topic: d.message.topic, logger: d.log, now });
+          outcome.processed.push(d);
+        }
+        return outcome;
+      }
+      const blockedKeys = new Set<string | null>();
+      for (const d of candidates) {
+        if (blockedKeys.has(d.message.key)) {
+          outcome.deferred.push(d);
+          continue;
+        }
+        await sql`savepoint batch_message`.execute(trx);
+        try {
+          const result = await this.claimAndApply(trx, d.handler, d.event, d.message.topic, d.log, now);
+          await sql`release savepoint batch_message`.execute(trx);
+          (result === 'processed' ? outcome.processed : outcome.duplicates).push(d);
+        } catch (error) {
+          if (isTransientInfrastructureError(error)) throw error;
+          await sql`rollback to savepoint batch_message`.execute(trx);
+          d.log.warn({ err: error }, 'event effect failed inside its batch; retrying it on its own');
+          blockedKeys.add(d.message.key);
+          outcome.deferred.push(d);
+        }
+      }
+      return outcome;
+    });
+  }
+
+  /** Metrics, logs, after-commit hooks and Redis fast-path keys of a committed transaction. */
+  private async afterBatch(outcome: BatchOutcome): Promise<void> {
+    const { metrics } = this.options;
+    for (const d of outcome.processed) {
+      metrics.eventsConsumed.inc({ topic: d.message.topic, result: 'processed' });
+      d.log.info('event processed');
+      try {
+        d.handler.afterCommit?.(d.event);
+      } catch (error) {
+        d.log.warn({ err: error }, 'after-commit hook failed');
+      }
+    }
+    for (const d of outcome.duplicates) {
+      metrics.eventsConsumed.inc({ topic: d.message.topic, result: 'duplicate' });
+      d.log.info('duplicate event skipped (already processed)');
+    }
+    for (const d of outcome.deadLettered) this.reportDeadLetter(d.message, d.reason, d.detail, d.message.headers['event-id'] ?? null);
+    if (outcome.processed.length > 0 || outcome.deadLettered.length > 0) this.options.onCommitted?.();
+    await Promise.all([...outcome.processed, ...outcome.duplicates].map((d) => this.markSeen(d)));
+  }
+
+  private reportDuplicate(d: Decoded): void {
+    this.options.metrics.eventsConsumed.inc({ topic: d.message.topic, result: 'duplicate' });
+    d.log.debug('duplicate event skipped (idempotency key present or repeated in the batch)');
+  }
 
   private async applyOnce(
     handler: TopicHandler<{ eventId: string }>,
@@ -147,90 +279,113 @@ export class ConsumerRuntime {
     topic: string,
     log: Logger,
   ): Promise<'processed' | 'duplicate'> {
-    const { db, clock, consumer } = this.options;
-    return db.transaction().execute(async (trx) => {
-      const now = clock.now();
-      const claimed = await trx
-        .insertInto('processed_events')
-        .values({ consumer, event_id: event.eventId, topic, processed_at: new Date(now) })
-        .onConflict((oc) => oc.columns(['consumer', 'event_id']).doNothing())
-        .returning('event_id')
-        .executeTakeFirst();
-      if (!claimed) return 'duplicate';
-      await handler.handle(event, { trx, eventId: event.eventId, topic, logger: log, now });
-      return 'processed';
-    });
+    return this.options.db.transaction().execute((trx) => this.claimAndApply(trx, handler, event, topic, log, this.options.clock.now()));
   }
 
-  private async fastPathSeen(key: string, log: Logger): Promise<boolean> {
+  /** Claims the event id (processed_events primary key) and, if it was new, applies the effect in `trx`. */
+  private async claimAndApply(
+    trx: Transaction<Database>,
+    handler: TopicHandler<{ eventId: string }>,
+    event: { eventId: string },
+    topic: string,
+    log: Logger,
+    now: number,
+  ): Promise<'processed' | 'duplicate'> {
+    const claimed = await trx
+      .insertInto('processed_events')
+      .values({ consumer: this.options.consumer, event_id: event.eventId, topic, processed_at: new Date(now) })
+      .onConflict((oc) => oc.columns(['consumer', 'event_id']).doNothing())
+      .returning('event_id')
+      .executeTakeFirst();
+    if (!claimed) return 'duplicate';
+    await handler.handle(event, { trx, eventId: event.eventId, topic, logger: log, now });
+    return 'processed';
+  }
+
+  /** Redis short-cut: true (and counted as a duplicate) when the event's idempotency key is present. */
+  private async fastPathSeen(d: Decoded): Promise<boolean> {
+    if (!d.idemKey) return false;
     try {
-      return (await this.options.kv.get(key)) !== null;
+      if ((await this.options.kv.get(d.idemKey)) === null) return false;
     } catch (error) {
-      log.warn({ err: error, reason: 'KV_UNAVAILABLE' }, 'idempotency fast path unavailable; relying on the database');
+      d.log.warn({ err: error, reason: 'KV_UNAVAILABLE' }, 'idempotency fast path unavailable; relying on the database');
       return false;
     }
+    this.reportDuplicate(d);
+    return true;
   }
 
-  private async markSeen(key: string, log: Logger): Promise<void> {
+  private async markSeen(d: Decoded): Promise<void> {
+    if (!d.idemKey) return;
     try {
-      await this.options.kv.set(key, '1', { px: this.options.idempotencyTtlMs ?? 7 * 24 * 3600_000 });
+      await this.options.kv.set(d.idemKey, '1', { px: this.options.idempotencyTtlMs ?? 7 * 24 * 3600_000 });
     } catch (error) {
-      log.warn({ err: error, reason: 'KV_UNAVAILABLE' }, 'could not record idempotency key');
+      d.log.warn({ err: error, reason: 'KV_UNAVAILABLE' }, 'could not record idempotency key');
     }
   }
 
   /** Records the message and emits it on the dead-letter topic in one transaction (once per topic/partition/offset). */
   private async deadLetter(message: InboundMessage, reason: DeadLetterReason, detail: string, eventId?: string): Promise<void> {
-    const { db, clock, logger, metrics } = this.options;
+    const now = this.options.clock.now();
+    const inserted = await this.options.db.transaction().execute((trx) => this.writeDeadLetter(trx, message, reason, detail, now, eventId));
+    if (inserted) {
+      this.reportDeadLetter(message, reason, detail, eventId ?? message.headers['event-id'] ?? null);
+      this.options.onCommitted?.();
+    }
+  }
+
+  /** The dead_letters row and its outbox event, in `trx`; false when this topic/partition/offset was already recorded. */
+  private async writeDeadLetter(trx: Transaction<Database>, message: InboundMessage, reason: DeadLetterReason, detail: string, now: number, eventId?: string): Promise<boolean> {
     const raw = printableRaw(message.value);
-    const now = clock.now();
     const id = randomUUID();
     const sourceEventId = storable(eventId ?? message.headers['event-id'] ?? null);
     const key = storable(message.key);
-    detail = storable(detail) ?? '';
-    await db.transaction().execute(async (trx) => {
-      const inserted = await trx
-        .insertInto('dead_letters')
-        .values({
-          id,
-          topic: message.topic,
-          partition: message.partition,
-          offset: message.offset,
-          key,
-          event_id: sourceEventId,
-          reason,
-          detail: detail.slice(0, 2000),
-          raw: raw.slice(0, RAW_LIMIT),
-          created_at: new Date(now),
-        })
-        .onConflict((oc) => oc.doNothing())
-        .returning('id')
-        .executeTakeFirst();
-      if (!inserted) return;
-      await enqueueEvent(trx, {
-        topic: Topics.deadLetter,
-        matchId: key ?? 'unknown',
-        now,
-        payload: {
-          deadLetterId: id,
-          sourceTopic: message.topic,
-          partition: message.partition,
-          offset: message.offset,
-          sourceEventId,
-          reason,
-          detail: detail.slice(0, 2000),
-          raw: raw.slice(0, RAW_LIMIT),
-          rawTruncated: raw.length > RAW_LIMIT,
-        },
-      });
+    const storedDetail = (storable(detail) ?? '').slice(0, 2000);
+    const inserted = await trx
+      .insertInto('dead_letters')
+      .values({
+        id,
+        topic: message.topic,
+        partition: message.partition,
+        offset: message.offset,
+        key,
+        event_id: sourceEventId,
+        reason,
+        detail: storedDetail,
+        raw: raw.slice(0, RAW_LIMIT),
+        created_at: new Date(now),
+      })
+      .onConflict((oc) => oc.doNothing())
+      .returning('id')
+      .executeTakeFirst();
+    if (!inserted) return false;
+    await enqueueEvent(trx, {
+      topic: Topics.deadLetter,
+      matchId: key ?? 'unknown',
+      now,
+      payload: {
+        deadLetterId: id,
+        sourceTopic: message.topic,
+        partition: message.partition,
+        offset: message.offset,
+        sourceEventId,
+        reason,
+        detail: storedDetail,
+        raw: raw.slice(0, RAW_LIMIT),
+        rawTruncated: raw.length > RAW_LIMIT,
+      },
     });
+    return true;
+  }
+
+  private reportDeadLetter(message: InboundMessage, reason: DeadLetterReason, detail: string, eventId: string | null): void {
+    const { logger, metrics } = this.options;
     metrics.deadLetters.inc({ topic: message.topic, reason });
     metrics.eventsConsumed.inc({ topic: message.topic, result: 'dead_lettered' });
     logger.warn(
-      { topic: message.topic, partition: message.partition, offset: message.offset, reason, detail: detail.slice(0, 300), eventId: sourceEventId },
+      { topic: message.topic, partition: message.partition, offset: message.offset, reason, detail: storable(detail).slice(0, 300), eventId: storable(eventId) },
       'message dead-lettered',
     );
-    this.options.onCommitted?.();
   }
 }
 

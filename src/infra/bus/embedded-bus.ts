@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { InboundMessage, MessageHandler, MessageSink, MessageSource, OutboundMessage, SourceState } from './bus.js';
+import type { BatchHandler, InboundMessage, MessageSink, MessageSource, OutboundMessage, SourceState } from './bus.js';
 
 /**
  * The in-process bus of the embedded default. It is fed only by the outbox relay, so input events are as
@@ -7,7 +7,7 @@ import type { InboundMessage, MessageHandler, MessageSink, MessageSource, Outbou
  * Output events are handed to observers (the demo's log, tests) and are kept in the outbox table.
  */
 export class EmbeddedBus implements MessageSink, MessageSource {
-  private handler: MessageHandler | undefined;
+  private handler: BatchHandler | undefined;
   private readonly inputTopics: ReadonlySet<string>;
   private readonly observers = new EventEmitter();
   private stopped = false;
@@ -17,7 +17,7 @@ export class EmbeddedBus implements MessageSink, MessageSource {
     this.inputTopics = new Set(inputTopics);
   }
 
-  async start(topics: readonly string[], handler: MessageHandler): Promise<void> {
+  async start(topics: readonly string[], handler: BatchHandler): Promise<void> {
     const unknown = topics.filter((t) => !this.inputTopics.has(t));
     if (unknown.length > 0) throw new Error(`embedded bus was not built for topics: ${unknown.join(', ')}`);
     this.handler = handler;
@@ -50,7 +50,7 @@ export class EmbeddedBus implements MessageSink, MessageSource {
       };
       if (this.inputTopics.has(message.topic)) {
         if (!this.handler) throw new Error(`no consumer running for ${message.topic}`);
-        await this.handler(inbound);
+        await this.handler([inbound]);
       }
       this.observers.emit('message', message);
     }

@@ -16,7 +16,7 @@ import { backoffDelay } from '../backoff.js';
 import { SystemClock } from '../clock.js';
 import { WakeableSleep } from '../poll-loop.js';
 import type { Logger } from '../../observability/logger.js';
-import type { InboundMessage, MessageHandler, MessageSink, MessageSource, OutboundMessage, SourceState } from './bus.js';
+import type { BatchHandler, InboundMessage, MessageSink, MessageSource, OutboundMessage, SourceState } from './bus.js';
 
 /**
  * Kafka adapters for the bus ports, on @platformatic/kafka 2.x.
@@ -26,11 +26,12 @@ import type { InboundMessage, MessageHandler, MessageSink, MessageSource, Outbou
  *
  * Source: one consumer group member with `autocommit: false`, stream `mode: COMMITTED` + `fallbackMode: EARLIEST`
  * (the library's default LATEST would skip whatever was produced while no member was up), READ_COMMITTED.
- * Messages are handled strictly one at a time in stream order (so in order within a partition, hence within a
- * key). The offset of a message (offset + 1) is committed only after the handler resolved. A rejected handler is
- * retried on the same message with a capped exponential backoff; the source never skips a message: dead-lettering
- * poison messages is the handler's job. Delivery is at-least-once (a rebalance or a crash between the handler
- * and the commit redelivers): handlers dedupe on the `event-id` header.
+ * Fetched messages are queued per partition ("lanes"); lanes run concurrently, each hands the handler a batch of
+ * its queued messages in offset order (so order within a partition, hence within a key, is kept) and commits the
+ * batch's last offset + 1 only after the handler resolved. A rejected batch is retried whole with a capped
+ * exponential backoff; the source never skips a message: dead-lettering poison messages is the handler's job.
+ * Delivery is at-least-once (a rebalance or a crash between the handler and the commit redelivers): handlers dedupe
+ * on the `event-id` header.
  */
 
 type KafkaConsumer = Consumer<string, Buffer, string, string>;
@@ -105,7 +106,11 @@ export interface KafkaSourceOptions extends KafkaClientOptions {
   rebalanceTimeoutMs?: number;
   /** Max time the broker holds an empty fetch (library default 5000 ms; lower = faster stop/startup in tests). */
   maxWaitTimeMs?: number;
-  /** Backoff between handler attempts on the same message: min(initial * 2^(n-1), max). */
+  /** Most messages handed to the handler at once (one partition; default 500). */
+  maxBatchSize?: number;
+  /** Most fetched messages held in the lanes (queued or being handled) before fetching pauses (default 2000). */
+  maxBufferedMessages?: number;
+  /** Backoff between handler attempts on the same batch: min(initial * 2^(n-1), max). */
   retryInitialMs?: number;
   retryMaxMs?: number;
   /** Upper bound for stop(): waiting for the in-flight handler + commit, then closing the stream and leaving. */
@@ -113,12 +118,28 @@ export interface KafkaSourceOptions extends KafkaClientOptions {
 }
 
 export interface KafkaSourceStats {
-  /** Handler invocations, retries included. */
+  /** Messages handed to the handler, retries included. */
   deliveries: number;
+  /** Handler calls (one per batch attempt). */
+  batches: number;
   handlerFailures: number;
+  /** Offset commits (one per handled batch). */
   commits: number;
   commitFailures: number;
   streamRestarts: number;
+}
+
+/** The fetched, not yet committed messages of one assigned partition. */
+interface Lane {
+  key: string;
+  topic: string;
+  partition: number;
+  queue: KafkaMessage[];
+  /** Offset after the last message queued: a lower offset arriving again is a refetch of a queued one. */
+  next: bigint;
+  active: boolean;
+  /** The batch being handled and committed right now, if any. */
+  inFlight: Promise<void> | null;
 }
 
 class StopSignal {
@@ -143,8 +164,13 @@ export class KafkaMessageSource implements MessageSource {
   #stream: KafkaStream | null = null;
   #topics: string[] = [];
   #loop: Promise<void> | null = null;
-  /** The message being handled/committed right now, if any. */
-  #inFlight: Promise<void> | null = null;
+  readonly #lanes = new Map<string, Lane>();
+  /** Messages in the lanes, queued or in flight. */
+  #buffered = 0;
+  /** The fetch loop's pause while the lanes are full; woken when a batch is done, closed by stop(). */
+  readonly #spaceFreed = new WakeableSleep(new SystemClock());
+  readonly #maxBatchSize: number;
+  readonly #maxBuffered: number;
   #stop = new StopSignal();
   #stopping: Promise<void> | null = null;
   /** Set once stop() gave up waiting: a late handler result is then neither committed nor retried. */
@@ -154,7 +180,7 @@ export class KafkaMessageSource implements MessageSource {
   #joinedAt = 0;
   #joined = false;
   #rebalancing = false;
-  readonly #stats: KafkaSourceStats = { deliveries: 0, handlerFailures: 0, commits: 0, commitFailures: 0, streamRestarts: 0 };
+  readonly #stats: KafkaSourceStats = { deliveries: 0, batches: 0, handlerFailures: 0, commits: 0, commitFailures: 0, streamRestarts: 0 };
 
   constructor(options: KafkaSourceOptions) {
     this.#options = options;
@@ -164,13 +190,15 @@ export class KafkaMessageSource implements MessageSource {
     this.#retryMaxMs = options.retryMaxMs ?? 5000;
     this.#stopTimeoutMs = options.stopTimeoutMs ?? 20_000;
     this.#sessionTimeoutMs = options.sessionTimeoutMs ?? 30_000;
+    this.#maxBatchSize = options.maxBatchSize ?? 500;
+    this.#maxBuffered = Math.max(this.#maxBatchSize, options.maxBufferedMessages ?? 2000);
   }
 
   get stats(): Readonly<KafkaSourceStats> {
     return { ...this.#stats };
   }
 
-  async start(topics: readonly string[], handler: MessageHandler): Promise<void> {
+  async start(topics: readonly string[], handler: BatchHandler): Promise<void> {
     if (this.#consumer) throw new Error('KafkaMessageSource already started');
     if (topics.length === 0) throw new Error('KafkaMessageSource.start: no topics');
     this.#topics = topics.map((t) => this.#prefix + t);
@@ -246,7 +274,7 @@ export class KafkaMessageSource implements MessageSource {
     return stream;
   }
 
-  async #run(handler: MessageHandler): Promise<void> {
+  async #run(handler: BatchHandler): Promise<void> {
     let restartAttempt = 0;
     while (!this.#stop.stopped) {
       const stream = this.#stream;
@@ -256,15 +284,14 @@ export class KafkaMessageSource implements MessageSource {
       try {
         for (;;) {
           if (this.#stop.stopped) return;
+          if (this.#buffered >= this.#maxBuffered) {
+            await this.#spaceFreed.sleep(1_000);
+            continue;
+          }
           const next = await iterator.next();
           if (next.done) break;
           restartAttempt = 0;
-          this.#inFlight = this.#process(next.value as KafkaMessage, handler);
-          try {
-            await this.#inFlight;
-          } finally {
-            this.#inFlight = null;
-          }
+          this.#enqueue(next.value as KafkaMessage, handler);
         }
         if (this.#stop.stopped) return;
         this.#logger.warn('kafka message stream ended unexpectedly; reopening');
@@ -290,47 +317,104 @@ export class KafkaMessageSource implements MessageSource {
     }
   }
 
-  async #process(message: KafkaMessage, handler: MessageHandler): Promise<void> {
+  /** Queues a fetched message on its partition's lane and starts the lane if it is idle. */
+  #enqueue(message: KafkaMessage, handler: BatchHandler): void {
     const key = `${message.topic}:${message.partition}`;
     const committed = this.#committed.get(key);
-    if (committed !== undefined && message.offset < committed) {
-      // Already handled and committed by this member: a replay of a buffered/refetched record after a rejoin.
-      this.#logger.debug({ topic: message.topic, partition: message.partition, offset: String(message.offset) }, 'skipping already committed record');
+    let lane = this.#lanes.get(key);
+    if ((committed !== undefined && message.offset < committed) || (lane && message.offset < lane.next)) {
+      // Already committed or queued by this member: a replay of a buffered/refetched record after a rejoin.
+      this.#logger.debug({ topic: message.topic, partition: message.partition, offset: String(message.offset) }, 'skipping a record already queued or committed');
       return;
     }
-    const inbound = this.#toInbound(message);
-    const logCtx = { topic: inbound.topic, partition: inbound.partition, offset: inbound.offset, eventId: inbound.headers['event-id'] };
+    if (!lane) {
+      lane = { key, topic: message.topic, partition: message.partition, queue: [], next: -1n, active: false, inFlight: null };
+      this.#lanes.set(key, lane);
+    }
+    lane.queue.push(message);
+    lane.next = message.offset + 1n;
+    this.#buffered += 1;
+    if (!lane.active) {
+      lane.active = true;
+      this.#drainLane(lane, handler).catch((err: unknown) => this.#logger.error({ err, partition: lane.key }, 'kafka partition lane crashed'));
+    }
+  }
 
-    // 1. Handler, retried on the same message until it resolves (or the source stops: then it is not committed
-    //    and the next owner of the partition receives it again).
+  /** Hands the lane's queue to the handler batch by batch, until it is empty, revoked or the source stops. */
+  async #drainLane(lane: Lane, handler: BatchHandler): Promise<void> {
+    try {
+      while (!this.#stop.stopped && lane.queue.length > 0 && this.#lanes.get(lane.key) === lane) {
+        if (!this.#owns(lane.topic, lane.partition)) {
+          this.#dropLane(lane);
+          return;
+        }
+        const batch = lane.queue.splice(0, this.#maxBatchSize);
+        lane.inFlight = this.#processBatch(batch, handler);
+        try {
+          await lane.inFlight;
+        } finally {
+          lane.inFlight = null;
+          this.#release(batch.length);
+        }
+      }
+    } finally {
+      // Synchronously after the emptiness check above: #enqueue starts the lane again for the next message.
+      lane.active = false;
+    }
+  }
+
+  /** Forgets a revoked partition's queued messages (the new owner starts from its committed offset). */
+  #dropLane(lane: Lane): void {
+    if (this.#lanes.get(lane.key) === lane) this.#lanes.delete(lane.key);
+    const dropped = lane.queue.length;
+    lane.queue = [];
+    this.#release(dropped);
+  }
+
+  #release(count: number): void {
+    this.#buffered -= count;
+    if (this.#buffered < this.#maxBuffered) this.#spaceFreed.wake();
+  }
+
+  async #processBatch(batch: KafkaMessage[], handler: BatchHandler): Promise<void> {
+    const last = batch[batch.length - 1]!;
+    const key = `${last.topic}:${last.partition}`;
+    const inbound = batch.map((m) => this.#toInbound(m));
+    const logCtx = { topic: inbound[0]!.topic, partition: last.partition, firstOffset: inbound[0]!.offset, lastOffset: inbound[inbound.length - 1]!.offset, size: batch.length };
+
+    // 1. Handler, retried on the same batch until it resolves (or the source stops, or the partition moved away:
+    //    then it is not committed and the next owner of the partition receives it again).
     for (let attempt = 1; ; attempt++) {
       if (this.#stop.stopped && attempt > 1) return;
-      this.#stats.deliveries += 1;
+      this.#stats.deliveries += batch.length;
+      this.#stats.batches += 1;
       try {
         await handler(inbound);
         break;
       } catch (err) {
         this.#stats.handlerFailures += 1;
         const delay = this.#backoff(attempt);
-        this.#logger.warn({ ...logCtx, err, attempt, retryInMs: delay }, 'message handler failed; retrying the same message');
+        this.#logger.warn({ ...logCtx, err, attempt, retryInMs: delay }, 'batch handler failed; retrying the same batch');
         await this.#sleep(delay);
+        if (!this.#owns(last.topic, last.partition)) return;
       }
     }
     if (this.#abandoned) return;
-    if (!this.#owns(message.topic, message.partition)) {
+    if (!this.#owns(last.topic, last.partition)) {
       // Buffered before a rebalance moved the partition away: committing now could move the new owner's
       // committed offset backwards. Not committing never loses anything (the owner starts from its own commit).
       this.#logger.debug(logCtx, 'partition revoked while handling; not committing (the new owner continues from its commit)');
       return;
     }
 
-    // 2. Commit offset + 1. A failed commit is retried; if the stream died meanwhile (rejoin required) the message
-    //    is simply redelivered by the reopened stream.
+    // 2. Commit the last offset + 1. A failed commit is retried; if the stream died meanwhile (rejoin required) the
+    //    batch is simply redelivered by the reopened stream.
     for (let attempt = 1; ; attempt++) {
       try {
-        await message.commit();
+        await last.commit();
         this.#stats.commits += 1;
-        this.#committed.set(key, message.offset + 1n);
+        const previous = this.#committed.get(key);
+        if (previous === undefined || previous < last.offset + 1n) this.#committed.set(key, last.offset + 1n);
         return;
       } catch (err) {
         this.#stats.commitFailures += 1;
@@ -369,16 +453,17 @@ export class KafkaMessageSource implements MessageSource {
   async #doStop(): Promise<void> {
     const consumer = this.#consumer;
     if (!consumer) return;
+    this.#spaceFreed.close();
     const t0 = Date.now();
     this.#stop.fire();
-    // 1. No new message is taken from now on; wait for the one in flight (handler + commit), bounded.
+    // 1. No new batch is started from now on; wait for the ones in flight (handler + commit), bounded.
     const remaining = () => Math.max(0, this.#stopTimeoutMs - (Date.now() - t0));
-    const inFlight = this.#inFlight;
-    if (inFlight) {
-      const finished = await this.#race(inFlight, Math.max(0, remaining() - 2000));
+    const inFlight = [...this.#lanes.values()].flatMap((lane) => (lane.inFlight ? [lane.inFlight] : []));
+    if (inFlight.length > 0) {
+      const finished = await this.#race(Promise.all(inFlight), Math.max(0, remaining() - 2000));
       if (!finished) {
         this.#abandoned = true;
-        this.#logger.warn({ waitedMs: Date.now() - t0 }, 'in-flight message did not finish in time; leaving it uncommitted');
+        this.#logger.warn({ waitedMs: Date.now() - t0 }, 'in-flight batches did not finish in time; leaving them uncommitted');
       }
     }
     // 2. Close the stream, then leave the group (LeaveGroup makes the others rebalance at once).
@@ -408,6 +493,7 @@ export class KafkaMessageSource implements MessageSource {
     const log = this.#logger;
     consumer.on('consumer:group:join', (p) => {
       this.#rebalancing = false;
+      for (const lane of [...this.#lanes.values()]) if (!this.#owns(lane.topic, lane.partition)) this.#dropLane(lane);
       this.#joined = true;
       this.#joinedAt = Date.now();
       log.info(
