@@ -93,6 +93,8 @@ export async function buildServices(config: Config, overrides: ServiceOverrides 
     },
   };
   const relay = new OutboxRelay({ db: database.db, sink, clock, logger: logger.child({ component: 'outbox-relay' }), metrics, leadership: relayLeadership });
+  // Rows committed by other instances wake this one's relay too (the leader may run anywhere).
+  const stopOutboxListener = database.listen?.('outbox_rows', () => relay.nudge());
 
   const consumer = new ConsumerRuntime({
     consumer: config.KAFKA_GROUP_ID,
@@ -149,6 +151,7 @@ export async function buildServices(config: Config, overrides: ServiceOverrides 
     ...security,
     matches,
     hookSignals,
+    stopOutboxListener: async () => stopOutboxListener?.(),
     async readiness() {
       const checks: Record<string, string> = {};
       await Promise.all([
@@ -218,7 +221,7 @@ export async function startService(config: Config, overrides: ServiceOverrides =
   try {
     await joining;
   } catch (error) {
-    await Promise.allSettled([app.close(), services.scheduler.stop(), services.provisioning.stop(), services.relay.stop()]);
+    await Promise.allSettled([app.close(), services.scheduler.stop(), services.provisioning.stop(), services.relay.stop(), services.stopOutboxListener()]);
     throw error;
   }
 
@@ -233,6 +236,7 @@ export async function startService(config: Config, overrides: ServiceOverrides =
         ['stream-health', () => services.streamHealth.stop()],
         ['provisioning', () => services.provisioning.stop()],
         ['relay', () => services.relay.stop()],
+        ['outbox-listener', () => services.stopOutboxListener()],
         // Publish what the drained work wrote. Embedded: input rows wait in the outbox for the next start.
         ['relay-drain', async () => (config.KAFKA_BROKERS ? services.relay.drain() : 0)],
         ['sink', () => services.sink.close()],

@@ -42,5 +42,7 @@ export interface Services {
   readonly hookVerifier: HookVerifier;
   readonly hookSignals: HookSignalsService;
   readonly matches: MatchesService;
+  /** Ends the LISTEN connection that wakes the relay on rows from other instances. */
+  stopOutboxListener(): Promise<void>;
   readiness(): Promise<Record<string, string>>;
 }

@@ -60,6 +60,30 @@ describe('PollLoop', () => {
     expect(passes).toBe(5);
   });
 
+  it('a nudge during a pass that found nothing starts the next pass at once (the work it announces is not left to the pause)', async () => {
+    const clock = new ManualClock();
+    let passes = 0;
+    let release!: () => void;
+    const loop = new PollLoop({
+      clock,
+      idleMs: 60_000,
+      pass: () => {
+        passes++;
+        return passes === 1 ? new Promise<number>((resolve) => (release = () => resolve(0))) : Promise.resolve(0);
+      },
+      onError: () => undefined,
+    });
+    loop.start();
+    await settle();
+    loop.nudge(); // while the first pass is still reading
+    release();
+    await settle();
+    expect(passes).toBe(2);
+    await settle();
+    expect(passes).toBe(2); // then it pauses again
+    await loop.stop();
+  });
+
   it('reports each failed pass with the count in a row and backs off by it', async () => {
     const clock = new ManualClock();
     const failures: number[] = [];

@@ -52,6 +52,8 @@ export class PollLoop {
   private loop: Promise<void> | undefined;
   private sleeper: WakeableSleep;
   private failures = 0;
+  /** A nudge that arrived during a pass: the next pass starts at once instead of after a pause. */
+  private nudged = false;
 
   constructor(private readonly options: PollLoopOptions) {
     this.sleeper = new WakeableSleep(options.clock);
@@ -66,6 +68,7 @@ export class PollLoop {
 
   /** Cuts the current pause short (for example after a transaction that made work due committed). */
   nudge(): void {
+    this.nudged = true;
     this.sleeper.wake();
   }
 
@@ -79,6 +82,7 @@ export class PollLoop {
   private async run(): Promise<void> {
     const { pass, idleMs, retry, onError } = this.options;
     while (this.running) {
+      this.nudged = false;
       let worked = 0;
       try {
         worked = await pass();
@@ -87,7 +91,7 @@ export class PollLoop {
         this.failures++;
         onError(error, this.failures);
       }
-      if (!this.running || (worked > 0 && this.failures === 0)) continue;
+      if (!this.running || ((worked > 0 || this.nudged) && this.failures === 0)) continue;
       await this.sleeper.sleep(this.failures > 0 && retry ? retry.delay(this.failures) : idleMs);
     }
   }

@@ -72,19 +72,23 @@ export class OutboxRelay {
     }
   }
 
+  /** One produce request of up to `batchSize` rows (idempotent producer), then one UPDATE marking them all. */
   private async relayBatch(): Promise<number> {
     const { db, sink, metrics, clock } = this.options;
     const rows = await db
       .selectFrom('outbox')
-      .select(['seq', 'id', 'topic', 'key', 'payload', 'headers'])
+      .select(['seq', 'id', 'topic', 'key', 'payload', 'headers', 'created_at'])
       .where('published_at', 'is', null)
       .orderBy('seq')
-      .limit(this.options.batchSize ?? 100)
+      .limit(this.options.batchSize ?? 500)
       .execute();
     if (rows.length === 0) {
       metrics.outboxPending.set(0);
+      metrics.outboxOldestUnpublishedSeconds.set(0);
       return 0;
     }
+    metrics.outboxOldestUnpublishedSeconds.set(Math.max(0, (clock.now() - new Date(rows[0]!.created_at).getTime()) / 1000));
+    metrics.relayBatchSize.observe(rows.length);
     const messages: OutboundMessage[] = rows.map((row) => ({
       topic: row.topic,
       key: row.key,

@@ -11,7 +11,50 @@ export interface DatabaseHandle {
   readonly db: Kysely<Database>;
   readonly kind: 'postgres' | 'pglite';
   ping(): Promise<void>;
+  /**
+   * Calls `listener` on every NOTIFY of `channel` (PostgreSQL only: a dedicated connection that reconnects after a
+   * loss; undefined for the embedded database, whose writers all live in this process). Returns the unsubscribe.
+   */
+  listen?(channel: string, listener: () => void): () => Promise<void>;
   close(): Promise<void>;
+}
+
+/** LISTEN on a dedicated connection; after a loss it reconnects (and calls `listener` once: notifications may be missed). */
+function listenWithReconnect(url: string, channel: string, listener: () => void): () => Promise<void> {
+  let client: pg.Client | undefined;
+  let stopped = false;
+  let retry: NodeJS.Timeout | undefined;
+  const connect = async (): Promise<void> => {
+    if (stopped) return;
+    const next = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
+    const reconnect = () => {
+      if (stopped || client !== next) return;
+      client = undefined;
+      next.removeAllListeners();
+      void next.end().catch(() => undefined);
+      retry = setTimeout(() => void connect(), 1_000);
+      retry.unref();
+    };
+    client = next;
+    next.on('error', reconnect);
+    next.on('end', reconnect);
+    next.on('notification', (n) => n.channel === channel && listener());
+    try {
+      await next.connect();
+      await next.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
+      listener();
+    } catch {
+      reconnect();
+    }
+  };
+  void connect();
+  return async () => {
+    stopped = true;
+    clearTimeout(retry);
+    const c = client;
+    client = undefined;
+    await c?.end().catch(() => undefined);
+  };
 }
 
 /** PostgreSQL when a URL is given, otherwise PGlite (real Postgres in WASM) persisted under `dataDir`. */
@@ -30,6 +73,7 @@ export async function openDatabase(options: { url?: string; dataDir: string; poo
       db,
       kind: 'postgres',
       ping: async () => void (await sql`select 1`.execute(db)),
+      listen: (channel, listener) => listenWithReconnect(options.url!, channel, listener),
       close: () => db.destroy(),
     };
   }

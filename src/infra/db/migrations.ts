@@ -196,6 +196,16 @@ const migrations: Record<string, Migration> = {
       await runStatements(db, `CREATE INDEX overlay_events_by_key ON overlay_events (key_id, seq)`);
     },
   },
+  '0005_outbox_notify': {
+    async up(db: Kysely<unknown>) {
+      // Wakes the relay leader (LISTEN outbox_rows) on whichever instance it runs, at commit, once per transaction.
+      await runStatements(
+        db,
+        `CREATE FUNCTION outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_notify('outbox_rows', ''); RETURN NULL; END $$;
+         CREATE TRIGGER outbox_rows_inserted AFTER INSERT ON outbox FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify()`,
+      );
+    },
+  },
 };
 
 /** One statement per round trip: the embedded database's extended protocol takes a single command. */
