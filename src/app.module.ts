@@ -68,6 +68,11 @@ export async function buildServices(config: Config, overrides: ServiceOverrides 
       ...common,
       groupId: config.KAFKA_GROUP_ID,
       sessionTimeoutMs: config.KAFKA_SESSION_TIMEOUT_MS,
+      onLag: (lags) => {
+        // Reset first: partitions that moved to another instance must not keep their last value here.
+        metrics.consumerLag.reset();
+        for (const { topic, partition, lag } of lags) metrics.consumerLag.set({ topic, partition: String(partition) }, lag);
+      },
       // Only an explicitly set INSTANCE_ID is stable across restarts; the generated one changes every start.
       ...(config.INSTANCE_ID ? { groupInstanceId: config.INSTANCE_ID } : {}),
     });

@@ -10,7 +10,7 @@ import { Admin } from '@platformatic/kafka';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/observability/logger.js';
 import { oneByOne, type InboundMessage, type MessageHandler, type OutboundMessage } from '../../src/infra/bus/bus.js';
-import { KafkaMessageSink, KafkaMessageSource, ensureTopics, pingKafka } from '../../src/infra/bus/kafka-bus.js';
+import { KafkaMessageSink, KafkaMessageSource, ensureTopics, pingKafka, type PartitionLag } from '../../src/infra/bus/kafka-bus.js';
 import { ALL_TOPICS, Topics } from '../../src/events/topics.js';
 
 function brokersFromEnvironment(): string[] {
@@ -328,5 +328,28 @@ describe('Kafka bus (real broker)', () => {
     const committed = await committedOffsets('batches', topic);
     expect([...committed.values()].reduce((a, b) => a + b, 0n)).toBe(BigInt(total));
     expect(source.stats.commits).toBeLessThan(total / 2);
+  });
+
+  it('reports the lag of each assigned partition: the backlog while it waits, zero once handled', async () => {
+    const topic = Topics.replayAttackDetected;
+    const total = 90;
+    const backlog = Array.from({ length: total }, (_, i) => event(topic, `match-lag-${i % 9}`, { i }));
+    await sink.send(backlog);
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let handled = 0;
+    const samples: PartitionLag[][] = [];
+    const source = newSource('lag', { lagSampleMs: 200, onLag: (lags) => samples.push(lags) });
+    await source.start([topic], async (batch) => {
+      await gate;
+      handled += batch.length;
+    });
+    const total0 = (lags: PartitionLag[]) => lags.reduce((n, l) => n + l.lag, 0);
+    await waitUntil(() => samples.some((lags) => total0(lags) === total), 'a lag sample showing the whole backlog');
+    expect(samples.find((lags) => total0(lags) === total)!.every((l) => l.topic === topic)).toBe(true);
+    release();
+    await waitUntil(() => handled === total, 'the backlog handled');
+    await waitUntil(() => (samples.at(-1)?.length ?? 0) > 0 && total0(samples.at(-1)!) === 0, 'a lag sample of zero');
+    await source.stop();
   });
 });

@@ -69,7 +69,26 @@ describe('OutboxRelay (real PostgreSQL)', () => {
     const order = sink.sends.flat().map((m) => Number(m.key.slice(1)));
     expect(order).toEqual([...Array(1200).keys()].map((i) => i + 1));
     expect((await other.query(`SELECT count(*)::int AS n FROM outbox WHERE published_at IS NULL`)).rows[0].n).toBe(0);
+    await relay.samplePending();
+    expect((await metrics.outboxPending.get()).values[0]?.value).toBe(0);
     expect((await metrics.outboxOldestUnpublishedSeconds.get()).values[0]?.value).toBe(0);
+    expect((await metrics.relayBatchSize.get()).values.find((v) => v.metricName === 'flock_outbox_relay_batch_size_sum')?.value).toBe(1200);
+  });
+
+  it('samples the pending rows and the age of the oldest one, on any instance', async () => {
+    await other.query(
+      `INSERT INTO outbox (id, topic, key, payload, headers, created_at) VALUES ($1, 'server.ready', 'old', '{}', '{}', now() - interval '90 seconds')`,
+      [randomUUID()],
+    );
+    await insertRows(3, 'p');
+    const metrics = new Metrics();
+    const relay = new OutboxRelay({ db: database.db, sink: new RecordingSink(), clock: new SystemClock(), logger: createLogger('silent'), metrics, leadership: { holds: async () => false, release: async () => undefined } });
+    await relay.samplePending();
+    expect((await metrics.outboxPending.get()).values[0]?.value).toBe(4);
+    const age = (await metrics.outboxOldestUnpublishedSeconds.get()).values[0]?.value ?? 0;
+    expect(age).toBeGreaterThanOrEqual(89);
+    expect(age).toBeLessThan(200);
+    await relay.drain();
   });
 
   it('wakes on rows committed by another instance without waiting for its idle poll', async () => {

@@ -115,6 +115,17 @@ export interface KafkaSourceOptions extends KafkaClientOptions {
   retryMaxMs?: number;
   /** Upper bound for stop(): waiting for the in-flight handler + commit, then closing the stream and leaving. */
   stopTimeoutMs?: number;
+  /** Receives the lag of every assigned partition every `lagSampleMs` (default 10 s) while joined. */
+  onLag?: (lags: PartitionLag[]) => void;
+  lagSampleMs?: number;
+}
+
+/** Messages between this group's committed offset and the end of one assigned partition. */
+export interface PartitionLag {
+  /** Logical topic name (prefix removed). */
+  topic: string;
+  partition: number;
+  lag: number;
 }
 
 export interface KafkaSourceStats {
@@ -179,6 +190,7 @@ export class KafkaMessageSource implements MessageSource {
   #committed = new Map<string, bigint>();
   #joinedAt = 0;
   #joined = false;
+  #lagTimer: NodeJS.Timeout | undefined;
   #rebalancing = false;
   readonly #stats: KafkaSourceStats = { deliveries: 0, batches: 0, handlerFailures: 0, commits: 0, commitFailures: 0, streamRestarts: 0 };
 
@@ -225,6 +237,11 @@ export class KafkaMessageSource implements MessageSource {
       throw err;
     }
     this.#logger.info({ topics: this.#topics }, 'kafka consumer started');
+    if (this.#options.onLag) {
+      this.#lagTimer = setInterval(() => void this.#sampleLag(), this.#options.lagSampleMs ?? 10_000);
+      this.#lagTimer.unref();
+      void this.#sampleLag();
+    }
     this.#loop = this.#run(handler).catch((err: unknown) => {
       this.#logger.error({ err }, 'kafka consume loop crashed');
     });
@@ -315,6 +332,25 @@ export class KafkaMessageSource implements MessageSource {
         }
       }
     }
+  }
+
+  async #sampleLag(): Promise<void> {
+    const consumer = this.#consumer;
+    if (!consumer || !this.#joined || this.#stop.stopped || !this.#options.onLag) return;
+    try {
+      const lags: PartitionLag[] = [];
+      for (const [topic, partitions] of await consumer.getLag({ topics: this.#topics })) {
+        // Negative values mark partitions this member is not assigned.
+        partitions.forEach((lag, partition) => lag >= 0n && lags.push({ topic: this.#logical(topic), partition, lag: Number(lag) }));
+      }
+      this.#options.onLag(lags);
+    } catch (err) {
+      this.#logger.debug({ err }, 'consumer lag sample failed');
+    }
+  }
+
+  #logical(topic: string): string {
+    return this.#prefix && topic.startsWith(this.#prefix) ? topic.slice(this.#prefix.length) : topic;
   }
 
   /** Queues a fetched message on its partition's lane and starts the lane if it is idle. */
@@ -439,9 +475,8 @@ export class KafkaMessageSource implements MessageSource {
     for (const [k, v] of message.headerEntries) {
       if (k !== undefined && v !== undefined) headers[String(k)] = String(v);
     }
-    const topic = this.#prefix && message.topic.startsWith(this.#prefix) ? message.topic.slice(this.#prefix.length) : message.topic;
     return {
-      topic,
+      topic: this.#logical(message.topic),
       partition: message.partition,
       offset: message.offset.toString(),
       key: message.key ?? null,
@@ -456,6 +491,7 @@ export class KafkaMessageSource implements MessageSource {
     this.#spaceFreed.close();
     const t0 = Date.now();
     this.#stop.fire();
+    clearInterval(this.#lagTimer);
     // 1. No new batch is started from now on; wait for the ones in flight (handler + commit), bounded.
     const remaining = () => Math.max(0, this.#stopTimeoutMs - (Date.now() - t0));
     const inFlight = [...this.#lanes.values()].flatMap((lane) => (lane.inFlight ? [lane.inFlight] : []));

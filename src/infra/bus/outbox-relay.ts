@@ -23,6 +23,8 @@ export interface OutboxRelayOptions {
   leadership: RelayLeadership;
   batchSize?: number;
   idleMs?: number;
+  /** How often every instance (leader or not) samples the pending rows for the metrics (default 5 s). */
+  sampleEveryMs?: number;
 }
 
 /** After a failed pass: 400 ms doubling to 5 s (200·2^failures), no jitter: the lease leaves one relay, so no herd to spread. */
@@ -36,6 +38,7 @@ const RELAY_RETRY = { baseMs: 200, capMs: 5_000, jitter: 'none' } as const;
  */
 export class OutboxRelay {
   private readonly loop: PollLoop;
+  private sampler: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: OutboxRelayOptions) {
     const { clock, logger, leadership } = options;
@@ -50,6 +53,26 @@ export class OutboxRelay {
 
   start(): void {
     this.loop.start();
+    clearInterval(this.sampler);
+    this.sampler = setInterval(() => void this.samplePending(), this.options.sampleEveryMs ?? 5_000);
+    this.sampler.unref();
+  }
+
+  /** outbox_pending and the age of the oldest pending row, read from the database (any instance may be asked). */
+  async samplePending(): Promise<void> {
+    const { db, metrics, clock, logger } = this.options;
+    try {
+      const row = await db
+        .selectFrom('outbox')
+        .select((eb) => [eb.fn.countAll<string>().as('pending'), eb.fn.min('created_at').as('oldest')])
+        .where('published_at', 'is', null)
+        .executeTakeFirst();
+      metrics.outboxPending.set(Number(row?.pending ?? 0));
+      const oldest = row?.oldest ? new Date(row.oldest as Date | string).getTime() : undefined;
+      metrics.outboxOldestUnpublishedSeconds.set(oldest === undefined ? 0 : Math.max(0, (clock.now() - oldest) / 1000));
+    } catch (error) {
+      logger.debug({ err: error }, 'outbox sample failed');
+    }
   }
 
   /** Asks for an immediate pass (called after a transaction that enqueued events commits). */
@@ -58,6 +81,7 @@ export class OutboxRelay {
   }
 
   async stop(): Promise<void> {
+    clearInterval(this.sampler);
     await this.loop.stop();
     await this.options.leadership.release().catch(() => undefined);
   }
@@ -77,17 +101,12 @@ export class OutboxRelay {
     const { db, sink, metrics, clock } = this.options;
     const rows = await db
       .selectFrom('outbox')
-      .select(['seq', 'id', 'topic', 'key', 'payload', 'headers', 'created_at'])
+      .select(['seq', 'id', 'topic', 'key', 'payload', 'headers'])
       .where('published_at', 'is', null)
       .orderBy('seq')
       .limit(this.options.batchSize ?? 500)
       .execute();
-    if (rows.length === 0) {
-      metrics.outboxPending.set(0);
-      metrics.outboxOldestUnpublishedSeconds.set(0);
-      return 0;
-    }
-    metrics.outboxOldestUnpublishedSeconds.set(Math.max(0, (clock.now() - new Date(rows[0]!.created_at).getTime()) / 1000));
+    if (rows.length === 0) return 0;
     metrics.relayBatchSize.observe(rows.length);
     const messages: OutboundMessage[] = rows.map((row) => ({
       topic: row.topic,
