@@ -24,6 +24,7 @@ const BENCHES = [
   { name: 'hook-latency' },
   { name: 'provision-throughput' },
   { name: 'provision-fleet' },
+  { name: 'event-pipeline', timeoutMs: 1_500_000 },
   { name: 'stream-sweep', optional: true, timeoutMs: 900_000 },
 ];
 const DEFAULT_TIMEOUT_MS = Number(process.env.BENCH_TIMEOUT_MS ?? 300_000);
