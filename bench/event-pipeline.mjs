@@ -47,7 +47,10 @@ import {
 } from './lib/common.mjs';
 
 const NAME = 'event-pipeline';
-const SIZES = (process.env.BENCH_PIPELINE_SIZES ?? '1000,10000,100000').split(',').map(Number).filter((n) => n > 0);
+const SIZES = (process.env.BENCH_PIPELINE_SIZES ?? '1000,10000,100000')
+  .split(',')
+  .map(Number)
+  .filter((n) => n > 0);
 const CAP_MS = Number(process.env.BENCH_PIPELINE_CAP_MS ?? 150_000);
 const RATE = Number(process.env.BENCH_PIPELINE_RATE ?? 1000);
 const STEADY_S = Number(process.env.BENCH_PIPELINE_STEADY_S ?? 20);
@@ -57,7 +60,7 @@ let modules;
 async function load() {
   modules ??= {
     ...(await dist('src/infra/bus/kafka-bus.js')),
-    ...(await dist('src/infra/bus/topics.js')),
+    ...(await dist('src/events/topics.js')),
     ...(await dist('src/infra/db/database.js')),
     ...(await dist('src/infra/db/migrations.js')),
     ...(await dist('src/observability/logger.js')),
@@ -69,8 +72,8 @@ async function load() {
 /** A fresh database (migrated), Redis prefix and topic prefix, with `n` matches ready to be provisioned. */
 async function prepare(n, label) {
   const { openDatabase, migrateToLatest } = await load();
-  const prefix = randomName(`bp${label}`) + '.';
-  const redisPrefix = randomName('fwbench') + ':';
+  const prefix = `${randomName(`bp${label}`)}.`;
+  const redisPrefix = `${randomName('fwbench')}:`;
   const [db, redisUrl, brokers] = await Promise.all([freshPostgresDatabase(), requireRedis(), requireKafka(prefix)]);
   onCleanup(() => db.drop());
   onCleanup(() => deleteTopics(brokers, prefix));
@@ -90,7 +93,10 @@ async function prepare(n, label) {
        SELECT id, 'VERIFIED_STREAM', 'SCHEDULED', 500, 'USD', false, now(), now() FROM unnest($1::text[]) AS id`,
       [ids],
     );
-    await client.query(`INSERT INTO checklists (match_id, admin_hooks_ok, updated_at) SELECT id, true, now() FROM unnest($1::text[]) AS id`, [ids]);
+    await client.query(
+      `INSERT INTO checklists (match_id, admin_hooks_ok, updated_at) SELECT id, true, now() FROM unnest($1::text[]) AS id`,
+      [ids],
+    );
   }
   return { db, client, prefix, redisPrefix, redisUrl, brokers, matchIds };
 }
@@ -110,7 +116,12 @@ function reservedEvents(matchIds, first = 0) {
 
 function producer(setup) {
   const { KafkaMessageSink, createLogger } = modules;
-  const sink = new KafkaMessageSink({ brokers: setup.brokers, clientId: 'bench-platform', topicPrefix: setup.prefix, logger: createLogger('silent') });
+  const sink = new KafkaMessageSink({
+    brokers: setup.brokers,
+    clientId: 'bench-platform',
+    topicPrefix: setup.prefix,
+    logger: createLogger('silent'),
+  });
   onCleanup(() => sink.close());
   return sink;
 }
@@ -149,7 +160,9 @@ async function startService(setup) {
  */
 async function bareBatchedLoop(setup, n) {
   const { kafka, Topics } = await load();
-  await setup.client.query(`CREATE TABLE IF NOT EXISTS bench_effects (event_id text PRIMARY KEY, match_id text NOT NULL, at timestamptz NOT NULL)`);
+  await setup.client.query(
+    `CREATE TABLE IF NOT EXISTS bench_effects (event_id text PRIMARY KEY, match_id text NOT NULL, at timestamptz NOT NULL)`,
+  );
   const pool = new pg.Pool({ connectionString: setup.db.url, max: 2 });
   const consumer = new kafka.Consumer({
     clientId: 'bench-bare',
@@ -196,7 +209,8 @@ async function bareBatchedLoop(setup, n) {
             `INSERT INTO processed_events (consumer, event_id, topic, processed_at) VALUES ('bare', $1, $2, now()) ON CONFLICT DO NOTHING RETURNING event_id`,
             [value.eventId, Topics.serverReserved],
           );
-          if (claimed.rowCount) await db.query(`INSERT INTO bench_effects (event_id, match_id, at) VALUES ($1, $2, now())`, [value.eventId, value.matchId]);
+          if (claimed.rowCount)
+            await db.query(`INSERT INTO bench_effects (event_id, match_id, at) VALUES ($1, $2, now())`, [value.eventId, value.matchId]);
         }
         await db.query('COMMIT');
       } finally {
@@ -253,7 +267,9 @@ async function fullPath(setup, n) {
     FROM provisions p LEFT JOIN outbox o ON o.key = p.match_id AND o.topic = 'server.ready' AND o.published_at IS NOT NULL`)
   ).rows[0];
   if (q.ready_rows !== q.ready_keys || q.processed !== q.provisions) {
-    throw new Error(`exactly-once check failed: ${q.ready_rows} server.ready rows for ${q.ready_keys} matches, ${q.processed} processed for ${q.provisions} provisions`);
+    throw new Error(
+      `exactly-once check failed: ${q.ready_rows} server.ready rows for ${q.ready_keys} matches, ${q.processed} processed for ${q.provisions} provisions`,
+    );
   }
   const seconds = (Number(q.last_published) - Number(q.first_reserved)) / 1000;
   const consumeSeconds = (Number(q.last_reserved) - Number(q.first_reserved)) / 1000;
@@ -283,7 +299,11 @@ async function steady() {
     maxWaitTime: 50,
     deserializers: { key: kafka.stringDeserializer, headerKey: kafka.stringDeserializer, headerValue: kafka.stringDeserializer },
   });
-  const stream = await reader.consume({ topics: [setup.prefix + Topics.serverReady], mode: kafka.MessagesStreamModes.EARLIEST, autocommit: false });
+  const stream = await reader.consume({
+    topics: [setup.prefix + Topics.serverReady],
+    mode: kafka.MessagesStreamModes.EARLIEST,
+    autocommit: false,
+  });
   stream.on('data', (m) => {
     if (!received.has(m.key)) received.set(m.key, Date.now());
   });
@@ -292,7 +312,11 @@ async function steady() {
     await stream.close().catch(() => undefined);
     await reader.close(true).catch(() => undefined);
   });
-  await waitFor(() => reader.isActive() && (reader.assignments?.length ?? 0) > 0 && service.services.source.isHealthy(), 60_000, 'reader and service joined');
+  await waitFor(
+    () => reader.isActive() && (reader.assignments?.length ?? 0) > 0 && service.services.source.isHealthy(),
+    60_000,
+    'reader and service joined',
+  );
   const sink = producer(setup);
   const producedAt = new Map();
   const events = reservedEvents(setup.matchIds);
@@ -320,7 +344,10 @@ async function steady() {
   const effect = (await setup.client.query(`SELECT match_id, extract(epoch FROM reserved_at) * 1000 AS at FROM provisions`)).rows
     .map((r) => Number(r.at) - producedAt.get(r.match_id))
     .sort((a, b) => a - b);
-  const readBack = [...received].map(([k, at]) => at - producedAt.get(k)).filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  const readBack = [...received]
+    .map(([k, at]) => at - producedAt.get(k))
+    .filter((x) => Number.isFinite(x))
+    .sort((a, b) => a - b);
   return { n, produceSeconds, behindMs: behind, effect, readBack, effectCount: effect.length, readBackCount: readBack.length };
 }
 
@@ -344,10 +371,21 @@ async function main() {
     const full = await fullPath(setup, n);
     console.log(`  full path: ${Math.round(full.rate)} events/s${full.partial ? ` (partial: ${full.done}/${n})` : ''}`);
     const ratio = full.rate / bare.rate;
-    const cut = (r) => (r.partial ? `, partial: ${r.done.toLocaleString('en-US')} of ${n.toLocaleString('en-US')} in the ${CAP_MS / 1000} s cap` : '');
+    const cut = (r) =>
+      r.partial ? `, partial: ${r.done.toLocaleString('en-US')} of ${n.toLocaleString('en-US')} in the ${CAP_MS / 1000} s cap` : '';
     figures.push(
-      { name: `${n.toLocaleString('en-US')} backlog: full path → Kafka`, value: round(full.rate, 0), unit: 'events/s', note: `${round(full.seconds, 1)} s${cut(full)}` },
-      { name: `${n.toLocaleString('en-US')} backlog: bare batched loop`, value: round(bare.rate, 0), unit: 'events/s', note: `${round(bare.seconds, 1)} s${cut(bare)}` },
+      {
+        name: `${n.toLocaleString('en-US')} backlog: full path → Kafka`,
+        value: round(full.rate, 0),
+        unit: 'events/s',
+        note: `${round(full.seconds, 1)} s${cut(full)}`,
+      },
+      {
+        name: `${n.toLocaleString('en-US')} backlog: bare batched loop`,
+        value: round(bare.rate, 0),
+        unit: 'events/s',
+        note: `${round(bare.seconds, 1)} s${cut(bare)}`,
+      },
       { name: `${n.toLocaleString('en-US')} backlog: ratio full ÷ bare`, value: round(ratio, 2), unit: '×', note: 'target ≥ 0.5' },
       {
         name: `${n.toLocaleString('en-US')} backlog: service consume → DB only`,
@@ -365,8 +403,18 @@ async function main() {
     figures.push(
       { name: `steady ${RATE}/s: produce → effect committed p50`, value: p(s.effect, 50), unit: 'ms', note: `${s.effectCount} events` },
       { name: `steady ${RATE}/s: produce → effect committed p99`, value: p(s.effect, 99), unit: 'ms', note: 'provisions.reserved_at' },
-      { name: `steady ${RATE}/s: produce → server.ready read back p50`, value: p(s.readBack, 50), unit: 'ms', note: `${s.readBackCount} events` },
-      { name: `steady ${RATE}/s: produce → server.ready read back p99`, value: p(s.readBack, 99), unit: 'ms', note: 'full path, other consumer group' },
+      {
+        name: `steady ${RATE}/s: produce → server.ready read back p50`,
+        value: p(s.readBack, 50),
+        unit: 'ms',
+        note: `${s.readBackCount} events`,
+      },
+      {
+        name: `steady ${RATE}/s: produce → server.ready read back p99`,
+        value: p(s.readBack, 99),
+        unit: 'ms',
+        note: 'full path, other consumer group',
+      },
     );
     details.steady = {
       rate: RATE,

@@ -46,7 +46,11 @@ describe('fast restart after SIGKILL', () => {
     expect(early.status).toBe(503);
     expect(early.checks.bus).toBe('joining');
     expect(early.checks.database).toBe('ok');
-    await eventually(async () => (await readyz(replacement)).status === 200, SESSION_TIMEOUT_MS + 60_000, 'the join after the session timeout');
+    await eventually(
+      async () => (await readyz(replacement)).status === 200,
+      SESSION_TIMEOUT_MS + 60_000,
+      'the join after the session timeout',
+    );
     expect(await replacement.kill('SIGTERM')).toBe(0);
   });
 

@@ -149,7 +149,11 @@ describe('ConsumerRuntime.handleBatch (real PostgreSQL)', () => {
     await r.handleBatch(batch);
     const applied = await effects(batch.map((m) => m.headers['event-id']!));
     expect(Object.fromEntries(applied)).toEqual({ 'm-p': [2], 'm-q': [1] });
-    const dead = await database.db.selectFrom('dead_letters').select(['reason', 'event_id']).where('event_id', '=', poison.headers['event-id']!).execute();
+    const dead = await database.db
+      .selectFrom('dead_letters')
+      .select(['reason', 'event_id'])
+      .where('event_id', '=', poison.headers['event-id']!)
+      .execute();
     expect(dead).toEqual([{ reason: 'HANDLER_FAILED', event_id: poison.headers['event-id'] }]);
   });
 

@@ -63,7 +63,14 @@ describe('OutboxRelay (real PostgreSQL)', () => {
     await insertRows(1200, 'k');
     const sink = new RecordingSink();
     const metrics = new Metrics();
-    const relay = new OutboxRelay({ db: database.db, sink, clock: new SystemClock(), logger: createLogger('silent'), metrics, leadership: { holds: async () => true, release: async () => undefined } });
+    const relay = new OutboxRelay({
+      db: database.db,
+      sink,
+      clock: new SystemClock(),
+      logger: createLogger('silent'),
+      metrics,
+      leadership: { holds: async () => true, release: async () => undefined },
+    });
     expect(await relay.drain()).toBe(1200);
     expect(sink.sends.map((s) => s.length)).toEqual([500, 500, 200]);
     const order = sink.sends.flat().map((m) => Number(m.key.slice(1)));
@@ -82,7 +89,14 @@ describe('OutboxRelay (real PostgreSQL)', () => {
     );
     await insertRows(3, 'p');
     const metrics = new Metrics();
-    const relay = new OutboxRelay({ db: database.db, sink: new RecordingSink(), clock: new SystemClock(), logger: createLogger('silent'), metrics, leadership: { holds: async () => false, release: async () => undefined } });
+    const relay = new OutboxRelay({
+      db: database.db,
+      sink: new RecordingSink(),
+      clock: new SystemClock(),
+      logger: createLogger('silent'),
+      metrics,
+      leadership: { holds: async () => false, release: async () => undefined },
+    });
     await relay.samplePending();
     expect((await metrics.outboxPending.get()).values[0]?.value).toBe(4);
     const age = (await metrics.outboxOldestUnpublishedSeconds.get()).values[0]?.value ?? 0;

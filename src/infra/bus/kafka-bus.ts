@@ -341,7 +341,7 @@ export class KafkaMessageSource implements MessageSource {
       const lags: PartitionLag[] = [];
       for (const [topic, partitions] of await consumer.getLag({ topics: this.#topics })) {
         // Negative values mark partitions this member is not assigned.
-        partitions.forEach((lag, partition) => lag >= 0n && lags.push({ topic: this.#logical(topic), partition, lag: Number(lag) }));
+        for (const [partition, lag] of partitions.entries()) if (lag >= 0n) lags.push({ topic: this.#logical(topic), partition, lag: Number(lag) });
       }
       this.#options.onLag(lags);
     } catch (err) {
