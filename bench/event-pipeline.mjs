@@ -16,8 +16,8 @@
 //      idempotent). Rate = N / (last server.ready published − first reservation handled), from the database's own
 //      timestamps. A drain that runs past BENCH_PIPELINE_CAP_MS (default 150 s) is cut there and reported as
 //      "partial" with the events it finished.
-//   Ratio = full path ÷ bare batched loop, per N. Beside it the service's consume → DB rate alone
-//   (N / (last − first reserved_at)): the same work as the yardstick, without the poller and the relay.
+//   Ratio = full path ÷ bare batched loop, per N. Beside it the service's consume → DB rate alone (N / (the poll,
+//   every 250 ms, that first saw N provisions − first reserved_at)): the yardstick's work, without poller and relay.
 // Then the latency at a steady rate: BENCH_PIPELINE_RATE events/s (default 1000) for BENCH_PIPELINE_STEADY_S
 // seconds (default 20) produced to a running service (50 every 50 ms); per event the time from its produce call to
 //   effect     its provisions row committed (read from the database after the run: reserved_at), and
@@ -32,6 +32,8 @@ import {
   deleteTopics,
   dist,
   freshPostgresDatabase,
+  INSTALLED_PANEL,
+  insertReadyMatches,
   onCleanup,
   percentile,
   randomName,
@@ -86,18 +88,7 @@ async function prepare(n, label) {
   const client = new pg.Client({ connectionString: db.url });
   await client.connect();
   onCleanup(() => client.end());
-  for (let i = 0; i < n; i += 20_000) {
-    const ids = matchIds.slice(i, i + 20_000);
-    await client.query(
-      `INSERT INTO matches (id, mode, status, entry_fee_cents, currency, overlay_required, created_at, updated_at)
-       SELECT id, 'VERIFIED_STREAM', 'SCHEDULED', 500, 'USD', false, now(), now() FROM unnest($1::text[]) AS id`,
-      [ids],
-    );
-    await client.query(
-      `INSERT INTO checklists (match_id, admin_hooks_ok, updated_at) SELECT id, true, now() FROM unnest($1::text[]) AS id`,
-      [ids],
-    );
-  }
+  await insertReadyMatches(client, matchIds);
   return { db, client, prefix, redisPrefix, redisUrl, brokers, matchIds };
 }
 
@@ -127,10 +118,6 @@ function producer(setup) {
 }
 
 async function startService(setup) {
-  const panel = {
-    observe: async () => ({ kind: 'install', state: 'installed', status: null }),
-    remove: async () => ({ kind: 'deleted' }),
-  };
   const service = await startBenchService(
     {
       DATABASE_URL: setup.db.url,
@@ -142,7 +129,7 @@ async function startService(setup) {
       PTERO_APP_URL: 'http://127.0.0.1:9',
       PTERO_APP_API_KEY: 'ptla_unused_0123456789abcdefghijklmnopqrstuv',
     },
-    { panel },
+    { panel: INSTALLED_PANEL },
   );
   let closed = false;
   const close = async () => {
@@ -152,6 +139,27 @@ async function startService(setup) {
   };
   onCleanup(close);
   return { service, close };
+}
+
+/** A consumer of the bench's own (random group, no commits unless the caller commits) on one prefixed topic. */
+async function plainConsumer(setup, clientId, topic, mode) {
+  const { kafka } = await load();
+  const consumer = new kafka.Consumer({
+    clientId,
+    groupId: randomName(clientId),
+    bootstrapBrokers: setup.brokers,
+    autocommit: false,
+    maxWaitTime: 50,
+    deserializers: { key: kafka.stringDeserializer, headerKey: kafka.stringDeserializer, headerValue: kafka.stringDeserializer },
+  });
+  const stream = await consumer.consume({
+    topics: [setup.prefix + topic],
+    mode,
+    fallbackMode: kafka.MessagesStreamFallbackModes.EARLIEST,
+    autocommit: false,
+  });
+  stream.on('error', () => undefined);
+  return { consumer, stream };
 }
 
 /**
@@ -164,27 +172,13 @@ async function bareBatchedLoop(setup, n) {
     `CREATE TABLE IF NOT EXISTS bench_effects (event_id text PRIMARY KEY, match_id text NOT NULL, at timestamptz NOT NULL)`,
   );
   const pool = new pg.Pool({ connectionString: setup.db.url, max: 2 });
-  const consumer = new kafka.Consumer({
-    clientId: 'bench-bare',
-    groupId: randomName('bare'),
-    bootstrapBrokers: setup.brokers,
-    autocommit: false,
-    maxWaitTime: 100,
-    deserializers: { key: kafka.stringDeserializer, headerKey: kafka.stringDeserializer, headerValue: kafka.stringDeserializer },
-  });
-  const stream = await consumer.consume({
-    topics: [setup.prefix + Topics.serverReserved],
-    mode: kafka.MessagesStreamModes.COMMITTED,
-    fallbackMode: kafka.MessagesStreamFallbackModes.EARLIEST,
-    autocommit: false,
-  });
+  const { consumer, stream } = await plainConsumer(setup, 'bench-bare', Topics.serverReserved, kafka.MessagesStreamModes.COMMITTED);
   const buffer = [];
   let wake;
   stream.on('data', (m) => {
     buffer.push(m);
     wake?.();
   });
-  stream.on('error', () => undefined);
   let done = 0;
   let first = 0;
   const deadline = Date.now() + CAP_MS;
@@ -236,10 +230,13 @@ async function fullPath(setup, n) {
   const count = async (sql) => Number((await setup.client.query(sql)).rows[0].n);
   let lastLog = 0;
   let published = 0;
+  /** When every reservation was found committed (polled every 250 ms): the end of consume → DB. */
+  let consumedAt = 0;
   try {
     await waitFor(
       async () => {
         published = await count(`SELECT count(*)::int AS n FROM outbox WHERE topic = 'server.ready' AND published_at IS NOT NULL`);
+        if (!consumedAt && (await count('SELECT count(*)::int AS n FROM provisions')) >= n) consumedAt = Date.now();
         if (Date.now() - lastLog > 10_000) {
           lastLog = Date.now();
           console.log(`  ${((Date.now() - t0) / 1000).toFixed(0)} s: server.ready published ${published}/${n}`);
@@ -272,7 +269,8 @@ async function fullPath(setup, n) {
     );
   }
   const seconds = (Number(q.last_published) - Number(q.first_reserved)) / 1000;
-  const consumeSeconds = (Number(q.last_reserved) - Number(q.first_reserved)) / 1000;
+  // reserved_at is the start of a batch's transaction; the last batch's end is the poll that saw it committed.
+  const consumeSeconds = ((consumedAt || Number(q.last_reserved)) - Number(q.first_reserved)) / 1000;
   return {
     done: q.published,
     seconds,
@@ -291,23 +289,10 @@ async function steady() {
   const { kafka, Topics } = modules;
   const { service, close } = await startService(setup);
   const received = new Map();
-  const reader = new kafka.Consumer({
-    clientId: 'bench-reader',
-    groupId: randomName('reader'),
-    bootstrapBrokers: setup.brokers,
-    autocommit: false,
-    maxWaitTime: 50,
-    deserializers: { key: kafka.stringDeserializer, headerKey: kafka.stringDeserializer, headerValue: kafka.stringDeserializer },
-  });
-  const stream = await reader.consume({
-    topics: [setup.prefix + Topics.serverReady],
-    mode: kafka.MessagesStreamModes.EARLIEST,
-    autocommit: false,
-  });
+  const { consumer: reader, stream } = await plainConsumer(setup, 'bench-reader', Topics.serverReady, kafka.MessagesStreamModes.EARLIEST);
   stream.on('data', (m) => {
     if (!received.has(m.key)) received.set(m.key, Date.now());
   });
-  stream.on('error', () => undefined);
   onCleanup(async () => {
     await stream.close().catch(() => undefined);
     await reader.close(true).catch(() => undefined);

@@ -27,6 +27,8 @@ import {
   deleteTopics,
   dist,
   freshPostgresDatabase,
+  INSTALLED_PANEL,
+  insertReadyMatches,
   onCleanup,
   percentile,
   randomName,
@@ -68,12 +70,7 @@ async function main() {
   const matchIds = Array.from({ length: N }, (_, i) => `tp-${run}-${i}`);
   const client = new pg.Client({ connectionString: db.url });
   await client.connect();
-  await client.query(
-    `INSERT INTO matches (id, mode, status, entry_fee_cents, currency, overlay_required, created_at, updated_at)
-     SELECT id, 'VERIFIED_STREAM', 'SCHEDULED', 500, 'USD', false, now(), now() FROM unnest($1::text[]) AS id`,
-    [matchIds],
-  );
-  await client.query(`INSERT INTO checklists (match_id, admin_hooks_ok, updated_at) SELECT id, true, now() FROM unnest($1::text[]) AS id`, [matchIds]);
+  await insertReadyMatches(client, matchIds);
 
   // 2. The backlog: N server.reserved events on Kafka, produced before the service starts.
   const producer = new KafkaMessageSink({ brokers, clientId: 'bench-platform', topicPrefix: prefix, logger: silent });
@@ -125,10 +122,7 @@ async function main() {
   await waitFor(() => reader.isActive() && (reader.assignments?.length ?? 0) > 0, 30_000, 'the bench reader to join its group');
 
   // 4. The service, with a panel stand-in that answers "installed" at once.
-  const panel = {
-    observe: async () => ({ kind: 'install', state: 'installed', status: null }),
-    remove: async () => ({ kind: 'deleted' }),
-  };
+  const panel = INSTALLED_PANEL;
   const started = Date.now();
   const service = await startBenchService(
     {
@@ -193,12 +187,7 @@ async function main() {
   //    keep running as before. The gap to the consume → DB rate is the Kafka consumer's share.
   const M = Math.min(N, 1000);
   const directIds = Array.from({ length: M }, (_, i) => `tpd-${run}-${i}`);
-  await client.query(
-    `INSERT INTO matches (id, mode, status, entry_fee_cents, currency, overlay_required, created_at, updated_at)
-     SELECT id, 'VERIFIED_STREAM', 'SCHEDULED', 500, 'USD', false, now(), now() FROM unnest($1::text[]) AS id`,
-    [directIds],
-  );
-  await client.query(`INSERT INTO checklists (match_id, admin_hooks_ok, updated_at) SELECT id, true, now() FROM unnest($1::text[]) AS id`, [directIds]);
+  await insertReadyMatches(client, directIds);
   const messages = directIds.map((matchId, i) => {
     const eventId = randomUUID();
     return {

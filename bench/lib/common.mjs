@@ -137,6 +137,25 @@ export async function deleteTopics(brokers, prefix) {
   }
 }
 
+/** Matches whose admin hooks already reported OK (bulk, 20,000 a statement): provisioned at the panel's first look. */
+export async function insertReadyMatches(client, matchIds) {
+  for (let i = 0; i < matchIds.length; i += 20_000) {
+    const ids = matchIds.slice(i, i + 20_000);
+    await client.query(
+      `INSERT INTO matches (id, mode, status, entry_fee_cents, currency, overlay_required, created_at, updated_at)
+       SELECT id, 'VERIFIED_STREAM', 'SCHEDULED', 500, 'USD', false, now(), now() FROM unnest($1::text[]) AS id`,
+      [ids],
+    );
+    await client.query(`INSERT INTO checklists (match_id, admin_hooks_ok, updated_at) SELECT id, true, now() FROM unnest($1::text[]) AS id`, [ids]);
+  }
+}
+
+/** A panel stand-in (ServiceOverrides.panel) that reports every server installed at once and deletes for free. */
+export const INSTALLED_PANEL = {
+  observe: async () => ({ kind: 'install', state: 'installed', status: null }),
+  remove: async () => ({ kind: 'deleted' }),
+};
+
 export const SECRETS = {
   OVERLAY_MASTER_SECRET: 'bench-overlay-master-secret-0123456789abcdef',
   ADMIN_HOOK_SECRET: 'bench-admin-hook-secret-0123456789abcdef-xyz',

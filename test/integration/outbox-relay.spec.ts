@@ -42,6 +42,19 @@ async function insertRows(n: number, prefix: string): Promise<void> {
   );
 }
 
+/** A relay on the test database that always leads, unless `overrides` say otherwise. */
+function newRelay(overrides: Partial<ConstructorParameters<typeof OutboxRelay>[0]>): OutboxRelay {
+  return new OutboxRelay({
+    db: database.db,
+    sink: new RecordingSink(),
+    clock: new SystemClock(),
+    logger: createLogger('silent'),
+    metrics: new Metrics(),
+    leadership: { holds: async () => true, release: async () => undefined },
+    ...overrides,
+  });
+}
+
 beforeAll(async () => {
   const fresh = await freshPostgresDatabase();
   url = fresh.url;
@@ -63,14 +76,7 @@ describe('OutboxRelay (real PostgreSQL)', () => {
     await insertRows(1200, 'k');
     const sink = new RecordingSink();
     const metrics = new Metrics();
-    const relay = new OutboxRelay({
-      db: database.db,
-      sink,
-      clock: new SystemClock(),
-      logger: createLogger('silent'),
-      metrics,
-      leadership: { holds: async () => true, release: async () => undefined },
-    });
+    const relay = newRelay({ sink, metrics });
     expect(await relay.drain()).toBe(1200);
     expect(sink.sends.map((s) => s.length)).toEqual([500, 500, 200]);
     const order = sink.sends.flat().map((m) => Number(m.key.slice(1)));
@@ -89,14 +95,7 @@ describe('OutboxRelay (real PostgreSQL)', () => {
     );
     await insertRows(3, 'p');
     const metrics = new Metrics();
-    const relay = new OutboxRelay({
-      db: database.db,
-      sink: new RecordingSink(),
-      clock: new SystemClock(),
-      logger: createLogger('silent'),
-      metrics,
-      leadership: { holds: async () => false, release: async () => undefined },
-    });
+    const relay = newRelay({ metrics, leadership: { holds: async () => false, release: async () => undefined } });
     await relay.samplePending();
     expect((await metrics.outboxPending.get()).values[0]?.value).toBe(4);
     const age = (await metrics.outboxOldestUnpublishedSeconds.get()).values[0]?.value ?? 0;
@@ -107,15 +106,7 @@ describe('OutboxRelay (real PostgreSQL)', () => {
 
   it('wakes on rows committed by another instance without waiting for its idle poll', async () => {
     const sink = new RecordingSink();
-    const relay = new OutboxRelay({
-      db: database.db,
-      sink,
-      clock: new SystemClock(),
-      logger: createLogger('silent'),
-      metrics: new Metrics(),
-      leadership: { holds: async () => true, release: async () => undefined },
-      idleMs: 120_000,
-    });
+    const relay = newRelay({ sink, idleMs: 120_000 });
     const unlisten = database.listen!('outbox_rows', () => relay.nudge());
     relay.start();
     try {
