@@ -29,15 +29,16 @@ export function telemetryProvidersFromConfig(config: Config, deps: { clock: Cloc
   if (config.INGEST_STATS_URL) {
     // One ingest lists every publisher of the fleet: 1000 streams a page, up to 200 pages (200k streams, 100k
     // matches). The client's defaults (500 × 20 = 10k streams) would make every channel unknown beyond 5k matches.
+    const srsLogger = deps.logger.child({ component: 'srs' });
     const srs = new SrsClient({
       baseUrl: config.INGEST_STATS_URL,
       timeoutMs: config.TELEMETRY_TIMEOUT_MS,
-      logger: deps.logger.child({ component: 'srs' }),
+      logger: srsLogger,
       metrics: deps.metrics,
       pageSize: 1000,
       maxPages: 200,
     });
-    providers.push(new SrsTelemetryProvider(srs, deps.clock, { checkEveryMs: config.STREAM_CHECK_EVERY_MS }));
+    providers.push(new SrsTelemetryProvider(srs, deps.clock, { checkEveryMs: config.STREAM_CHECK_EVERY_MS }, srsLogger));
   }
   return providers;
 }

@@ -25,6 +25,16 @@ export type TelemetryUnknownReason =
   | 'first_sample'
   | 'counter_reset'
   | 'stale_sample'
+  /** The source's own clock (SRS `live_ms`, Helix `Date`) did not advance: a replayed or cached snapshot. */
+  | 'source_stale'
+  /** Clock advanced but no counter moved on a publishing stream (a real publisher that sends nothing is dropped). */
+  | 'counters_frozen'
+  /** The only frame counter also counts audio frames (SRS ≥ 7.0.122 without `video_frames`). */
+  | 'frames_include_audio'
+  /** Which SRS version wrote `frames` (video only, or audio too) could not be read. */
+  | 'version_unknown'
+  /** The systemic-anomaly guard set this sweep's readings of the provider aside (see policy.ts, guardSystemicAnomaly). */
+  | 'systemic_anomaly'
   | 'window_too_short'
   | 'no_provider'
   | 'invalid_channel'

@@ -8,6 +8,9 @@ interface Listed {
   app: string;
   name: string;
   frames: number;
+  video_frames?: number;
+  audio_frames?: number;
+  recv_bytes: number;
   live_ms: number;
   kbps: { recv_30s: number };
   publish: { active: boolean; cid?: string };
@@ -36,7 +39,61 @@ async function list(query = 'start=0&count=100'): Promise<Page> {
   return (await res.json()) as Page;
 }
 
+describe('FakeSrs per SRS version', () => {
+  it.each([
+    ['5.0.213', { frames: 200 }],
+    ['6.0.184', { frames: 200 }],
+    ['7.0.121', { frames: 200 }],
+    // 7.0.122+ (#4559): frames = video + audio; 10 s of AAC 44.1 kHz is 430 frames.
+    ['7.0.143', { frames: 630, video_frames: 200, audio_frames: 430 }],
+  ] as const)('SRS %s serves its `frames` shape and its version', async (version, shape) => {
+    const fake = await FakeSrs.start({ clock, version });
+    try {
+      fake.publish('live', 'alice', { fps: 20, kbps: 3000 });
+      clock.advance(10_000);
+      const page = (await (await fetch(`${fake.url}/api/v1/streams?start=0&count=10`)).json()) as Page;
+      const stream = page.streams?.[0] as Listed;
+      expect({ frames: stream.frames, video_frames: stream.video_frames, audio_frames: stream.audio_frames }).toEqual({
+        video_frames: undefined,
+        audio_frames: undefined,
+        ...shape,
+      });
+      const [major, minor, revision] = version.split('.').map(Number);
+      expect(await (await fetch(`${fake.url}/api/v1/versions`)).json()).toMatchObject({ code: 0, data: { major, minor, revision } });
+    } finally {
+      await fake.close();
+    }
+  });
+});
+
 describe('FakeSrs /api/v1/streams', () => {
+  it('freeze() serves the snapshot of that moment byte for byte until thaw()', async () => {
+    srs.publish('live', 'alice', { fps: 30, kbps: 3000 });
+    clock.advance(10_000);
+    srs.freeze();
+    const body = async () => (await fetch(`${srs.url}/api/v1/streams?start=0&count=10`)).text();
+    const frozen = await body();
+    clock.advance(30_000);
+    srs.publish('live', 'bob', { fps: 30, kbps: 3000 });
+    expect(await body()).toBe(frozen);
+    srs.thaw();
+    const live = (await list()).streams ?? [];
+    expect(live.map((s) => [s.name, s.frames, s.live_ms])).toEqual([
+      ['alice', 1200, clock.now()],
+      ['bob', 0, clock.now()],
+    ]);
+  });
+
+  it('stickCounters() stops one stream\'s counters while live_ms goes on', async () => {
+    srs.publish('live', 'alice', { fps: 30, kbps: 3000 });
+    clock.advance(10_000);
+    srs.stickCounters('live', 'alice');
+    const before = (await list()).streams?.[0] as Listed;
+    clock.advance(30_000);
+    const after = (await list()).streams?.[0] as Listed;
+    expect([after.frames, after.recv_bytes, after.live_ms - before.live_ms]).toEqual([before.frames, before.recv_bytes, 30_000]);
+  });
+
   it('lists streams with SRS fields; frames grow at the scripted FPS along the clock', async () => {
     const id = srs.publish('live', 'alice', { fps: 60, kbps: 6000 });
     clock.advance(10_000);

@@ -1,13 +1,19 @@
 /**
- * A protocol-faithful SRS HTTP API fake on a real port: `GET /api/v1/streams?start=&count=` as SRS 5/6 answers
- * it (`srs_app_http_api.cpp` SrsGoApiStreams, `srs_app_statistic.cpp` SrsStatisticStream::dumps):
+ * A protocol-faithful SRS HTTP API fake on a real port: `GET /api/v1/streams?start=&count=` and
+ * `GET /api/v1/versions` as SRS answers them (`srs_app_http_api.cpp` SrsGoApiStreams / SrsGoApiVersion,
+ * `srs_app_statistic.cpp` SrsStatisticStream::dumps), in the shape of the version it is started as:
  *
  * - `{code: 0, server, service, pid, total, streams: [...]}`; streams are ordered by id (a std::map) and paged
  *   with `start` (≥ 0) and `count` (≥ 1; a missing count reads as 1, as `atoi("")` does in SRS).
- * - each stream: `id, name, vhost, app, tcUrl, url, live_ms` (server time now), `clients, frames` (cumulative
- *   video frames), `send_bytes, recv_bytes, kbps {recv_30s, send_30s}, publish {active, cid}, video|null, audio|null`.
+ * - each stream: `id, name, vhost, app, tcUrl, url, live_ms` (server time now), `clients, frames`,
+ *   `send_bytes, recv_bytes, kbps {recv_30s, send_30s}, publish {active, cid}, video|null, audio|null`.
+ *   SRS 5.x, 6.x and 7.0 before 7.0.122: `frames` = cumulative video frames. SRS 7.0.122 and later (#4559):
+ *   `frames` = video + audio frames, plus `video_frames` and `audio_frames` (docs/stream-health.md, "SRS versions").
+ * - `{code: 0, server, service, pid, data: {major, minor, revision, version}}` for the versions endpoint.
  * - frames grow at the scripted FPS along the injected clock while publishing; unpublish keeps the stream
  *   object (active false, video null) until `remove`; `restart` gives it a new id and a zero counter.
+ * - `freeze()`: from then on every answer is the snapshot taken at that moment, byte for byte (what a cache in
+ *   front of the API or a stuck SRS worker serves) until `thaw()`.
  * - faults: HTTP status, SRS error code in a 200 answer, hang, connection reset.
  */
 import { randomBytes } from 'node:crypto';
@@ -26,9 +32,19 @@ export interface PublishOptions {
   fps: number;
   kbps: number;
   vhost?: string;
-  /** false: audio only (video null, frames do not grow). */
+  /** false: audio only (video null, video frames do not grow). */
   video?: boolean;
+  /** false: video only (audio null, audio frames do not grow). */
+  audio?: boolean;
+  /** Audio frames per second (default 44100 / 1024: AAC at 44.1 kHz). */
+  audioFps?: number;
 }
+
+/** The SRS release the fake answers as; its `frames` field follows that release (see the header). */
+export type SrsVersion = `${number}.${number}.${number}`;
+
+/** AAC at 44.1 kHz: 1024 samples per frame. */
+const AAC_44K_FPS = 44_100 / 1024;
 
 interface FakeStream {
   id: string;
@@ -37,9 +53,14 @@ interface FakeStream {
   name: string;
   active: boolean;
   video: boolean;
+  audio: boolean;
   fps: number;
+  audioFps: number;
   kbps: number;
   frames: number;
+  audioFrames: number;
+  /** Statistics no longer updated (a stuck SRS worker), while the clock and listing go on. */
+  stuck: boolean;
   updatedAt: number;
   recvBytes: number;
   cid: string;
@@ -59,20 +80,32 @@ export class FakeSrs {
   beforeListing: ((start: number) => void) | undefined;
   /** Caps `count` per page (real SRS does not; lets tests force paging). */
   maxCount: number | null = null;
+  /** Leaves `video_frames`/`audio_frames` out of 7.0.122+ listings (what a proxy keeping only known fields does). */
+  stripFrameDetail = false;
+  /** Added to `live_ms` (SRS's host clock stepped, e.g. by NTP). */
+  clockSkewMs = 0;
+  /** Answers the versions endpoint with this HTTP status instead (e.g. a proxy exposing only /api/v1/streams). */
+  versionsStatus: number | null = null;
 
   private readonly clock: Clock;
+  private readonly version: readonly [number, number, number];
   private readonly streams = new Map<string, FakeStream>();
+  /** Set by freeze(): the listing as it was then, served unchanged. */
+  private frozen: { at: number; streams: FakeStream[] } | null = null;
   private readonly faults: SrsFault[] = [];
   private server: Server | null = null;
   private base = '';
   private nextId = 0;
 
-  private constructor(clock: Clock) {
+  private constructor(clock: Clock, version: SrsVersion) {
     this.clock = clock;
+    const [major = 0, minor = 0, revision = 0] = version.split('.').map(Number);
+    this.version = [major, minor, revision];
   }
 
-  static async start(options: { clock: Clock }): Promise<FakeSrs> {
-    const fake = new FakeSrs(options.clock);
+  /** `version` defaults to 6.0.184 (frames = video frames only). */
+  static async start(options: { clock: Clock; version?: SrsVersion }): Promise<FakeSrs> {
+    const fake = new FakeSrs(options.clock, options.version ?? '6.0.184');
     await fake.listen();
     return fake;
   }
@@ -87,7 +120,14 @@ export class FakeSrs {
     const existing = this.find(app, name, options.vhost);
     if (existing) {
       this.settle(existing);
-      Object.assign(existing, { active: true, video: options.video ?? true, fps: options.fps, kbps: options.kbps });
+      Object.assign(existing, {
+        active: true,
+        video: options.video ?? true,
+        audio: options.audio ?? true,
+        fps: options.fps,
+        audioFps: options.audioFps ?? AAC_44K_FPS,
+        kbps: options.kbps,
+      });
       return existing.id;
     }
     const stream: FakeStream = {
@@ -97,9 +137,13 @@ export class FakeSrs {
       name,
       active: true,
       video: options.video ?? true,
+      audio: options.audio ?? true,
       fps: options.fps,
+      audioFps: options.audioFps ?? AAC_44K_FPS,
       kbps: options.kbps,
       frames: 0,
+      audioFrames: 0,
+      stuck: false,
       updatedAt: this.clock.now(),
       recvBytes: 0,
       cid: randomBytes(4).toString('hex'),
@@ -132,7 +176,7 @@ export class FakeSrs {
   restart(app: string, name: string): string {
     const s = this.must(app, name);
     this.streams.delete(s.id);
-    const fresh = { ...s, id: this.newId(), frames: 0, recvBytes: 0, updatedAt: this.clock.now() };
+    const fresh = { ...s, id: this.newId(), frames: 0, audioFrames: 0, recvBytes: 0, updatedAt: this.clock.now() };
     this.streams.set(fresh.id, fresh);
     return fresh.id;
   }
@@ -142,6 +186,30 @@ export class FakeSrs {
     const s = this.must(app, name);
     this.settle(s);
     s.frames = 0;
+  }
+
+  /** This stream's counters stop (its statistics are no longer updated) while `live_ms` goes on. */
+  stickCounters(app: string, name: string): void {
+    const s = this.must(app, name);
+    this.settle(s);
+    s.stuck = true;
+  }
+
+  /** From now on every answer is this moment's snapshot, byte for byte, until thaw(). */
+  freeze(): void {
+    const at = this.clock.now();
+    for (const s of this.streams.values()) this.settle(s);
+    this.frozen = { at, streams: [...this.streams.values()].map((s) => ({ ...s })) };
+  }
+
+  thaw(): void {
+    this.frozen = null;
+  }
+
+  /** Whether `frames` counts audio too (SRS 7.0.122 and later, which also report video_frames/audio_frames). */
+  get framesIncludeAudio(): boolean {
+    const [major, minor, revision] = this.version;
+    return major > 7 || (major === 7 && (minor > 0 || revision >= 122));
   }
 
   failNext(fault: SrsFault, times = 1): void {
@@ -180,8 +248,9 @@ export class FakeSrs {
   private settle(s: FakeStream): void {
     const now = this.clock.now();
     const dt = Math.max(0, now - s.updatedAt) / 1000;
-    if (s.active) {
+    if (s.active && !s.stuck) {
       if (s.video) s.frames += s.fps * dt;
+      if (s.audio) s.audioFrames += s.audioFps * dt;
       s.recvBytes += (s.kbps * 1000 * dt) / 8;
     }
     s.updatedAt = now;
@@ -222,6 +291,16 @@ export class FakeSrs {
       entry.status = 200;
       return this.json(res, { code: fault.code });
     }
+    if (url.pathname === '/api/v1/versions' || url.pathname === '/api/v1/versions/') {
+      if (this.versionsStatus !== null) {
+        entry.status = this.versionsStatus;
+        res.writeHead(this.versionsStatus).end();
+        return;
+      }
+      const [major, minor, revision] = this.version;
+      entry.status = 200;
+      return this.json(res, { code: 0, server: 'vid-fakesrv', service: 'fake0001', pid: '1', data: { major, minor, revision, version: `${major}.${minor}.${revision}` } });
+    }
     if (url.pathname !== '/api/v1/streams' && url.pathname !== '/api/v1/streams/') {
       entry.status = 404;
       res.writeHead(404).end();
@@ -235,8 +314,11 @@ export class FakeSrs {
     const start = Math.max(0, Number.parseInt(url.searchParams.get('start') ?? '', 10) || 0);
     let count = Math.max(1, Number.parseInt(url.searchParams.get('count') ?? '', 10) || 0);
     if (this.maxCount !== null) count = Math.min(count, this.maxCount);
-    const all = [...this.streams.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-    for (const s of all) this.settle(s);
+    const frozen = this.frozen;
+    const source = frozen ? frozen.streams : [...this.streams.values()];
+    const all = [...source].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    if (!frozen) for (const s of all) this.settle(s);
+    const liveMs = (frozen ? frozen.at : this.clock.now()) + this.clockSkewMs;
     entry.status = 200;
     this.json(res, {
       code: 0,
@@ -244,12 +326,19 @@ export class FakeSrs {
       service: 'fake0001',
       pid: '1',
       total: all.length,
-      streams: all.slice(start, start + count).map((s) => this.dump(s)),
+      streams: all.slice(start, start + count).map((s) => this.dump(s, liveMs)),
     });
   }
 
-  private dump(s: FakeStream) {
+  private dump(s: FakeStream, liveMs: number) {
     const videoOn = s.active && s.video;
+    const video = Math.floor(s.frames);
+    const audio = Math.floor(s.audioFrames);
+    const frames = !this.framesIncludeAudio
+      ? { frames: video }
+      : this.stripFrameDetail
+        ? { frames: video + audio }
+        : { frames: video + audio, audio_frames: audio, video_frames: video };
     return {
       id: s.id,
       name: s.name,
@@ -257,15 +346,15 @@ export class FakeSrs {
       app: s.app,
       tcUrl: `rtmp://127.0.0.1/${s.app}`,
       url: `/${s.app}/${s.name}`,
-      live_ms: this.clock.now(),
+      live_ms: liveMs,
       clients: s.active ? 1 : 0,
-      frames: Math.floor(s.frames),
+      ...frames,
       send_bytes: 0,
       recv_bytes: Math.floor(s.recvBytes),
       kbps: { recv_30s: s.active ? s.kbps : 0, send_30s: 0 },
       publish: s.active ? { active: true, cid: s.cid } : { active: false },
       video: videoOn ? { codec: 'H264', profile: 'High', level: '4.1', width: 1920, height: 1080 } : null,
-      audio: s.active ? { codec: 'AAC', sample_rate: 48000, channel: 2, profile: 'LC' } : null,
+      audio: s.active && s.audio ? { codec: 'AAC', sample_rate: 44100, channel: 2, profile: 'LC' } : null,
     };
   }
 

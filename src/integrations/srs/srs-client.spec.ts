@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FakeSrs } from '../../demo/simulated/srs.js';
 import { ManualClock } from '../../infra/clock.js';
 import { Metrics } from '../../observability/metrics.js';
+import { UNKNOWN } from '../../stream-health/telemetry.js';
 import { SrsClient, SrsTelemetryProvider, type SrsClientOptions, type SrsProviderOptions } from './srs-client.js';
 
 /**
@@ -31,6 +32,8 @@ function provider(client: Partial<SrsClientOptions> = {}, options: Partial<SrsPr
 }
 
 const ALICE = 'srs:live/alice';
+/** Listing requests only (the provider also reads /api/v1/versions once per SRS start). */
+const listings = () => srs.requests.filter((r) => r.path === '/api/v1/streams');
 
 describe('SrsTelemetryProvider over real HTTP', () => {
   it('FPS = Δframes/Δt between sweeps of the same stream; bitrate = kbps.recv_30s', async () => {
@@ -52,7 +55,7 @@ describe('SrsTelemetryProvider over real HTTP', () => {
     const p = provider();
     const result = await p.fetch(Array.from({ length: 10 }, (_, i) => `srs:live/p${i}`));
     expect(result.size).toBe(10);
-    expect(srs.requests).toHaveLength(1);
+    expect(listings()).toHaveLength(1);
   });
 
   it('a sweep seconds after the last one measures against an older sample (window_too_short otherwise)', async () => {
@@ -129,7 +132,7 @@ describe('SrsTelemetryProvider over real HTTP', () => {
     inject();
     const down = await p.fetch([ALICE, 'srs:live/nobody']);
     // The hung request reached the fake and was never answered (status 0).
-    if (hang) expect(srs.requests.map((r) => r.status)).toEqual([200, 0]);
+    if (hang) expect(listings().map((r) => r.status)).toEqual([200, 0]);
     for (const t of down.values()) expect(t).toMatchObject({ live: 'unknown', fps: 'unknown', bitrateKbps: 'unknown', unknownReason: reason });
     clock.advance(30_000);
     expect((await p.fetch([ALICE])).get(ALICE)).toMatchObject({ fps: 60 });
@@ -144,7 +147,7 @@ describe('SrsTelemetryProvider over real HTTP', () => {
     for (const n of ['a', 'b', 'c', 'd', 'e']) srs.publish('live', n, { fps: 30, kbps: 3000 });
     const p = provider({ pageSize: 2 });
     const result = await p.fetch(['srs:live/a', 'srs:live/e']);
-    expect(srs.requests.map((r) => [r.start, r.count])).toEqual([
+    expect(listings().map((r) => [r.start, r.count])).toEqual([
       ['0', '2'],
       ['2', '2'],
       ['4', '2'],
@@ -194,5 +197,113 @@ describe('SrsTelemetryProvider over real HTTP', () => {
     const text = await metrics.registry.getSingleMetricAsString('telemetry_requests_total');
     expect(text).toContain('telemetry_requests_total{provider="srs",status="503"} 1');
     expect(text).toContain('telemetry_requests_total{provider="srs",status="200"} 1');
+  });
+});
+
+describe('SrsTelemetryProvider: stale telemetry (issue 8)', () => {
+  const names = Array.from({ length: 25 }, (_, i) => `p${String(i).padStart(2, '0')}`);
+  const channels = names.map((n) => `srs:live/${n}`);
+
+  it('a frozen snapshot (live_ms did not advance) → every channel unknown, never FPS 0; measured again once it thaws', async () => {
+    for (const n of names) srs.publish('live', n, { fps: 60, kbps: 6000 });
+    const p = provider();
+    await p.fetch(channels);
+    clock.advance(30_000);
+    for (const t of (await p.fetch(channels)).values()) expect(t).toMatchObject({ live: true, fps: 60, bitrateKbps: 6000 });
+    srs.freeze();
+    for (let sweep = 0; sweep < 3; sweep++) {
+      clock.advance(30_000);
+      const frozen = await p.fetch([...channels, 'srs:live/nobody']);
+      for (const t of frozen.values()) {
+        expect(t).toMatchObject({ live: 'unknown', fps: 'unknown', bitrateKbps: 'unknown', unknownReason: 'source_stale' });
+      }
+    }
+    srs.thaw();
+    clock.advance(30_000);
+    // The last accepted samples are 120 s old by now (over 3 intervals): FPS restarts from a fresh baseline.
+    expect((await p.fetch(channels)).get(channels[0] as string)).toMatchObject({ live: true, fps: 'unknown', unknownReason: 'stale_sample', bitrateKbps: 6000 });
+    clock.advance(30_000);
+    expect((await p.fetch(channels)).get(channels[0] as string)).toMatchObject({ live: true, fps: 60 });
+  });
+
+  it('a repeated snapshot asked for within the clock resolution is not called stale', async () => {
+    srs.publish('live', 'alice', { fps: 60, kbps: 6000 });
+    const p = provider();
+    await p.fetch([ALICE]);
+    srs.freeze();
+    expect((await p.fetch([ALICE])).get(ALICE)).toMatchObject({ live: true, bitrateKbps: 6000, unknownReason: 'window_too_short' });
+  });
+
+  it('one stream whose counters stopped while SRS\'s clock went on → FPS and bitrate unknown (counters_frozen), the others measured', async () => {
+    srs.publish('live', 'alice', { fps: 60, kbps: 6000 });
+    srs.publish('live', 'bob', { fps: 60, kbps: 6000 });
+    const p = provider();
+    await p.fetch([ALICE, 'srs:live/bob']);
+    srs.stickCounters('live', 'alice');
+    clock.advance(30_000);
+    const result = await p.fetch([ALICE, 'srs:live/bob']);
+    expect(result.get(ALICE)).toMatchObject({ live: true, fps: 'unknown', bitrateKbps: 'unknown', unknownReason: 'counters_frozen' });
+    expect(result.get('srs:live/bob')).toMatchObject({ live: true, fps: 60, bitrateKbps: 6000 });
+  });
+
+  it('SRS\'s clock stepped back 60 s → unknown (source_stale) until it passes the old samples, then measured', async () => {
+    srs.publish('live', 'alice', { fps: 60, kbps: 6000 });
+    const p = provider();
+    await p.fetch([ALICE]);
+    clock.advance(30_000);
+    expect((await p.fetch([ALICE])).get(ALICE)).toMatchObject({ fps: 60 });
+    srs.clockSkewMs = -60_000;
+    const seen: unknown[] = [];
+    for (let i = 0; i < 3; i++) {
+      clock.advance(30_000);
+      const t = (await p.fetch([ALICE])).get(ALICE);
+      seen.push(t?.fps === UNKNOWN ? t.unknownReason : t?.fps);
+    }
+    // The listing went back (stale), then its clock equals the old baseline's (stale), then moves past it.
+    expect(seen).toEqual(['source_stale', 'source_stale', 60]);
+  });
+});
+
+describe('SrsTelemetryProvider: frame counters per SRS version (issue 8)', () => {
+  async function fpsOn(version: '5.0.213' | '6.0.184' | '7.0.121' | '7.0.143', setup: (fake: FakeSrs) => void = () => {}) {
+    const fake = await FakeSrs.start({ clock, version });
+    try {
+      setup(fake);
+      fake.publish('live', 'alice', { fps: 20, kbps: 3000 });
+      const p = new SrsTelemetryProvider(new SrsClient({ baseUrl: fake.url, timeoutMs: TIMEOUT_MS }), clock, { checkEveryMs: 30_000 });
+      await p.fetch([ALICE]);
+      clock.advance(30_000);
+      return (await p.fetch([ALICE])).get(ALICE);
+    } finally {
+      await fake.close();
+    }
+  }
+
+  it.each(['5.0.213', '6.0.184', '7.0.121'] as const)('SRS %s: `frames` counts video only → a 20 fps stream reads 20', async (version) => {
+    expect(await fpsOn(version)).toMatchObject({ live: true, fps: 20 });
+  });
+
+  it('SRS 7.0.143: `frames` counts audio too → FPS from `video_frames`, 20 and not ~63', async () => {
+    const t = await fpsOn('7.0.143');
+    expect(t).toMatchObject({ live: true, fps: 20, detail: { videoFrames: 600 } });
+    expect(t?.detail?.frames).toBeGreaterThan(1800); // 600 video + ~1292 audio frames
+  });
+
+  it('SRS 7.0.143 without `video_frames` (stripped by a proxy) → FPS unknown, never derived from audio+video', async () => {
+    expect(await fpsOn('7.0.143', (f) => (f.stripFrameDetail = true))).toMatchObject({ live: true, fps: 'unknown', bitrateKbps: 3000, unknownReason: 'frames_include_audio' });
+  });
+
+  it('version unreadable and no `video_frames` → FPS unknown (version_unknown)', async () => {
+    expect(await fpsOn('6.0.184', (f) => (f.versionsStatus = 404))).toMatchObject({ live: true, fps: 'unknown', unknownReason: 'version_unknown' });
+  });
+
+  it('reads the version once per SRS process, not per sweep', async () => {
+    srs.publish('live', 'alice', { fps: 30, kbps: 3000 });
+    const p = provider();
+    for (let i = 0; i < 3; i++) {
+      await p.fetch([ALICE]);
+      clock.advance(30_000);
+    }
+    expect(srs.requests.filter((r) => r.path === '/api/v1/versions')).toHaveLength(1);
   });
 });

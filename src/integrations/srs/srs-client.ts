@@ -1,10 +1,12 @@
 /**
  * SRS HTTP API, the part stream health needs: `GET /api/v1/streams?start=&count=` (shared/spec/stream-telemetry.md,
- * "SRS"; fields from `srs_app_statistic.cpp` SrsStatisticStream::dumps). One listing per sweep covers every
- * channel; FPS is derived from the cumulative `frames` counter between sweeps, bitrate is `kbps.recv_30s`.
+ * "SRS"; fields from `srs_app_statistic.cpp` SrsStatisticStream::dumps) and `GET /api/v1/versions`. One listing
+ * per sweep covers every channel; FPS is derived from a cumulative video-frame counter between sweeps over SRS's
+ * own clock (`live_ms`), bitrate is `kbps.recv_30s`.
  *
  * Failure never throws: SRS down, 5xx, an error `code`, a timeout or an unreadable page makes the whole listing
- * unknown — never "absent", which would read as FPS 0 and count against the players.
+ * unknown — never "absent", which would read as FPS 0 and count against the players. So does a listing whose
+ * `live_ms` did not advance (a cached or replayed snapshot): see docs/stream-health.md, "Stale telemetry".
  */
 import { z } from 'zod';
 import type { Clock } from '../../infra/clock.js';
@@ -26,20 +28,45 @@ const streamSchema = z.object({
   name: z.string(),
   app: z.string(),
   vhost: idSchema.optional(),
-  /** SRS's own clock at the time of the dump (ms): the better Δt for FPS. */
+  /** SRS's own clock at the time of the dump (ms): the only Δt for FPS, and how a frozen snapshot shows. */
   live_ms: z.number().optional(),
-  /** Cumulative video frames of this stream object. */
+  /** Cumulative frames: video only before SRS 7.0.122, video + audio from 7.0.122 on (see srsFramesIncludeAudio). */
   frames: z.number().optional(),
+  /** SRS ≥ 7.0.122: cumulative video frames alone. */
+  video_frames: z.number().optional(),
+  audio_frames: z.number().optional(),
+  recv_bytes: z.number().optional(),
   kbps: z.object({ recv_30s: z.number() }).optional(),
   publish: z.object({ active: z.boolean(), cid: z.string().optional() }).optional(),
 });
 const pageSchema = z.object({
   code: z.number(),
+  /** Changes when SRS restarts: the cached version is read again. */
+  service: idSchema.optional(),
   total: z.number().optional(),
   streams: z.array(z.unknown()).optional(),
 });
+const versionSchema = z.object({
+  code: z.literal(0),
+  data: z.object({ major: z.number().int(), minor: z.number().int(), revision: z.number().int() }),
+});
 
 export type SrsStream = z.infer<typeof streamSchema>;
+
+export interface SrsVersion {
+  readonly major: number;
+  readonly minor: number;
+  readonly revision: number;
+}
+
+/**
+ * Whether an SRS release counts audio frames in a stream's `frames`. 5.x, 6.x and 7.0 before 7.0.122 count
+ * video frames only (`on_video_frames`); 7.0.122 (#4559) made `frames` = video + audio and added `video_frames`
+ * and `audio_frames`. Later majors are assumed to keep that.
+ */
+export function srsFramesIncludeAudio(v: SrsVersion): boolean {
+  return v.major > 7 || (v.major === 7 && (v.minor > 0 || v.revision >= 122));
+}
 
 export type SrsListing =
   | {
@@ -47,6 +74,8 @@ export type SrsListing =
       readonly streams: readonly SrsStream[];
       readonly malformed: number;
       readonly pages: number;
+      /** SRS's `service` id (new on every SRS start), when it sent one. */
+      readonly service: string | null;
       /** False when streams vanished between two page requests so fast that a page may have skipped some. */
       readonly complete: boolean;
     }
@@ -84,12 +113,14 @@ export class SrsClient {
     let malformed = 0;
     let start = 0;
     let complete = true;
+    let service: string | null = null;
     for (let page = 1; page <= this.maxPages; page++) {
       const url = new URL(`${this.options.baseUrl.replace(/\/+$/, '')}/api/v1/streams`);
       url.searchParams.set('start', String(start));
       url.searchParams.set('count', String(this.pageSize));
       const answer = await this.getPage(url);
       if (typeof answer === 'string') return { ok: false, reason: answer };
+      service ??= answer.service ?? null;
       const items = answer.streams ?? [];
       if (page > 1 && overlap > 0 && items.length > 0) {
         // The page starts inside the previous one's tail; if none of that tail is here, streams ended meanwhile and
@@ -108,7 +139,7 @@ export class SrsClient {
       if (done) {
         if (malformed > 0) this.options.logger?.warn({ provider: 'srs', malformed }, 'srs listed streams it could not parse');
         if (!complete) this.options.logger?.warn({ provider: 'srs', pages: page }, 'srs listing shifted while paging; absent streams count as unknown this sweep');
-        return { ok: true, streams: [...seen.values()], malformed, pages: page, complete };
+        return { ok: true, streams: [...seen.values()], malformed, pages: page, complete, service };
       }
       start += Math.max(1, items.length - overlap);
     }
@@ -116,7 +147,17 @@ export class SrsClient {
     return { ok: false, reason: 'bad_response' };
   }
 
-  private async getPage(url: URL): Promise<z.infer<typeof pageSchema> | TelemetryUnknownReason> {
+  /** `GET /api/v1/versions`: which release wrote the listing (and so what its `frames` counts). */
+  async version(): Promise<SrsVersion | TelemetryUnknownReason> {
+    const answer = await this.getJson(new URL(`${this.options.baseUrl.replace(/\/+$/, '')}/api/v1/versions`), versionSchema);
+    return typeof answer === 'string' ? answer : answer.data;
+  }
+
+  private getPage(url: URL): Promise<z.infer<typeof pageSchema> | TelemetryUnknownReason> {
+    return this.getJson(url, pageSchema);
+  }
+
+  private async getJson<T extends { code: number }>(url: URL, schema: z.ZodType<T>): Promise<T | TelemetryUnknownReason> {
     let status: number;
     let body: string;
     try {
@@ -126,31 +167,32 @@ export class SrsClient {
     } catch (err) {
       const reason = err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError') ? 'timeout' : 'network_error';
       this.count(reason);
-      this.options.logger?.warn({ provider: 'srs', reason }, 'srs streams request failed');
+      this.options.logger?.warn({ provider: 'srs', reason, path: url.pathname }, 'srs request failed');
       return reason;
     }
     this.count(String(status));
     if (status !== 200) {
       const reason = status >= 500 ? 'http_5xx' : 'http_4xx';
-      this.options.logger?.warn({ provider: 'srs', status, reason }, 'srs streams request failed');
+      this.options.logger?.warn({ provider: 'srs', status, reason, path: url.pathname }, 'srs request failed');
       return reason;
     }
-    let parsed: z.infer<typeof pageSchema> | null = null;
+    let json: unknown;
     try {
-      const r = pageSchema.safeParse(JSON.parse(body));
-      parsed = r.success ? r.data : null;
+      json = JSON.parse(body);
     } catch {
-      parsed = null;
+      json = null;
     }
-    if (!parsed) {
-      this.options.logger?.warn({ provider: 'srs' }, 'srs streams answer did not parse');
-      return 'bad_response';
-    }
-    if (parsed.code !== 0) {
-      this.options.logger?.warn({ provider: 'srs', code: parsed.code }, 'srs answered with an error code');
+    const code = (json as { code?: unknown } | null)?.code;
+    if (typeof code === 'number' && code !== 0) {
+      this.options.logger?.warn({ provider: 'srs', code, path: url.pathname }, 'srs answered with an error code');
       return 'provider_error';
     }
-    return parsed;
+    const parsed = schema.safeParse(json);
+    if (!parsed.success) {
+      this.options.logger?.warn({ provider: 'srs', path: url.pathname }, 'srs answer did not parse');
+      return 'bad_response';
+    }
+    return parsed.data;
   }
 
   private count(status: string): void {
@@ -165,25 +207,35 @@ export interface SrsProviderOptions {
   readonly minFpsWindowMs?: number;
   /** A previous sample older than this is stale (default 3 × checkEveryMs): FPS unknown, not averaged over it. */
   readonly maxSampleAgeMs?: number;
+  /**
+   * SRS's clock must have moved when we asked at least this long after the previous listing came back (default
+   * 1 s); if it did not, the listing is a replayed snapshot and every channel is unknown (`source_stale`).
+   */
+  readonly minClockAdvanceMs?: number;
 }
 
 interface FrameSample {
-  readonly frames: number;
-  readonly serverMs: number | null;
+  /** The video-only frame counter, or null when this listing has none we may use. */
+  readonly videoFrames: number | null;
+  readonly recvBytes: number | null;
+  readonly serverMs: number;
   readonly localMs: number;
 }
 
-type FpsReading = number | TelemetryUnknownReason;
+type Reading = { readonly fps: number } | { readonly unknown: TelemetryUnknownReason; readonly bitrateToo?: boolean };
 
 const HISTORY_PER_STREAM = 8;
 
 /**
  * The ingest provider for `srs:<app>/<name>` channels: measured FPS and bitrate, and whether SRS sees a publisher.
- * - stream listed and `publish.active` → live at ingest, bitrate `kbps.recv_30s`, FPS = Δframes / Δt against
- *   the newest earlier sample of the same stream id that is at least minFpsWindowMs old; unknown on the first
- *   sample, a counter that went backwards (reset), or a previous sample older than maxSampleAgeMs (stale);
+ * - stream listed and `publish.active` → live at ingest, bitrate `kbps.recv_30s`, FPS = Δvideo frames / Δ`live_ms`
+ *   against the newest earlier sample of the same stream id that is at least minFpsWindowMs old. FPS is unknown
+ *   on the first sample, a counter that went backwards (reset), a previous sample older than maxSampleAgeMs, a
+ *   `live_ms` that did not advance, and when the only counter also counts audio; FPS and bitrate are both
+ *   unknown when SRS's clock moved but none of the stream's counters did (frozen statistics);
  * - stream listed but not publishing, or not listed at all while SRS answered → not live, FPS 0, bitrate 0;
- * - SRS did not answer (or answered garbage) → every field unknown.
+ * - SRS did not answer, answered garbage, or answered a listing whose `live_ms` did not advance since the
+ *   previous one (a cached or replayed snapshot) → every field unknown.
  * The previous samples live in this object, so a new leader's first sweep reads FPS unknown once.
  */
 export class SrsTelemetryProvider implements TelemetryProvider {
@@ -191,18 +243,26 @@ export class SrsTelemetryProvider implements TelemetryProvider {
   private readonly history = new Map<string, FrameSample[]>();
   private readonly minWindowMs: number;
   private readonly maxAgeMs: number;
+  private readonly minClockAdvanceMs: number;
+  /** The newest `live_ms` of the previous listing, and when (our clock) it came back. */
+  private lastListing: { readonly serverMs: number; readonly localMs: number } | null = null;
+  /** The release behind the SRS process `service` (read once per SRS start). */
+  private version: { readonly service: string | null; readonly value: SrsVersion } | null = null;
 
   constructor(
     private readonly client: SrsClient,
     private readonly clock: Clock,
     options: SrsProviderOptions,
+    private readonly logger?: Logger,
   ) {
     this.minWindowMs = options.minFpsWindowMs ?? Math.round(options.checkEveryMs / 3);
     this.maxAgeMs = options.maxSampleAgeMs ?? options.checkEveryMs * 3;
+    this.minClockAdvanceMs = options.minClockAdvanceMs ?? 1_000;
   }
 
   async fetch(channels: string[]): Promise<Map<string, ChannelTelemetry>> {
     const out = new Map<string, ChannelTelemetry>();
+    const askedAt = this.clock.now();
     let listing: SrsListing;
     try {
       listing = await this.client.listStreams();
@@ -210,15 +270,22 @@ export class SrsTelemetryProvider implements TelemetryProvider {
       listing = { ok: false, reason: 'provider_error' };
     }
     const at = this.clock.now();
-    if (!listing.ok) {
-      for (const c of channels) out.set(c, unknownTelemetry(c, at, listing.reason));
+    const unknownAll = (reason: TelemetryUnknownReason) => {
+      for (const c of channels) out.set(c, unknownTelemetry(c, at, reason));
       return out;
-    }
+    };
+    if (!listing.ok) return unknownAll(listing.reason);
 
-    const fps = new Map<string, FpsReading>();
+    const stale = this.staleListing(listing.streams, askedAt, at);
+    if (stale) return unknownAll(stale);
+    const counting = listing.streams.some((s) => s.publish?.active === true && s.video_frames === undefined)
+      ? await this.releaseOf(listing.service)
+      : null;
+
+    const readings = new Map<string, Reading>();
     const byKey = new Map<string, SrsStream[]>();
     for (const s of listing.streams) {
-      fps.set(s.id, this.readFps(s, at));
+      if (s.publish?.active === true) readings.set(s.id, this.read(s, counting, at));
       const key = `${s.app}/${s.name}`;
       byKey.set(key, [...(byKey.get(key) ?? []), s]);
     }
@@ -246,7 +313,13 @@ export class SrsTelemetryProvider implements TelemetryProvider {
         );
         continue;
       }
-      const detail = { streamId: stream.id, frames: stream.frames ?? null, active: stream.publish?.active ?? null };
+      const detail = {
+        streamId: stream.id,
+        frames: stream.frames ?? null,
+        videoFrames: stream.video_frames ?? null,
+        liveMs: stream.live_ms ?? null,
+        active: stream.publish?.active ?? null,
+      };
       if (stream.publish === undefined) {
         out.set(channel, { ...unknownTelemetry(channel, at, 'bad_response'), detail });
         continue;
@@ -255,14 +328,14 @@ export class SrsTelemetryProvider implements TelemetryProvider {
         out.set(channel, { channel, live: false, title: UNKNOWN, fps: 0, bitrateKbps: 0, observedAt: at, detail });
         continue;
       }
-      const reading = fps.get(stream.id) ?? 'bad_response';
-      const bitrateKbps = stream.kbps?.recv_30s ?? UNKNOWN;
-      const unknownReason = typeof reading === 'string' ? reading : bitrateKbps === UNKNOWN ? 'bad_response' : undefined;
+      const reading = readings.get(stream.id) ?? { unknown: 'bad_response' };
+      const bitrateKbps = 'unknown' in reading && reading.bitrateToo ? UNKNOWN : (stream.kbps?.recv_30s ?? UNKNOWN);
+      const unknownReason = 'unknown' in reading ? reading.unknown : bitrateKbps === UNKNOWN ? 'bad_response' : undefined;
       out.set(channel, {
         channel,
         live: true,
         title: UNKNOWN,
-        fps: typeof reading === 'number' ? reading : UNKNOWN,
+        fps: 'fps' in reading ? reading.fps : UNKNOWN,
         bitrateKbps,
         observedAt: at,
         ...(unknownReason ? { unknownReason } : {}),
@@ -272,25 +345,81 @@ export class SrsTelemetryProvider implements TelemetryProvider {
     return out;
   }
 
-  /** Δframes/Δt against the newest sample at least minWindowMs old; records this sample either way. */
-  private readFps(stream: SrsStream, at: number): FpsReading {
+  /**
+   * The listing's clock is its newest `live_ms`. If we asked at least minClockAdvanceMs after the previous listing
+   * came back and that clock did not move past the previous listing's, SRS (or a cache in front of it) replayed a
+   * snapshot: nothing in it is news. Compared with the previous listing, not the newest ever seen, so a clock
+   * stepped back costs one sweep. A listing with streams but no clock at all cannot be dated either.
+   */
+  private staleListing(streams: readonly SrsStream[], askedAt: number, at: number): TelemetryUnknownReason | null {
+    if (streams.length === 0) return null;
+    const clocks = streams.map((s) => s.live_ms).filter((v): v is number => v !== undefined);
+    if (clocks.length === 0) return 'bad_response';
+    const serverMs = Math.max(...clocks);
+    const prev = this.lastListing;
+    this.lastListing = { serverMs, localMs: at };
+    if (prev && serverMs <= prev.serverMs && askedAt - prev.localMs >= this.minClockAdvanceMs) {
+      this.logger?.warn(
+        { provider: 'srs', reason: 'source_stale', liveMs: serverMs, previousLiveMs: prev.serverMs, sinceMs: askedAt - prev.localMs },
+        'srs listing clock (live_ms) did not advance: a replayed snapshot, every srs channel is unknown this sweep',
+      );
+      return 'source_stale';
+    }
+    return null;
+  }
+
+  /** The SRS release, read once per SRS process (`service`); null while it cannot be read (retried next sweep). */
+  private async releaseOf(service: string | null): Promise<SrsVersion | null> {
+    if (this.version && this.version.service === service) return this.version.value;
+    let answer: SrsVersion | TelemetryUnknownReason;
+    try {
+      answer = await this.client.version();
+    } catch {
+      answer = 'provider_error';
+    }
+    if (typeof answer === 'string') {
+      this.logger?.warn({ provider: 'srs', reason: answer }, 'srs version unknown: FPS from `frames` stays unknown this sweep');
+      return null;
+    }
+    this.version = { service, value: answer };
+    this.logger?.info({ provider: 'srs', version: `${answer.major}.${answer.minor}.${answer.revision}`, framesIncludeAudio: srsFramesIncludeAudio(answer) }, 'srs version');
+    return answer;
+  }
+
+  /** The video-only frame counter of this stream, or why there is none. */
+  private videoCounter(stream: SrsStream, release: SrsVersion | null): number | TelemetryUnknownReason {
+    if (stream.video_frames !== undefined) return stream.video_frames;
     if (stream.frames === undefined) return 'bad_response';
-    const current: FrameSample = { frames: stream.frames, serverMs: stream.live_ms ?? null, localMs: at };
+    if (release === null) return 'version_unknown';
+    return srsFramesIncludeAudio(release) ? 'frames_include_audio' : stream.frames;
+  }
+
+  /** Δvideo frames / Δ`live_ms` against the newest sample at least minWindowMs old; records this sample either way. */
+  private read(stream: SrsStream, release: SrsVersion | null, at: number): Reading {
+    if (stream.live_ms === undefined) return { unknown: 'bad_response' };
+    const counter = this.videoCounter(stream, release);
+    const current: FrameSample = {
+      videoFrames: typeof counter === 'number' ? counter : null,
+      recvBytes: stream.recv_bytes ?? null,
+      serverMs: stream.live_ms,
+      localMs: at,
+    };
     let samples = this.history.get(stream.id) ?? [];
-    let reading: FpsReading;
-    // SRS never rewinds a stream object's counter (a new object gets a new id); a decrease is still handled.
-    if (samples.some((s) => s.frames > current.frames)) {
+    let reading: Reading;
+    const backwards = (a: number | null, b: number | null) => a !== null && b !== null && a > b;
+    // SRS never rewinds a stream object's counters or clock (a new object gets a new id); a decrease is still handled.
+    if (samples.some((s) => backwards(s.videoFrames, current.videoFrames) || backwards(s.recvBytes, current.recvBytes) || s.serverMs > current.serverMs)) {
       samples = [];
-      reading = 'counter_reset';
+      reading = { unknown: 'counter_reset' };
     } else {
       const baseline = [...samples].reverse().find((s) => at - s.localMs >= this.minWindowMs);
-      if (!baseline) reading = samples.length > 0 ? 'window_too_short' : 'first_sample';
-      else if (at - baseline.localMs > this.maxAgeMs) reading = 'stale_sample';
-      else {
-        const serverDt = current.serverMs !== null && baseline.serverMs !== null ? current.serverMs - baseline.serverMs : 0;
-        const dtMs = serverDt > 0 ? serverDt : at - baseline.localMs;
-        reading = ((current.frames - baseline.frames) * 1000) / dtMs;
-      }
+      if (!baseline) reading = { unknown: samples.length > 0 ? 'window_too_short' : 'first_sample' };
+      else if (at - baseline.localMs > this.maxAgeMs) reading = { unknown: 'stale_sample' };
+      else if (current.serverMs <= baseline.serverMs) reading = { unknown: 'source_stale', bitrateToo: true };
+      else if (frozenCounters(baseline, current)) reading = { unknown: 'counters_frozen', bitrateToo: true };
+      else if (typeof counter === 'string') reading = { unknown: counter };
+      else if (baseline.videoFrames === null) reading = { unknown: 'first_sample' };
+      else reading = { fps: ((counter - baseline.videoFrames) * 1000) / (current.serverMs - baseline.serverMs) };
     }
     samples = [...samples.filter((s) => at - s.localMs <= this.maxAgeMs), current].slice(-HISTORY_PER_STREAM);
     this.history.set(stream.id, samples);
@@ -304,4 +433,13 @@ export class SrsTelemetryProvider implements TelemetryProvider {
       if (!last || at - last.localMs > this.maxAgeMs) this.history.delete(id);
     }
   }
+}
+
+/**
+ * A publisher that sends nothing is dropped by SRS within seconds (`publish timeout`), so a publishing stream
+ * whose received bytes and frames both stood still while SRS's clock moved has statistics that are not updated.
+ */
+function frozenCounters(prev: FrameSample, current: FrameSample): boolean {
+  if (prev.recvBytes === null || current.recvBytes === null || current.recvBytes !== prev.recvBytes) return false;
+  return prev.videoFrames === null || current.videoFrames === null || current.videoFrames === prev.videoFrames;
 }
