@@ -9,6 +9,9 @@
  *   offline users are left out; `Ratelimit-Limit/Remaining/Reset` (epoch seconds) from an 800-point bucket per
  *   client per minute; 429 when it is empty.
  * - Channel states are scripted as timelines against the clock; faults (status, hang, reset) are queued per route.
+ * - Every answer carries `Date` from the injected clock (an origin server's clock, RFC 9110 §6.6.1).
+ * - `freeze()`: Get Streams answers with the state and `Date` of that moment until `thaw()` (a cache or a stuck
+ *   edge replaying a snapshot).
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -72,6 +75,8 @@ export class FakeTwitchHelix {
   private readonly buckets = new Map<string, { remaining: number; resetAt: number }>();
   private server: Server | null = null;
   private base = '';
+  /** Set by freeze(): Get Streams answers as of this time. */
+  private frozenAt: number | null = null;
 
   private constructor(options: FakeTwitchOptions) {
     this.clock = options.clock;
@@ -108,6 +113,15 @@ export class FakeTwitchHelix {
     const list = [...(this.timelines.get(key) ?? []), ...entries].sort((a, b) => a.at - b.at);
     this.timelines.set(key, list);
     if (!this.userIds.has(key)) this.userIds.set(key, String(100_000 + this.userIds.size));
+  }
+
+  /** From now on Get Streams answers with the states and `Date` of `at` (default now), until thaw(). */
+  freeze(at = this.clock.now()): void {
+    this.frozenAt = at;
+  }
+
+  thaw(): void {
+    this.frozenAt = null;
   }
 
   /** Every issued token is expired from now on (the next call with one gets a 401). */
@@ -247,11 +261,13 @@ export class FakeTwitchHelix {
     });
     const page = live.slice(offset, offset + first);
     const next = offset + first < live.length ? Buffer.from(String(offset + first), 'utf8').toString('base64url') : undefined;
-    return this.json(res, 200, { data: page, pagination: next ? { cursor: next } : {} }, limitHeaders());
+    const headers: Record<string, string> = limitHeaders();
+    if (this.frozenAt !== null) headers.Date = new Date(this.frozenAt).toUTCString();
+    return this.json(res, 200, { data: page, pagination: next ? { cursor: next } : {} }, headers);
   }
 
   private stateOf(login: string): TimelineEntry | undefined {
-    const now = this.clock.now();
+    const now = this.frozenAt ?? this.clock.now();
     const list = this.timelines.get(login) ?? [];
     let current: TimelineEntry | undefined;
     for (const e of list) if (e.at <= now) current = e;
@@ -291,7 +307,12 @@ export class FakeTwitchHelix {
 
   private json(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): number {
     const text = JSON.stringify(body);
-    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
+    res.writeHead(status, {
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(text),
+      Date: new Date(this.clock.now()).toUTCString(),
+      ...headers,
+    });
     res.end(text);
     return status;
   }

@@ -214,3 +214,46 @@ describe('TwitchTelemetryProvider over real HTTP', () => {
     expect(text).toContain('telemetry_requests_total{provider="twitch",status="200"} 1');
   });
 });
+
+describe('TwitchTelemetryProvider: stale telemetry (issue 8)', () => {
+  const logins = Array.from({ length: 25 }, (_, i) => `player_${i}`);
+  const chans = logins.map((l) => `twitch:${l}`);
+
+  it('a replayed snapshot (Helix `Date` did not advance) → every channel of the batch unknown, never offline; live again after', async () => {
+    // Frozen while nobody was live yet (a cache from before the matches): replaying it would read "offline" for all.
+    for (const l of logins) fake.setChannel(l, { live: false });
+    const { twitch } = provider();
+    await twitch.fetch(chans);
+    fake.freeze();
+    clock.advance(1_000);
+    for (const l of logins) fake.setChannel(l, { live: true, title: 'cup #m-1' });
+    clock.advance(29_000);
+    for (let sweep = 0; sweep < 3; sweep++) {
+      const frozen = await twitch.fetch(chans);
+      for (const t of frozen.values()) expect(t).toMatchObject({ live: 'unknown', title: 'unknown', unknownReason: 'source_stale' });
+      clock.advance(30_000);
+    }
+    fake.thaw();
+    for (const t of (await twitch.fetch(chans)).values()) expect(t).toMatchObject({ live: true, title: 'cup #m-1' });
+  });
+
+  it('two sweeps within the Date resolution are not called stale', async () => {
+    fake.setChannel('alice', { live: true, title: '#m-1' });
+    const { twitch } = provider();
+    await twitch.fetch(['twitch:alice']);
+    fake.freeze();
+    clock.advance(1_000);
+    expect((await twitch.fetch(['twitch:alice'])).get('twitch:alice')).toMatchObject({ live: true });
+  });
+
+  it('an older snapshot (Date went backwards) is stale too', async () => {
+    const start = clock.now();
+    fake.setChannel('alice', { live: true, title: '#m-1' });
+    const { twitch } = provider();
+    clock.advance(30_000);
+    expect((await twitch.fetch(['twitch:alice'])).get('twitch:alice')).toMatchObject({ live: true });
+    clock.advance(30_000);
+    fake.freeze(start); // answers as of 60 s ago
+    expect((await twitch.fetch(['twitch:alice'])).get('twitch:alice')).toMatchObject({ live: 'unknown', unknownReason: 'source_stale' });
+  });
+});

@@ -67,6 +67,12 @@ export interface HelixClientOptions {
   readonly refreshMarginMs?: number;
   /** Batches in flight at once (default 4). */
   readonly concurrency?: number;
+  /**
+   * Helix's `Date` must have moved on for a request sent at least this long after the previous answer came back
+   * (default 5 s: `Date` has 1 s resolution, and Twitch's edges may disagree by a little); if it did not, the
+   * answer is a replayed snapshot → `source_stale`.
+   */
+  readonly minClockAdvanceMs?: number;
 }
 
 interface Token {
@@ -93,8 +99,12 @@ export class HelixClient {
   private readonly maxWaitMs: number;
   private readonly marginMs: number;
   private readonly concurrency: number;
+  private readonly minClockAdvanceMs: number;
+  /** The newest Helix `Date` seen, and when (our clock) that answer came back. */
+  private sourceClock: { readonly dateMs: number; readonly receivedAt: number } | null = null;
 
   constructor(private readonly options: HelixClientOptions) {
+    this.minClockAdvanceMs = options.minClockAdvanceMs ?? 5_000;
     this.maxWaitMs = options.maxRateLimitWaitMs ?? 5_000;
     this.marginMs = options.refreshMarginMs ?? 5 * 60_000;
     this.concurrency = Math.max(1, options.concurrency ?? 4);
@@ -142,6 +152,7 @@ export class HelixClient {
     for (const login of batch) url.searchParams.append('user_login', login);
 
     let response: HttpResult | null = null;
+    let sentAt = 0;
     for (let attempt = 0; attempt < 2; attempt++) {
       let token: string;
       try {
@@ -154,6 +165,7 @@ export class HelixClient {
         this.options.logger?.warn({ provider: 'twitch', logins: batch.length }, 'twitch rate-limit bucket empty; batch left unknown');
         return 'rate_limited';
       }
+      sentAt = this.options.clock.now();
       response = await this.http(url, {
         method: 'GET',
         headers: { 'Client-Id': this.options.clientId, Authorization: `Bearer ${token}` },
@@ -183,9 +195,32 @@ export class HelixClient {
       this.options.logger?.warn({ provider: 'twitch', logins: batch.length }, 'twitch streams answer did not parse');
       return 'bad_response';
     }
+    if (this.replayed(r.headers, sentAt)) return 'source_stale';
     const found = new Map<string, HelixStream>();
     for (const s of parsed.data) found.set(s.user_login.toLowerCase(), s);
     return found;
+  }
+
+  /**
+   * Helix gives no per-stream clock (`started_at` is the broadcast's start, `viewer_count` may stand still), so
+   * the answer's `Date` is its source clock. A request sent minClockAdvanceMs after the newest answer came back
+   * is answered at a later server time, so its `Date` must be later too; if not, a cache or a stuck edge replayed
+   * an old snapshot. No `Date` at all cannot be judged and is taken as is.
+   */
+  private replayed(headers: Headers, sentAt: number): boolean {
+    const dateMs = Date.parse(headers.get('date') ?? '');
+    if (!Number.isFinite(dateMs)) return false;
+    const prev = this.sourceClock;
+    const receivedAt = this.options.clock.now();
+    if (prev && dateMs <= prev.dateMs && sentAt - prev.receivedAt >= this.minClockAdvanceMs) {
+      this.options.logger?.warn(
+        { provider: 'twitch', reason: 'source_stale', date: new Date(dateMs).toISOString(), previousDate: new Date(prev.dateMs).toISOString(), sinceMs: sentAt - prev.receivedAt },
+        'twitch answer dated no later than the previous one: a replayed snapshot, its batch is unknown this sweep',
+      );
+      return true;
+    }
+    if (!prev || dateMs > prev.dateMs) this.sourceClock = { dateMs, receivedAt };
+    return false;
   }
 
   private async accessToken(): Promise<string> {
