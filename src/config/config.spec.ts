@@ -21,6 +21,24 @@ function problems(env: Record<string, string>, options = { service: true }): str
 }
 
 describe('loadConfig', () => {
+  it('validates the systemic-anomaly guard settings (defaults: on, 30 % of 20 sides)', () => {
+    expect(loadConfig(service, { service: true })).toMatchObject({ STREAM_ANOMALY_GUARD: true, STREAM_ANOMALY_MIN_SHARE: 0.3, STREAM_ANOMALY_MIN_STREAMS: 20 });
+    expect(loadConfig({ ...service, STREAM_ANOMALY_GUARD: 'off', STREAM_ANOMALY_MIN_SHARE: '0.5', STREAM_ANOMALY_MIN_STREAMS: '50' }, { service: true })).toMatchObject({
+      STREAM_ANOMALY_GUARD: false,
+      STREAM_ANOMALY_MIN_SHARE: 0.5,
+      STREAM_ANOMALY_MIN_STREAMS: 50,
+    });
+    for (const [name, value] of [
+      ['STREAM_ANOMALY_MIN_SHARE', '0'],
+      ['STREAM_ANOMALY_MIN_SHARE', '1.5'],
+      ['STREAM_ANOMALY_MIN_SHARE', 'half'],
+      ['STREAM_ANOMALY_MIN_STREAMS', '1'],
+      ['STREAM_ANOMALY_MIN_STREAMS', '2.5'],
+    ] as const) {
+      expect(problems({ ...service, [name]: value }).map((p) => p.split(':')[0]), `${name}=${value}`).toEqual([name]);
+    }
+  });
+
   it('applies the seed defaults', () => {
     const c = loadConfig(service, { service: true });
     expect(c).toMatchObject({

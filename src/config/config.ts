@@ -119,6 +119,11 @@ export const configSchema = z.object({
   STREAM_MIN_BITRATE_KBPS: z.coerce.number().positive().default(2500),
   STREAM_CHECK_EVERY_MS: ms(30_000),
   STREAM_BACKUP_EVERY_MS: ms(60_000),
+  // Systemic-anomaly guard (docs/stream-health.md): a provider's readings are set aside for a sweep in which at
+  // least this share of at least this many sides read through it turn healthy → violating at once.
+  STREAM_ANOMALY_GUARD: bool(true),
+  STREAM_ANOMALY_MIN_SHARE: z.coerce.number().gt(0).max(1).default(0.3),
+  STREAM_ANOMALY_MIN_STREAMS: z.coerce.number().int().min(2).default(20),
   PROVISION_MONITOR_EVERY_MS: ms(10_000),
   TWITCH_CLIENT_ID: optionalString,
   TWITCH_CLIENT_SECRET: optionalString,

@@ -77,6 +77,12 @@ export class Metrics {
     labelNames: ['result', 'reason', 'route'] as const,
     registers: [this.registry],
   });
+  readonly streamAnomalies = new Counter({
+    name: 'flock_stream_systemic_anomalies_total',
+    help: 'Sweeps in which a telemetry provider\'s readings were set aside by the systemic-anomaly guard, by provider',
+    labelNames: ['provider'] as const,
+    registers: [this.registry],
+  });
   readonly scheduledTicks = new Counter({
     name: 'scheduled_ticks_total',
     help: 'Scheduled task ticks by task and result (ran, skipped_not_leader, skipped_overrun, failed, skipped_kv_unavailable)',

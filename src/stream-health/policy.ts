@@ -8,6 +8,7 @@
  * same or an older sample is a no-op, so redelivery and duplicate ticks are harmless.
  * The rules are explained for operators and players in docs/stream-health.md.
  */
+import type { ProviderAnomaly } from './anomaly-guard.js';
 import { UNKNOWN, type SideSample, type Unknown } from './telemetry.js';
 
 export type Side = 'p1' | 'p2';
@@ -139,6 +140,8 @@ export interface SideGrace {
   readonly lastHealthyAt: number | null;
   /** The open episode, or the most recent closed / verdict one (null before the first violation). */
   readonly episode: GraceEpisode | null;
+  /** Systemic anomalies that set this side's readings aside (anomaly-guard.ts), most recent last; evidence for any later verdict. */
+  readonly anomalies?: readonly ProviderAnomaly[];
 }
 
 export interface GraceOptions {
@@ -238,6 +241,7 @@ export function advanceGrace(
     lastSampleAt: at,
     lastSampleOutcome: outcome,
     lastHealthyAt: outcome === 'healthy' ? at : prev.lastHealthyAt,
+    ...(prev.anomalies ? { anomalies: prev.anomalies } : {}),
   };
   const open = prev.episode?.state === 'open' ? prev.episode : null;
   const effects: GraceEffect[] = [];

@@ -1,0 +1,187 @@
+import { describe, expect, it } from 'vitest';
+import {
+  ANOMALIES_KEPT,
+  DEFAULT_ANOMALY_GUARD,
+  detectSystemicAnomalies,
+  lastKnownHealthy,
+  recordAnomalies,
+  setAsideProviders,
+  sideProviders,
+  violationSources,
+  type GuardedSide,
+  type ProviderAnomaly,
+} from './anomaly-guard.js';
+import { advanceGrace, emptySideGrace, type SideGrace, type ViolationCode } from './policy.js';
+import type { ChannelTelemetry } from './telemetry.js';
+
+const AT = Date.UTC(2026, 0, 1);
+const ON = DEFAULT_ANOMALY_GUARD;
+const BOTH = ['twitch', 'srs'];
+
+const healthy = (providers = BOTH): GuardedSide => ({ providers, wasHealthy: true, violatingThrough: [] });
+const flipped = (through: string[], providers = BOTH): GuardedSide => ({ providers, wasHealthy: true, violatingThrough: through });
+const sides = (n: number, make: () => GuardedSide) => Array.from({ length: n }, make);
+
+describe('detectSystemicAnomalies', () => {
+  it('flags a provider when ≥ 30 % of ≥ 20 sides read through it turn healthy → violating through its readings', () => {
+    const input = [...sides(6, () => flipped(['srs'])), ...sides(14, () => healthy())];
+    expect(detectSystemicAnomalies(input, AT, ON)).toEqual([
+      { provider: 'srs', at: AT, streams: 20, turnedViolating: 6, share: 0.3, minShare: 0.3, minStreams: 20 },
+    ]);
+  });
+
+  it('does not flag just under the share (5 of 20 = 25 %)', () => {
+    expect(detectSystemicAnomalies([...sides(5, () => flipped(['srs'])), ...sides(15, () => healthy())], AT, ON)).toEqual([]);
+  });
+
+  it('does not judge a provider read for fewer than minStreams sides, even if all of them flip', () => {
+    expect(detectSystemicAnomalies(sides(19, () => flipped(['srs'])), AT, ON)).toEqual([]);
+  });
+
+  it('never hides a single real violator among healthy streams', () => {
+    expect(detectSystemicAnomalies([flipped(['srs', 'twitch']), ...sides(24, () => healthy())], AT, ON)).toEqual([]);
+  });
+
+  it('is off when disabled, whatever the share', () => {
+    expect(detectSystemicAnomalies(sides(50, () => flipped(['srs'])), AT, { ...ON, enabled: false })).toEqual([]);
+  });
+
+  it('counts only sides that were healthy at their last known sample', () => {
+    const wasViolating = { providers: BOTH, wasHealthy: false, violatingThrough: ['srs'] };
+    expect(detectSystemicAnomalies([...sides(20, () => wasViolating), ...sides(5, () => flipped(['srs']))], AT, ON)).toEqual([]);
+  });
+
+  it('attributes each flip to the providers whose readings violated, not to every provider of the side', () => {
+    const input = [...sides(10, () => flipped(['twitch'])), ...sides(15, () => healthy())];
+    expect(detectSystemicAnomalies(input, AT, ON).map((a) => [a.provider, a.turnedViolating, a.streams])).toEqual([['twitch', 10, 25]]);
+  });
+
+  it('judges each provider on its own population, and flags several at once, sorted by name', () => {
+    const kickOnly = (through: string[]) => flipped(through, ['kick', 'srs']);
+    const input = [...sides(20, () => kickOnly(['kick', 'srs'])), ...sides(10, () => flipped(['twitch'])), ...sides(30, () => healthy())];
+    // kick: 20 of 20; srs: 20 of 60 (33 %); twitch: 10 of 40 (25 %).
+    expect(detectSystemicAnomalies(input, AT, ON).map((a) => [a.provider, a.turnedViolating, a.streams])).toEqual([
+      ['kick', 20, 20],
+      ['srs', 20, 60],
+    ]);
+  });
+
+  it('counts a side once per provider even if it names two channels of that provider', () => {
+    const twoIngests = flipped(['srs'], ['twitch', 'srs', 'srs']);
+    expect(detectSystemicAnomalies([...sides(6, () => twoIngests), ...sides(14, () => healthy())], AT, ON)[0]).toMatchObject({ streams: 20, turnedViolating: 6 });
+  });
+
+  it('follows the configured threshold exactly, for every population and count', () => {
+    const options = { enabled: true, minShare: 0.25, minStreams: 8 };
+    for (let n = 1; n <= 40; n++) {
+      for (let k = 0; k <= n; k++) {
+        const found = detectSystemicAnomalies([...sides(k, () => flipped(['srs'])), ...sides(n - k, () => healthy())], AT, options);
+        expect(found.length, `${k} of ${n}`).toBe(n >= 8 && k > 0 && k / n >= 0.25 ? 1 : 0);
+      }
+    }
+  });
+});
+
+describe('lastKnownHealthy', () => {
+  const step = (g: SideGrace, outcome: 'healthy' | 'violating' | 'unknown', at: number, violations: ViolationCode[] = []) =>
+    advanceGrace(g, { outcome, violations: outcome === 'violating' ? (violations.length ? violations : ['FPS_BELOW_MIN']) : [] }, at, { graceMs: 90_000 }).grace;
+
+  it('is false before any healthy sample, true after one, and stays true across unknown samples', () => {
+    let g = emptySideGrace('m-1', 'p1');
+    expect(lastKnownHealthy(g)).toBe(false);
+    g = step(g, 'unknown', AT);
+    expect(lastKnownHealthy(g)).toBe(false);
+    g = step(g, 'healthy', AT + 30_000);
+    expect(lastKnownHealthy(g)).toBe(true);
+    g = step(g, 'unknown', AT + 60_000);
+    g = step(g, 'unknown', AT + 90_000);
+    expect(lastKnownHealthy(g)).toBe(true);
+  });
+
+  it('is false inside an open episode and true again once it closed', () => {
+    let g = step(emptySideGrace('m-1', 'p1'), 'healthy', AT);
+    g = step(g, 'violating', AT + 30_000);
+    expect(lastKnownHealthy(g)).toBe(false);
+    g = step(g, 'healthy', AT + 60_000);
+    expect(lastKnownHealthy(g)).toBe(false); // one healthy check does not close it
+    g = step(g, 'healthy', AT + 90_000);
+    expect(g.episode?.state).toBe('closed');
+    expect(lastKnownHealthy(g)).toBe(true);
+  });
+});
+
+describe('violationSources and sideProviders', () => {
+  const side = { channels: ['twitch:alice', 'srs:live/alice'] };
+  it.each<[ViolationCode[], string[]]>([
+    [[], []],
+    [['STREAM_OFFLINE'], ['twitch']],
+    [['TITLE_MISSING_MATCH_ID'], ['twitch']],
+    [['FPS_BELOW_MIN'], ['srs']],
+    [['BITRATE_BELOW_MIN'], ['srs']],
+    [['STREAM_OFFLINE', 'FPS_BELOW_MIN'], ['srs', 'twitch']],
+  ])('%j → %j', (violations, expected) => {
+    expect(violationSources(side, { violations })).toEqual(expected);
+  });
+
+  it('blames the ingest for "offline" when the side has no platform channel (live falls back to the ingest)', () => {
+    expect(violationSources({ channels: ['srs:live/alice'] }, { violations: ['STREAM_OFFLINE'] })).toEqual(['srs']);
+  });
+
+  it('ignores channels without a known role or prefix', () => {
+    expect(violationSources({ channels: ['weird:x', 'nope', 'srs:live/a'] }, { violations: ['FPS_BELOW_MIN', 'STREAM_OFFLINE'] })).toEqual(['srs']);
+    expect(sideProviders({ channels: ['weird:x', 'nope', 'srs:live/a', 'SRS:live/b'] })).toEqual(['weird', 'srs']);
+  });
+});
+
+describe('setAsideProviders', () => {
+  const t = (channel: string, over: Partial<ChannelTelemetry> = {}): ChannelTelemetry => ({
+    channel,
+    live: true,
+    title: '#m-1',
+    fps: 0,
+    bitrateKbps: 0,
+    observedAt: AT,
+    detail: { streamId: 'vid-1' },
+    ...over,
+  });
+
+  it('makes every channel of the flagged providers unknown, keeping what they read as evidence; others untouched', () => {
+    const input = new Map([
+      ['srs:live/a', t('srs:live/a')],
+      ['srs:live/b', t('srs:live/b', { unknownReason: 'first_sample', fps: 'unknown' })],
+      ['twitch:a', t('twitch:a', { fps: 'unknown', bitrateKbps: 'unknown' })],
+    ]);
+    const out = setAsideProviders(input, new Set(['srs']));
+    expect(out.get('srs:live/a')).toEqual({
+      channel: 'srs:live/a',
+      live: 'unknown',
+      title: 'unknown',
+      fps: 'unknown',
+      bitrateKbps: 'unknown',
+      observedAt: AT,
+      unknownReason: 'systemic_anomaly',
+      detail: { streamId: 'vid-1', readLive: 'true', readTitle: '#m-1', readFps: '0', readBitrateKbps: '0' },
+    });
+    expect(out.get('srs:live/b')?.detail).toMatchObject({ readUnknownReason: 'first_sample', readFps: 'unknown' });
+    expect(out.get('twitch:a')).toBe(input.get('twitch:a'));
+    expect(input.get('srs:live/a')?.live).toBe(true); // the input map is not changed
+  });
+});
+
+describe('recordAnomalies', () => {
+  const anomaly = (i: number): ProviderAnomaly => ({ provider: 'srs', at: AT + i, streams: 20, turnedViolating: 20, share: 1, minShare: 0.3, minStreams: 20 });
+
+  it('appends to the side, keeps the latest ANOMALIES_KEPT, and is a no-op without anomalies', () => {
+    const g = emptySideGrace('m-1', 'p1');
+    expect(recordAnomalies(g, [])).toBe(g);
+    let next = g;
+    for (let i = 0; i < ANOMALIES_KEPT + 3; i++) next = recordAnomalies(next, [anomaly(i)]);
+    expect(next.anomalies?.map((a) => a.at - AT)).toEqual(Array.from({ length: ANOMALIES_KEPT }, (_, i) => i + 3));
+  });
+
+  it('advanceGrace carries the recorded anomalies to the next state', () => {
+    const g = recordAnomalies(emptySideGrace('m-1', 'p1'), [anomaly(0)]);
+    const next = advanceGrace(g, 'healthy', AT + 30_000, { graceMs: 90_000 }).grace;
+    expect(next.anomalies).toEqual([anomaly(0)]);
+  });
+});

@@ -1,0 +1,149 @@
+/**
+ * Systemic-anomaly guard: pure functions of one sweep's samples. No I/O, no clock reads.
+ *
+ * Players fail one by one; a provider fails for everyone it reads. When, in one sweep, a large share of the
+ * match sides read through one provider turn from healthy to violating at once, because of that provider's
+ * readings, the fault is the provider's (a stale cache, a broken ingest, an API change), not the players'. That
+ * provider's readings in that sweep are then set aside as unknown, which pauses the affected grace clocks
+ * (policy.ts, advanceGrace), and the anomaly is recorded on every side it touched, so the evidence of any later
+ * verdict on those sides shows it. A single real violator among healthy streams stays far below the threshold
+ * and is judged as usual; so is a violation read through another provider. Explained in docs/stream-health.md.
+ */
+import type { SampleCheck, SideGrace, ViolationCode } from './policy.js';
+import { channelRole, parseChannel, unknownTelemetry, type ChannelTelemetry, type SideSample } from './telemetry.js';
+
+export interface AnomalyGuardOptions {
+  /** STREAM_ANOMALY_GUARD. */
+  readonly enabled: boolean;
+  /** STREAM_ANOMALY_MIN_SHARE: share (0–1] of a provider's sides turning healthy → violating in one sweep. */
+  readonly minShare: number;
+  /** STREAM_ANOMALY_MIN_STREAMS: the guard judges a provider only when it read at least this many sides. */
+  readonly minStreams: number;
+}
+
+export const DEFAULT_ANOMALY_GUARD: AnomalyGuardOptions = Object.freeze({ enabled: true, minShare: 0.3, minStreams: 20 });
+
+/** One match side in this sweep, as the guard sees it. */
+export interface GuardedSide {
+  /** Providers (channel platforms) this side was read through. */
+  readonly providers: readonly string[];
+  /** The side's last known outcome was healthy (see lastKnownHealthy). */
+  readonly wasHealthy: boolean;
+  /** Providers whose readings made this sample violating; empty when it is not violating. */
+  readonly violatingThrough: readonly string[];
+}
+
+/** A provider whose readings were set aside in one sweep. Kept on each side it touched (SideGrace.anomalies). */
+export interface ProviderAnomaly {
+  readonly provider: string;
+  /** Sweep time (ms). */
+  readonly at: number;
+  /** Sides read through the provider in the sweep. */
+  readonly streams: number;
+  /** Of those, sides that were healthy and turned violating through this provider's readings. */
+  readonly turnedViolating: number;
+  readonly share: number;
+  readonly minShare: number;
+  readonly minStreams: number;
+}
+
+/**
+ * The providers whose readings show a systemic anomaly in this sweep: at least `minStreams` sides read through
+ * the provider, and at least `minShare` of them turned from healthy to violating through its readings. Sorted by
+ * provider name; empty when the guard is off.
+ */
+export function detectSystemicAnomalies(sides: readonly GuardedSide[], at: number, options: AnomalyGuardOptions): ProviderAnomaly[] {
+  if (!options.enabled) return [];
+  const counts = new Map<string, { streams: number; turned: number }>();
+  for (const side of sides) {
+    for (const provider of new Set(side.providers)) {
+      const c = counts.get(provider) ?? { streams: 0, turned: 0 };
+      c.streams++;
+      if (side.wasHealthy && side.violatingThrough.includes(provider)) c.turned++;
+      counts.set(provider, c);
+    }
+  }
+  const anomalies: ProviderAnomaly[] = [];
+  for (const [provider, { streams, turned }] of [...counts].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    const share = streams === 0 ? 0 : turned / streams;
+    if (streams >= options.minStreams && turned > 0 && share >= options.minShare) {
+      anomalies.push({ provider, at, streams, turnedViolating: turned, share, minShare: options.minShare, minStreams: options.minStreams });
+    }
+  }
+  return anomalies;
+}
+
+/**
+ * Healthy at its last known sample: not inside an open episode (a violating sample opens one) and healthy at
+ * least once. Unknown samples since then do not change it, so a fault that lasts several sweeps is caught in
+ * each of them (its first sweep's samples were set aside as unknown, not violating).
+ */
+export function lastKnownHealthy(grace: SideGrace): boolean {
+  return grace.episode?.state !== 'open' && grace.lastHealthyAt !== null;
+}
+
+/** The providers (channel platforms) of a side's channels. */
+export function sideProviders(sample: Pick<SideSample, 'channels'>): string[] {
+  const providers = new Set<string>();
+  for (const c of sample.channels) {
+    const ref = parseChannel(c);
+    if (ref) providers.add(ref.platform);
+  }
+  return [...providers];
+}
+
+const PLATFORM_CHECKS: readonly ViolationCode[] = ['STREAM_OFFLINE', 'TITLE_MISSING_MATCH_ID'];
+
+/**
+ * The providers whose readings produced this sample's violations, following composeSideSample: live and title
+ * come from the platform channels (the ingest ones when the side has no platform channel), FPS and bitrate
+ * from the ingest channels.
+ */
+export function violationSources(sample: Pick<SideSample, 'channels'>, check: Pick<SampleCheck, 'violations'>): string[] {
+  const byRole = { platform: new Set<string>(), ingest: new Set<string>() };
+  for (const c of sample.channels) {
+    const role = channelRole(c);
+    const ref = parseChannel(c);
+    if (role && ref) byRole[role].add(ref.platform);
+  }
+  const liveFrom = byRole.platform.size > 0 ? byRole.platform : byRole.ingest;
+  const out = new Set<string>();
+  for (const code of check.violations) for (const p of PLATFORM_CHECKS.includes(code) ? liveFrom : byRole.ingest) out.add(p);
+  return [...out].sort();
+}
+
+/**
+ * This sweep's telemetry with every channel of the given providers set aside as unknown (`systemic_anomaly`).
+ * What the provider said is kept in `detail` (readLive, readTitle, readFps, readBitrateKbps) for the evidence.
+ */
+export function setAsideProviders(
+  telemetry: ReadonlyMap<string, ChannelTelemetry>,
+  providers: ReadonlySet<string>,
+): Map<string, ChannelTelemetry> {
+  const out = new Map(telemetry);
+  for (const [channel, t] of telemetry) {
+    const platform = parseChannel(channel)?.platform;
+    if (platform === undefined || !providers.has(platform)) continue;
+    out.set(channel, {
+      ...unknownTelemetry(channel, t.observedAt, 'systemic_anomaly'),
+      detail: {
+        ...t.detail,
+        readLive: String(t.live),
+        readTitle: String(t.title),
+        readFps: String(t.fps),
+        readBitrateKbps: String(t.bitrateKbps),
+        ...(t.unknownReason ? { readUnknownReason: t.unknownReason } : {}),
+      },
+    });
+  }
+  return out;
+}
+
+/** At most this many anomalies are kept per side: the evidence needs the recent ones, not an unbounded log. */
+export const ANOMALIES_KEPT = 10;
+
+/** The side's state with the anomalies that touched it this sweep appended (oldest dropped beyond ANOMALIES_KEPT). */
+export function recordAnomalies(grace: SideGrace, anomalies: readonly ProviderAnomaly[]): SideGrace {
+  if (anomalies.length === 0) return grace;
+  return { ...grace, anomalies: [...(grace.anomalies ?? []), ...anomalies].slice(-ANOMALIES_KEPT) };
+}
