@@ -1,9 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import {
+  anomaliesOfSide,
   ANOMALIES_KEPT,
   DEFAULT_ANOMALY_GUARD,
   detectSystemicAnomalies,
   lastKnownHealthy,
+  planBehindGuard,
   recordAnomalies,
   setAsideProviders,
   sideProviders,
@@ -11,8 +13,8 @@ import {
   type GuardedSide,
   type ProviderAnomaly,
 } from './anomaly-guard.js';
-import { advanceGrace, emptySideGrace, type SideGrace, type ViolationCode } from './policy.js';
-import type { ChannelTelemetry } from './telemetry.js';
+import { advanceGrace, checkSample, emptySideGrace, type Side, type SideGrace, type ViolationCode } from './policy.js';
+import { composeSideSample, type ChannelTelemetry } from './telemetry.js';
 
 const AT = Date.UTC(2026, 0, 1);
 const ON = DEFAULT_ANOMALY_GUARD;
@@ -183,5 +185,88 @@ describe('recordAnomalies', () => {
     const g = recordAnomalies(emptySideGrace('m-1', 'p1'), [anomaly(0)]);
     const next = advanceGrace(g, 'healthy', AT + 30_000, { graceMs: 90_000 }).grace;
     expect(next.anomalies).toEqual([anomaly(0)]);
+  });
+});
+
+describe('planBehindGuard (the policy chain behind the guard)', () => {
+  const GRACE = { graceMs: 90_000, checkEveryMs: 30_000 };
+  const NOW = AT + 30_000;
+  interface Match {
+    id: string;
+    channels: Record<Side, string[]>;
+    prev: Record<Side, SideGrace>;
+  }
+  const healthyBefore = (id: string, side: Side) => advanceGrace(emptySideGrace(id, side), 'healthy', AT, GRACE).grace;
+  const matches = (n: number): Match[] =>
+    Array.from({ length: n }, (_, i) => {
+      const id = `m-${i}`;
+      return {
+        id,
+        channels: { p1: [`twitch:a${i}`, `srs:live/a${i}`], p2: [`twitch:b${i}`, `srs:live/b${i}`] },
+        prev: { p1: healthyBefore(id, 'p1'), p2: healthyBefore(id, 'p2') },
+      };
+    });
+  /** Telemetry for every channel: Twitch live with the right title, SRS at `fps` (per channel override). */
+  function telemetry(list: Match[], fpsOf: (channel: string) => number): Map<string, ChannelTelemetry> {
+    const out = new Map<string, ChannelTelemetry>();
+    for (const m of list) {
+      for (const side of ['p1', 'p2'] as const) {
+        const [platform, ingest] = m.channels[side] as [string, string];
+        out.set(platform, { channel: platform, live: true, title: `cup #${m.id}`, fps: 'unknown', bitrateKbps: 'unknown', observedAt: NOW });
+        out.set(ingest, { channel: ingest, live: true, title: 'unknown', fps: fpsOf(ingest), bitrateKbps: 6000, observedAt: NOW });
+      }
+    }
+    return out;
+  }
+  const plan = (m: Match, t: ReadonlyMap<string, ChannelTelemetry>, anomalies: readonly ProviderAnomaly[]) => {
+    const sides = {} as Record<Side, { prev: SideGrace; sample: ReturnType<typeof composeSideSample>; check: ReturnType<typeof checkSample>; next: SideGrace }>;
+    for (const side of ['p1', 'p2'] as const) {
+      const sample = composeSideSample(m.channels[side], t, NOW);
+      const check = checkSample(sample, { matchId: m.id, minFps: 30, minBitrateKbps: 2500 });
+      const next = recordAnomalies(advanceGrace(m.prev[side], check, NOW, GRACE).grace, anomaliesOfSide(m.channels[side], anomalies));
+      sides[side] = { prev: m.prev[side], sample, check, next };
+    }
+    return { sides };
+  };
+  const outcomes = (plans: ReturnType<typeof plan>[]) => plans.flatMap((p) => [p.sides.p1.check.outcome, p.sides.p2.check.outcome]);
+
+  it('an ingest reading FPS 0 for every stream at once → its readings set aside: no episode, sides unknown, anomaly recorded on each', () => {
+    const list = matches(25);
+    const { plans, anomalies } = planBehindGuard(list, telemetry(list, () => 0), NOW, ON, plan);
+    expect(anomalies).toEqual([{ provider: 'srs', at: NOW, streams: 50, turnedViolating: 50, share: 1, minShare: 0.3, minStreams: 20 }]);
+    expect(new Set(outcomes(plans))).toEqual(new Set(['unknown']));
+    for (const p of plans) {
+      expect(p.sides.p1.next.episode).toBeNull();
+      expect(p.sides.p1.next.anomalies).toEqual(anomalies);
+      expect(p.sides.p1.sample.telemetry.find((t) => t.channel.startsWith('srs:'))).toMatchObject({ unknownReason: 'systemic_anomaly', detail: { readFps: '0' } });
+    }
+  });
+
+  it('with the guard off the same readings open an episode on every side', () => {
+    const list = matches(25);
+    const { plans, anomalies } = planBehindGuard(list, telemetry(list, () => 0), NOW, { ...ON, enabled: false }, plan);
+    expect(anomalies).toEqual([]);
+    expect(new Set(outcomes(plans))).toEqual(new Set(['violating']));
+    expect(plans.every((p) => p.sides.p1.next.episode?.state === 'open' && p.sides.p1.next.anomalies === undefined)).toBe(true);
+  });
+
+  it('a single real violator among 25 healthy matches is still judged (episode opened, nothing set aside)', () => {
+    const list = matches(25);
+    const { plans, anomalies } = planBehindGuard(list, telemetry(list, (c) => (c === 'srs:live/a7' ? 12 : 60)), NOW, ON, plan);
+    expect(anomalies).toEqual([]);
+    const violator = plans[7]?.sides.p1;
+    expect(violator?.check.violations).toEqual(['FPS_BELOW_MIN']);
+    expect(violator?.next.episode?.state).toBe('open');
+    expect(outcomes(plans).filter((o) => o === 'violating')).toHaveLength(1);
+  });
+
+  it('a violation read through another provider keeps working while the flagged one is set aside', () => {
+    const list = matches(25);
+    const t = telemetry(list, () => 0);
+    t.set('twitch:b3', { channel: 'twitch:b3', live: true, title: 'no id here', fps: 'unknown', bitrateKbps: 'unknown', observedAt: NOW });
+    const { plans, anomalies } = planBehindGuard(list, t, NOW, ON, plan);
+    expect(anomalies.map((a) => a.provider)).toEqual(['srs']);
+    expect(plans[3]?.sides.p2.check).toMatchObject({ outcome: 'violating', violations: ['TITLE_MISSING_MATCH_ID'] });
+    expect(plans[3]?.sides.p2.next.episode?.state).toBe('open');
   });
 });

@@ -9,7 +9,7 @@
  * verdict on those sides shows it. A single real violator among healthy streams stays far below the threshold
  * and is judged as usual; so is a violation read through another provider. Explained in docs/stream-health.md.
  */
-import type { SampleCheck, SideGrace, ViolationCode } from './policy.js';
+import type { SampleCheck, Side, SideGrace, ViolationCode } from './policy.js';
 import { channelRole, parseChannel, unknownTelemetry, type ChannelTelemetry, type SideSample } from './telemetry.js';
 
 export interface AnomalyGuardOptions {
@@ -147,3 +147,47 @@ export function recordAnomalies(grace: SideGrace, anomalies: readonly ProviderAn
   if (anomalies.length === 0) return grace;
   return { ...grace, anomalies: [...(grace.anomalies ?? []), ...anomalies].slice(-ANOMALIES_KEPT) };
 }
+
+/** What the guard needs of a match plan: each side's previous state, this sweep's sample and its check. */
+export interface GuardablePlan {
+  readonly sides: Readonly<Record<Side, { readonly prev: SideGrace; readonly sample: Pick<SideSample, 'channels'>; readonly check: Pick<SampleCheck, 'outcome' | 'violations'> }>>;
+}
+
+/**
+ * Plans every match of a sweep behind the guard: plans them on the telemetry as read, looks for systemic
+ * anomalies, and if there are any plans them again with the flagged providers' readings set aside (unknown),
+ * passing each plan the anomalies so the sides they touched record them. `plan` must be pure.
+ */
+export function planBehindGuard<M, P extends GuardablePlan>(
+  matches: readonly M[],
+  telemetry: ReadonlyMap<string, ChannelTelemetry>,
+  at: number,
+  options: AnomalyGuardOptions,
+  plan: (match: M, telemetry: ReadonlyMap<string, ChannelTelemetry>, anomalies: readonly ProviderAnomaly[]) => P,
+): { readonly plans: P[]; readonly anomalies: ProviderAnomaly[] } {
+  const plans = matches.map((m) => plan(m, telemetry, []));
+  if (!options.enabled) return { plans, anomalies: [] };
+  const sides: GuardedSide[] = plans.flatMap((p) =>
+    SIDE_NAMES.map((side) => {
+      const s = p.sides[side];
+      return {
+        providers: sideProviders(s.sample),
+        wasHealthy: lastKnownHealthy(s.prev),
+        violatingThrough: s.check.outcome === 'violating' ? violationSources(s.sample, s.check) : [],
+      };
+    }),
+  );
+  const anomalies = detectSystemicAnomalies(sides, at, options);
+  if (anomalies.length === 0) return { plans, anomalies };
+  const setAside = setAsideProviders(telemetry, new Set(anomalies.map((a) => a.provider)));
+  return { plans: matches.map((m) => plan(m, setAside, anomalies)), anomalies };
+}
+
+/** The anomalies among `anomalies` that concern a side read through these channels. */
+export function anomaliesOfSide(channels: readonly string[], anomalies: readonly ProviderAnomaly[]): ProviderAnomaly[] {
+  if (anomalies.length === 0) return [];
+  const providers = new Set(sideProviders({ channels }));
+  return anomalies.filter((a) => providers.has(a.provider));
+}
+
+const SIDE_NAMES: readonly Side[] = ['p1', 'p2'];
