@@ -1,3 +1,4 @@
+import { DEFAULT_ANOMALY_GUARD } from './anomaly-guard.js';
 import { describe, expect, it } from 'vitest';
 import {
   EVIDENCE_OVERLAY_LIMIT,
@@ -72,6 +73,7 @@ function input(over: Partial<EvidenceInput> = {}): EvidenceInput {
     verdictSamples: { p1: sample('p1', T0 + 120_000) },
     overlay: { p1: { gameplayProgress: 3, total: 5, events: [{ type: 'gameplay.progress' }] } },
     thresholds: { minFps: 30, minBitrateKbps: 2500, grace: GRACE },
+    guard: DEFAULT_ANOMALY_GUARD,
     ...over,
   };
 }

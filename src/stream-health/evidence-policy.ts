@@ -3,6 +3,7 @@
  * what else a human reviewing it needs (episodes, thresholds, the rule applied). Pure: the caller reads the
  * ranges named here and passes what it read to `evidenceBundle`.
  */
+import type { AnomalyGuardOptions } from './anomaly-guard.js';
 import {
   DEFAULT_FPS_TOLERANCE,
   episodeWindow,
@@ -95,6 +96,8 @@ export interface EvidenceInput {
   /** Per side read (`evidenceOverlayRange`). */
   readonly overlay: Partial<Record<Side, EvidenceOverlay>>;
   readonly thresholds: { readonly minFps: number; readonly minBitrateKbps: number; readonly grace: Required<GraceOptions> };
+  /** The systemic-anomaly guard's settings in force (anomaly-guard.ts). */
+  readonly guard: AnomalyGuardOptions;
 }
 
 export interface EvidenceBundle {
@@ -113,6 +116,9 @@ export interface EvidenceBundle {
   readonly samples: Partial<Record<Side, EvidenceSample[]>>;
   readonly overlay: Partial<Record<Side, { gameplayProgressEvents: number; eventsInWindow: number; events: readonly unknown[] }>>;
   readonly overlayRequired: boolean;
+  readonly guard: AnomalyGuardOptions;
+  /** Per side: the systemic anomalies that set its readings aside before this verdict (SideGrace.anomalies). */
+  readonly systemicAnomalies: Record<Side, readonly Record<string, unknown>[]>;
 }
 
 /** The evidence a human reviews: episodes, their samples, overlay events, thresholds and the rule applied. */
@@ -161,6 +167,11 @@ export function evidenceBundle(input: EvidenceInput): EvidenceBundle {
       ]),
     ),
     overlayRequired: input.overlayRequired,
+    guard: input.guard,
+    systemicAnomalies: {
+      p1: (input.graces.p1.anomalies ?? []).map((a) => ({ ...a, at: iso(a.at) })),
+      p2: (input.graces.p2.anomalies ?? []).map((a) => ({ ...a, at: iso(a.at) })),
+    },
   };
 }
 

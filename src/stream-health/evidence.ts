@@ -72,6 +72,7 @@ export async function decideWithEvidence(ctx: SweepContext, plan: MatchPlan): Pr
     verdictSamples,
     overlay,
     thresholds: { minFps: ctx.settings.minFps, minBitrateKbps: ctx.settings.minBitrateKbps, grace: ctx.grace },
+    guard: ctx.anomalyGuard,
   });
   const gameplayProgressEvents = overlay[verdict.side]?.gameplayProgress ?? 0;
   return { verdict, episodeId: primaryEpisode(graces, verdict).id, bundle, gameplayProgressEvents };

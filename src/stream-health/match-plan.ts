@@ -2,6 +2,7 @@
  * A sweep's decisions for one match, in memory: each side's sample composed, checked and applied to its grace
  * state (policy.ts). Pure; the sweep persists the plans (batched when quiet, one transaction each when eventful).
  */
+import { anomaliesOfSide, recordAnomalies, type ProviderAnomaly } from './anomaly-guard.js';
 import {
   advanceGrace,
   checklistFromChecks,
@@ -44,12 +45,16 @@ export interface PlanOptions {
   readonly grace: Required<GraceOptions>;
 }
 
-/** Composes, checks and advances both sides of one match. */
+/**
+ * Composes, checks and advances both sides of one match. `anomalies`: this sweep's systemic anomalies
+ * (anomaly-guard.ts); a side read through a flagged provider records them.
+ */
 export function planMatch(
   match: ActiveMatch,
   telemetry: ReadonlyMap<string, ChannelTelemetry>,
   at: number,
   options: PlanOptions,
+  anomalies: readonly ProviderAnomaly[] = [],
 ): MatchPlan {
   const sides = {} as Record<Side, SidePlan>;
   for (const side of SIDES) {
@@ -60,15 +65,17 @@ export function planMatch(
     const sample = composeSideSample(match.channels[side], telemetry, at);
     const check = checkSample(sample, { matchId: match.id, minFps: options.minFps, minBitrateKbps: options.minBitrateKbps });
     const advanced = advanceGrace(prev, check, at, options.grace);
+    // A sample not newer than the stored one changed nothing, and records nothing either.
+    const next = advanced.grace === prev ? prev : recordAnomalies(advanced.grace, anomaliesOfSide(match.channels[side], anomalies));
     sides[side] = {
       side,
       expectedVersion: stored?.version ?? 0,
       prev,
       sample,
       check,
-      next: advanced.grace,
+      next,
       effects: advanced.effects,
-      changed: reset || advanced.grace !== prev,
+      changed: reset || next !== prev,
       reset,
     };
   }

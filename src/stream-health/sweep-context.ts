@@ -5,6 +5,7 @@ import type { Clock } from '../infra/clock.js';
 import type { Database } from '../infra/db/schema.js';
 import type { KeyValueStore } from '../infra/kv/kv-store.js';
 import type { Metrics } from '../observability/metrics.js';
+import { DEFAULT_ANOMALY_GUARD, type AnomalyGuardOptions, type ProviderAnomaly } from './anomaly-guard.js';
 import { resolveGraceOptions, type GraceOptions, type SampleOutcome, type Side } from './policy.js';
 import type { TelemetryProvider } from './telemetry.js';
 
@@ -25,6 +26,8 @@ export interface StreamHealthSettings {
   concurrency?: number;
   /** The backup sweep runs only when no full sweep completed within this (default 1.5 × checkEveryMs). */
   backupStaleAfterMs?: number;
+  /** STREAM_ANOMALY_GUARD / _MIN_SHARE / _MIN_STREAMS (default on, 30 % of 20 sides). */
+  anomalyGuard?: AnomalyGuardOptions;
 }
 
 /** Points of a sweep a test can observe; throwing at `verdict-written` rolls the verdict back as a crash would. */
@@ -52,6 +55,7 @@ export interface SweepContext extends StreamHealthWorkerDeps {
   readonly batchSize: number;
   readonly concurrency: number;
   readonly backupStaleAfterMs: number;
+  readonly anomalyGuard: AnomalyGuardOptions;
 }
 
 export function sweepContext(deps: StreamHealthWorkerDeps): SweepContext {
@@ -63,6 +67,7 @@ export function sweepContext(deps: StreamHealthWorkerDeps): SweepContext {
     batchSize: Math.max(1, s.batchSize ?? 500),
     concurrency: Math.max(1, s.concurrency ?? 4),
     backupStaleAfterMs: s.backupStaleAfterMs ?? Math.round(1.5 * s.checkEveryMs),
+    anomalyGuard: s.anomalyGuard ?? DEFAULT_ANOMALY_GUARD,
   };
 }
 
@@ -97,6 +102,8 @@ export interface SweepReport {
   stale: number;
   warnings: number;
   verdicts: VerdictSummary[];
+  /** Providers whose readings the systemic-anomaly guard set aside in this sweep. */
+  anomalies: ProviderAnomaly[];
   aborted: boolean;
   durationMs: number;
   /** Wall time per step (ms): load the active matches, leases, provider collection, batched writes, per-match transactions. */
@@ -114,6 +121,7 @@ export function emptyReport(scope: string): SweepReport {
     stale: 0,
     warnings: 0,
     verdicts: [],
+    anomalies: [],
     aborted: false,
     durationMs: 0,
     phases: { loadMs: 0, leasesMs: 0, telemetryMs: 0, batchMs: 0, eventfulMs: 0 },

@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
+import { planBehindGuard, type ProviderAnomaly } from './anomaly-guard.js';
 import { recordSweepCompleted } from './backup-sweep.js';
 import { planMatch, quietSampleWorthKeeping, sampleRow, splitPlans, type MatchPlan } from './match-plan.js';
 import {
@@ -74,7 +75,8 @@ async function sweepMatches(run: Run, mine: readonly ActiveMatch[]): Promise<voi
 
   const at = ctx.clock.now();
   const planOptions = { minFps: ctx.settings.minFps, minBitrateKbps: ctx.settings.minBitrateKbps, grace: ctx.grace };
-  const plans = mine.map((m) => planMatch(m, telemetry, at, planOptions));
+  const { plans, anomalies } = planBehindGuard(mine, telemetry, at, ctx.anomalyGuard, (m, t, found) => planMatch(m, t, at, planOptions, found));
+  reportAnomalies(run, anomalies);
   for (const p of plans) logReopened(p, run.logger);
   const { quiet, eventful } = splitPlans(plans);
 
@@ -118,6 +120,18 @@ async function writeQuiet(run: Run, plans: readonly MatchPlan[], at: number): Pr
       if (applied.has(sideKey(p.match.id, side))) countSample(run.ctx, run.report, s.check.outcome);
       else run.report.stale++;
     }
+  }
+}
+
+/** The guard set a provider's readings aside: metered and alerted (docs/stream-health.md, "Systemic-anomaly guard"). */
+function reportAnomalies(run: Run, anomalies: readonly ProviderAnomaly[]): void {
+  run.report.anomalies = [...anomalies];
+  for (const a of anomalies) {
+    run.ctx.metrics.streamAnomalies.inc({ provider: a.provider });
+    run.logger.error(
+      { reason: 'SYSTEMIC_TELEMETRY_ANOMALY', provider: a.provider, streams: a.streams, turnedViolating: a.turnedViolating, share: a.share, minShare: a.minShare, minStreams: a.minStreams },
+      'alert: a large share of one provider\'s streams turned violating at once; its readings are set aside this sweep (grace clocks paused)',
+    );
   }
 }
 

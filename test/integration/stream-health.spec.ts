@@ -662,6 +662,139 @@ describe('StreamHealthWorker on real PostgreSQL, Redis and Kafka with the Twitch
   });
 });
 
+describe('Fairness under bad telemetry (issue 8): no scripted provider fault produces a verdict', () => {
+  const LIVE = 25;
+  const sweepAll = () => service.services.streamHealth.sweep();
+
+  /** `LIVE` healthy matches, swept once (FPS unknown) and twice more healthy. */
+  async function liveMatches(tag: string): Promise<TestMatch[]> {
+    const list: TestMatch[] = [];
+    for (let i = 0; i < LIVE; i++) list.push(await newMatch(`${tag}${i}`));
+    expect((await sweepAll()).samples.unknown).toBe(2 * LIVE);
+    for (let i = 0; i < 2; i++) {
+      clock.advance(CHECK);
+      expect((await sweepAll()).samples).toEqual({ healthy: 2 * LIVE, violating: 0, unknown: 0 });
+    }
+    return list;
+  }
+
+  async function anomaliesCounted(provider: string): Promise<number> {
+    const metric = await service.services.metrics.registry.getSingleMetric('flock_stream_systemic_anomalies_total')!.get();
+    return metric.values.find((v) => v.labels.provider === provider)?.value ?? 0;
+  }
+
+  /** No warning and no verdict reached Kafka for any of the matches (one wait for stragglers, then a look at each). */
+  async function noEventsFor(list: readonly TestMatch[]) {
+    await new Promise((r) => setTimeout(r, 1_000));
+    for (const m of list) {
+      for (const topic of [Topics.streamHealthWarn, Topics.matchForfeit, Topics.matchDispute]) expect(tap.distinct(topic, m.id), `${topic} ${m.id}`).toHaveLength(0);
+    }
+  }
+
+  it('SRS and Twitch answering frozen snapshots for 3 minutes with 25 live matches → every sample unknown, 0 warnings, 0 verdicts', async () => {
+    const list = await liveMatches('frozen');
+    srs.freeze();
+    twitch.freeze();
+    try {
+      for (let i = 0; i < 6; i++) {
+        clock.advance(CHECK);
+        const r = await sweepAll();
+        expect(r.samples).toEqual({ healthy: 0, violating: 0, unknown: 2 * LIVE });
+        expect([r.warnings, r.verdicts.length]).toEqual([0, 0]);
+      }
+    } finally {
+      srs.thaw();
+      twitch.thaw();
+    }
+    // The stored start of the blind spell says why.
+    const stored = await service.services.db.selectFrom('stream_samples').select('sample').where('match_id', '=', list[0]!.id).where('outcome', '=', 'unknown').execute();
+    expect(stored.map((row) => (row.sample as { unknownReasons: string[] }).unknownReasons)).toContainEqual(expect.arrayContaining(['source_stale']));
+    // Thawed: FPS needs one fresh baseline (the last one is over 3 intervals old), then everyone is healthy.
+    for (const expected of [{ healthy: 0, violating: 0, unknown: 2 * LIVE }, { healthy: 2 * LIVE, violating: 0, unknown: 0 }]) {
+      clock.advance(CHECK);
+      expect((await sweepAll()).samples).toEqual(expected);
+    }
+    for (const m of list) expect(await enforcements(m)).toHaveLength(0);
+    await noEventsFor(list);
+  });
+
+  it('the ingest losing every publisher at once (a fresh listing, 25 live matches) → the guard sets SRS aside: 0 verdicts, an alert, the anomaly on every side; a title violator meanwhile is still judged', async () => {
+    const list = await liveMatches('lost');
+    const violator = list[7]!;
+    const before = await anomaliesCounted('srs');
+    for (const m of list) for (const p of [m.p1, m.p2]) srs.unpublish('live', p.stream);
+    twitch.setChannel(violator.p1.login, { live: true, title: 'Grand final GLHF' });
+    const reports: SweepReport[] = [];
+    for (let i = 0; i < 6; i++) {
+      clock.advance(CHECK);
+      reports.push(await sweepAll());
+    }
+    expect(reports.map((r) => r.anomalies.map((a) => a.provider))).toEqual(Array.from({ length: 6 }, () => ['srs']));
+    expect(reports[0]!.anomalies[0]).toMatchObject({ streams: 2 * LIVE, turnedViolating: 2 * LIVE, minShare: 0.3, minStreams: 20 });
+    expect(await anomaliesCounted('srs')).toBe(before + 6);
+    // Only the title violator, judged on Twitch's reading after the usual grace (4th tick, as in the dispute test).
+    expect(reports.map((r) => r.verdicts.map((v) => [v.matchId, v.side, v.reason]))).toEqual([[], [], [], [[violator.id, 'p1', 'TITLE_MISSING_MATCH_ID']], [], []]);
+    expect(reports.map((r) => r.warnings)).toEqual([1, 0, 0, 0, 0, 0]);
+    const v = await view(violator);
+    expect(v.status).toBe('DISPUTED');
+    expect(v.evidence[0].bundle).toMatchObject({ guard: { enabled: true, minShare: 0.3, minStreams: 20 } });
+    expect(v.evidence[0].bundle.systemicAnomalies.p1).toEqual(expect.arrayContaining([expect.objectContaining({ provider: 'srs' })]));
+    const bystander = await sideState(list[0]!, 'p2');
+    expect((bystander!.grace as { anomalies: unknown[]; episode: unknown }).anomalies).toHaveLength(6);
+    expect((bystander!.grace as { episode: unknown }).episode).toBeNull();
+    for (const m of list) if (m !== violator) expect(await enforcements(m)).toHaveLength(0);
+    await noEventsFor(list.filter((m) => m !== violator));
+    for (const m of list) for (const p of [m.p1, m.p2]) srs.publish('live', p.stream, { fps: 60, kbps: 6000 });
+  });
+
+  it('the same fault with the guard off opens an episode on every side and disputes every match (what the guard prevents)', async () => {
+    const list = await liveMatches('off');
+    const unguarded = new StreamHealthWorker({
+      db: service.services.db,
+      kv: service.services.kv,
+      clock,
+      logger: createLogger('silent'),
+      metrics: new Metrics(),
+      providers: telemetryProvidersFromConfig(service.services.config, { clock, logger: createLogger('silent'), metrics: new Metrics() }),
+      settings: { minFps: 30, minBitrateKbps: 2500, graceMs: GRACE, checkEveryMs: CHECK, anomalyGuard: { enabled: false, minShare: 0.3, minStreams: 20 } },
+      instanceId: 'unguarded',
+    });
+    try {
+      await unguarded.sweep(); // its own SRS provider needs a first sample
+      for (const m of list) for (const p of [m.p1, m.p2]) srs.unpublish('live', p.stream);
+      const reports: SweepReport[] = [];
+      for (let i = 0; i < 4; i++) {
+        clock.advance(CHECK);
+        reports.push(await unguarded.sweep());
+      }
+      expect(reports.map((r) => r.anomalies)).toEqual([[], [], [], []]);
+      expect(reports[0]!.warnings).toBe(2 * LIVE);
+      expect(reports[3]!.verdicts).toHaveLength(LIVE);
+      expect(new Set(reports[3]!.verdicts.map((v) => v.reason))).toEqual(new Set(['BOTH_SIDES_VIOLATING']));
+    } finally {
+      await unguarded.stop();
+      for (const m of list) for (const p of [m.p1, m.p2]) srs.publish('live', p.stream, { fps: 60, kbps: 6000 });
+    }
+  });
+
+  it('a single real violator among 25 healthy matches is judged: the guard does not hide it', async () => {
+    const list = await liveMatches('single');
+    const violator = list[11]!;
+    srs.set('live', violator.p2.stream, { fps: 12 });
+    const reports: SweepReport[] = [];
+    for (let i = 0; i < 5; i++) {
+      clock.advance(CHECK);
+      reports.push(await sweepAll());
+    }
+    expect(reports.every((r) => r.anomalies.length === 0)).toBe(true);
+    expect(reports[0]!.samples).toEqual({ healthy: 2 * LIVE - 1, violating: 1, unknown: 0 });
+    expect(reports.flatMap((r) => r.verdicts.map((v) => [v.matchId, v.side, v.reason]))).toEqual([[violator.id, 'p2', 'FPS_BELOW_MIN']]);
+    const v = await view(violator);
+    expect(v.evidence[0].bundle).toMatchObject({ rule: 'GRACE_EXPIRED_WITHOUT_GAMEPLAY_DISPUTE', guard: { enabled: true }, systemicAnomalies: { p1: [], p2: [] } });
+    expect(await kafkaEvents(Topics.matchDispute, violator, 1)).toHaveLength(1);
+  });
+});
+
 async function countSamples(m: TestMatch): Promise<number> {
   const row = await sql<{ n: number }>`select count(*)::int as n from stream_samples where match_id = ${m.id}`.execute(service.services.db);
   return Number(row.rows[0]?.n ?? 0);
