@@ -79,7 +79,7 @@ export class Metrics {
   });
   readonly streamAnomalies = new Counter({
     name: 'flock_stream_systemic_anomalies_total',
-    help: 'Sweeps in which a telemetry provider\'s readings were set aside by the systemic-anomaly guard, by provider',
+    help: "Sweeps in which a telemetry provider's readings were set aside by the systemic-anomaly guard, by provider",
     labelNames: ['provider'] as const,
     registers: [this.registry],
   });

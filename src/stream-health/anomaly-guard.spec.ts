@@ -37,7 +37,13 @@ describe('detectSystemicAnomalies', () => {
   });
 
   it('does not judge a provider read for fewer than minStreams sides, even if all of them flip', () => {
-    expect(detectSystemicAnomalies(sides(19, () => flipped(['srs'])), AT, ON)).toEqual([]);
+    expect(
+      detectSystemicAnomalies(
+        sides(19, () => flipped(['srs'])),
+        AT,
+        ON,
+      ),
+    ).toEqual([]);
   });
 
   it('never hides a single real violator among healthy streams', () => {
@@ -45,7 +51,13 @@ describe('detectSystemicAnomalies', () => {
   });
 
   it('is off when disabled, whatever the share', () => {
-    expect(detectSystemicAnomalies(sides(50, () => flipped(['srs'])), AT, { ...ON, enabled: false })).toEqual([]);
+    expect(
+      detectSystemicAnomalies(
+        sides(50, () => flipped(['srs'])),
+        AT,
+        { ...ON, enabled: false },
+      ),
+    ).toEqual([]);
   });
 
   it('counts only sides that were healthy at their last known sample', () => {
@@ -70,7 +82,10 @@ describe('detectSystemicAnomalies', () => {
 
   it('counts a side once per provider even if it names two channels of that provider', () => {
     const twoIngests = flipped(['srs'], ['twitch', 'srs', 'srs']);
-    expect(detectSystemicAnomalies([...sides(6, () => twoIngests), ...sides(14, () => healthy())], AT, ON)[0]).toMatchObject({ streams: 20, turnedViolating: 6 });
+    expect(detectSystemicAnomalies([...sides(6, () => twoIngests), ...sides(14, () => healthy())], AT, ON)[0]).toMatchObject({
+      streams: 20,
+      turnedViolating: 6,
+    });
   });
 
   it('follows the configured threshold exactly, for every population and count', () => {
@@ -86,7 +101,9 @@ describe('detectSystemicAnomalies', () => {
 
 describe('lastKnownHealthy', () => {
   const step = (g: SideGrace, outcome: 'healthy' | 'violating' | 'unknown', at: number, violations: ViolationCode[] = []) =>
-    advanceGrace(g, { outcome, violations: outcome === 'violating' ? (violations.length ? violations : ['FPS_BELOW_MIN']) : [] }, at, { graceMs: 90_000 }).grace;
+    advanceGrace(g, { outcome, violations: outcome === 'violating' ? (violations.length ? violations : ['FPS_BELOW_MIN']) : [] }, at, {
+      graceMs: 90_000,
+    }).grace;
 
   it('is false before any healthy sample, true after one, and stays true across unknown samples', () => {
     let g = emptySideGrace('m-1', 'p1');
@@ -120,7 +137,10 @@ describe('violationSources and sideProviders', () => {
     [['TITLE_MISSING_MATCH_ID'], ['twitch']],
     [['FPS_BELOW_MIN'], ['srs']],
     [['BITRATE_BELOW_MIN'], ['srs']],
-    [['STREAM_OFFLINE', 'FPS_BELOW_MIN'], ['srs', 'twitch']],
+    [
+      ['STREAM_OFFLINE', 'FPS_BELOW_MIN'],
+      ['srs', 'twitch'],
+    ],
   ])('%j → %j', (violations, expected) => {
     expect(violationSources(side, { violations })).toEqual(expected);
   });
@@ -130,7 +150,9 @@ describe('violationSources and sideProviders', () => {
   });
 
   it('ignores channels without a known role or prefix', () => {
-    expect(violationSources({ channels: ['weird:x', 'nope', 'srs:live/a'] }, { violations: ['FPS_BELOW_MIN', 'STREAM_OFFLINE'] })).toEqual(['srs']);
+    expect(violationSources({ channels: ['weird:x', 'nope', 'srs:live/a'] }, { violations: ['FPS_BELOW_MIN', 'STREAM_OFFLINE'] })).toEqual([
+      'srs',
+    ]);
     expect(sideProviders({ channels: ['weird:x', 'nope', 'srs:live/a', 'SRS:live/b'] })).toEqual(['weird', 'srs']);
   });
 });
@@ -171,7 +193,15 @@ describe('setAsideProviders', () => {
 });
 
 describe('recordAnomalies', () => {
-  const anomaly = (i: number): ProviderAnomaly => ({ provider: 'srs', at: AT + i, streams: 20, turnedViolating: 20, share: 1, minShare: 0.3, minStreams: 20 });
+  const anomaly = (i: number): ProviderAnomaly => ({
+    provider: 'srs',
+    at: AT + i,
+    streams: 20,
+    turnedViolating: 20,
+    share: 1,
+    minShare: 0.3,
+    minStreams: 20,
+  });
 
   it('appends to the side, keeps the latest ANOMALIES_KEPT, and is a no-op without anomalies', () => {
     const g = emptySideGrace('m-1', 'p1');
@@ -212,14 +242,24 @@ describe('planBehindGuard (the policy chain behind the guard)', () => {
     for (const m of list) {
       for (const side of ['p1', 'p2'] as const) {
         const [platform, ingest] = m.channels[side] as [string, string];
-        out.set(platform, { channel: platform, live: true, title: `cup #${m.id}`, fps: 'unknown', bitrateKbps: 'unknown', observedAt: NOW });
+        out.set(platform, {
+          channel: platform,
+          live: true,
+          title: `cup #${m.id}`,
+          fps: 'unknown',
+          bitrateKbps: 'unknown',
+          observedAt: NOW,
+        });
         out.set(ingest, { channel: ingest, live: true, title: 'unknown', fps: fpsOf(ingest), bitrateKbps: 6000, observedAt: NOW });
       }
     }
     return out;
   }
   const plan = (m: Match, t: ReadonlyMap<string, ChannelTelemetry>, anomalies: readonly ProviderAnomaly[]) => {
-    const sides = {} as Record<Side, { prev: SideGrace; sample: ReturnType<typeof composeSideSample>; check: ReturnType<typeof checkSample>; next: SideGrace }>;
+    const sides = {} as Record<
+      Side,
+      { prev: SideGrace; sample: ReturnType<typeof composeSideSample>; check: ReturnType<typeof checkSample>; next: SideGrace }
+    >;
     for (const side of ['p1', 'p2'] as const) {
       const sample = composeSideSample(m.channels[side], t, NOW);
       const check = checkSample(sample, { matchId: m.id, minFps: 30, minBitrateKbps: 2500 });
@@ -228,23 +268,34 @@ describe('planBehindGuard (the policy chain behind the guard)', () => {
     }
     return { sides };
   };
+  const guarded = (list: Match[], t: Map<string, ChannelTelemetry>, options = ON) => planBehindGuard(list, t, NOW, options, plan);
   const outcomes = (plans: ReturnType<typeof plan>[]) => plans.flatMap((p) => [p.sides.p1.check.outcome, p.sides.p2.check.outcome]);
 
   it('an ingest reading FPS 0 for every stream at once → its readings set aside: no episode, sides unknown, anomaly recorded on each', () => {
     const list = matches(25);
-    const { plans, anomalies } = planBehindGuard(list, telemetry(list, () => 0), NOW, ON, plan);
+    const { plans, anomalies } = guarded(
+      list,
+      telemetry(list, () => 0),
+    );
     expect(anomalies).toEqual([{ provider: 'srs', at: NOW, streams: 50, turnedViolating: 50, share: 1, minShare: 0.3, minStreams: 20 }]);
     expect(new Set(outcomes(plans))).toEqual(new Set(['unknown']));
     for (const p of plans) {
       expect(p.sides.p1.next.episode).toBeNull();
       expect(p.sides.p1.next.anomalies).toEqual(anomalies);
-      expect(p.sides.p1.sample.telemetry.find((t) => t.channel.startsWith('srs:'))).toMatchObject({ unknownReason: 'systemic_anomaly', detail: { readFps: '0' } });
+      expect(p.sides.p1.sample.telemetry.find((t) => t.channel.startsWith('srs:'))).toMatchObject({
+        unknownReason: 'systemic_anomaly',
+        detail: { readFps: '0' },
+      });
     }
   });
 
   it('with the guard off the same readings open an episode on every side', () => {
     const list = matches(25);
-    const { plans, anomalies } = planBehindGuard(list, telemetry(list, () => 0), NOW, { ...ON, enabled: false }, plan);
+    const { plans, anomalies } = guarded(
+      list,
+      telemetry(list, () => 0),
+      { ...ON, enabled: false },
+    );
     expect(anomalies).toEqual([]);
     expect(new Set(outcomes(plans))).toEqual(new Set(['violating']));
     expect(plans.every((p) => p.sides.p1.next.episode?.state === 'open' && p.sides.p1.next.anomalies === undefined)).toBe(true);
@@ -252,7 +303,10 @@ describe('planBehindGuard (the policy chain behind the guard)', () => {
 
   it('a single real violator among 25 healthy matches is still judged (episode opened, nothing set aside)', () => {
     const list = matches(25);
-    const { plans, anomalies } = planBehindGuard(list, telemetry(list, (c) => (c === 'srs:live/a7' ? 12 : 60)), NOW, ON, plan);
+    const { plans, anomalies } = guarded(
+      list,
+      telemetry(list, (c) => (c === 'srs:live/a7' ? 12 : 60)),
+    );
     expect(anomalies).toEqual([]);
     const violator = plans[7]?.sides.p1;
     expect(violator?.check.violations).toEqual(['FPS_BELOW_MIN']);
@@ -264,7 +318,7 @@ describe('planBehindGuard (the policy chain behind the guard)', () => {
     const list = matches(25);
     const t = telemetry(list, () => 0);
     t.set('twitch:b3', { channel: 'twitch:b3', live: true, title: 'no id here', fps: 'unknown', bitrateKbps: 'unknown', observedAt: NOW });
-    const { plans, anomalies } = planBehindGuard(list, t, NOW, ON, plan);
+    const { plans, anomalies } = guarded(list, t);
     expect(anomalies.map((a) => a.provider)).toEqual(['srs']);
     expect(plans[3]?.sides.p2.check).toMatchObject({ outcome: 'violating', violations: ['TITLE_MISSING_MATCH_ID'] });
     expect(plans[3]?.sides.p2.next.episode?.state).toBe('open');

@@ -150,7 +150,16 @@ export function recordAnomalies(grace: SideGrace, anomalies: readonly ProviderAn
 
 /** What the guard needs of a match plan: each side's previous state, this sweep's sample and its check. */
 export interface GuardablePlan {
-  readonly sides: Readonly<Record<Side, { readonly prev: SideGrace; readonly sample: Pick<SideSample, 'channels'>; readonly check: Pick<SampleCheck, 'outcome' | 'violations'> }>>;
+  readonly sides: Readonly<
+    Record<
+      Side,
+      {
+        readonly prev: SideGrace;
+        readonly sample: Pick<SideSample, 'channels'>;
+        readonly check: Pick<SampleCheck, 'outcome' | 'violations'>;
+      }
+    >
+  >;
 }
 
 /**

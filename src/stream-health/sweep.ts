@@ -75,7 +75,9 @@ async function sweepMatches(run: Run, mine: readonly ActiveMatch[]): Promise<voi
 
   const at = ctx.clock.now();
   const planOptions = { minFps: ctx.settings.minFps, minBitrateKbps: ctx.settings.minBitrateKbps, grace: ctx.grace };
-  const { plans, anomalies } = planBehindGuard(mine, telemetry, at, ctx.anomalyGuard, (m, t, found) => planMatch(m, t, at, planOptions, found));
+  const { plans, anomalies } = planBehindGuard(mine, telemetry, at, ctx.anomalyGuard, (m, t, found) =>
+    planMatch(m, t, at, planOptions, found),
+  );
   reportAnomalies(run, anomalies);
   for (const p of plans) logReopened(p, run.logger);
   const { quiet, eventful } = splitPlans(plans);
@@ -129,8 +131,16 @@ function reportAnomalies(run: Run, anomalies: readonly ProviderAnomaly[]): void 
   for (const a of anomalies) {
     run.ctx.metrics.streamAnomalies.inc({ provider: a.provider });
     run.logger.error(
-      { reason: 'SYSTEMIC_TELEMETRY_ANOMALY', provider: a.provider, streams: a.streams, turnedViolating: a.turnedViolating, share: a.share, minShare: a.minShare, minStreams: a.minStreams },
-      'alert: a large share of one provider\'s streams turned violating at once; its readings are set aside this sweep (grace clocks paused)',
+      {
+        reason: 'SYSTEMIC_TELEMETRY_ANOMALY',
+        provider: a.provider,
+        streams: a.streams,
+        turnedViolating: a.turnedViolating,
+        share: a.share,
+        minShare: a.minShare,
+        minStreams: a.minStreams,
+      },
+      "alert: a large share of one provider's streams turned violating at once; its readings are set aside this sweep (grace clocks paused)",
     );
   }
 }

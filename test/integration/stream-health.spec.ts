@@ -9,7 +9,7 @@ import { ManualClock } from '../../src/infra/clock.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { Metrics } from '../../src/observability/metrics.js';
 import { sign } from '../../src/security/signer.js';
-import { LAST_SWEEP_KEY, StreamHealthWorker, type SweepReport, type SweepTracePoint } from '../../src/stream-health/stream-health.worker.js';
+import { LAST_SWEEP_KEY, StreamHealthWorker, type StreamHealthSettings, type SweepReport, type SweepTracePoint } from '../../src/stream-health/stream-health.worker.js';
 import { telemetryProvidersFromConfig } from '../../src/integrations/telemetry-providers.js';
 import { FakeSrs } from '../fakes/srs.js';
 import { FakeTwitchHelix } from '../fakes/twitch-helix.js';
@@ -167,6 +167,21 @@ function goOffline(p: Player) {
 function comeBack(p: Player, title: string) {
   twitch.setChannel(p.login, { live: true, title });
   srs.publish('live', p.stream, { fps: 60, kbps: 6000 });
+}
+
+/** An in-process "instance" of the worker on the service's database, KV store and fakes (its own providers). */
+function inProcessWorker(instanceId: string, settings: Partial<StreamHealthSettings>, trace?: (point: SweepTracePoint) => void) {
+  return new StreamHealthWorker({
+    db: service.services.db,
+    kv: service.services.kv,
+    clock,
+    logger: createLogger('silent'),
+    metrics: new Metrics(),
+    providers: telemetryProvidersFromConfig(service.services.config, { clock, logger: createLogger('silent'), metrics: new Metrics() }),
+    settings: { minFps: 30, minBitrateKbps: 2500, graceMs: GRACE, checkEveryMs: CHECK, ...settings },
+    instanceId,
+    ...(trace ? { trace } : {}),
+  });
 }
 
 async function view(m: TestMatch) {
@@ -572,17 +587,7 @@ describe('StreamHealthWorker on real PostgreSQL, Redis and Kafka with the Twitch
         throw new Error('worker killed before commit');
       }
     };
-    const doomed = new StreamHealthWorker({
-      db: service.services.db,
-      kv: service.services.kv,
-      clock,
-      logger: createLogger('silent'),
-      metrics: new Metrics(),
-      providers: telemetryProvidersFromConfig(service.services.config, { clock, logger: createLogger('silent'), metrics: new Metrics() }),
-      settings: { minFps: 30, minBitrateKbps: 2500, graceMs: GRACE, checkEveryMs: CHECK, concurrency: 1 },
-      instanceId: 'doomed',
-      trace,
-    });
+    const doomed = inProcessWorker('doomed', { concurrency: 1 }, trace);
     const sweepAll = () => service.services.streamHealth.sweep();
     await sweepAll();
     for (let i = 0; i < 2; i++) {
@@ -749,16 +754,7 @@ describe('Fairness under bad telemetry (issue 8): no scripted provider fault pro
 
   it('the same fault with the guard off opens an episode on every side and disputes every match (what the guard prevents)', async () => {
     const list = await liveMatches('off');
-    const unguarded = new StreamHealthWorker({
-      db: service.services.db,
-      kv: service.services.kv,
-      clock,
-      logger: createLogger('silent'),
-      metrics: new Metrics(),
-      providers: telemetryProvidersFromConfig(service.services.config, { clock, logger: createLogger('silent'), metrics: new Metrics() }),
-      settings: { minFps: 30, minBitrateKbps: 2500, graceMs: GRACE, checkEveryMs: CHECK, anomalyGuard: { enabled: false, minShare: 0.3, minStreams: 20 } },
-      instanceId: 'unguarded',
-    });
+    const unguarded = inProcessWorker('unguarded', { anomalyGuard: { enabled: false, minShare: 0.3, minStreams: 20 } });
     try {
       await unguarded.sweep(); // its own SRS provider needs a first sample
       for (const m of list) for (const p of [m.p1, m.p2]) srs.unpublish('live', p.stream);

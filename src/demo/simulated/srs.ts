@@ -118,16 +118,17 @@ export class FakeSrs {
   /** Starts (or resumes) publishing `app/name`; returns the stream id. */
   publish(app: string, name: string, options: PublishOptions): string {
     const existing = this.find(app, name, options.vhost);
+    const encoder = {
+      active: true,
+      video: options.video ?? true,
+      audio: options.audio ?? true,
+      fps: options.fps,
+      audioFps: options.audioFps ?? AAC_44K_FPS,
+      kbps: options.kbps,
+    };
     if (existing) {
       this.settle(existing);
-      Object.assign(existing, {
-        active: true,
-        video: options.video ?? true,
-        audio: options.audio ?? true,
-        fps: options.fps,
-        audioFps: options.audioFps ?? AAC_44K_FPS,
-        kbps: options.kbps,
-      });
+      Object.assign(existing, encoder);
       return existing.id;
     }
     const stream: FakeStream = {
@@ -135,12 +136,7 @@ export class FakeSrs {
       vhost: options.vhost ?? '__defaultVhost__',
       app,
       name,
-      active: true,
-      video: options.video ?? true,
-      audio: options.audio ?? true,
-      fps: options.fps,
-      audioFps: options.audioFps ?? AAC_44K_FPS,
-      kbps: options.kbps,
+      ...encoder,
       frames: 0,
       audioFrames: 0,
       stuck: false,
@@ -289,7 +285,8 @@ export class FakeSrs {
     }
     if (fault?.kind === 'code') {
       entry.status = 200;
-      return this.json(res, { code: fault.code });
+      this.json(res, { code: fault.code });
+      return;
     }
     if (url.pathname === '/api/v1/versions' || url.pathname === '/api/v1/versions/') {
       if (this.versionsStatus !== null) {
@@ -299,7 +296,8 @@ export class FakeSrs {
       }
       const [major, minor, revision] = this.version;
       entry.status = 200;
-      return this.json(res, { code: 0, server: 'vid-fakesrv', service: 'fake0001', pid: '1', data: { major, minor, revision, version: `${major}.${minor}.${revision}` } });
+      this.answer(res, { data: { major, minor, revision, version: `${major}.${minor}.${revision}` } });
+      return;
     }
     if (url.pathname !== '/api/v1/streams' && url.pathname !== '/api/v1/streams/') {
       entry.status = 404;
@@ -320,14 +318,12 @@ export class FakeSrs {
     if (!frozen) for (const s of all) this.settle(s);
     const liveMs = (frozen ? frozen.at : this.clock.now()) + this.clockSkewMs;
     entry.status = 200;
-    this.json(res, {
-      code: 0,
-      server: 'vid-fakesrv',
-      service: 'fake0001',
-      pid: '1',
-      total: all.length,
-      streams: all.slice(start, start + count).map((s) => this.dump(s, liveMs)),
-    });
+    this.answer(res, { total: all.length, streams: all.slice(start, start + count).map((s) => this.dump(s, liveMs)) });
+  }
+
+  /** A success answer with SRS's common fields (srs_app_http_api.cpp: code, server, service, pid). */
+  private answer(res: ServerResponse, fields: Record<string, unknown>): void {
+    this.json(res, { code: 0, server: 'vid-fakesrv', service: 'fake0001', pid: '1', ...fields });
   }
 
   private dump(s: FakeStream, liveMs: number) {

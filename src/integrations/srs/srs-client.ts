@@ -278,14 +278,14 @@ export class SrsTelemetryProvider implements TelemetryProvider {
 
     const stale = this.staleListing(listing.streams, askedAt, at);
     if (stale) return unknownAll(stale);
-    const counting = listing.streams.some((s) => s.publish?.active === true && s.video_frames === undefined)
+    const release = listing.streams.some((s) => s.publish?.active === true && s.video_frames === undefined)
       ? await this.releaseOf(listing.service)
       : null;
 
     const readings = new Map<string, Reading>();
     const byKey = new Map<string, SrsStream[]>();
     for (const s of listing.streams) {
-      if (s.publish?.active === true) readings.set(s.id, this.read(s, counting, at));
+      if (s.publish?.active === true) readings.set(s.id, this.read(s, release, at));
       const key = `${s.app}/${s.name}`;
       byKey.set(key, [...(byKey.get(key) ?? []), s]);
     }
