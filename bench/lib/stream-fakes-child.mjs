@@ -47,6 +47,7 @@ function publishMany(fake, names) {
       frames: 0,
       audioFrames: 0,
       stuck: false,
+      protocol: 'rtmp',
       updatedAt: clock.now(),
       recvBytes: 0,
       cid: id.toString(16).padStart(8, '0'),

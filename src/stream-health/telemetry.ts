@@ -33,6 +33,8 @@ export type TelemetryUnknownReason =
   | 'frames_include_audio'
   /** Which SRS version wrote `frames` (video only, or audio too) could not be read. */
   | 'version_unknown'
+  /** SRS < 7.0.117 counts frames of RTMP publishers only: an SRT / WebRTC publisher's `frames` stays 0. */
+  | 'frames_not_counted'
   /** The systemic-anomaly guard set this sweep's readings of the provider aside (see policy.ts, guardSystemicAnomaly). */
   | 'systemic_anomaly'
   | 'window_too_short'

@@ -41,11 +41,11 @@ async function list(query = 'start=0&count=100'): Promise<Page> {
 
 describe('FakeSrs per SRS version', () => {
   it.each([
-    ['5.0.213', { frames: 200 }],
-    ['6.0.184', { frames: 200 }],
-    ['7.0.121', { frames: 200 }],
-    // 7.0.122+ (#4559): frames = video + audio; 10 s of AAC 44.1 kHz is 430 frames.
-    ['7.0.143', { frames: 630, video_frames: 200, audio_frames: 430 }],
+    ['5.0.213', { frames: 201 }],
+    ['6.0.184', { frames: 201 }],
+    ['7.0.121', { frames: 201 }],
+    // 1 for the video sequence header, then 20 fps. 7.0.122+ (#4559): frames = video + audio (10 s of AAC 44.1 kHz: 430).
+    ['7.0.143', { frames: 631, video_frames: 201, audio_frames: 430 }],
   ] as const)('SRS %s serves its `frames` shape and its version', async (version, shape) => {
     const fake = await FakeSrs.start({ clock, version });
     try {
@@ -79,8 +79,8 @@ describe('FakeSrs /api/v1/streams', () => {
     srs.thaw();
     const live = (await list()).streams ?? [];
     expect(live.map((s) => [s.name, s.frames, s.live_ms])).toEqual([
-      ['alice', 1200, clock.now()],
-      ['bob', 0, clock.now()],
+      ['alice', 1201, clock.now()],
+      ['bob', 1, clock.now()],
     ]);
   });
 
@@ -103,7 +103,7 @@ describe('FakeSrs /api/v1/streams', () => {
       id,
       app: 'live',
       name: 'alice',
-      frames: 600,
+      frames: 601, // the sequence header, then 60 fps
       live_ms: clock.now(),
       kbps: { recv_30s: 6000 },
       publish: { active: true },
@@ -111,7 +111,7 @@ describe('FakeSrs /api/v1/streams', () => {
     });
     srs.set('live', 'alice', { fps: 25 });
     clock.advance(10_000);
-    expect((await list()).streams?.[0]?.frames).toBe(850);
+    expect((await list()).streams?.[0]?.frames).toBe(851);
   });
 
   it('unpublish keeps the object (inactive, video null, frames frozen); remove drops it', async () => {
@@ -119,7 +119,7 @@ describe('FakeSrs /api/v1/streams', () => {
     clock.advance(10_000);
     srs.unpublish('live', 'alice');
     clock.advance(10_000);
-    expect((await list()).streams?.[0]).toMatchObject({ frames: 300, publish: { active: false }, video: null, kbps: { recv_30s: 0 } });
+    expect((await list()).streams?.[0]).toMatchObject({ frames: 301, publish: { active: false }, video: null, kbps: { recv_30s: 0 } });
     srs.remove('live', 'alice');
     expect(await list()).toMatchObject({ total: 0, streams: [] });
   });

@@ -10,7 +10,9 @@
  *   SRS 5.x, 6.x and 7.0 before 7.0.122: `frames` = cumulative video frames. SRS 7.0.122 and later (#4559):
  *   `frames` = video + audio frames, plus `video_frames` and `audio_frames` (docs/stream-health.md, "SRS versions").
  * - `{code: 0, server, service, pid, data: {major, minor, revision, version}}` for the versions endpoint.
- * - frames grow at the scripted FPS along the injected clock while publishing; unpublish keeps the stream
+ * - frames grow at the scripted FPS along the injected clock while publishing, after one for the video sequence
+ *   header (SRS's receive thread counts every video message); before 7.0.117 only RTMP publishers are counted
+ *   (an SRT or WebRTC publisher's `frames` stays 0); unpublish keeps the stream
  *   object (active false, video null) until `remove`; `restart` gives it a new id and a zero counter.
  * - `freeze()`: from then on every answer is the snapshot taken at that moment, byte for byte (what a cache in
  *   front of the API or a stuck SRS worker serves) until `thaw()`.
@@ -38,6 +40,8 @@ export interface PublishOptions {
   audio?: boolean;
   /** Audio frames per second (default 44100 / 1024: AAC at 44.1 kHz). */
   audioFps?: number;
+  /** How the encoder publishes (default rtmp). SRS counts SRT frames from 7.0.117 and WebRTC frames from 7.0.118 only. */
+  protocol?: 'rtmp' | 'srt' | 'webrtc';
 }
 
 /** The SRS release the fake answers as; its `frames` field follows that release (see the header). */
@@ -61,6 +65,7 @@ interface FakeStream {
   audioFrames: number;
   /** Statistics no longer updated (a stuck SRS worker), while the clock and listing go on. */
   stuck: boolean;
+  protocol: 'rtmp' | 'srt' | 'webrtc';
   updatedAt: number;
   recvBytes: number;
   cid: string;
@@ -125,10 +130,12 @@ export class FakeSrs {
       fps: options.fps,
       audioFps: options.audioFps ?? AAC_44K_FPS,
       kbps: options.kbps,
+      protocol: options.protocol ?? 'rtmp',
     };
     if (existing) {
       this.settle(existing);
       Object.assign(existing, encoder);
+      this.sequenceHeader(existing);
       return existing.id;
     }
     const stream: FakeStream = {
@@ -144,6 +151,7 @@ export class FakeSrs {
       recvBytes: 0,
       cid: randomBytes(4).toString('hex'),
     };
+    this.sequenceHeader(stream);
     this.streams.set(stream.id, stream);
     return stream.id;
   }
@@ -202,6 +210,18 @@ export class FakeSrs {
     this.frozen = null;
   }
 
+  /** A (re)publish starts with the video sequence header: SRS's receive thread counts it as a video frame. */
+  private sequenceHeader(s: FakeStream): void {
+    if (s.video && this.countsFrames(s)) s.frames += 1;
+  }
+
+  /** SRS before 7.0.117 / 7.0.118 counts the frames of RTMP publishers only (docs/stream-health.md, "SRS versions"). */
+  private countsFrames(s: FakeStream): boolean {
+    const [major, minor, revision] = this.version;
+    const since = s.protocol === 'srt' ? 117 : s.protocol === 'webrtc' ? 118 : 0;
+    return s.protocol === 'rtmp' || major > 7 || (major === 7 && (minor > 0 || revision >= since));
+  }
+
   /** Whether `frames` counts audio too (SRS 7.0.122 and later, which also report video_frames/audio_frames). */
   get framesIncludeAudio(): boolean {
     const [major, minor, revision] = this.version;
@@ -245,8 +265,8 @@ export class FakeSrs {
     const now = this.clock.now();
     const dt = Math.max(0, now - s.updatedAt) / 1000;
     if (s.active && !s.stuck) {
-      if (s.video) s.frames += s.fps * dt;
-      if (s.audio) s.audioFrames += s.audioFps * dt;
+      if (s.video && this.countsFrames(s)) s.frames += s.fps * dt;
+      if (s.audio && this.countsFrames(s)) s.audioFrames += s.audioFps * dt;
       s.recvBytes += (s.kbps * 1000 * dt) / 8;
     }
     s.updatedAt = now;

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FakeSrs } from '../../demo/simulated/srs.js';
+import { FakeSrs, type PublishOptions, type SrsVersion } from '../../demo/simulated/srs.js';
 import { ManualClock } from '../../infra/clock.js';
 import { Metrics } from '../../observability/metrics.js';
 import { UNKNOWN } from '../../stream-health/telemetry.js';
@@ -43,7 +43,7 @@ describe('SrsTelemetryProvider over real HTTP', () => {
     expect(first.get(ALICE)).toMatchObject({ live: true, title: 'unknown', fps: 'unknown', bitrateKbps: 6000, unknownReason: 'first_sample' });
     clock.advance(30_000);
     const second = (await p.fetch([ALICE])).get(ALICE);
-    expect(second).toMatchObject({ live: true, fps: 60, bitrateKbps: 6000, detail: { frames: 1800 } });
+    expect(second).toMatchObject({ live: true, fps: 60, bitrateKbps: 6000, detail: { frames: 1801 } });
     expect(second?.unknownReason).toBeUndefined();
         srs.set('live', 'alice', { fps: 24, kbps: 2400 });
     clock.advance(30_000);
@@ -265,11 +265,11 @@ describe('SrsTelemetryProvider: stale telemetry (issue 8)', () => {
 });
 
 describe('SrsTelemetryProvider: frame counters per SRS version (issue 8)', () => {
-  async function fpsOn(version: '5.0.213' | '6.0.184' | '7.0.121' | '7.0.143', setup: (fake: FakeSrs) => void = () => {}) {
+  async function fpsOn(version: SrsVersion, setup: (fake: FakeSrs) => void = () => {}, encoder: PublishOptions = { fps: 20, kbps: 3000 }) {
     const fake = await FakeSrs.start({ clock, version });
     try {
       setup(fake);
-      fake.publish('live', 'alice', { fps: 20, kbps: 3000 });
+      fake.publish('live', 'alice', encoder);
       const p = new SrsTelemetryProvider(new SrsClient({ baseUrl: fake.url, timeoutMs: TIMEOUT_MS }), clock, { checkEveryMs: 30_000 });
       await p.fetch([ALICE]);
       clock.advance(30_000);
@@ -285,12 +285,22 @@ describe('SrsTelemetryProvider: frame counters per SRS version (issue 8)', () =>
 
   it('SRS 7.0.143: `frames` counts audio too → FPS from `video_frames`, 20 and not ~63', async () => {
     const t = await fpsOn('7.0.143');
-    expect(t).toMatchObject({ live: true, fps: 20, detail: { videoFrames: 600 } });
+    expect(t).toMatchObject({ live: true, fps: 20, detail: { videoFrames: 601 } });
     expect(t?.detail?.frames).toBeGreaterThan(1800); // 600 video + ~1292 audio frames
   });
 
   it('SRS 7.0.143 without `video_frames` (stripped by a proxy) → FPS unknown, never derived from audio+video', async () => {
     expect(await fpsOn('7.0.143', (f) => (f.stripFrameDetail = true))).toMatchObject({ live: true, fps: 'unknown', bitrateKbps: 3000, unknownReason: 'frames_include_audio' });
+  });
+
+  it('SRS 6.0.184, an SRT publisher (frames never counted) → FPS unknown, never 0; on 7.0.143 it is measured', async () => {
+    const srt: PublishOptions = { fps: 20, kbps: 3000, protocol: 'srt' };
+    expect(await fpsOn('6.0.184', undefined, srt)).toMatchObject({ live: true, fps: 'unknown', bitrateKbps: 3000, unknownReason: 'frames_not_counted' });
+    expect(await fpsOn('7.0.143', undefined, srt)).toMatchObject({ live: true, fps: 20 });
+  });
+
+  it('an RTMP publisher whose video stalls from the start (only the sequence header counted) reads 0 FPS: a real violation', async () => {
+    expect(await fpsOn('6.0.184', undefined, { fps: 0, kbps: 3000 })).toMatchObject({ live: true, fps: 0 });
   });
 
   it('version unreadable and no `video_frames` → FPS unknown (version_unknown)', async () => {

@@ -36,6 +36,8 @@ const streamSchema = z.object({
   video_frames: z.number().optional(),
   audio_frames: z.number().optional(),
   recv_bytes: z.number().optional(),
+  /** null while SRS has seen no video sequence header of the publisher. */
+  video: z.unknown().optional(),
   kbps: z.object({ recv_30s: z.number() }).optional(),
   publish: z.object({ active: z.boolean(), cid: z.string().optional() }).optional(),
 });
@@ -419,6 +421,7 @@ export class SrsTelemetryProvider implements TelemetryProvider {
       else if (frozenCounters(baseline, current)) reading = { unknown: 'counters_frozen', bitrateToo: true };
       else if (typeof counter === 'string') reading = { unknown: counter };
       else if (baseline.videoFrames === null) reading = { unknown: 'first_sample' };
+      else if (framesNotCounted(stream, baseline, current)) reading = { unknown: 'frames_not_counted' };
       else reading = { fps: ((counter - baseline.videoFrames) * 1000) / (current.serverMs - baseline.serverMs) };
     }
     samples = [...samples.filter((s) => at - s.localMs <= this.maxAgeMs), current].slice(-HISTORY_PER_STREAM);
@@ -433,6 +436,16 @@ export class SrsTelemetryProvider implements TelemetryProvider {
       if (!last || at - last.localMs > this.maxAgeMs) this.history.delete(id);
     }
   }
+}
+
+/**
+ * SRS counts `frames` in the RTMP publisher's loop only before 7.0.117 (SRT) / 7.0.118 (WebRTC); there the video
+ * sequence header alone counts one frame. So a counter still at 0 while SRS knows the video codec (`video` set)
+ * and bytes arrive is a publisher whose frames SRS does not count, not a stream without frames.
+ */
+function framesNotCounted(stream: SrsStream, prev: FrameSample, current: FrameSample): boolean {
+  const bytesGrew = prev.recvBytes !== null && current.recvBytes !== null && current.recvBytes > prev.recvBytes;
+  return stream.video_frames === undefined && prev.videoFrames === 0 && current.videoFrames === 0 && bytesGrew && stream.video !== null && stream.video !== undefined;
 }
 
 /**
