@@ -9,7 +9,9 @@
  * verdict on those sides shows it. A single real violator among healthy streams stays far below the threshold
  * and is judged as usual; so is a violation read through another provider. Explained in docs/stream-health.md.
  */
-import type { SampleCheck, Side, SideGrace, ViolationCode } from './policy.js';
+import type { ProviderAnomaly, SampleCheck, Side, SideGrace, ViolationCode } from './policy.js';
+
+export type { ProviderAnomaly } from './policy.js';
 import { channelRole, parseChannel, unknownTelemetry, type ChannelTelemetry, type SideSample } from './telemetry.js';
 
 export interface AnomalyGuardOptions {
@@ -31,20 +33,6 @@ export interface GuardedSide {
   readonly wasHealthy: boolean;
   /** Providers whose readings made this sample violating; empty when it is not violating. */
   readonly violatingThrough: readonly string[];
-}
-
-/** A provider whose readings were set aside in one sweep. Kept on each side it touched (SideGrace.anomalies). */
-export interface ProviderAnomaly {
-  readonly provider: string;
-  /** Sweep time (ms). */
-  readonly at: number;
-  /** Sides read through the provider in the sweep. */
-  readonly streams: number;
-  /** Of those, sides that were healthy and turned violating through this provider's readings. */
-  readonly turnedViolating: number;
-  readonly share: number;
-  readonly minShare: number;
-  readonly minStreams: number;
 }
 
 /**

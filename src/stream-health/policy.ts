@@ -8,7 +8,6 @@
  * same or an older sample is a no-op, so redelivery and duplicate ticks are harmless.
  * The rules are explained for operators and players in docs/stream-health.md.
  */
-import type { ProviderAnomaly } from './anomaly-guard.js';
 import { UNKNOWN, type SideSample, type Unknown } from './telemetry.js';
 
 export type Side = 'p1' | 'p2';
@@ -93,8 +92,7 @@ export function checkSample(sample: CheckableSample, options: CheckOptions): Sam
   if (bitrate === 'violation') violations.push('BITRATE_BELOW_MIN');
 
   const all = [live, title, fps, bitrate];
-  const outcome: SampleOutcome =
-    violations.length > 0 ? 'violating' : all.every((c) => c === 'ok') ? 'healthy' : 'unknown';
+  const outcome: SampleOutcome = violations.length > 0 ? 'violating' : all.every((c) => c === 'ok') ? 'healthy' : 'unknown';
   return { live, title, fps, bitrate, outcome, violations };
 }
 
@@ -129,6 +127,20 @@ export interface GraceEpisode {
   readonly closedAt: number | null;
   /** Time of the violating sample at which the grace ran out. */
   readonly verdictAt: number | null;
+}
+
+/** A provider whose readings were set aside in one sweep. Kept on each side it touched (SideGrace.anomalies); found by anomaly-guard.ts. */
+export interface ProviderAnomaly {
+  readonly provider: string;
+  /** Sweep time (ms). */
+  readonly at: number;
+  /** Sides read through the provider in the sweep. */
+  readonly streams: number;
+  /** Of those, sides that were healthy and turned violating through this provider's readings. */
+  readonly turnedViolating: number;
+  readonly share: number;
+  readonly minShare: number;
+  readonly minStreams: number;
 }
 
 /** Everything the policy remembers about one side between sweeps. Persist it as is. */
