@@ -45,7 +45,7 @@ export async function buildServices(config: Config, overrides: ServiceOverrides 
   const logger = overrides.logger ?? createLogger(config.LOG_LEVEL, { instanceId: config.instanceId });
   const metrics = overrides.metrics ?? new Metrics({ defaultMetrics: true });
 
-  const database = await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR });
+  const database = await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR, queryTimeoutMs: config.DB_QUERY_TIMEOUT_MS });
   const migration = await migrateToLatest(database.db);
   logger.info({ database: database.kind, applied: migration.applied }, 'database ready');
 

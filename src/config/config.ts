@@ -132,6 +132,8 @@ export const configSchema = z.object({
   DATA_DIR: z.string().default('.data'),
   REDIS_URL: optionalString,
   REDIS_KEY_PREFIX: z.string().default(''),
+  // Bound on every PostgreSQL statement (server side) and query round trip (client side): a hung database answers 503.
+  DB_QUERY_TIMEOUT_MS: ms(5_000),
   KAFKA_BROKERS: brokers,
   KAFKA_GROUP_ID: z.string().min(1).default('flocknode-workers'),
   KAFKA_CLIENT_ID: z.string().min(1).default('flocknode-workers'),

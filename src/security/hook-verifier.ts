@@ -10,6 +10,7 @@
  */
 import { createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { Clock } from '../infra/clock.js';
+import { OUTAGE_RETRY_AFTER_S } from '../infra/outage.js';
 import type { KeyValueStore } from '../infra/kv/kv-store.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -138,7 +139,7 @@ export interface VerificationFailure {
   readonly reason: HmacFailureReason | 'RATE_LIMITED';
   /** For 429: the reason the request itself failed. For header failures: the header's name. */
   readonly detail?: string;
-  /** For 429: when the failure window ends. */
+  /** For 429: when the window ends; for 503: when to try again. */
   readonly retryAfterMs?: number;
   readonly requestId: string;
 }
@@ -388,6 +389,18 @@ export class HookVerifier {
     };
   }
 
+  /**
+   * Gives a verified call's nonce back after its effect failed, so the identical retry is accepted rather than
+   * reported as a replay. Best effort: with the store down the nonce stays spent (and the call was answered 503).
+   */
+  async releaseNonce(hook: Pick<VerifiedHook, 'keyId' | 'nonce' | 'requestId'>): Promise<void> {
+    try {
+      await this.deps.kv.del(nonceKey(hook.keyId, hook.nonce));
+    } catch (err) {
+      this.deps.logger?.warn({ requestId: hook.requestId, keyId: hook.keyId, errName: (err as Error)?.name }, 'hook nonce could not be given back');
+    }
+  }
+
   private checkMedia(request: HookRequest): { status: 400 | 413 | 415; reason: HmacFailureReason } | null {
     const encoding = declared(request, 'content-encoding', request.contentEncoding);
     if (encoding.repeated || (encoding.value !== undefined && encoding.value.trim().toLowerCase() !== 'identity')) {
@@ -430,7 +443,7 @@ export class HookVerifier {
       'hmac verification: key-value store unavailable, failing closed',
     );
     this.deps.metrics?.hmacVerifications.inc({ result: 'rejected', reason: 'STORE_UNAVAILABLE', route: ctx.route });
-    return { ok: false, status: 503, reason: 'STORE_UNAVAILABLE', requestId: ctx.requestId };
+    return { ok: false, status: 503, reason: 'STORE_UNAVAILABLE', retryAfterMs: OUTAGE_RETRY_AFTER_S * 1000, requestId: ctx.requestId };
   }
 
   /**
