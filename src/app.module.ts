@@ -131,6 +131,7 @@ export async function buildServices(config: Config, overrides: ServiceOverrides 
   // --- end provisioning wiring ---
   const matches = wireMatches({ db: database.db, clock, onOutboxWrite: () => relay.nudge() });
   const hookSignals = wireHooks({ db: database.db, clock, logger, readiness: provisioning, onOutboxWrite: () => relay.nudge() });
+  scheduler.register({ name: 'hmac-key-prune', everyMs: 60 * 60 * 1000, run: async () => void (await security.keys.pruneExpired()) });
 
   // --- stream health wiring (StreamHealthWorker, its providers and scheduled sweeps) ---
   const providers = telemetryProvidersFromConfig(config, { clock, logger, metrics });

@@ -2,13 +2,15 @@
  * HMAC key ids, per-key secrets and the issuance records behind them (hmac-v1.md "Keys and secrets").
  *
  * A key's secret is never stored: it is derived on demand from the master secret of its kind and the key id.
- * Redis holds only the issuance record at `hmac:secret:<keyId>` (the seed's key name), which is what makes a key
- * valid: issued, not revoked, inside its time window.
+ * The issuance record is what makes a key valid (issued, not revoked, inside its time window). It lives in
+ * PostgreSQL (`hmac_keys`) and is cached in Redis at `hmac:secret:<keyId>` (the seed's key name), so a Redis
+ * restart without persistence loses nothing: the next lookup reads the row and fills the cache again.
  */
 import { createHmac } from 'node:crypto';
 import { z } from 'zod';
 import type { Clock } from '../infra/clock.js';
 import type { KeyValueStore } from '../infra/kv/kv-store.js';
+import type { KeyRecordStore } from './key.repository.js';
 import { KEY_ID_PATTERN, parseKeyId, type KeyIdParts, type KeyPrefix } from './signer.js';
 
 export { KEY_ID_PATTERN, parseKeyId, type KeyIdParts };
@@ -110,7 +112,13 @@ export interface KeyDirectory {
 }
 
 export interface KeyServiceOptions {
+  /** Cache of the records (and, without `records`, their only home). */
   kv: KeyValueStore;
+  /**
+   * The durable records (PostgreSQL). The composition root always passes it; without it records live only in the
+   * key-value store, which unit tests of the verifier and the benchmarks use.
+   */
+  records?: KeyRecordStore;
   clock: Clock;
   /** OVERLAY_MASTER_SECRET; overlay keys cannot be issued or verified without it. */
   overlayMasterSecret: string | undefined;
@@ -181,11 +189,12 @@ export class KeyService implements KeyDirectory {
         expiresAt: issuedAt + ttlMs,
         revoked: false,
       };
-      const written = await kv.set(keyRecordKey(keyId), JSON.stringify(record), {
-        nx: true,
-        px: this.recordTtl(record.expiresAt),
-      });
-      if (!written) continue;
+      if (this.options.records) {
+        if (!(await this.options.records.insert(record))) continue;
+        await this.cacheQuietly(record);
+      } else if (!(await kv.set(keyRecordKey(keyId), JSON.stringify(record), { nx: true, px: this.recordTtl(record.expiresAt) }))) {
+        continue;
+      }
       return {
         keyId,
         secret: encodeSecret(deriveSecret(master, keyId)),
@@ -203,8 +212,17 @@ export class KeyService implements KeyDirectory {
    * @returns false when no such key exists (never issued, or already gone).
    */
   async revoke(keyId: string): Promise<boolean> {
-    const { kv, clock } = this.options;
+    const { kv, clock, records } = this.options;
     this.cache.delete(keyId);
+    if (records) {
+      if (!parseKeyId(keyId)) return false;
+      const revoked = await records.revoke(keyId, clock.now());
+      if (!revoked) return false;
+      // The cache must learn it too (a failure here throws: the caller retries, or every instance keeps accepting).
+      await kv.set(keyRecordKey(keyId), JSON.stringify(revoked), { px: this.recordTtl(revoked.expiresAt) });
+      this.cache.delete(keyId);
+      return true;
+    }
     const record = await this.fetch(keyId);
     if (!record) return false;
     if (record.revoked) return true;
@@ -249,12 +267,37 @@ export class KeyService implements KeyDirectory {
     return Math.max(1, expiresAt - this.options.clock.now() + this.options.maxSkewMs + RECORD_GRACE_MS);
   }
 
-  /** Reads and validates a record; a record that does not describe this key id counts as absent. */
+  /** Deletes durable records of keys that expired more than a day ago; returns how many (0 without `records`). */
+  async pruneExpired(): Promise<number> {
+    return (await this.options.records?.pruneExpired(this.options.clock.now() - 24 * 60 * 60 * 1000)) ?? 0;
+  }
+
+  /** Fills the cache; a failure is left to the next lookup, which reads the durable record again. */
+  private async cacheQuietly(record: KeyRecord): Promise<void> {
+    try {
+      await this.options.kv.set(keyRecordKey(record.keyId), JSON.stringify(record), { px: this.recordTtl(record.expiresAt) });
+    } catch {
+      // The record is durable; the cache is only a cache.
+    }
+  }
+
+  /** The cached record, else the durable one (which then fills the cache); null when there is none or it is gone. */
   private async fetch(keyId: string): Promise<KeyRecord | null> {
     const parts = parseKeyId(keyId);
     if (!parts) return null;
+    const cached = await this.fetchCached(keyId, parts);
+    if (cached !== undefined || !this.options.records) return cached ?? null;
+    const record = await this.options.records.find(keyId);
+    // Past the point where the cache entry would have expired, the key is as gone as in the cache.
+    if (!record || this.recordTtl(record.expiresAt) <= 1) return null;
+    await this.cacheQuietly(record);
+    return record;
+  }
+
+  /** Reads and validates a cached record: undefined when there is none, null when it does not describe this key id. */
+  private async fetchCached(keyId: string, parts: KeyIdParts): Promise<KeyRecord | null | undefined> {
     const raw = await this.options.kv.get(keyRecordKey(keyId));
-    if (raw === null) return null;
+    if (raw === null) return undefined;
     let data: unknown;
     try {
       data = JSON.parse(raw);
