@@ -241,6 +241,7 @@ export async function startService(config: Config, overrides: ServiceOverrides =
         ['scheduler', () => services.scheduler.stop()],
         ['stream-health', () => services.streamHealth.stop()],
         ['provisioning', () => services.provisioning.stop()],
+        ['hmac-replay-summaries', () => services.hookVerifier.flushReplaySummaries()],
         ['relay', () => services.relay.stop()],
         ['outbox-listener', () => services.stopOutboxListener()],
         // Publish what the drained work wrote. Embedded: input rows wait in the outbox for the next start.

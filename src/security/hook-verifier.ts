@@ -173,13 +173,29 @@ export interface ReplayDetectedEvent {
 }
 
 /**
+ * Replays of one key that arrived past the failure budget (answered 429), summed over one failure window: the
+ * detection is never dropped, only the per-request event is (→ one `replay.attack.detected` with `summary: true`).
+ */
+export interface ReplaySummaryEvent {
+  readonly keyId: string;
+  readonly matchId: string;
+  readonly route: HookRoute;
+  readonly count: number;
+  readonly firstAt: number;
+  readonly lastAt: number;
+  /** Up to 10 distinct client addresses the replays came from. */
+  readonly remoteAddresses: readonly string[];
+}
+
+/**
  * Where security events go (the composition root wires it to the outbox). Called at most `failureLimit` times per
  * address or key id per window; errors it throws are logged and never change the answer. A replay is reported
- * through `onReplayDetected` only.
+ * through `onReplayDetected`, or, past the failure budget, summed into `onReplaysSummarized`.
  */
 export interface SecurityEventSink {
   onVerificationFailed(event: VerificationFailedEvent): void | Promise<void>;
   onReplayDetected(event: ReplayDetectedEvent): void | Promise<void>;
+  onReplaysSummarized(summary: ReplaySummaryEvent): void | Promise<void>;
 }
 
 export interface HookVerifierSettings {
@@ -195,6 +211,10 @@ export interface HookVerifierSettings {
   readonly failureLimit?: number;
   /** Length of the failure-counting window (default 60 000 ms). */
   readonly failureWindowMs?: number;
+  /** Valid calls per key id per budget window before further calls are answered 429 (HMAC_KEY_BUDGET, default 300). */
+  readonly keyBudget?: number;
+  /** Length of the per-key budget window (HMAC_KEY_BUDGET_WINDOW_MS, default 10 000 ms). */
+  readonly keyBudgetWindowMs?: number;
 }
 
 export interface HookVerifierDeps {
@@ -214,12 +234,18 @@ export function verifierSettingsFromConfig(config: {
   MAX_BODY_BYTES: number;
   HMAC_ALLOWED_CIDRS: readonly string[];
   TRUST_PROXY: readonly string[];
+  HMAC_FAILURE_LIMIT_PER_MIN: number;
+  HMAC_KEY_BUDGET: number;
+  HMAC_KEY_BUDGET_WINDOW_MS: number;
 }): HookVerifierSettings {
   return {
     maxSkewMs: config.MAX_SKEW_MS,
     maxBodyBytes: config.MAX_BODY_BYTES,
     allowedCidrs: config.HMAC_ALLOWED_CIDRS,
     trustProxy: config.TRUST_PROXY,
+    failureLimit: config.HMAC_FAILURE_LIMIT_PER_MIN,
+    keyBudget: config.HMAC_KEY_BUDGET,
+    keyBudgetWindowMs: config.HMAC_KEY_BUDGET_WINDOW_MS,
   };
 }
 
@@ -234,6 +260,19 @@ export function nonceKey(keyId: string, nonce: string): string {
 
 const DEFAULT_FAILURE_LIMIT = 20;
 const DEFAULT_FAILURE_WINDOW_MS = 60_000;
+const DEFAULT_KEY_BUDGET = 300;
+const DEFAULT_KEY_BUDGET_WINDOW_MS = 10_000;
+const MAX_SUMMARY_ADDRESSES = 10;
+
+interface ReplayTally {
+  readonly keyId: string;
+  readonly matchId: string;
+  readonly route: HookRoute;
+  count: number;
+  readonly firstAt: number;
+  lastAt: number;
+  readonly remoteAddresses: Set<string>;
+}
 
 /** What is known about a request so far, for reporting a failure. */
 interface Context {
@@ -253,6 +292,11 @@ export class HookVerifier {
   private readonly trustedProxies: CidrList;
   private readonly failureLimit: number;
   private readonly failureWindowMs: number;
+  private readonly keyBudget: number;
+  private readonly keyBudgetWindowMs: number;
+  /** Replays past the failure budget, per key id, until the next summary. */
+  private readonly suppressedReplays = new Map<string, ReplayTally>();
+  private summaryTimer: NodeJS.Timeout | undefined;
   /** Used for the dummy HMAC on key failures, so every key failure costs the same as a real check. */
   private readonly dummyKey = randomBytes(32);
 
@@ -261,6 +305,8 @@ export class HookVerifier {
     this.trustedProxies = new CidrList(deps.settings.trustProxy);
     this.failureLimit = deps.settings.failureLimit ?? DEFAULT_FAILURE_LIMIT;
     this.failureWindowMs = deps.settings.failureWindowMs ?? DEFAULT_FAILURE_WINDOW_MS;
+    this.keyBudget = deps.settings.keyBudget ?? DEFAULT_KEY_BUDGET;
+    this.keyBudgetWindowMs = deps.settings.keyBudgetWindowMs ?? DEFAULT_KEY_BUDGET_WINDOW_MS;
   }
 
   async verify(request: HookRequest): Promise<VerificationResult> {
@@ -348,12 +394,31 @@ export class HookVerifier {
       return this.reject(ctx, 401, 'SIGNATURE_MISMATCH');
     }
 
-    // 8. Spend the nonce, last: only a fully valid request can burn one. No store → fail closed.
+    // 8. Spend the nonce, last: only a fully valid request can burn one. No store → fail closed. The key's budget
+    // of valid calls is counted in the same round trip; a replay takes its count back, an over-budget call its nonce.
+    const now = clock.now();
+    const budgetWindow = Math.floor(now / this.keyBudgetWindowMs);
+    const budgetKey = `hmac:budget:${keyId}:${budgetWindow}`;
     let fresh: boolean;
+    let used: number;
     try {
-      fresh = await this.deps.kv.set(nonceKey(keyId, nonce), '1', { nx: true, px: nonceTtlMs(settings.maxSkewMs) });
+      [fresh, used] = await Promise.all([
+        this.deps.kv.set(nonceKey(keyId, nonce), '1', { nx: true, px: nonceTtlMs(settings.maxSkewMs) }),
+        this.deps.kv.incr(budgetKey),
+      ]);
+      if (used === 1) await this.deps.kv.pexpire(budgetKey, this.keyBudgetWindowMs + 1_000);
+      if (!fresh) await this.deps.kv.incr(budgetKey, -1);
+      else if (used > this.keyBudget) await this.deps.kv.del(nonceKey(keyId, nonce));
     } catch (err) {
       return this.unavailable(ctx, err);
+    }
+    if (fresh && used > this.keyBudget) {
+      this.deps.metrics?.hmacVerifications.inc({ result: 'rate_limited', reason: 'KEY_BUDGET_EXCEEDED', route: ctx.route });
+      if (used === this.keyBudget + 1) {
+        this.deps.logger?.warn({ requestId: ctx.requestId, route: ctx.route, keyId, matchId: key.matchId, budget: this.keyBudget }, 'hook key over its call budget');
+      }
+      const windowEnd = (budgetWindow + 1) * this.keyBudgetWindowMs;
+      return { ok: false, status: 429, reason: 'RATE_LIMITED', detail: 'KEY_BUDGET_EXCEEDED', retryAfterMs: windowEnd - now, requestId: ctx.requestId };
     }
     if (!fresh) {
       const replay: ReplayDetectedEvent = {
@@ -387,6 +452,45 @@ export class HookVerifier {
       remoteAddress: ctx.remoteAddress,
       requestId: ctx.requestId,
     };
+  }
+
+  /**
+   * Publishes one summary per key id of the replays answered 429 since the last summary (runs by itself one failure
+   * window after the first such replay, and at shutdown). Returns how many summaries were published.
+   */
+  async flushReplaySummaries(): Promise<number> {
+    clearTimeout(this.summaryTimer);
+    this.summaryTimer = undefined;
+    const tallies = [...this.suppressedReplays.values()];
+    this.suppressedReplays.clear();
+    for (const t of tallies) {
+      const summary: ReplaySummaryEvent = {
+        keyId: t.keyId,
+        matchId: t.matchId,
+        route: t.route,
+        count: t.count,
+        firstAt: t.firstAt,
+        lastAt: t.lastAt,
+        remoteAddresses: [...t.remoteAddresses],
+      };
+      this.deps.logger?.warn({ ...summary, reason: 'REPLAY' }, 'replayed hook requests past the failure budget');
+      await this.emit(() => this.deps.sink?.onReplaysSummarized(summary));
+    }
+    return tallies.length;
+  }
+
+  /** Counts a replay whose own event was rate-limited away; the summary reports it later. */
+  private tallyReplay(ctx: Context, now: number): void {
+    const keyId = ctx.keyId as string;
+    let tally = this.suppressedReplays.get(keyId);
+    if (!tally) {
+      tally = { keyId, matchId: ctx.matchId as string, route: ctx.route, count: 0, firstAt: now, lastAt: now, remoteAddresses: new Set() };
+      this.suppressedReplays.set(keyId, tally);
+    }
+    tally.count++;
+    tally.lastAt = now;
+    if (tally.remoteAddresses.size < MAX_SUMMARY_ADDRESSES) tally.remoteAddresses.add(ctx.remoteAddress);
+    this.summaryTimer ??= setTimeout(() => void this.flushReplaySummaries(), this.failureWindowMs).unref();
   }
 
   /**
@@ -464,6 +568,7 @@ export class HookVerifier {
     const route = ctx.route;
     if (limited && status !== 403) {
       this.deps.metrics?.hmacVerifications.inc({ result: 'rate_limited', reason, route });
+      if (reason === 'REPLAY' && ctx.keyId !== undefined && ctx.matchId !== undefined) this.tallyReplay(ctx, now);
       const windowEnd = (Math.floor(now / this.failureWindowMs) + 1) * this.failureWindowMs;
       return { ok: false, status: 429, reason: 'RATE_LIMITED', detail: reason, retryAfterMs: windowEnd - now, requestId: ctx.requestId };
     }

@@ -30,7 +30,7 @@ export function wireSecurity(w: SecurityWiring): Security {
     keys,
     kv,
     clock,
-    settings: { ...verifierSettingsFromConfig(config), failureLimit: config.HMAC_FAILURE_LIMIT_PER_MIN },
+    settings: verifierSettingsFromConfig(config),
     metrics,
     sink: new OutboxSecurityEventSink(w.db, clock, log, w.onOutboxWrite),
     logger: log,

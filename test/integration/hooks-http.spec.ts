@@ -525,6 +525,31 @@ describe('HmacGuard over real HTTP', () => {
       expect(statuses.slice(5)).toEqual([429, 429, 429]);
       const good = signed(key.keyId, key.secret, progress(m), clock.now());
       expect((await post(OVERLAY, headerPairs(good.headers), good.body, limited)).status).toBe(202);
+
+      // A replay past the failure budget is answered 429 but still recorded: summed into one summary event.
+      for (let i = 0; i < 3; i++) expect((await post(OVERLAY, headerPairs(good.headers), good.body, limited)).status).toBe(429);
+      expect(await limited.services.hookVerifier.flushReplaySummaries()).toBe(1);
+      const replays = await limited.services.db.selectFrom('outbox').select('payload').where('topic', '=', Topics.replayAttackDetected).execute();
+      expect(replays.map((r) => r.payload)).toEqual([expect.objectContaining({ keyId: key.keyId, summary: true, count: 3 })]);
+    });
+
+    it('a key over its budget of valid calls is answered 429 with Retry-After; other keys still pass', async () => {
+      const budgeted = await startInstance({ HMAC_KEY_BUDGET: '3', HMAC_KEY_BUDGET_WINDOW_MS: '60000' });
+      const m = await newMatch(budgeted);
+      const key = await issue(budgeted, m, 'overlay');
+      const other = await issue(budgeted, m, 'overlay');
+      const statuses: number[] = [];
+      let last: RawResponse | undefined;
+      for (let i = 0; i < 5; i++) {
+        const c = signed(key.keyId, key.secret, progress(m), clock.now());
+        last = await post(OVERLAY, headerPairs(c.headers), c.body, budgeted);
+        statuses.push(last.status);
+      }
+      expect(statuses).toEqual([202, 202, 202, 429, 429]);
+      expect(Number(last!.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+      expect(Number(last!.headers['retry-after'])).toBeLessThanOrEqual(60);
+      const o = signed(other.keyId, other.secret, progress(m), clock.now());
+      expect((await post(OVERLAY, headerPairs(o.headers), o.body, budgeted)).status).toBe(202);
     });
   });
 
