@@ -90,7 +90,7 @@ async function main() {
     kv,
     clock,
     metrics: new Metrics(),
-    settings: { maxSkewMs: SKEW_MS, maxBodyBytes: 65_536, allowedCidrs: ['127.0.0.1/32', '::1/128'], trustProxy: [], failureLimit: 1_000_000 },
+    settings: { maxSkewMs: SKEW_MS, maxBodyBytes: 65_536, allowedCidrs: ['127.0.0.1/32', '::1/128'], trustProxy: [], failureLimit: 1_000_000, keyBudget: 1_000_000_000 },
   });
   const matchId = 'bench-hmac-0001';
   const key = await keys.issue({ matchId, kind: 'overlay' });

@@ -1,8 +1,13 @@
 import { describe, expect, it } from 'vitest';
+import { canonicalizeStrictJson } from '../security/strict-jcs.js';
 import { parseStrictJson, type JsonObject } from '../security/strict-json.js';
-import { readHookCall } from './hook-call.policy.js';
+import { readHookCall, type HookCallFacts } from './hook-call.policy.js';
 
-const body = (text: string) => parseStrictJson(text) as JsonObject;
+/** The facts of a body as the verifier hands them over. */
+function body(text: string): HookCallFacts {
+  const parsed = canonicalizeStrictJson(text);
+  return { hasNul: parsed.hasNul, fields: parsed.top, body: parseStrictJson(text) as JsonObject };
+}
 
 describe('readHookCall', () => {
   it('reads seq when it is a 32-bit integer, and null when absent or null', () => {

@@ -6,15 +6,22 @@ export type HookCallProblem = 'BODY_NOT_STORABLE' | 'SEQ_INVALID';
 
 export type HookCallReading = { readonly ok: true; readonly seq: number | null } | { readonly ok: false; readonly reason: HookCallProblem; readonly field: string };
 
+/** What the policy reads of a verified call (see VerifiedHook). */
+export interface HookCallFacts {
+  readonly hasNul: boolean;
+  readonly fields: Readonly<Record<string, unknown>>;
+  /** Read only to name the field holding a NUL. */
+  readonly body: JsonObject;
+}
+
 /**
  * Reads what the service stores of a verified hook body. The signature proves who sent it, not that PostgreSQL
  * can hold it: NUL in any string or key, and a `seq` that is not a 32-bit integer (the column's range), are refused.
  */
-export function readHookCall(body: JsonObject): HookCallReading {
-  const nul = findNul(body);
-  if (nul) return { ok: false, reason: 'BODY_NOT_STORABLE', field: describePath('body', nul) };
-  if (!Object.hasOwn(body, 'seq')) return { ok: true, seq: null };
-  const seq = body.seq;
+export function readHookCall(call: HookCallFacts): HookCallReading {
+  if (call.hasNul) return { ok: false, reason: 'BODY_NOT_STORABLE', field: describePath('body', findNul(call.body) ?? []) };
+  if (!Object.hasOwn(call.fields, 'seq')) return { ok: true, seq: null };
+  const seq = call.fields.seq;
   if (seq === null) return { ok: true, seq: null };
   if (!isInt4(seq)) return { ok: false, reason: 'SEQ_INVALID', field: 'body.seq' };
   return { ok: true, seq };

@@ -32,7 +32,7 @@ export class HookSignalsService {
 
   /** @throws HookCallRejected when the body cannot be stored (NUL, a `seq` outside the column's range). */
   async apply(hook: VerifiedHook): Promise<HookOutcome> {
-    const call = readHookCall(hook.body);
+    const call = readHookCall(hook);
     if (!call.ok) throw new HookCallRejected(call.reason, call.field);
     const log = this.deps.logger.child({ requestId: hook.requestId, matchId: hook.matchId, keyId: hook.keyId, hookType: hook.type });
     if (hook.kind === 'admin') {
@@ -73,7 +73,7 @@ export class HookSignalsService {
           // A call that violates the overlay rules is kept for review but never counts as evidence of play.
           type: reason ? `violation:${hook.type}` : hook.type,
           seq,
-          body: JSON.stringify(hook.body),
+          body: hook.canonicalBody,
           received_at: new Date(now),
         })
         .onConflict((oc) => oc.column('request_id').doNothing())

@@ -429,10 +429,12 @@ describe('HookVerifier: binding', () => {
     expect(result.ok).toBe(true);
     if (!result.ok) return;
     expect(Object.getPrototypeOf(result.body)).toBeNull();
-    expect(Object.keys(result.body)).toEqual(['type', 'matchId', '__proto__', 'constructor', 'toJSON']);
+    // Built from the signed canonical text, so members come in canonical (UTF-16) order.
+    expect(Object.keys(result.body)).toEqual(['__proto__', 'constructor', 'matchId', 'toJSON', 'type']);
     expect((result.body as Record<string, unknown>)['isAdmin']).toBeUndefined();
     expect(({} as Record<string, unknown>)['isAdmin']).toBeUndefined();
-    expect(JSON.stringify(result.body)).toBe(body);
+    expect(JSON.stringify(result.body)).toBe(result.canonicalBody);
+    expect(result.canonicalBody).toBe('{"__proto__":{"isAdmin":true},"constructor":{"prototype":{"x":1}},"matchId":"m-123","toJSON":7,"type":"overlay.heartbeat"}');
   });
 });
 

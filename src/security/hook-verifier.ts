@@ -15,7 +15,6 @@ import type { KeyValueStore } from '../infra/kv/kv-store.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { CidrList, resolveClientAddress } from './cidr.js';
-import { canonicalize } from './jcs.js';
 import { kindOfPrefix, type KeyDirectory, type KeyKind, type KeyRecord } from './keys.js';
 import {
   HEADER_KEY_ID,
@@ -28,14 +27,54 @@ import {
   TS_PATTERN,
   canonicalString,
   hmacDigest,
+  checkBinding,
   parseKeyId,
-  readBodyBinding,
   type KeyPrefix,
 } from './signer.js';
-import { StrictJsonError, parseStrictJson, type JsonObject, type JsonValue, type StrictJsonReason } from './strict-json.js';
+import { CONTAINER, canonicalizeStrictJson, type CanonicalJson, type TopValue } from './strict-jcs.js';
+import { StrictJsonError, parseStrictJson, type JsonObject, type StrictJsonReason } from './strict-json.js';
+
+export { CONTAINER, type TopValue };
 
 /** The two hook routes (SPEC §5). */
 export type HookRoute = 'admin' | 'overlay';
+
+/** A verified call whose `body` tree is built only when someone reads it (the hot path never does). */
+class LazyVerifiedHook implements VerifiedHook {
+  readonly ok = true as const;
+  readonly keyId: string;
+  readonly kind: KeyKind;
+  readonly matchId: string;
+  readonly type: string;
+  readonly canonicalBody: string;
+  readonly fields: Readonly<Record<string, TopValue>>;
+  readonly hasNul: boolean;
+  readonly ts: number;
+  readonly nonce: string;
+  readonly remoteAddress: string;
+  readonly requestId: string;
+  #body: JsonObject | undefined;
+
+  constructor(parts: Omit<VerifiedHook, 'ok' | 'body'>) {
+    this.keyId = parts.keyId;
+    this.kind = parts.kind;
+    this.matchId = parts.matchId;
+    this.type = parts.type;
+    this.canonicalBody = parts.canonicalBody;
+    this.fields = parts.fields;
+    this.hasNul = parts.hasNul;
+    this.ts = parts.ts;
+    this.nonce = parts.nonce;
+    this.remoteAddress = parts.remoteAddress;
+    this.requestId = parts.requestId;
+  }
+
+  get body(): JsonObject {
+    return (this.#body ??= parseStrictJson(this.canonicalBody) as JsonObject);
+  }
+}
+
+const EMPTY_BODY = Buffer.alloc(0);
 
 /** Which keys and body types each route takes. */
 export interface RoutePolicy {
@@ -125,8 +164,17 @@ export interface VerifiedHook {
   readonly kind: KeyKind;
   readonly matchId: string;
   readonly type: string;
-  /** The verified body, deeply frozen, objects with a null prototype. Never re-parse the raw body. */
+  /**
+   * The verified body, deeply frozen, objects with a null prototype. Built on first use from `canonicalBody` (the
+   * signed text) by the strict parser; never re-parse the raw body.
+   */
   readonly body: JsonObject;
+  /** RFC 8785 form of the body: exactly what was signed, and valid JSON to store. */
+  readonly canonicalBody: string;
+  /** The body's members whose values are scalars (containers as {@link CONTAINER}); null prototype. */
+  readonly fields: Readonly<Record<string, TopValue>>;
+  /** Some string or member name in the body holds U+0000. */
+  readonly hasNul: boolean;
   readonly ts: number;
   readonly nonce: string;
   readonly remoteAddress: string;
@@ -263,6 +311,7 @@ const DEFAULT_FAILURE_WINDOW_MS = 60_000;
 const DEFAULT_KEY_BUDGET = 300;
 const DEFAULT_KEY_BUDGET_WINDOW_MS = 10_000;
 const MAX_SUMMARY_ADDRESSES = 10;
+const MAX_MEMOISED_PEERS = 4096;
 
 interface ReplayTally {
   readonly keyId: string;
@@ -294,6 +343,8 @@ export class HookVerifier {
   private readonly failureWindowMs: number;
   private readonly keyBudget: number;
   private readonly keyBudgetWindowMs: number;
+  /** Socket address → client address and allowlist decision (only without trusted proxies). */
+  private readonly peers = new Map<string, { ok: false } | { ok: true; address: string; allowed: boolean }>();
   /** Replays past the failure budget, per key id, until the next summary. */
   private readonly suppressedReplays = new Map<string, ReplayTally>();
   private summaryTimer: NodeJS.Timeout | undefined;
@@ -319,21 +370,21 @@ export class HookVerifier {
     };
 
     // 1. Network: the client address must be allowlisted.
-    const forwarded = headerValues(request.headers, 'x-forwarded-for');
-    const client = resolveClientAddress({ socketAddress: request.remoteAddress, forwardedFor: forwarded }, this.trustedProxies);
+    const index = new HeaderIndex(request.headers, request.rawHeaders);
+    const client = this.clientOf(request, index);
     if (!client.ok) return this.reject(ctx, 403, 'CLIENT_ADDRESS_UNKNOWN');
     ctx.remoteAddress = client.address;
     ctx.counterAddress = client.address;
-    if (!this.allowed.contains(client.address)) return this.reject(ctx, 403, 'ADDRESS_NOT_ALLOWED');
+    if (!client.allowed) return this.reject(ctx, 403, 'ADDRESS_NOT_ALLOWED');
 
     // 2. Media type and size, declared and actual. We never decompress: any content-coding is refused.
-    const media = this.checkMedia(request);
+    const media = this.checkMedia(request, index);
     if (media) return this.reject(ctx, media.status, media.reason);
 
     // 3. Header grammar: each of the four exactly once, each matching its pattern.
     const headers: Record<string, string> = {};
     for (const [name, pattern, malformed] of HEADER_RULES) {
-      const read = readSingleHeader(request, name);
+      const read = index.single(name);
       if (!read.ok) return this.reject(ctx, 401, read.reason, name);
       if (!pattern.test(read.value)) return this.reject(ctx, 401, malformed, name);
       headers[name] = read.value;
@@ -366,15 +417,15 @@ export class HookVerifier {
       return this.reject(ctx, 401, keyFailure ?? 'KEY_KIND_DISABLED');
     }
 
-    // 6. Strict I-JSON parse and JCS; then the body must be bound to this key and route.
-    let value: JsonValue;
+    // 6. Strict I-JSON parse and JCS in one pass (no tree); then the body must be bound to this key and route.
+    let parsed: CanonicalJson;
     try {
-      value = parseStrictJson(request.rawBody ?? Buffer.alloc(0));
+      parsed = canonicalizeStrictJson(request.rawBody ?? EMPTY_BODY);
     } catch (err) {
       if (err instanceof StrictJsonError) return this.reject(ctx, 400, `JSON_${err.reason}`);
       throw err;
     }
-    const binding = readBodyBinding(value);
+    const binding = checkBinding(parsed.isObject, parsed.top);
     if (!binding.ok) return this.reject(ctx, 400, binding.reason);
     if (binding.matchId !== key.matchId) return this.reject(ctx, 401, 'MATCH_ID_MISMATCH');
     if (!policy.types.has(binding.type)) return this.reject(ctx, 401, 'TYPE_NOT_ALLOWED');
@@ -384,7 +435,7 @@ export class HookVerifier {
       nonce,
       matchId: binding.matchId,
       type: binding.type,
-      canonicalBody: canonicalize(binding.body),
+      canonicalBody: parsed.canonical,
     });
 
     // 7. Signature: both sides as 32 raw bytes, compared in constant time.
@@ -440,18 +491,40 @@ export class HookVerifier {
       { requestId: ctx.requestId, route: ctx.route, keyId, matchId: key.matchId, type: binding.type, remoteAddress: ctx.remoteAddress },
       'hook request verified',
     );
-    return {
-      ok: true,
+    return new LazyVerifiedHook({
       keyId,
       kind: kindOfPrefix(key.prefix),
       matchId: key.matchId,
       type: binding.type,
-      body: binding.body,
+      canonicalBody: parsed.canonical,
+      fields: parsed.top,
+      hasNul: parsed.hasNul,
       ts,
       nonce,
       remoteAddress: ctx.remoteAddress,
       requestId: ctx.requestId,
-    };
+    });
+  }
+
+  /**
+   * The client address and whether it is allowlisted. Without trusted proxies it depends on the socket address
+   * alone, so the answer is memoised per peer (a few gateways send most calls; parsing addresses is not free).
+   */
+  private clientOf(request: HookRequest, index: HeaderIndex): { ok: false } | { ok: true; address: string; allowed: boolean } {
+    const peer = request.remoteAddress;
+    const memoisable = this.trustedProxies.isEmpty && peer !== undefined;
+    if (memoisable) {
+      const known = this.peers.get(peer);
+      if (known) return known;
+    }
+    const forwarded = index.all('x-forwarded-for');
+    const client = resolveClientAddress({ socketAddress: peer, forwardedFor: forwarded }, this.trustedProxies);
+    const result = client.ok ? { ok: true as const, address: client.address, allowed: this.allowed.contains(client.address) } : { ok: false as const };
+    if (memoisable) {
+      if (this.peers.size >= MAX_MEMOISED_PEERS) this.peers.clear();
+      this.peers.set(peer, result);
+    }
+    return result;
   }
 
   /**
@@ -505,17 +578,17 @@ export class HookVerifier {
     }
   }
 
-  private checkMedia(request: HookRequest): { status: 400 | 413 | 415; reason: HmacFailureReason } | null {
-    const encoding = declared(request, 'content-encoding', request.contentEncoding);
+  private checkMedia(request: HookRequest, index: HeaderIndex): { status: 400 | 413 | 415; reason: HmacFailureReason } | null {
+    const encoding = index.declared('content-encoding', request.contentEncoding);
     if (encoding.repeated || (encoding.value !== undefined && encoding.value.trim().toLowerCase() !== 'identity')) {
       return { status: 415, reason: 'CONTENT_ENCODING_UNSUPPORTED' };
     }
-    const type = declared(request, 'content-type', request.contentType);
+    const type = index.declared('content-type', request.contentType);
     if (type.repeated || !isJsonUtf8(type.value)) return { status: 415, reason: 'CONTENT_TYPE_UNSUPPORTED' };
 
     const { maxBodyBytes } = this.deps.settings;
     if (request.bodyTooLarge) return { status: 413, reason: 'BODY_TOO_LARGE' };
-    const length = declared(request, 'content-length', request.contentLength);
+    const length = index.declared('content-length', request.contentLength);
     if (length.repeated) return { status: 400, reason: 'CONTENT_LENGTH_INVALID' };
     if (length.value !== undefined) {
       if (!/^[0-9]{1,15}$/.test(length.value)) return { status: 400, reason: 'CONTENT_LENGTH_INVALID' };
@@ -630,44 +703,58 @@ const HEADER_RULES: readonly HeaderRule[] = [
   [HEADER_SIGNATURE, SIGNATURE_PATTERN, 'SIGNATURE_MALFORMED'],
 ];
 
-/** All values of a header, whatever the case of its name in the bag. */
-function headerValues(headers: HeaderBag, name: string): string[] {
-  const values: string[] = [];
-  for (const key of Object.keys(headers)) {
-    if (key.toLowerCase() !== name) continue;
-    const v = headers[key];
-    if (typeof v === 'string') values.push(v);
-    else if (Array.isArray(v)) values.push(...(v as readonly string[]));
+/** One request's headers, indexed once by lowercase name: values from the bag, occurrences from rawHeaders. */
+class HeaderIndex {
+  private readonly values = new Map<string, string[]>();
+  private readonly counts: Map<string, number> | undefined;
+
+  constructor(headers: HeaderBag, rawHeaders: readonly string[] | undefined) {
+    for (const key of Object.keys(headers)) {
+      const v = headers[key];
+      if (v === undefined) continue;
+      const name = key.toLowerCase();
+      const list = this.values.get(name) ?? [];
+      if (typeof v === 'string') list.push(v);
+      else if (Array.isArray(v)) list.push(...(v as readonly string[]));
+      this.values.set(name, list);
+    }
+    if (rawHeaders) {
+      this.counts = new Map();
+      for (let i = 0; i < rawHeaders.length; i += 2) {
+        const name = (rawHeaders[i] as string).toLowerCase();
+        this.counts.set(name, (this.counts.get(name) ?? 0) + 1);
+      }
+    }
   }
-  return values;
-}
 
-/** How often a header name occurs in Node's rawHeaders (undefined when rawHeaders was not given). */
-function rawCount(rawHeaders: readonly string[] | undefined, name: string): number | undefined {
-  if (!rawHeaders) return undefined;
-  let count = 0;
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    if ((rawHeaders[i] as string).toLowerCase() === name) count++;
+  /** All values of a header, whatever the case of its name in the bag. */
+  all(name: string): readonly string[] {
+    return this.values.get(name) ?? NO_VALUES;
   }
-  return count;
+
+  /** How often the header was sent (from rawHeaders when given, else from the bag). */
+  occurrences(name: string): number {
+    return this.counts ? (this.counts.get(name) ?? 0) : this.all(name).length;
+  }
+
+  /** A header that must appear exactly once. */
+  single(name: string): HeaderRead {
+    const values = this.all(name);
+    const occurrences = this.occurrences(name);
+    if (occurrences > 1 || values.length > 1) return { ok: false, reason: 'HEADER_REPEATED' };
+    const value = values[0];
+    if (occurrences === 0 || value === undefined) return { ok: false, reason: 'HEADER_MISSING' };
+    return { ok: true, value };
+  }
+
+  /** A declared header value (an explicit override wins), and whether the header was sent more than once. */
+  declared(name: string, override: string | undefined): { value: string | undefined; repeated: boolean } {
+    const values = this.all(name);
+    return { value: override ?? values[0], repeated: this.occurrences(name) > 1 || values.length > 1 };
+  }
 }
 
-/** A header that must appear exactly once (from rawHeaders when given, else from the header bag). */
-function readSingleHeader(request: HookRequest, name: string): HeaderRead {
-  const values = headerValues(request.headers, name);
-  const occurrences = rawCount(request.rawHeaders, name) ?? values.length;
-  if (occurrences > 1 || values.length > 1) return { ok: false, reason: 'HEADER_REPEATED' };
-  const value = values[0];
-  if (occurrences === 0 || value === undefined) return { ok: false, reason: 'HEADER_MISSING' };
-  return { ok: true, value };
-}
-
-/** A declared header value (an explicit override wins), and whether the header was sent more than once. */
-function declared(request: HookRequest, name: string, override: string | undefined): { value: string | undefined; repeated: boolean } {
-  const values = headerValues(request.headers, name);
-  const repeated = (rawCount(request.rawHeaders, name) ?? values.length) > 1 || values.length > 1;
-  return { value: override ?? values[0], repeated };
-}
+const NO_VALUES: readonly string[] = Object.freeze([]);
 
 /** `application/json`, optionally with `charset=utf-8` (any case, optionally quoted), and nothing else. */
 export function isJsonUtf8(contentType: string | undefined): boolean {

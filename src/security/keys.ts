@@ -6,7 +6,7 @@
  * PostgreSQL (`hmac_keys`) and is cached in Redis at `hmac:secret:<keyId>` (the seed's key name), so a Redis
  * restart without persistence loses nothing: the next lookup reads the row and fills the cache again.
  */
-import { createHmac } from 'node:crypto';
+import { createHmac, createSecretKey, type KeyObject } from 'node:crypto';
 import { z } from 'zod';
 import type { Clock } from '../infra/clock.js';
 import type { KeyValueStore } from '../infra/kv/kv-store.js';
@@ -47,7 +47,7 @@ export function formatKeyId(kind: KeyKind, matchId: string, issuedAt: number): s
 }
 
 /** `HMAC-SHA256(master, "flock-hmac-v1|" + keyId)`: the key's 32-byte secret. */
-export function deriveSecret(master: string | Uint8Array, keyId: string): Buffer {
+export function deriveSecret(master: string | Uint8Array | KeyObject, keyId: string): Buffer {
   const key = typeof master === 'string' ? Buffer.from(master, 'utf8') : master;
   return createHmac('sha256', key).update(DERIVATION_LABEL + keyId, 'utf8').digest();
 }
@@ -107,8 +107,11 @@ export class KeyServiceError extends Error {
 export interface KeyDirectory {
   /** The key's issuance record (cached at most `cacheTtlMs`), or null when it was never issued or has gone. */
   lookup(keyId: string): Promise<KeyRecord | null>;
-  /** The key's 32-byte secret, or null when the master secret of its kind is not configured. */
-  secretFor(keyId: string): Buffer | null;
+  /**
+   * The key's 32-byte secret as a KeyObject (HMAC with a KeyObject skips Node's per-call key preparation), or null
+   * when the master secret of its kind is not configured.
+   */
+  secretFor(keyId: string): KeyObject | null;
 }
 
 export interface KeyServiceOptions {
@@ -144,6 +147,8 @@ const ISSUE_ATTEMPTS = 5;
 interface CacheEntry {
   readonly record: KeyRecord;
   readonly until: number;
+  /** The derived secret, kept as long as the record (process memory only, as hmac-v1 allows). */
+  secret?: KeyObject;
 }
 
 /**
@@ -154,6 +159,7 @@ interface CacheEntry {
  */
 export class KeyService implements KeyDirectory {
   private readonly cache = new Map<string, CacheEntry>();
+  private readonly masterKeys = new Map<KeyKind, KeyObject>();
   private readonly cacheTtlMs: number;
   private readonly cacheMaxEntries: number;
 
@@ -247,11 +253,26 @@ export class KeyService implements KeyDirectory {
     return record;
   }
 
-  secretFor(keyId: string): Buffer | null {
+  secretFor(keyId: string): KeyObject | null {
+    const entry = this.cache.get(keyId);
+    if (entry?.secret) return entry.secret;
     const parts = parseKeyId(keyId);
     if (!parts) return null;
-    const master = this.masterFor(kindOfPrefix(parts.prefix));
-    return master === undefined ? null : deriveSecret(master, keyId);
+    const master = this.masterKeyFor(kindOfPrefix(parts.prefix));
+    if (master === undefined) return null;
+    const secret = createSecretKey(deriveSecret(master, keyId));
+    if (entry) entry.secret = secret;
+    return secret;
+  }
+
+  private masterKeyFor(kind: KeyKind): KeyObject | undefined {
+    const master = this.masterFor(kind);
+    if (master === undefined) return undefined;
+    const cached = this.masterKeys.get(kind);
+    if (cached) return cached;
+    const key = createSecretKey(Buffer.from(master, 'utf8'));
+    this.masterKeys.set(kind, key);
+    return key;
   }
 
   /** Drops a cached record (the revoking instance sees its own revocation at once). */
