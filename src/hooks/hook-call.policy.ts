@@ -4,7 +4,9 @@ import type { JsonObject } from '../security/strict-json.js';
 /** Why a verified hook body cannot be applied (answered 400 with this reason; the caller is authenticated). */
 export type HookCallProblem = 'BODY_NOT_STORABLE' | 'SEQ_INVALID';
 
-export type HookCallReading = { readonly ok: true; readonly seq: number | null } | { readonly ok: false; readonly reason: HookCallProblem; readonly field: string };
+export type HookCallReading =
+  | { readonly ok: true; readonly seq: number | null }
+  | { readonly ok: false; readonly reason: HookCallProblem; readonly field: string };
 
 /** What the policy reads of a verified call (see VerifiedHook). */
 export interface HookCallFacts {

@@ -6,9 +6,20 @@ export const OUTAGE_RETRY_AFTER_S = 2;
 /** SQLSTATE classes and codes that mean "the database cannot serve now", not "this statement is wrong". */
 const PG_OUTAGE_CODE = /^(08|53|57P0)|^57014$/;
 /** Socket errors of the pg driver or any other client. */
-const SOCKET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNABORTED']);
+const SOCKET_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ECONNABORTED',
+]);
 /** node-postgres reports a lost or never-made connection, and its own client-side timeouts, by message only. */
-const PG_DRIVER_MESSAGES = /^(Connection terminated|timeout exceeded when trying to connect|Query read timeout|Client has encountered a connection error|Cannot use a pool after calling end)/;
+const PG_DRIVER_MESSAGES =
+  /^(Connection terminated|timeout exceeded when trying to connect|Query read timeout|Client has encountered a connection error|Cannot use a pool after calling end)/;
 
 /**
  * True when `err` says a dependency (PostgreSQL, Redis) is unreachable, overloaded or timed out: the caller should

@@ -52,7 +52,10 @@ export class PgKeyRecords implements KeyRecordStore {
   }
 
   async pruneExpired(before: number): Promise<number> {
-    const result = await this.db.deleteFrom('hmac_keys').where('expires_at', '<', before as never).executeTakeFirst();
+    const result = await this.db
+      .deleteFrom('hmac_keys')
+      .where('expires_at', '<', before as never)
+      .executeTakeFirst();
     return Number(result.numDeletedRows);
   }
 

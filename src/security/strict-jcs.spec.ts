@@ -24,7 +24,39 @@ function fused(text: string | Uint8Array, numbers: NumberProfile): { canonical: 
 }
 
 /** Small edits that turn valid JSON into every kind of invalid (or differently valid) JSON. */
-const FRAGMENTS = ['"', '\\', '\\u', '\\u00', '\\ud800', '\\udc00', '\\u0000', ',', ':', '{', '}', '[', ']', '-', '0', '1e400', '1e-400', '9007199254740993', '1E30', '-0', '.5', '01', 'tru', 'null', ' ', '\u0001', '\ud800', '😂', '\ufeff', '"a":1', '{"a":1,"a":2}'];
+const FRAGMENTS = [
+  '"',
+  '\\',
+  '\\u',
+  '\\u00',
+  '\\ud800',
+  '\\udc00',
+  '\\u0000',
+  ',',
+  ':',
+  '{',
+  '}',
+  '[',
+  ']',
+  '-',
+  '0',
+  '1e400',
+  '1e-400',
+  '9007199254740993',
+  '1E30',
+  '-0',
+  '.5',
+  '01',
+  'tru',
+  'null',
+  ' ',
+  '\u0001',
+  '\ud800',
+  '😂',
+  '\ufeff',
+  '"a":1',
+  '{"a":1,"a":2}',
+];
 
 function mutate(rng: Rng, text: string): string {
   let out = text;
@@ -45,17 +77,20 @@ function mutate(rng: Rng, text: string): string {
 }
 
 describe('canonicalizeStrictJson ≡ canonicalize(parseStrictJson(…))', () => {
-  it.each(['safe-range', 'i-json'] as const)('same decision, same reason and offset, byte-identical output over generated JSON (%s)', (numbers) => {
-    const rng = new Rng(0x1c14 + numbers.length);
-    let accepted = 0;
-    for (let i = 0; i < 3000; i++) {
-      const text = spellJson(rng, randomJson(rng, 4, numbers === 'safe-range' ? randomSafeNumber : undefined));
-      const expected = reference(text, numbers);
-      if ('canonical' in expected) accepted++;
-      expect({ i, text, r: fused(text, numbers) }).toEqual({ i, text, r: expected });
-    }
-    expect(accepted).toBeGreaterThan(2500);
-  });
+  it.each(['safe-range', 'i-json'] as const)(
+    'same decision, same reason and offset, byte-identical output over generated JSON (%s)',
+    (numbers) => {
+      const rng = new Rng(0x1c14 + numbers.length);
+      let accepted = 0;
+      for (let i = 0; i < 3000; i++) {
+        const text = spellJson(rng, randomJson(rng, 4, numbers === 'safe-range' ? randomSafeNumber : undefined));
+        const expected = reference(text, numbers);
+        if ('canonical' in expected) accepted++;
+        expect({ i, text, r: fused(text, numbers) }).toEqual({ i, text, r: expected });
+      }
+      expect(accepted).toBeGreaterThan(2500);
+    },
+  );
 
   it('same decision, reason and offset, and output over mutated JSON (valid and invalid)', () => {
     const rng = new Rng(0xfa11);
@@ -68,7 +103,17 @@ describe('canonicalizeStrictJson ≡ canonicalize(parseStrictJson(…))', () => 
     }
     // The mutations must reach every way of failing, or the comparison proves little.
     expect([...outcomes].sort()).toEqual(
-      ['CONTROL_CHARACTER', 'DUPLICATE_KEY', 'EMPTY', 'LONE_SURROGATE', 'NUMBER_OUT_OF_RANGE', 'OK', 'SYNTAX', 'TRAILING_DATA', 'UNSAFE_INTEGER'].sort(),
+      [
+        'CONTROL_CHARACTER',
+        'DUPLICATE_KEY',
+        'EMPTY',
+        'LONE_SURROGATE',
+        'NUMBER_OUT_OF_RANGE',
+        'OK',
+        'SYNTAX',
+        'TRAILING_DATA',
+        'UNSAFE_INTEGER',
+      ].sort(),
     );
   });
 
@@ -97,7 +142,9 @@ describe('canonicalizeStrictJson ≡ canonicalize(parseStrictJson(…))', () => 
   });
 
   it('reports the root members that are scalars, containers as a marker, and whether any string or key holds NUL', () => {
-    const r = canonicalizeStrictJson('{"type":"overlay.heartbeat","matchId":"m\\u002d1","seq":7,"data":{"a":[1]},"n":null,"__proto__":true}');
+    const r = canonicalizeStrictJson(
+      '{"type":"overlay.heartbeat","matchId":"m\\u002d1","seq":7,"data":{"a":[1]},"n":null,"__proto__":true}',
+    );
     expect(Object.entries(r.top)).toEqual([
       ['type', 'overlay.heartbeat'],
       ['matchId', 'm-1'],

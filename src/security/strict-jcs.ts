@@ -11,7 +11,15 @@
  * U+0000, and the root object's members whose values are scalars (for the body binding and `seq`).
  */
 import { serializeString } from './jcs.js';
-import { MAX_JSON_DEPTH, StrictJsonError, decodeUtf8Strict, firstLoneSurrogate, type NumberProfile, type StrictJsonOptions, type StrictJsonReason } from './strict-json.js';
+import {
+  MAX_JSON_DEPTH,
+  StrictJsonError,
+  decodeUtf8Strict,
+  firstLoneSurrogate,
+  type NumberProfile,
+  type StrictJsonOptions,
+  type StrictJsonReason,
+} from './strict-json.js';
 
 /** A root-object member's value: scalars as themselves, containers as this marker. */
 export const CONTAINER: unique symbol = Symbol('container');
@@ -81,6 +89,7 @@ const CH_LBRACE = 0x7b;
 const CH_RBRACE = 0x7d;
 
 /** A backslash or a control character: what ends a string's fast path. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is what this expression is for
 const SPECIAL = /[\\\u0000-\u001f]/;
 
 /** Objects with more members than this use a Set for the duplicate check. */

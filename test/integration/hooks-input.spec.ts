@@ -75,11 +75,19 @@ describe('no generated input is answered 5xx', () => {
       for (let n = rng.int(3); n > 0; n--) body[rng.bool(0.3) ? `x\u0000${i}` : `f${n}`] = hostile(rng);
       const key = isAdmin ? admin : overlay;
       const call = signed(key.keyId, key.secret, body, Date.now());
-      const r = await rawRequest(service.url, { path: isAdmin ? '/v1/hooks/admin' : '/v1/overlay/events', headers: headerPairs(call.headers), body: call.body });
+      const r = await rawRequest(service.url, {
+        path: isAdmin ? '/v1/hooks/admin' : '/v1/overlay/events',
+        headers: headerPairs(call.headers),
+        body: call.body,
+      });
       seen.set(r.status, (seen.get(r.status) ?? 0) + 1);
       const storable = findNul(body) === null && (body.seq === undefined || body.seq === null || isInt4(body.seq));
       expect({ i, status: r.status, body: call.body }).toEqual({ i, status: storable ? 202 : 400, body: call.body });
-      if (!storable) expect(JSON.parse(r.body)).toMatchObject({ error: 'bad_request', reason: expect.stringMatching(/^(BODY_NOT_STORABLE|SEQ_INVALID)$/) });
+      if (!storable)
+        expect(JSON.parse(r.body)).toMatchObject({
+          error: 'bad_request',
+          reason: expect.stringMatching(/^(BODY_NOT_STORABLE|SEQ_INVALID)$/),
+        });
     }
     // The generator must actually produce both kinds of input, or this test proves nothing.
     expect(seen.get(202)).toBeGreaterThan(20);
@@ -91,11 +99,16 @@ describe('no generated input is answered 5xx', () => {
     const statuses = new Map<number, number>();
     for (let i = 0; i < 120; i++) {
       const matchId = randomName('fz-');
-      const body = structuredClone(matchBody(matchId)) as unknown as Record<string, any>;
+      type Player = { playerId: Json; streamChannels: Json[] };
+      const body = structuredClone(matchBody(matchId)) as unknown as {
+        players: Player[];
+        entryFee: Record<string, Json>;
+        [field: string]: unknown;
+      };
       const mutate = rng.int(6);
-      if (mutate === 0) body.players[rng.int(2)].playerId = `${randomString(rng, 3)}\u0000${randomString(rng, 3)}`;
+      if (mutate === 0) (body.players[rng.int(2)] as Player).playerId = `${randomString(rng, 3)}\u0000${randomString(rng, 3)}`;
       else if (mutate === 1) body.entryFee.amountCents = rng.pick(EDGE_INTEGERS);
-      else if (mutate === 2) body.players[rng.int(2)].streamChannels = [hostile(rng)];
+      else if (mutate === 2) (body.players[rng.int(2)] as Player).streamChannels = [hostile(rng)];
       else if (mutate === 3) body.entryFee.currency = rng.pick(['US\u0000', 'USD', randomString(rng, 3)]);
       else if (mutate === 4) body[`extra\u0000${i}`] = hostile(rng);
       else body.mode = hostile(rng);
@@ -104,7 +117,12 @@ describe('no generated input is answered 5xx', () => {
       expect({ i, route: 'PUT match', status: put.status < 500 }).toEqual({ i, route: 'PUT match', status: true });
       if (findNul(body)) expect(put.status).toBe(400);
 
-      const event: Record<string, Json> = { v: 'v1', eventId: `e-${randomName('')}`, matchId, panelServerId: rng.bool() ? rng.pick(EDGE_INTEGERS) : 7 };
+      const event: Record<string, Json> = {
+        v: 'v1',
+        eventId: `e-${randomName('')}`,
+        matchId,
+        panelServerId: rng.bool() ? rng.pick(EDGE_INTEGERS) : 7,
+      };
       for (let n = rng.int(3) + 1; n > 0; n--) event[rng.bool(0.4) ? `extra\u0000${n}` : `extra${n}`] = hostile(rng);
       const topic = rng.pick(['server.reserved', 'server.released', 'stream.health.check']);
       const post = await api('POST', `/v1/internal/events/${topic}`, event);
@@ -112,7 +130,11 @@ describe('no generated input is answered 5xx', () => {
       expect({ i, route: `POST ${topic}`, status: post.status < 500 }).toEqual({ i, route: `POST ${topic}`, status: true });
       if (findNul(event)) expect(post.status).toBe(400);
 
-      const key = await api('POST', '/v1/internal/keys', { matchId: rng.bool(0.3) ? `m\u0000${i}` : matchId, kind: rng.pick(['overlay', 'admin', 'x\u0000']), ...(rng.bool(0.3) ? { ttlMs: hostile(rng) } : {}) });
+      const key = await api('POST', '/v1/internal/keys', {
+        matchId: rng.bool(0.3) ? `m\u0000${i}` : matchId,
+        kind: rng.pick(['overlay', 'admin', 'x\u0000']),
+        ...(rng.bool(0.3) ? { ttlMs: hostile(rng) } : {}),
+      });
       expect({ i, route: 'POST key', status: key.status < 500 }).toEqual({ i, route: 'POST key', status: true });
       const revoke = await api('DELETE', `/v1/internal/keys/${encodeURIComponent(`ovl_${matchId}\u0000_1767225600000`)}`);
       expect(revoke.status).toBe(404);
