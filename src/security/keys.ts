@@ -154,8 +154,8 @@ interface CacheEntry {
 /**
  * Issues, revokes and looks up HMAC keys. Records live in the key-value store (shared by every instance); this
  * process keeps found records for at most 5 s, so a revocation is honoured everywhere within 5 s. Misses are not
- * cached (a key issued on another instance works at once, and random key ids cannot fill memory). Derived
- * secrets are not cached either: deriving one is a single HMAC, cheaper than the cache would be worth.
+ * cached (a key issued on another instance works at once, and random key ids cannot fill memory). A derived
+ * secret lives beside its cached record, as a KeyObject: Node prepares a Buffer key again on every createHmac.
  */
 export class KeyService implements KeyDirectory {
   private readonly cache = new Map<string, CacheEntry>();
