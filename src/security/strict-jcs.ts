@@ -13,6 +13,8 @@
 import { serializeString } from './jcs.js';
 import {
   MAX_JSON_DEPTH,
+  numberProblem,
+  scanNumber,
   StrictJsonError,
   decodeUtf8Strict,
   firstLoneSurrogate,
@@ -72,19 +74,14 @@ const CH_LF = 0x0a;
 const CH_CR = 0x0d;
 const CH_SPACE = 0x20;
 const CH_QUOTE = 0x22;
-const CH_PLUS = 0x2b;
 const CH_COMMA = 0x2c;
 const CH_MINUS = 0x2d;
-const CH_DOT = 0x2e;
 const CH_0 = 0x30;
-const CH_1 = 0x31;
 const CH_9 = 0x39;
 const CH_COLON = 0x3a;
-const CH_E_UPPER = 0x45;
 const CH_LBRACKET = 0x5b;
 const CH_BACKSLASH = 0x5c;
 const CH_RBRACKET = 0x5d;
-const CH_E_LOWER = 0x65;
 const CH_LBRACE = 0x7b;
 const CH_RBRACE = 0x7d;
 
@@ -317,33 +314,13 @@ class CanonicalParser {
   private readNumber(): string {
     const t = this.text;
     const start = this.pos;
-    let p = start;
-    if (t.charCodeAt(p) === CH_MINUS) p++;
-    const first = t.charCodeAt(p);
-    if (first === CH_0) p++;
-    else if (first >= CH_1 && first <= CH_9) p = this.skipDigits(p);
-    else this.fail('SYNTAX', 'invalid number', start);
-    let hasFraction = false;
-    let hasExponent = false;
-    if (t.charCodeAt(p) === CH_DOT) {
-      const after = this.skipDigits(p + 1);
-      if (after === p + 1) this.fail('SYNTAX', 'invalid number', start);
-      p = after;
-      hasFraction = true;
-    }
-    const e = t.charCodeAt(p);
-    if (e === CH_E_LOWER || e === CH_E_UPPER) {
-      p++;
-      const sign = t.charCodeAt(p);
-      if (sign === CH_PLUS || sign === CH_MINUS) p++;
-      const after = this.skipDigits(p);
-      if (after === p) this.fail('SYNTAX', 'invalid number', start);
-      p = after;
-      hasExponent = true;
-    }
+    const scanned = scanNumber(t, start);
+    if (scanned < 0) this.fail('SYNTAX', 'invalid number', start);
+    const p = scanned >> 1;
+    const integer = (scanned & 1) === 1;
     this.pos = p;
     // A short integer literal is its own ECMAScript form (the grammar has no leading zeros); only -0 differs.
-    if (!hasFraction && !hasExponent && p - start <= 15) {
+    if (integer && p - start <= 15) {
       let value = 0;
       const negative = t.charCodeAt(start) === CH_MINUS;
       for (let i = negative ? start + 1 : start; i < p; i++) value = value * 10 + (t.charCodeAt(i) - CH_0);
@@ -353,24 +330,9 @@ class CanonicalParser {
     const lexeme = t.slice(start, p);
     const value = Number(lexeme);
     this.scalar = value;
-    if (!Number.isFinite(value)) this.fail('NUMBER_OUT_OF_RANGE', 'number overflows a double', start);
-    if (value === 0 && /[1-9]/.test(mantissa(lexeme))) {
-      this.fail('NUMBER_OUT_OF_RANGE', 'non-zero number underflows to zero', start);
-    }
-    if (Math.abs(value) > Number.MAX_SAFE_INTEGER && (this.numbers === 'safe-range' || (!hasFraction && !hasExponent))) {
-      this.fail('UNSAFE_INTEGER', 'integer beyond ±(2^53−1)', start);
-    }
+    const problem = numberProblem(value, lexeme, integer, this.numbers);
+    if (problem) this.fail(problem[0], problem[1], start);
     return value === 0 ? '0' : String(value);
-  }
-
-  private skipDigits(p: number): number {
-    const t = this.text;
-    while (p < t.length) {
-      const c = t.charCodeAt(p);
-      if (c < CH_0 || c > CH_9) break;
-      p++;
-    }
-    return p;
   }
 
   private skipWhitespace(): void {
@@ -426,9 +388,4 @@ function hex4(s: string, p: number): number {
     v = v * 16 + d;
   }
   return v;
-}
-
-function mantissa(lexeme: string): string {
-  const e = lexeme.search(/[eE]/);
-  return e < 0 ? lexeme : lexeme.slice(0, e);
 }
