@@ -1,17 +1,6 @@
 import { type Kysely, sql } from 'kysely';
 import type { Database } from '../infra/db/schema.js';
-import type { KeyRecord } from './keys.js';
-
-/** Where issued key records live durably (PostgreSQL); the key-value store only caches them. */
-export interface KeyRecordStore {
-  /** Inserts a new record; false when the key id is already taken. */
-  insert(record: KeyRecord): Promise<boolean>;
-  find(keyId: string): Promise<KeyRecord | null>;
-  /** Marks the key revoked (the first revocation time stands); the updated record, or null when there is none. */
-  revoke(keyId: string, at: number): Promise<KeyRecord | null>;
-  /** Deletes records whose key expired before `before`; returns how many. */
-  pruneExpired(before: number): Promise<number>;
-}
+import type { KeyRecord, KeyRecordStore } from './keys.js';
 
 type Row = Awaited<ReturnType<PgKeyRecords['select']>>;
 

@@ -10,7 +10,6 @@ import { createHmac, createSecretKey, type KeyObject } from 'node:crypto';
 import { z } from 'zod';
 import type { Clock } from '../infra/clock.js';
 import type { KeyValueStore } from '../infra/kv/kv-store.js';
-import type { KeyRecordStore } from './key.repository.js';
 import { KEY_ID_PATTERN, parseKeyId, type KeyIdParts, type KeyPrefix } from './signer.js';
 
 export { KEY_ID_PATTERN, parseKeyId, type KeyIdParts };
@@ -79,6 +78,17 @@ const keyRecordSchema = z.object({
   revoked: z.boolean(),
   revokedAt: z.number().int().optional(),
 });
+
+/** Where issued key records live durably (PostgreSQL); the key-value store only caches them. */
+export interface KeyRecordStore {
+  /** Inserts a new record; false when the key id is already taken. */
+  insert(record: KeyRecord): Promise<boolean>;
+  find(keyId: string): Promise<KeyRecord | null>;
+  /** Marks the key revoked (the first revocation time stands); the updated record, or null when there is none. */
+  revoke(keyId: string, at: number): Promise<KeyRecord | null>;
+  /** Deletes records whose key expired before `before`; returns how many. */
+  pruneExpired(before: number): Promise<number>;
+}
 
 /** A freshly issued key: the only time its secret leaves the service. */
 export interface IssuedKey {
