@@ -40,33 +40,16 @@ export { CONTAINER, type TopValue };
 export type HookRoute = 'admin' | 'overlay';
 
 /** A verified call whose `body` tree is built only when someone reads it (the hot path never does). */
+// The class carries the fields of VerifiedHook (declaration merging) and adds the lazy body.
+// biome-ignore lint/suspicious/noUnsafeDeclarationMerging: the constructor assigns every merged field
+interface LazyVerifiedHook extends Omit<VerifiedHook, 'ok' | 'body'> {}
+// biome-ignore lint/suspicious/noUnsafeDeclarationMerging: see above
 class LazyVerifiedHook implements VerifiedHook {
   readonly ok = true as const;
-  readonly keyId: string;
-  readonly kind: KeyKind;
-  readonly matchId: string;
-  readonly type: string;
-  readonly canonicalBody: string;
-  readonly fields: Readonly<Record<string, TopValue>>;
-  readonly hasNul: boolean;
-  readonly ts: number;
-  readonly nonce: string;
-  readonly remoteAddress: string;
-  readonly requestId: string;
   #body: JsonObject | undefined;
 
   constructor(parts: Omit<VerifiedHook, 'ok' | 'body'>) {
-    this.keyId = parts.keyId;
-    this.kind = parts.kind;
-    this.matchId = parts.matchId;
-    this.type = parts.type;
-    this.canonicalBody = parts.canonicalBody;
-    this.fields = parts.fields;
-    this.hasNul = parts.hasNul;
-    this.ts = parts.ts;
-    this.nonce = parts.nonce;
-    this.remoteAddress = parts.remoteAddress;
-    this.requestId = parts.requestId;
+    Object.assign(this, parts);
   }
 
   get body(): JsonObject {
