@@ -42,6 +42,7 @@ export type HookRoute = 'admin' | 'overlay';
 /** A verified call whose `body` tree is built only when someone reads it (the hot path never does). */
 // The class carries the fields of VerifiedHook (declaration merging) and adds the lazy body.
 // biome-ignore lint/suspicious/noUnsafeDeclarationMerging: the constructor assigns every merged field
+// biome-ignore lint/correctness/noUnusedVariables: used by merging with the class below
 interface LazyVerifiedHook extends Omit<VerifiedHook, 'ok' | 'body'> {}
 // biome-ignore lint/suspicious/noUnsafeDeclarationMerging: see above
 class LazyVerifiedHook implements VerifiedHook {
