@@ -54,7 +54,8 @@ class LazyVerifiedHook implements VerifiedHook {
   }
 
   get body(): JsonObject {
-    return (this.#body ??= parseStrictJson(this.canonicalBody) as JsonObject);
+    if (this.#body === undefined) this.#body = parseStrictJson(this.canonicalBody) as JsonObject;
+    return this.#body;
   }
 }
 
