@@ -1,7 +1,7 @@
 import { type ArgumentsHost, Catch } from '@nestjs/common';
 import { BaseExceptionFilter } from '@nestjs/core';
 import { HookCallRejected } from '../hooks/hook-call.policy.js';
-import { isDependencyOutage, OUTAGE_RETRY_AFTER_S } from '../infra/outage.js';
+import { isDependencyOutage, OUTAGE_RETRY_AFTER_S } from '../infra/faults/outage.js';
 
 interface Reply {
   status(code: number): Reply;

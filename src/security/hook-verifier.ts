@@ -10,7 +10,7 @@
  */
 import { createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { Clock } from '../infra/clock.js';
-import { OUTAGE_RETRY_AFTER_S } from '../infra/outage.js';
+import { OUTAGE_RETRY_AFTER_S } from '../infra/faults/outage.js';
 import type { KeyValueStore } from '../infra/kv/kv-store.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';

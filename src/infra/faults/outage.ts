@@ -1,4 +1,4 @@
-import { KvUnavailableError } from './kv/kv-store.js';
+import { KvUnavailableError } from '../kv/kv-store.js';
 
 /** How long callers are told to wait (Retry-After, seconds) when a dependency is out. */
 export const OUTAGE_RETRY_AFTER_S = 2;

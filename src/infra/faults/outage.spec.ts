@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { KvUnavailableError } from './kv/kv-store.js';
+import { KvUnavailableError } from '../kv/kv-store.js';
 import { isDependencyOutage } from './outage.js';
 
 describe('isDependencyOutage', () => {
