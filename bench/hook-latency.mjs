@@ -56,6 +56,7 @@ async function setUp(redisUrl) {
     PTERO_APP_URL: 'http://127.0.0.1:9',
     PTERO_APP_API_KEY: 'ptla_unused_0123456789abcdefghijklmnopqrstuv',
     HMAC_FAILURE_LIMIT_PER_MIN: '1000000',
+    HMAC_KEY_BUDGET: '1000000000',
   });
   const api = async (method, path, body) => {
     const r = await fetch(`${service.url}${path}`, {

@@ -45,7 +45,7 @@ export async function buildServices(config: Config, overrides: ServiceOverrides 
   const logger = overrides.logger ?? createLogger(config.LOG_LEVEL, { instanceId: config.instanceId });
   const metrics = overrides.metrics ?? new Metrics({ defaultMetrics: true });
 
-  const database = await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR });
+  const database = await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR, queryTimeoutMs: config.DB_QUERY_TIMEOUT_MS });
   const migration = await migrateToLatest(database.db);
   logger.info({ database: database.kind, applied: migration.applied }, 'database ready');
 
@@ -131,6 +131,7 @@ export async function buildServices(config: Config, overrides: ServiceOverrides 
   // --- end provisioning wiring ---
   const matches = wireMatches({ db: database.db, clock, onOutboxWrite: () => relay.nudge() });
   const hookSignals = wireHooks({ db: database.db, clock, logger, readiness: provisioning, onOutboxWrite: () => relay.nudge() });
+  scheduler.register({ name: 'hmac-key-prune', everyMs: 60 * 60 * 1000, run: async () => void (await security.keys.pruneExpired()) });
 
   // --- stream health wiring (StreamHealthWorker, its providers and scheduled sweeps) ---
   const providers = telemetryProvidersFromConfig(config, { clock, logger, metrics });
@@ -240,6 +241,7 @@ export async function startService(config: Config, overrides: ServiceOverrides =
         ['scheduler', () => services.scheduler.stop()],
         ['stream-health', () => services.streamHealth.stop()],
         ['provisioning', () => services.provisioning.stop()],
+        ['hmac-replay-summaries', () => services.hookVerifier.flushReplaySummaries()],
         ['relay', () => services.relay.stop()],
         ['outbox-listener', () => services.stopOutboxListener()],
         // Publish what the drained work wrote. Embedded: input rows wait in the outbox for the next start.

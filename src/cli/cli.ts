@@ -140,7 +140,7 @@ const migrate: Command = async (args, io) => {
     return 0;
   }
   const config = loadConfig(io.env);
-  const database = await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR });
+  const database = await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR, queryTimeoutMs: config.DB_QUERY_TIMEOUT_MS });
   try {
     const report = await migrateToLatest(database.db);
     io.stdout(values.json ? JSON.stringify({ database: database.kind, ...report }) : `${database.kind}: applied ${report.applied.length} migration(s)${report.applied.length ? `: ${report.applied.join(', ')}` : ''}`);

@@ -105,6 +105,9 @@ export const configSchema = z.object({
   OVERLAY_HEARTBEAT_TIMEOUT_MS: ms(45_000),
   // Failed hook verifications per address or key id per minute before failures are answered 429.
   HMAC_FAILURE_LIMIT_PER_MIN: z.coerce.number().int().positive().default(20),
+  // Valid hook calls per key id per window before further calls are answered 429 (a leaked key cannot flood).
+  HMAC_KEY_BUDGET: z.coerce.number().int().positive().default(300),
+  HMAC_KEY_BUDGET_WINDOW_MS: ms(10_000),
   INTERNAL_API_TOKEN: optionalString,
 
   // Timeouts and limits (seed names and defaults are binding)
@@ -137,6 +140,8 @@ export const configSchema = z.object({
   DATA_DIR: z.string().default('.data'),
   REDIS_URL: optionalString,
   REDIS_KEY_PREFIX: z.string().default(''),
+  // Bound on every PostgreSQL statement (server side) and query round trip (client side): a hung database answers 503.
+  DB_QUERY_TIMEOUT_MS: ms(5_000),
   KAFKA_BROKERS: brokers,
   KAFKA_GROUP_ID: z.string().min(1).default('flocknode-workers'),
   KAFKA_CLIENT_ID: z.string().min(1).default('flocknode-workers'),

@@ -82,14 +82,25 @@ export interface HmacVerificationFailedPayload {
   requestId: string;
 }
 
-export interface ReplayAttackDetectedPayload {
-  keyId: string;
-  hookType: string;
-  signedTs: number;
-  route: string;
-  remoteAddress: string;
-  requestId: string;
-}
+/** One replayed request, or (`summary: true`) the replays of one key that arrived past the failure budget. */
+export type ReplayAttackDetectedPayload =
+  | {
+      keyId: string;
+      hookType: string;
+      signedTs: number;
+      route: string;
+      remoteAddress: string;
+      requestId: string;
+    }
+  | {
+      keyId: string;
+      summary: true;
+      count: number;
+      firstAt: string;
+      lastAt: string;
+      route: string;
+      remoteAddresses: readonly string[];
+    };
 
 export interface DeadLetterPayload {
   deadLetterId: string;

@@ -10,6 +10,7 @@ import type { ReadinessSignals } from '../provisioning/readiness.port.js';
 import type { VerifiedHook } from '../security/hook-verifier.js';
 import { TERMINAL_STATUSES } from '../matches/match.schemas.js';
 import { updateChecklist } from '../matches/match.repository.js';
+import { HookCallRejected, readHookCall } from './hook-call.policy.js';
 
 export type HookOutcome = 'applied' | 'violation';
 
@@ -29,21 +30,23 @@ export class HookSignalsService {
     },
   ) {}
 
+  /** @throws HookCallRejected when the body cannot be stored (NUL, a `seq` outside the column's range). */
   async apply(hook: VerifiedHook): Promise<HookOutcome> {
+    const call = readHookCall(hook);
+    if (!call.ok) throw new HookCallRejected(call.reason, call.field);
     const log = this.deps.logger.child({ requestId: hook.requestId, matchId: hook.matchId, keyId: hook.keyId, hookType: hook.type });
     if (hook.kind === 'admin') {
       const result = await this.deps.readiness.recordReadinessSignal(hook.matchId, { adminHooksOk: true });
       log.info({ readiness: result }, 'admin hook accepted');
       return 'applied';
     }
-    return this.applyOverlay(hook, log);
+    return this.applyOverlay(hook, call.seq, log);
   }
 
-  private async applyOverlay(hook: VerifiedHook, log: Logger): Promise<HookOutcome> {
+  private async applyOverlay(hook: VerifiedHook, seq: number | null, log: Logger): Promise<HookOutcome> {
     const { db, clock } = this.deps;
     const now = clock.now();
     let readiness: string | undefined;
-    const seq = typeof hook.body.seq === 'number' && Number.isSafeInteger(hook.body.seq) ? hook.body.seq : null;
     const violation = await db.transaction().execute(async (trx) => {
       const match = await trx.selectFrom('matches').select(['status']).where('id', '=', hook.matchId).executeTakeFirst();
       let reason: OverlayViolationPayload['reason'] | null = null;
@@ -70,7 +73,7 @@ export class HookSignalsService {
           // A call that violates the overlay rules is kept for review but never counts as evidence of play.
           type: reason ? `violation:${hook.type}` : hook.type,
           seq,
-          body: JSON.stringify(hook.body),
+          body: hook.canonicalBody,
           received_at: new Date(now),
         })
         .onConflict((oc) => oc.column('request_id').doNothing())

@@ -10,6 +10,7 @@ import { HealthController, READINESS_CHECK, type ReadinessCheck } from './health
 import { HooksController } from './hooks.controller.js';
 import { InternalApiController } from './internal-api.controller.js';
 import { InternalTokenGuard } from './internal-token.guard.js';
+import { DependencyErrorFilter } from './outage.filter.js';
 
 export const HTTP_CONTROLLERS = [HealthController, InternalApiController, HooksController];
 
@@ -45,6 +46,7 @@ export async function createHttpApp(module: DynamicModule, config: Config, logge
   const app = await NestFactory.create<NestFastifyApplication>(module, adapter, { logger: false, abortOnError: false, bodyParser: false });
   // Hook routes get the raw bytes (the guard verifies them); every other route gets strictly parsed JSON.
   registerRawJsonParser(app.getHttpAdapter().getInstance(), config.MAX_BODY_BYTES, { rawWhen: (req) => isHookRoute(req.url) });
+  app.useGlobalFilters(new DependencyErrorFilter(app.getHttpAdapter()));
   await app.init();
   return app;
 }

@@ -81,8 +81,8 @@ export class HmacGuard implements CanActivate {
       request.verifiedHook = result;
       return true;
     }
-    if (result.status === 429 && result.retryAfterMs !== undefined) {
-      http.getResponse<{ header(name: string, value: string): unknown }>().header('retry-after', String(Math.ceil(result.retryAfterMs / 1000)));
+    if (result.retryAfterMs !== undefined) {
+      http.getResponse<{ header(name: string, value: string): unknown }>().header('retry-after', String(Math.max(1, Math.ceil(result.retryAfterMs / 1000))));
     }
     throw new HttpException({ ...FAILURE_BODIES[result.status] }, result.status);
   }

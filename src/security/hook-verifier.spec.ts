@@ -16,6 +16,7 @@ import {
   type HookRoute,
   type HookVerifierSettings,
   type ReplayDetectedEvent,
+  type ReplaySummaryEvent,
   type SecurityEventSink,
   type VerificationFailedEvent,
   type VerificationResult,
@@ -39,6 +40,7 @@ interface Harness {
   metrics: Metrics;
   failed: VerificationFailedEvent[];
   replays: ReplayDetectedEvent[];
+  summaries: ReplaySummaryEvent[];
   logLines: string[];
   verifier: HookVerifier;
   issue(kind?: KeyKind, matchId?: string, ttlMs?: number): Promise<IssuedKey>;
@@ -60,6 +62,7 @@ function harness(
   const metrics = new Metrics();
   const failed: VerificationFailedEvent[] = [];
   const replays: ReplayDetectedEvent[] = [];
+  const summaries: ReplaySummaryEvent[] = [];
   const logLines: string[] = [];
   const logger = createLogger(
     'debug',
@@ -74,6 +77,7 @@ function harness(
   const sink: SecurityEventSink = options.sink ?? {
     onVerificationFailed: (e) => void failed.push(e),
     onReplayDetected: (e) => void replays.push(e),
+    onReplaysSummarized: (e) => void summaries.push(e),
   };
   const verifier = new HookVerifier({
     keys: options.keys ?? keys,
@@ -97,6 +101,7 @@ function harness(
     metrics,
     failed,
     replays,
+    summaries,
     logLines,
     verifier,
     issue: (kind = 'overlay', matchId = 'm-123', ttlMs) => keys.issue({ matchId, kind, ...(ttlMs ? { ttlMs } : {}) }),
@@ -424,10 +429,12 @@ describe('HookVerifier: binding', () => {
     expect(result.ok).toBe(true);
     if (!result.ok) return;
     expect(Object.getPrototypeOf(result.body)).toBeNull();
-    expect(Object.keys(result.body)).toEqual(['type', 'matchId', '__proto__', 'constructor', 'toJSON']);
+    // Built from the signed canonical text, so members come in canonical (UTF-16) order.
+    expect(Object.keys(result.body)).toEqual(['__proto__', 'constructor', 'matchId', 'toJSON', 'type']);
     expect((result.body as Record<string, unknown>)['isAdmin']).toBeUndefined();
     expect(({} as Record<string, unknown>)['isAdmin']).toBeUndefined();
-    expect(JSON.stringify(result.body)).toBe(body);
+    expect(JSON.stringify(result.body)).toBe(result.canonicalBody);
+    expect(result.canonicalBody).toBe('{"__proto__":{"isAdmin":true},"constructor":{"prototype":{"x":1}},"matchId":"m-123","toJSON":7,"type":"overlay.heartbeat"}');
   });
 });
 
@@ -671,6 +678,66 @@ describe('HookVerifier: body size and media type', () => {
   });
 });
 
+describe('HookVerifier: replays past the failure budget, and the per-key budget of valid calls', () => {
+  it('records every replay: past the failure budget it is answered 429 and summed into one summary per key', async () => {
+    const h = harness({ settings: { failureLimit: 3 } });
+    const key = await h.issue();
+    h.clock.set(Math.ceil(T0 / 60_000) * 60_000);
+    // The attacker spends the budget first with junk for this key id, then replays a captured call.
+    for (let i = 0; i < 3; i++) {
+      const junk = signed(key, heartbeat(), h.clock.now());
+      expectFailure(await h.verifier.verify(httpRequest('overlay', { ...junk.headers, 'x-flock-signature': '0'.repeat(64) }, junk.body)), 401, 'SIGNATURE_MISMATCH');
+    }
+    const captured = signed(key, heartbeat(), h.clock.now());
+    expect((await h.verifier.verify(httpRequest('overlay', captured.headers, captured.body))).ok).toBe(true);
+    for (let i = 0; i < 5; i++) {
+      const r = await h.verifier.verify(httpRequest('overlay', captured.headers, captured.body, { remoteAddress: `10.42.0.${i % 2}` }));
+      expect(r).toMatchObject({ ok: false, status: 429, detail: 'REPLAY' });
+    }
+    expect(h.replays).toHaveLength(0);
+    expect(await h.verifier.flushReplaySummaries()).toBe(1);
+    expect(h.summaries).toEqual([
+      { keyId: key.keyId, matchId: 'm-123', route: 'overlay', count: 5, firstAt: h.clock.now(), lastAt: h.clock.now(), remoteAddresses: ['10.42.0.0', '10.42.0.1'] },
+    ]);
+    expect(await h.verifier.flushReplaySummaries()).toBe(0); // each replay is summed once
+    expect(await h.metrics.registry.getSingleMetricAsString('hmac_verifications_total')).toContain(
+      'hmac_verifications_total{result="rate_limited",reason="REPLAY",route="overlay"} 5',
+    );
+  });
+
+  it('answers 429 with Retry-After past the key budget, keeps the nonce of the refused call unspent, and refills next window', async () => {
+    const h = harness({ settings: { keyBudget: 3, keyBudgetWindowMs: 10_000 } });
+    const key = await h.issue();
+    const other = await h.issue('overlay', 'm-456');
+    h.clock.set(Math.ceil(T0 / 10_000) * 10_000 + 4_000);
+    const call = (k = key, m = 'm-123') => signed(k, heartbeat(m), h.clock.now());
+    for (let i = 0; i < 3; i++) {
+      const c = call();
+      expect((await h.verifier.verify(httpRequest('overlay', c.headers, c.body))).ok).toBe(true);
+    }
+    const over = call();
+    expect(await h.verifier.verify(httpRequest('overlay', over.headers, over.body))).toMatchObject({
+      ok: false,
+      status: 429,
+      reason: 'RATE_LIMITED',
+      detail: 'KEY_BUDGET_EXCEEDED',
+      retryAfterMs: 6_000,
+    });
+    // Another key is not affected; replays of an accepted call do not eat the budget.
+    const o = call(other, 'm-456');
+    expect((await h.verifier.verify(httpRequest('overlay', o.headers, o.body))).ok).toBe(true);
+    expectFailure(await h.verifier.verify(httpRequest('overlay', o.headers, o.body)), 401, 'REPLAY');
+    expectFailure(await h.verifier.verify(httpRequest('overlay', o.headers, o.body)), 401, 'REPLAY');
+    const o2 = call(other, 'm-456');
+    expect((await h.verifier.verify(httpRequest('overlay', o2.headers, o2.body))).ok).toBe(true);
+    h.clock.advance(6_000);
+    // Next window: the refused call itself (its nonce was given back) is accepted.
+    const again = { ...over.headers, 'x-flock-ts': String(Number(over.headers['x-flock-ts'])) };
+    expect((await h.verifier.verify(httpRequest('overlay', again, over.body))).ok).toBe(true);
+    expect(h.failed).toHaveLength(0);
+  });
+});
+
 describe('HookVerifier: rate limiting, events, hygiene', () => {
   it('answers 429 past 20 failures a minute from one address, still accepts valid requests, recovers after the window', async () => {
     const h = harness();
@@ -730,6 +797,7 @@ describe('HookVerifier: rate limiting, events, hygiene', () => {
         onReplayDetected: () => {
           throw new Error('outbox down');
         },
+        onReplaysSummarized: () => Promise.reject(new Error('outbox down')),
       },
     });
     const k = await broken.issue();

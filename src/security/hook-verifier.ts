@@ -10,11 +10,11 @@
  */
 import { createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { Clock } from '../infra/clock.js';
+import { OUTAGE_RETRY_AFTER_S } from '../infra/faults/outage.js';
 import type { KeyValueStore } from '../infra/kv/kv-store.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { CidrList, resolveClientAddress } from './cidr.js';
-import { canonicalize } from './jcs.js';
 import { kindOfPrefix, type KeyDirectory, type KeyKind, type KeyRecord } from './keys.js';
 import {
   HEADER_KEY_ID,
@@ -27,14 +27,39 @@ import {
   TS_PATTERN,
   canonicalString,
   hmacDigest,
+  checkBinding,
   parseKeyId,
-  readBodyBinding,
   type KeyPrefix,
 } from './signer.js';
-import { StrictJsonError, parseStrictJson, type JsonObject, type JsonValue, type StrictJsonReason } from './strict-json.js';
+import { CONTAINER, canonicalizeStrictJson, type CanonicalJson, type TopValue } from './strict-jcs.js';
+import { StrictJsonError, parseStrictJson, type JsonObject, type StrictJsonReason } from './strict-json.js';
+
+export { CONTAINER, type TopValue };
 
 /** The two hook routes (SPEC §5). */
 export type HookRoute = 'admin' | 'overlay';
+
+/** A verified call whose `body` tree is built only when someone reads it (the hot path never does). */
+// The class carries the fields of VerifiedHook (declaration merging) and adds the lazy body.
+// biome-ignore lint/suspicious/noUnsafeDeclarationMerging: the constructor assigns every merged field
+// biome-ignore lint/correctness/noUnusedVariables: used by merging with the class below
+interface LazyVerifiedHook extends Omit<VerifiedHook, 'ok' | 'body'> {}
+// biome-ignore lint/suspicious/noUnsafeDeclarationMerging: see above
+class LazyVerifiedHook implements VerifiedHook {
+  readonly ok = true as const;
+  #body: JsonObject | undefined;
+
+  constructor(parts: Omit<VerifiedHook, 'ok' | 'body'>) {
+    Object.assign(this, parts);
+  }
+
+  get body(): JsonObject {
+    if (this.#body === undefined) this.#body = parseStrictJson(this.canonicalBody) as JsonObject;
+    return this.#body;
+  }
+}
+
+const EMPTY_BODY = Buffer.alloc(0);
 
 /** Which keys and body types each route takes. */
 export interface RoutePolicy {
@@ -124,8 +149,17 @@ export interface VerifiedHook {
   readonly kind: KeyKind;
   readonly matchId: string;
   readonly type: string;
-  /** The verified body, deeply frozen, objects with a null prototype. Never re-parse the raw body. */
+  /**
+   * The verified body, deeply frozen, objects with a null prototype. Built on first use from `canonicalBody` (the
+   * signed text) by the strict parser; never re-parse the raw body.
+   */
   readonly body: JsonObject;
+  /** RFC 8785 form of the body: exactly what was signed, and valid JSON to store. */
+  readonly canonicalBody: string;
+  /** The body's members whose values are scalars (containers as {@link CONTAINER}); null prototype. */
+  readonly fields: Readonly<Record<string, TopValue>>;
+  /** Some string or member name in the body holds U+0000. */
+  readonly hasNul: boolean;
   readonly ts: number;
   readonly nonce: string;
   readonly remoteAddress: string;
@@ -138,7 +172,7 @@ export interface VerificationFailure {
   readonly reason: HmacFailureReason | 'RATE_LIMITED';
   /** For 429: the reason the request itself failed. For header failures: the header's name. */
   readonly detail?: string;
-  /** For 429: when the failure window ends. */
+  /** For 429: when the window ends; for 503: when to try again. */
   readonly retryAfterMs?: number;
   readonly requestId: string;
 }
@@ -172,13 +206,29 @@ export interface ReplayDetectedEvent {
 }
 
 /**
+ * Replays of one key that arrived past the failure budget (answered 429), summed over one failure window: the
+ * detection is never dropped, only the per-request event is (→ one `replay.attack.detected` with `summary: true`).
+ */
+export interface ReplaySummaryEvent {
+  readonly keyId: string;
+  readonly matchId: string;
+  readonly route: HookRoute;
+  readonly count: number;
+  readonly firstAt: number;
+  readonly lastAt: number;
+  /** Up to 10 distinct client addresses the replays came from. */
+  readonly remoteAddresses: readonly string[];
+}
+
+/**
  * Where security events go (the composition root wires it to the outbox). Called at most `failureLimit` times per
  * address or key id per window; errors it throws are logged and never change the answer. A replay is reported
- * through `onReplayDetected` only.
+ * through `onReplayDetected`, or, past the failure budget, summed into `onReplaysSummarized`.
  */
 export interface SecurityEventSink {
   onVerificationFailed(event: VerificationFailedEvent): void | Promise<void>;
   onReplayDetected(event: ReplayDetectedEvent): void | Promise<void>;
+  onReplaysSummarized(summary: ReplaySummaryEvent): void | Promise<void>;
 }
 
 export interface HookVerifierSettings {
@@ -194,6 +244,10 @@ export interface HookVerifierSettings {
   readonly failureLimit?: number;
   /** Length of the failure-counting window (default 60 000 ms). */
   readonly failureWindowMs?: number;
+  /** Valid calls per key id per budget window before further calls are answered 429 (HMAC_KEY_BUDGET, default 300). */
+  readonly keyBudget?: number;
+  /** Length of the per-key budget window (HMAC_KEY_BUDGET_WINDOW_MS, default 10 000 ms). */
+  readonly keyBudgetWindowMs?: number;
 }
 
 export interface HookVerifierDeps {
@@ -213,12 +267,18 @@ export function verifierSettingsFromConfig(config: {
   MAX_BODY_BYTES: number;
   HMAC_ALLOWED_CIDRS: readonly string[];
   TRUST_PROXY: readonly string[];
+  HMAC_FAILURE_LIMIT_PER_MIN: number;
+  HMAC_KEY_BUDGET: number;
+  HMAC_KEY_BUDGET_WINDOW_MS: number;
 }): HookVerifierSettings {
   return {
     maxSkewMs: config.MAX_SKEW_MS,
     maxBodyBytes: config.MAX_BODY_BYTES,
     allowedCidrs: config.HMAC_ALLOWED_CIDRS,
     trustProxy: config.TRUST_PROXY,
+    failureLimit: config.HMAC_FAILURE_LIMIT_PER_MIN,
+    keyBudget: config.HMAC_KEY_BUDGET,
+    keyBudgetWindowMs: config.HMAC_KEY_BUDGET_WINDOW_MS,
   };
 }
 
@@ -233,6 +293,20 @@ export function nonceKey(keyId: string, nonce: string): string {
 
 const DEFAULT_FAILURE_LIMIT = 20;
 const DEFAULT_FAILURE_WINDOW_MS = 60_000;
+const DEFAULT_KEY_BUDGET = 300;
+const DEFAULT_KEY_BUDGET_WINDOW_MS = 10_000;
+const MAX_SUMMARY_ADDRESSES = 10;
+const MAX_MEMOISED_PEERS = 4096;
+
+interface ReplayTally {
+  readonly keyId: string;
+  readonly matchId: string;
+  readonly route: HookRoute;
+  count: number;
+  readonly firstAt: number;
+  lastAt: number;
+  readonly remoteAddresses: Set<string>;
+}
 
 /** What is known about a request so far, for reporting a failure. */
 interface Context {
@@ -252,6 +326,13 @@ export class HookVerifier {
   private readonly trustedProxies: CidrList;
   private readonly failureLimit: number;
   private readonly failureWindowMs: number;
+  private readonly keyBudget: number;
+  private readonly keyBudgetWindowMs: number;
+  /** Socket address → client address and allowlist decision (only without trusted proxies). */
+  private readonly peers = new Map<string, { ok: false } | { ok: true; address: string; allowed: boolean }>();
+  /** Replays past the failure budget, per key id, until the next summary. */
+  private readonly suppressedReplays = new Map<string, ReplayTally>();
+  private summaryTimer: NodeJS.Timeout | undefined;
   /** Used for the dummy HMAC on key failures, so every key failure costs the same as a real check. */
   private readonly dummyKey = randomBytes(32);
 
@@ -260,6 +341,8 @@ export class HookVerifier {
     this.trustedProxies = new CidrList(deps.settings.trustProxy);
     this.failureLimit = deps.settings.failureLimit ?? DEFAULT_FAILURE_LIMIT;
     this.failureWindowMs = deps.settings.failureWindowMs ?? DEFAULT_FAILURE_WINDOW_MS;
+    this.keyBudget = deps.settings.keyBudget ?? DEFAULT_KEY_BUDGET;
+    this.keyBudgetWindowMs = deps.settings.keyBudgetWindowMs ?? DEFAULT_KEY_BUDGET_WINDOW_MS;
   }
 
   async verify(request: HookRequest): Promise<VerificationResult> {
@@ -272,21 +355,21 @@ export class HookVerifier {
     };
 
     // 1. Network: the client address must be allowlisted.
-    const forwarded = headerValues(request.headers, 'x-forwarded-for');
-    const client = resolveClientAddress({ socketAddress: request.remoteAddress, forwardedFor: forwarded }, this.trustedProxies);
+    const index = new HeaderIndex(request.headers, request.rawHeaders);
+    const client = this.clientOf(request, index);
     if (!client.ok) return this.reject(ctx, 403, 'CLIENT_ADDRESS_UNKNOWN');
     ctx.remoteAddress = client.address;
     ctx.counterAddress = client.address;
-    if (!this.allowed.contains(client.address)) return this.reject(ctx, 403, 'ADDRESS_NOT_ALLOWED');
+    if (!client.allowed) return this.reject(ctx, 403, 'ADDRESS_NOT_ALLOWED');
 
     // 2. Media type and size, declared and actual. We never decompress: any content-coding is refused.
-    const media = this.checkMedia(request);
+    const media = this.checkMedia(request, index);
     if (media) return this.reject(ctx, media.status, media.reason);
 
     // 3. Header grammar: each of the four exactly once, each matching its pattern.
     const headers: Record<string, string> = {};
     for (const [name, pattern, malformed] of HEADER_RULES) {
-      const read = readSingleHeader(request, name);
+      const read = index.single(name);
       if (!read.ok) return this.reject(ctx, 401, read.reason, name);
       if (!pattern.test(read.value)) return this.reject(ctx, 401, malformed, name);
       headers[name] = read.value;
@@ -319,15 +402,15 @@ export class HookVerifier {
       return this.reject(ctx, 401, keyFailure ?? 'KEY_KIND_DISABLED');
     }
 
-    // 6. Strict I-JSON parse and JCS; then the body must be bound to this key and route.
-    let value: JsonValue;
+    // 6. Strict I-JSON parse and JCS in one pass (no tree); then the body must be bound to this key and route.
+    let parsed: CanonicalJson;
     try {
-      value = parseStrictJson(request.rawBody ?? Buffer.alloc(0));
+      parsed = canonicalizeStrictJson(request.rawBody ?? EMPTY_BODY);
     } catch (err) {
       if (err instanceof StrictJsonError) return this.reject(ctx, 400, `JSON_${err.reason}`);
       throw err;
     }
-    const binding = readBodyBinding(value);
+    const binding = checkBinding(parsed.isObject, parsed.top);
     if (!binding.ok) return this.reject(ctx, 400, binding.reason);
     if (binding.matchId !== key.matchId) return this.reject(ctx, 401, 'MATCH_ID_MISMATCH');
     if (!policy.types.has(binding.type)) return this.reject(ctx, 401, 'TYPE_NOT_ALLOWED');
@@ -337,7 +420,7 @@ export class HookVerifier {
       nonce,
       matchId: binding.matchId,
       type: binding.type,
-      canonicalBody: canonicalize(binding.body),
+      canonicalBody: parsed.canonical,
     });
 
     // 7. Signature: both sides as 32 raw bytes, compared in constant time.
@@ -347,12 +430,31 @@ export class HookVerifier {
       return this.reject(ctx, 401, 'SIGNATURE_MISMATCH');
     }
 
-    // 8. Spend the nonce, last: only a fully valid request can burn one. No store → fail closed.
+    // 8. Spend the nonce, last: only a fully valid request can burn one. No store → fail closed. The key's budget
+    // of valid calls is counted in the same round trip; a replay takes its count back, an over-budget call its nonce.
+    const now = clock.now();
+    const budgetWindow = Math.floor(now / this.keyBudgetWindowMs);
+    const budgetKey = `hmac:budget:${keyId}:${budgetWindow}`;
     let fresh: boolean;
+    let used: number;
     try {
-      fresh = await this.deps.kv.set(nonceKey(keyId, nonce), '1', { nx: true, px: nonceTtlMs(settings.maxSkewMs) });
+      [fresh, used] = await Promise.all([
+        this.deps.kv.set(nonceKey(keyId, nonce), '1', { nx: true, px: nonceTtlMs(settings.maxSkewMs) }),
+        this.deps.kv.incr(budgetKey),
+      ]);
+      if (used === 1) await this.deps.kv.pexpire(budgetKey, this.keyBudgetWindowMs + 1_000);
+      if (!fresh) await this.deps.kv.incr(budgetKey, -1);
+      else if (used > this.keyBudget) await this.deps.kv.del(nonceKey(keyId, nonce));
     } catch (err) {
       return this.unavailable(ctx, err);
+    }
+    if (fresh && used > this.keyBudget) {
+      this.deps.metrics?.hmacVerifications.inc({ result: 'rate_limited', reason: 'KEY_BUDGET_EXCEEDED', route: ctx.route });
+      if (used === this.keyBudget + 1) {
+        this.deps.logger?.warn({ requestId: ctx.requestId, route: ctx.route, keyId, matchId: key.matchId, budget: this.keyBudget }, 'hook key over its call budget');
+      }
+      const windowEnd = (budgetWindow + 1) * this.keyBudgetWindowMs;
+      return { ok: false, status: 429, reason: 'RATE_LIMITED', detail: 'KEY_BUDGET_EXCEEDED', retryAfterMs: windowEnd - now, requestId: ctx.requestId };
     }
     if (!fresh) {
       const replay: ReplayDetectedEvent = {
@@ -374,31 +476,104 @@ export class HookVerifier {
       { requestId: ctx.requestId, route: ctx.route, keyId, matchId: key.matchId, type: binding.type, remoteAddress: ctx.remoteAddress },
       'hook request verified',
     );
-    return {
-      ok: true,
+    return new LazyVerifiedHook({
       keyId,
       kind: kindOfPrefix(key.prefix),
       matchId: key.matchId,
       type: binding.type,
-      body: binding.body,
+      canonicalBody: parsed.canonical,
+      fields: parsed.top,
+      hasNul: parsed.hasNul,
       ts,
       nonce,
       remoteAddress: ctx.remoteAddress,
       requestId: ctx.requestId,
-    };
+    });
   }
 
-  private checkMedia(request: HookRequest): { status: 400 | 413 | 415; reason: HmacFailureReason } | null {
-    const encoding = declared(request, 'content-encoding', request.contentEncoding);
+  /**
+   * The client address and whether it is allowlisted. Without trusted proxies it depends on the socket address
+   * alone, so the answer is memoised per peer (a few gateways send most calls; parsing addresses is not free).
+   */
+  private clientOf(request: HookRequest, index: HeaderIndex): { ok: false } | { ok: true; address: string; allowed: boolean } {
+    const peer = request.remoteAddress;
+    const memoisable = this.trustedProxies.isEmpty && peer !== undefined;
+    if (memoisable) {
+      const known = this.peers.get(peer);
+      if (known) return known;
+    }
+    const forwarded = index.all('x-forwarded-for');
+    const client = resolveClientAddress({ socketAddress: peer, forwardedFor: forwarded }, this.trustedProxies);
+    const result = client.ok ? { ok: true as const, address: client.address, allowed: this.allowed.contains(client.address) } : { ok: false as const };
+    if (memoisable) {
+      if (this.peers.size >= MAX_MEMOISED_PEERS) this.peers.clear();
+      this.peers.set(peer, result);
+    }
+    return result;
+  }
+
+  /**
+   * Publishes one summary per key id of the replays answered 429 since the last summary (runs by itself one failure
+   * window after the first such replay, and at shutdown). Returns how many summaries were published.
+   */
+  async flushReplaySummaries(): Promise<number> {
+    clearTimeout(this.summaryTimer);
+    this.summaryTimer = undefined;
+    const tallies = [...this.suppressedReplays.values()];
+    this.suppressedReplays.clear();
+    for (const t of tallies) {
+      const summary: ReplaySummaryEvent = {
+        keyId: t.keyId,
+        matchId: t.matchId,
+        route: t.route,
+        count: t.count,
+        firstAt: t.firstAt,
+        lastAt: t.lastAt,
+        remoteAddresses: [...t.remoteAddresses],
+      };
+      this.deps.logger?.warn({ ...summary, reason: 'REPLAY' }, 'replayed hook requests past the failure budget');
+      await this.emit(() => this.deps.sink?.onReplaysSummarized(summary));
+    }
+    return tallies.length;
+  }
+
+  /** Counts a replay whose own event was rate-limited away; the summary reports it later. */
+  private tallyReplay(ctx: Context, now: number): void {
+    const keyId = ctx.keyId as string;
+    let tally = this.suppressedReplays.get(keyId);
+    if (!tally) {
+      tally = { keyId, matchId: ctx.matchId as string, route: ctx.route, count: 0, firstAt: now, lastAt: now, remoteAddresses: new Set() };
+      this.suppressedReplays.set(keyId, tally);
+    }
+    tally.count++;
+    tally.lastAt = now;
+    if (tally.remoteAddresses.size < MAX_SUMMARY_ADDRESSES) tally.remoteAddresses.add(ctx.remoteAddress);
+    this.summaryTimer ??= setTimeout(() => void this.flushReplaySummaries(), this.failureWindowMs).unref();
+  }
+
+  /**
+   * Gives a verified call's nonce back after its effect failed, so the identical retry is accepted rather than
+   * reported as a replay. Best effort: with the store down the nonce stays spent (and the call was answered 503).
+   */
+  async releaseNonce(hook: Pick<VerifiedHook, 'keyId' | 'nonce' | 'requestId'>): Promise<void> {
+    try {
+      await this.deps.kv.del(nonceKey(hook.keyId, hook.nonce));
+    } catch (err) {
+      this.deps.logger?.warn({ requestId: hook.requestId, keyId: hook.keyId, errName: (err as Error)?.name }, 'hook nonce could not be given back');
+    }
+  }
+
+  private checkMedia(request: HookRequest, index: HeaderIndex): { status: 400 | 413 | 415; reason: HmacFailureReason } | null {
+    const encoding = index.declared('content-encoding', request.contentEncoding);
     if (encoding.repeated || (encoding.value !== undefined && encoding.value.trim().toLowerCase() !== 'identity')) {
       return { status: 415, reason: 'CONTENT_ENCODING_UNSUPPORTED' };
     }
-    const type = declared(request, 'content-type', request.contentType);
+    const type = index.declared('content-type', request.contentType);
     if (type.repeated || !isJsonUtf8(type.value)) return { status: 415, reason: 'CONTENT_TYPE_UNSUPPORTED' };
 
     const { maxBodyBytes } = this.deps.settings;
     if (request.bodyTooLarge) return { status: 413, reason: 'BODY_TOO_LARGE' };
-    const length = declared(request, 'content-length', request.contentLength);
+    const length = index.declared('content-length', request.contentLength);
     if (length.repeated) return { status: 400, reason: 'CONTENT_LENGTH_INVALID' };
     if (length.value !== undefined) {
       if (!/^[0-9]{1,15}$/.test(length.value)) return { status: 400, reason: 'CONTENT_LENGTH_INVALID' };
@@ -430,7 +605,7 @@ export class HookVerifier {
       'hmac verification: key-value store unavailable, failing closed',
     );
     this.deps.metrics?.hmacVerifications.inc({ result: 'rejected', reason: 'STORE_UNAVAILABLE', route: ctx.route });
-    return { ok: false, status: 503, reason: 'STORE_UNAVAILABLE', requestId: ctx.requestId };
+    return { ok: false, status: 503, reason: 'STORE_UNAVAILABLE', retryAfterMs: OUTAGE_RETRY_AFTER_S * 1000, requestId: ctx.requestId };
   }
 
   /**
@@ -451,6 +626,7 @@ export class HookVerifier {
     const route = ctx.route;
     if (limited && status !== 403) {
       this.deps.metrics?.hmacVerifications.inc({ result: 'rate_limited', reason, route });
+      if (reason === 'REPLAY' && ctx.keyId !== undefined && ctx.matchId !== undefined) this.tallyReplay(ctx, now);
       const windowEnd = (Math.floor(now / this.failureWindowMs) + 1) * this.failureWindowMs;
       return { ok: false, status: 429, reason: 'RATE_LIMITED', detail: reason, retryAfterMs: windowEnd - now, requestId: ctx.requestId };
     }
@@ -512,44 +688,58 @@ const HEADER_RULES: readonly HeaderRule[] = [
   [HEADER_SIGNATURE, SIGNATURE_PATTERN, 'SIGNATURE_MALFORMED'],
 ];
 
-/** All values of a header, whatever the case of its name in the bag. */
-function headerValues(headers: HeaderBag, name: string): string[] {
-  const values: string[] = [];
-  for (const key of Object.keys(headers)) {
-    if (key.toLowerCase() !== name) continue;
-    const v = headers[key];
-    if (typeof v === 'string') values.push(v);
-    else if (Array.isArray(v)) values.push(...(v as readonly string[]));
+/** One request's headers, indexed once by lowercase name: values from the bag, occurrences from rawHeaders. */
+class HeaderIndex {
+  private readonly values = new Map<string, string[]>();
+  private readonly counts: Map<string, number> | undefined;
+
+  constructor(headers: HeaderBag, rawHeaders: readonly string[] | undefined) {
+    for (const key of Object.keys(headers)) {
+      const v = headers[key];
+      if (v === undefined) continue;
+      const name = key.toLowerCase();
+      const list = this.values.get(name) ?? [];
+      if (typeof v === 'string') list.push(v);
+      else if (Array.isArray(v)) list.push(...(v as readonly string[]));
+      this.values.set(name, list);
+    }
+    if (rawHeaders) {
+      this.counts = new Map();
+      for (let i = 0; i < rawHeaders.length; i += 2) {
+        const name = (rawHeaders[i] as string).toLowerCase();
+        this.counts.set(name, (this.counts.get(name) ?? 0) + 1);
+      }
+    }
   }
-  return values;
-}
 
-/** How often a header name occurs in Node's rawHeaders (undefined when rawHeaders was not given). */
-function rawCount(rawHeaders: readonly string[] | undefined, name: string): number | undefined {
-  if (!rawHeaders) return undefined;
-  let count = 0;
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    if ((rawHeaders[i] as string).toLowerCase() === name) count++;
+  /** All values of a header, whatever the case of its name in the bag. */
+  all(name: string): readonly string[] {
+    return this.values.get(name) ?? NO_VALUES;
   }
-  return count;
+
+  /** How often the header was sent (from rawHeaders when given, else from the bag). */
+  occurrences(name: string): number {
+    return this.counts ? (this.counts.get(name) ?? 0) : this.all(name).length;
+  }
+
+  /** A header that must appear exactly once. */
+  single(name: string): HeaderRead {
+    const values = this.all(name);
+    const occurrences = this.occurrences(name);
+    if (occurrences > 1 || values.length > 1) return { ok: false, reason: 'HEADER_REPEATED' };
+    const value = values[0];
+    if (occurrences === 0 || value === undefined) return { ok: false, reason: 'HEADER_MISSING' };
+    return { ok: true, value };
+  }
+
+  /** A declared header value (an explicit override wins), and whether the header was sent more than once. */
+  declared(name: string, override: string | undefined): { value: string | undefined; repeated: boolean } {
+    const values = this.all(name);
+    return { value: override ?? values[0], repeated: this.occurrences(name) > 1 || values.length > 1 };
+  }
 }
 
-/** A header that must appear exactly once (from rawHeaders when given, else from the header bag). */
-function readSingleHeader(request: HookRequest, name: string): HeaderRead {
-  const values = headerValues(request.headers, name);
-  const occurrences = rawCount(request.rawHeaders, name) ?? values.length;
-  if (occurrences > 1 || values.length > 1) return { ok: false, reason: 'HEADER_REPEATED' };
-  const value = values[0];
-  if (occurrences === 0 || value === undefined) return { ok: false, reason: 'HEADER_MISSING' };
-  return { ok: true, value };
-}
-
-/** A declared header value (an explicit override wins), and whether the header was sent more than once. */
-function declared(request: HookRequest, name: string, override: string | undefined): { value: string | undefined; repeated: boolean } {
-  const values = headerValues(request.headers, name);
-  const repeated = (rawCount(request.rawHeaders, name) ?? values.length) > 1 || values.length > 1;
-  return { value: override ?? values[0], repeated };
-}
+const NO_VALUES: readonly string[] = Object.freeze([]);
 
 /** `application/json`, optionally with `charset=utf-8` (any case, optionally quoted), and nothing else. */
 export function isJsonUtf8(contentType: string | undefined): boolean {

@@ -1,5 +1,8 @@
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../infra/clock.js';
+import { openDatabase, type DatabaseHandle } from '../infra/db/database.js';
+import { migrateToLatest } from '../infra/db/migrations.js';
+import { PgKeyRecords } from './key.repository.js';
 import { MemoryKeyValueStore } from '../infra/kv/memory-kv.js';
 import {
   KeyService,
@@ -187,5 +190,70 @@ describe('KeyService', () => {
     const { keys, kv } = setup();
     kv.simulateOutage(true);
     await expect(keys.lookup('ovl_m-1_1767225600000')).rejects.toMatchObject({ name: 'KvUnavailableError' });
+  });
+});
+
+describe('durable key records (PostgreSQL, Redis as cache)', () => {
+  let database: DatabaseHandle;
+  beforeAll(async () => {
+    database = await openDatabase({ dataDir: 'memory://' });
+    await migrateToLatest(database.db);
+  }, 60_000); // PGlite's start is slow on a loaded machine
+  afterAll(() => database.close());
+
+  // Each test uses its own match ids: the database is shared by the tests of this block.
+  const durable = () => setup({ records: new PgKeyRecords(database.db) });
+
+  it('an issued key survives the loss of every cached record (Redis flushed)', async () => {
+    const { keys, kv, options } = durable();
+    const issued = await keys.issue({ matchId: 'd-1', kind: 'overlay' });
+    expect(await kv.get(keyRecordKey(issued.keyId))).not.toBeNull();
+    await kv.del(keyRecordKey(issued.keyId));
+    const fresh = new KeyService(options); // another instance: nothing in process memory either
+    expect(await fresh.lookup(issued.keyId)).toMatchObject({ keyId: issued.keyId, matchId: 'd-1', kind: 'overlay', revoked: false, expiresAt: issued.expiresAt });
+    // The lookup filled the cache again, with the record's lifetime.
+    expect(await kv.pttl(keyRecordKey(issued.keyId))).toBeGreaterThan(6 * HOUR);
+  });
+
+  it('a revocation is durable: after the cache is lost the key is still revoked', async () => {
+    const { keys, kv, options, clock } = durable();
+    const issued = await keys.issue({ matchId: 'd-2', kind: 'admin' });
+    clock.advance(10);
+    expect(await keys.revoke(issued.keyId)).toBe(true);
+    expect(await keys.lookup(issued.keyId)).toMatchObject({ revoked: true, revokedAt: clock.now() });
+    await kv.del(keyRecordKey(issued.keyId));
+    expect(await new KeyService(options).lookup(issued.keyId)).toMatchObject({ revoked: true, revokedAt: clock.now() });
+    clock.advance(10);
+    expect(await keys.revoke(issued.keyId)).toBe(true); // the first revocation time stands
+    expect(await new KeyService(options).lookup(issued.keyId)).toMatchObject({ revokedAt: clock.now() - 10 });
+    expect(await keys.revoke('ovl_d-2_1767225600999')).toBe(false);
+    expect(await keys.revoke('ovl_d-2\u0000_1767225600999')).toBe(false);
+  });
+
+  it('two instances issuing in the same millisecond get different key ids (the primary key decides)', async () => {
+    const a = durable();
+    const b = new KeyService(a.options);
+    const [x, y] = await Promise.all([a.keys.issue({ matchId: 'd-3', kind: 'overlay' }), b.issue({ matchId: 'd-3', kind: 'overlay' })]);
+    expect(x.keyId).not.toBe(y.keyId);
+  });
+
+  it('a record past its cache lifetime is gone, and pruning removes it a day later', async () => {
+    const { keys, kv, options, clock } = durable();
+    const issued = await keys.issue({ matchId: 'd-4', kind: 'overlay', ttlMs: 1000 });
+    await kv.del(keyRecordKey(issued.keyId));
+    clock.advance(1000 + 60_000 + 60_000);
+    expect(await new KeyService(options).lookup(issued.keyId)).toBeNull();
+    clock.advance(24 * HOUR);
+    expect(await keys.pruneExpired()).toBeGreaterThanOrEqual(1);
+    expect(await new PgKeyRecords(database.db).find(issued.keyId)).toBeNull();
+  });
+
+  it('issuing still succeeds with the cache down; verifying reads the durable record once it is back', async () => {
+    const { keys, kv, options } = durable();
+    kv.simulateOutage(true);
+    const issued = await keys.issue({ matchId: 'd-5', kind: 'overlay' });
+    kv.simulateOutage(false);
+    expect(await kv.get(keyRecordKey(issued.keyId))).toBeNull();
+    expect(await new KeyService(options).lookup(issued.keyId)).toMatchObject({ keyId: issued.keyId });
   });
 });

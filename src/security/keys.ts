@@ -2,10 +2,11 @@
  * HMAC key ids, per-key secrets and the issuance records behind them (hmac-v1.md "Keys and secrets").
  *
  * A key's secret is never stored: it is derived on demand from the master secret of its kind and the key id.
- * Redis holds only the issuance record at `hmac:secret:<keyId>` (the seed's key name), which is what makes a key
- * valid: issued, not revoked, inside its time window.
+ * The issuance record is what makes a key valid (issued, not revoked, inside its time window). It lives in
+ * PostgreSQL (`hmac_keys`) and is cached in Redis at `hmac:secret:<keyId>` (the seed's key name), so a Redis
+ * restart without persistence loses nothing: the next lookup reads the row and fills the cache again.
  */
-import { createHmac } from 'node:crypto';
+import { createHmac, createSecretKey, type KeyObject } from 'node:crypto';
 import { z } from 'zod';
 import type { Clock } from '../infra/clock.js';
 import type { KeyValueStore } from '../infra/kv/kv-store.js';
@@ -45,7 +46,7 @@ export function formatKeyId(kind: KeyKind, matchId: string, issuedAt: number): s
 }
 
 /** `HMAC-SHA256(master, "flock-hmac-v1|" + keyId)`: the key's 32-byte secret. */
-export function deriveSecret(master: string | Uint8Array, keyId: string): Buffer {
+export function deriveSecret(master: string | Uint8Array | KeyObject, keyId: string): Buffer {
   const key = typeof master === 'string' ? Buffer.from(master, 'utf8') : master;
   return createHmac('sha256', key).update(DERIVATION_LABEL + keyId, 'utf8').digest();
 }
@@ -78,6 +79,17 @@ const keyRecordSchema = z.object({
   revokedAt: z.number().int().optional(),
 });
 
+/** Where issued key records live durably (PostgreSQL); the key-value store only caches them. */
+export interface KeyRecordStore {
+  /** Inserts a new record; false when the key id is already taken. */
+  insert(record: KeyRecord): Promise<boolean>;
+  find(keyId: string): Promise<KeyRecord | null>;
+  /** Marks the key revoked (the first revocation time stands); the updated record, or null when there is none. */
+  revoke(keyId: string, at: number): Promise<KeyRecord | null>;
+  /** Deletes records whose key expired before `before`; returns how many. */
+  pruneExpired(before: number): Promise<number>;
+}
+
 /** A freshly issued key: the only time its secret leaves the service. */
 export interface IssuedKey {
   readonly keyId: string;
@@ -105,12 +117,21 @@ export class KeyServiceError extends Error {
 export interface KeyDirectory {
   /** The key's issuance record (cached at most `cacheTtlMs`), or null when it was never issued or has gone. */
   lookup(keyId: string): Promise<KeyRecord | null>;
-  /** The key's 32-byte secret, or null when the master secret of its kind is not configured. */
-  secretFor(keyId: string): Buffer | null;
+  /**
+   * The key's 32-byte secret as a KeyObject (HMAC with a KeyObject skips Node's per-call key preparation), or null
+   * when the master secret of its kind is not configured.
+   */
+  secretFor(keyId: string): KeyObject | null;
 }
 
 export interface KeyServiceOptions {
+  /** Cache of the records (and, without `records`, their only home). */
   kv: KeyValueStore;
+  /**
+   * The durable records (PostgreSQL). The composition root always passes it; without it records live only in the
+   * key-value store, which unit tests of the verifier and the benchmarks use.
+   */
+  records?: KeyRecordStore;
   clock: Clock;
   /** OVERLAY_MASTER_SECRET; overlay keys cannot be issued or verified without it. */
   overlayMasterSecret: string | undefined;
@@ -136,16 +157,19 @@ const ISSUE_ATTEMPTS = 5;
 interface CacheEntry {
   readonly record: KeyRecord;
   readonly until: number;
+  /** The derived secret, kept as long as the record (process memory only, as hmac-v1 allows). */
+  secret?: KeyObject;
 }
 
 /**
  * Issues, revokes and looks up HMAC keys. Records live in the key-value store (shared by every instance); this
  * process keeps found records for at most 5 s, so a revocation is honoured everywhere within 5 s. Misses are not
- * cached (a key issued on another instance works at once, and random key ids cannot fill memory). Derived
- * secrets are not cached either: deriving one is a single HMAC, cheaper than the cache would be worth.
+ * cached (a key issued on another instance works at once, and random key ids cannot fill memory). A derived
+ * secret lives beside its cached record, as a KeyObject: Node prepares a Buffer key again on every createHmac.
  */
 export class KeyService implements KeyDirectory {
   private readonly cache = new Map<string, CacheEntry>();
+  private readonly masterKeys = new Map<KeyKind, KeyObject>();
   private readonly cacheTtlMs: number;
   private readonly cacheMaxEntries: number;
 
@@ -181,11 +205,12 @@ export class KeyService implements KeyDirectory {
         expiresAt: issuedAt + ttlMs,
         revoked: false,
       };
-      const written = await kv.set(keyRecordKey(keyId), JSON.stringify(record), {
-        nx: true,
-        px: this.recordTtl(record.expiresAt),
-      });
-      if (!written) continue;
+      if (this.options.records) {
+        if (!(await this.options.records.insert(record))) continue;
+        await this.cacheQuietly(record);
+      } else if (!(await kv.set(keyRecordKey(keyId), JSON.stringify(record), { nx: true, px: this.recordTtl(record.expiresAt) }))) {
+        continue;
+      }
       return {
         keyId,
         secret: encodeSecret(deriveSecret(master, keyId)),
@@ -203,8 +228,17 @@ export class KeyService implements KeyDirectory {
    * @returns false when no such key exists (never issued, or already gone).
    */
   async revoke(keyId: string): Promise<boolean> {
-    const { kv, clock } = this.options;
+    const { kv, clock, records } = this.options;
     this.cache.delete(keyId);
+    if (records) {
+      if (!parseKeyId(keyId)) return false;
+      const revoked = await records.revoke(keyId, clock.now());
+      if (!revoked) return false;
+      // The cache must learn it too (a failure here throws: the caller retries, or every instance keeps accepting).
+      await kv.set(keyRecordKey(keyId), JSON.stringify(revoked), { px: this.recordTtl(revoked.expiresAt) });
+      this.cache.delete(keyId);
+      return true;
+    }
     const record = await this.fetch(keyId);
     if (!record) return false;
     if (record.revoked) return true;
@@ -229,11 +263,26 @@ export class KeyService implements KeyDirectory {
     return record;
   }
 
-  secretFor(keyId: string): Buffer | null {
+  secretFor(keyId: string): KeyObject | null {
+    const entry = this.cache.get(keyId);
+    if (entry?.secret) return entry.secret;
     const parts = parseKeyId(keyId);
     if (!parts) return null;
-    const master = this.masterFor(kindOfPrefix(parts.prefix));
-    return master === undefined ? null : deriveSecret(master, keyId);
+    const master = this.masterKeyFor(kindOfPrefix(parts.prefix));
+    if (master === undefined) return null;
+    const secret = createSecretKey(deriveSecret(master, keyId));
+    if (entry) entry.secret = secret;
+    return secret;
+  }
+
+  private masterKeyFor(kind: KeyKind): KeyObject | undefined {
+    const master = this.masterFor(kind);
+    if (master === undefined) return undefined;
+    const cached = this.masterKeys.get(kind);
+    if (cached) return cached;
+    const key = createSecretKey(Buffer.from(master, 'utf8'));
+    this.masterKeys.set(kind, key);
+    return key;
   }
 
   /** Drops a cached record (the revoking instance sees its own revocation at once). */
@@ -249,12 +298,37 @@ export class KeyService implements KeyDirectory {
     return Math.max(1, expiresAt - this.options.clock.now() + this.options.maxSkewMs + RECORD_GRACE_MS);
   }
 
-  /** Reads and validates a record; a record that does not describe this key id counts as absent. */
+  /** Deletes durable records of keys that expired more than a day ago; returns how many (0 without `records`). */
+  async pruneExpired(): Promise<number> {
+    return (await this.options.records?.pruneExpired(this.options.clock.now() - 24 * 60 * 60 * 1000)) ?? 0;
+  }
+
+  /** Fills the cache; a failure is left to the next lookup, which reads the durable record again. */
+  private async cacheQuietly(record: KeyRecord): Promise<void> {
+    try {
+      await this.options.kv.set(keyRecordKey(record.keyId), JSON.stringify(record), { px: this.recordTtl(record.expiresAt) });
+    } catch {
+      // The record is durable; the cache is only a cache.
+    }
+  }
+
+  /** The cached record, else the durable one (which then fills the cache); null when there is none or it is gone. */
   private async fetch(keyId: string): Promise<KeyRecord | null> {
     const parts = parseKeyId(keyId);
     if (!parts) return null;
+    const cached = await this.fetchCached(keyId, parts);
+    if (cached !== undefined || !this.options.records) return cached ?? null;
+    const record = await this.options.records.find(keyId);
+    // Past the point where the cache entry would have expired, the key is as gone as in the cache.
+    if (!record || this.recordTtl(record.expiresAt) <= 1) return null;
+    await this.cacheQuietly(record);
+    return record;
+  }
+
+  /** Reads and validates a cached record: undefined when there is none, null when it does not describe this key id. */
+  private async fetchCached(keyId: string, parts: KeyIdParts): Promise<KeyRecord | null | undefined> {
     const raw = await this.options.kv.get(keyRecordKey(keyId));
-    if (raw === null) return null;
+    if (raw === null) return undefined;
     let data: unknown;
     try {
       data = JSON.parse(raw);

@@ -10,7 +10,7 @@ describe('OutboxSecurityEventSink', () => {
   beforeAll(async () => {
     database = await openDatabase({ dataDir: 'memory://' });
     await migrateToLatest(database.db);
-  });
+  }, 60_000); // PGlite's start is slow on a loaded machine
   afterAll(() => database.close());
 
   it('caps hmac.verification.failed events per minute, and a new window admits again', async () => {
@@ -23,5 +23,15 @@ describe('OutboxSecurityEventSink', () => {
     clock.advance(60_000);
     await sink.onVerificationFailed(failure(99));
     expect(await count()).toBe(4);
+  });
+
+  it('publishes a replay summary as replay.attack.detected with summary: true, once per key and first replay', async () => {
+    const clock = new ManualClock(2_000_000);
+    const sink = new OutboxSecurityEventSink(database.db, clock, createLogger('silent'), () => undefined, 0);
+    const summary = { keyId: 'ovl_m-1_1767225600000', matchId: 'm-1', route: 'overlay' as const, count: 42, firstAt: 1_990_000, lastAt: 1_999_000, remoteAddresses: ['10.42.0.1'] };
+    await sink.onReplaysSummarized(summary);
+    await sink.onReplaysSummarized(summary);
+    const rows = await database.db.selectFrom('outbox').select('payload').where('topic', '=', 'replay.attack.detected').execute();
+    expect(rows.map((r) => r.payload)).toEqual([expect.objectContaining({ keyId: summary.keyId, summary: true, count: 42, remoteAddresses: ['10.42.0.1'] })]);
   });
 });

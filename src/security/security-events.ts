@@ -4,7 +4,7 @@ import type { Clock } from '../infra/clock.js';
 import type { Database } from '../infra/db/schema.js';
 import { enqueueEvent } from '../infra/bus/outbox.js';
 import { Topics } from '../events/topics.js';
-import type { ReplayDetectedEvent, SecurityEventSink, VerificationFailedEvent } from './hook-verifier.js';
+import type { ReplayDetectedEvent, ReplaySummaryEvent, SecurityEventSink, VerificationFailedEvent } from './hook-verifier.js';
 
 /**
  * Publishes the verifier's security events (`hmac.verification.failed`, `replay.attack.detected`) through the
@@ -84,6 +84,26 @@ export class OutboxSecurityEventSink implements SecurityEventSink {
       },
     });
     this.logger.warn({ reason: 'REPLAY', keyId: event.keyId, matchId: event.matchId, requestId: event.requestId, remoteAddress: event.remoteAddress }, 'replayed hook request refused');
+    this.onWrite();
+  }
+
+  /** Replays answered 429 past the failure budget: one event per key and summary, never capped. */
+  async onReplaysSummarized(summary: ReplaySummaryEvent): Promise<void> {
+    await enqueueEvent(this.db, {
+      topic: Topics.replayAttackDetected,
+      matchId: summary.matchId,
+      now: this.clock.now(),
+      dedupeKey: `replay-summary:${summary.keyId}:${summary.firstAt}`,
+      payload: {
+        keyId: summary.keyId,
+        summary: true,
+        count: summary.count,
+        firstAt: new Date(summary.firstAt).toISOString(),
+        lastAt: new Date(summary.lastAt).toISOString(),
+        route: summary.route,
+        remoteAddresses: summary.remoteAddresses,
+      },
+    });
     this.onWrite();
   }
 }

@@ -3,6 +3,7 @@ import type { FeatureWiring } from '../feature-wiring.js';
 import { HmacGuard, HOOK_VERIFIER } from './hmac.guard.js';
 import { HookVerifier, verifierSettingsFromConfig } from './hook-verifier.js';
 import { KeyService } from './keys.js';
+import { PgKeyRecords } from './key.repository.js';
 import { OutboxSecurityEventSink } from './security-events.js';
 
 export type SecurityWiring = Pick<FeatureWiring, 'config' | 'db' | 'kv' | 'clock' | 'logger' | 'metrics' | 'onOutboxWrite'>;
@@ -18,6 +19,7 @@ export function wireSecurity(w: SecurityWiring): Security {
   const log = w.logger.child({ component: 'hmac' });
   const keys = new KeyService({
     kv,
+    records: new PgKeyRecords(w.db),
     clock,
     overlayMasterSecret: config.OVERLAY_MASTER_SECRET,
     adminHookSecret: config.ADMIN_HOOK_SECRET,
@@ -28,7 +30,7 @@ export function wireSecurity(w: SecurityWiring): Security {
     keys,
     kv,
     clock,
-    settings: { ...verifierSettingsFromConfig(config), failureLimit: config.HMAC_FAILURE_LIMIT_PER_MIN },
+    settings: verifierSettingsFromConfig(config),
     metrics,
     sink: new OutboxSecurityEventSink(w.db, clock, log, w.onOutboxWrite),
     logger: log,

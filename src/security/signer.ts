@@ -14,7 +14,7 @@
  *
  * @module
  */
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHmac, randomBytes, type KeyObject } from 'node:crypto';
 import { canonicalize } from './jcs.js';
 import { StrictJsonError, decodeUtf8Strict, parseStrictJson, type JsonObject, type JsonValue } from './strict-json.js';
 
@@ -100,11 +100,11 @@ export interface CanonicalParts {
 
 /** `v1|<key-id>|<ts>|<nonce>|<matchId>|<type>|<JCS(body)>` — the exact string that is signed. */
 export function canonicalString(parts: CanonicalParts): string {
-  return [PROTOCOL_VERSION, parts.keyId, parts.ts, parts.nonce, parts.matchId, parts.type, parts.canonicalBody].join('|');
+  return `${PROTOCOL_VERSION}|${parts.keyId}|${parts.ts}|${parts.nonce}|${parts.matchId}|${parts.type}|${parts.canonicalBody}`;
 }
 
 /** `HMAC-SHA256(secret, canonical)` over the UTF-8 bytes of the canonical string, as raw 32 bytes. */
-export function hmacDigest(secret: Uint8Array, canonical: string): Buffer {
+export function hmacDigest(secret: Uint8Array | KeyObject, canonical: string): Buffer {
   return createHmac('sha256', secret).update(canonical, 'utf8').digest();
 }
 
@@ -139,13 +139,22 @@ export type BodyBinding =
 
 /** Checks that a body is a JSON object with a well-formed string `type` and a string `matchId`. */
 export function readBodyBinding(value: JsonValue): BodyBinding {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) return { ok: false, reason: 'BODY_NOT_OBJECT' };
-  const body = value as JsonObject;
-  const type = Object.hasOwn(body, 'type') ? body['type'] : undefined;
+  const isObject = value !== null && typeof value === 'object' && !Array.isArray(value);
+  const binding = checkBinding(isObject, value as Readonly<Record<string, unknown>>);
+  return binding.ok ? { ...binding, body: value as JsonObject } : binding;
+}
+
+/** The binding rule on a body's members (an object's own members, or the one-pass canonicalizer's root members). */
+export function checkBinding(
+  isObject: boolean,
+  members: Readonly<Record<string, unknown>>,
+): { readonly ok: true; readonly type: string; readonly matchId: string } | Extract<BodyBinding, { ok: false }> {
+  if (!isObject) return { ok: false, reason: 'BODY_NOT_OBJECT' };
+  const type = Object.hasOwn(members, 'type') ? members['type'] : undefined;
   if (typeof type !== 'string' || !TYPE_PATTERN.test(type)) return { ok: false, reason: 'BODY_TYPE_INVALID' };
-  const matchId = Object.hasOwn(body, 'matchId') ? body['matchId'] : undefined;
+  const matchId = Object.hasOwn(members, 'matchId') ? members['matchId'] : undefined;
   if (typeof matchId !== 'string' || matchId.length === 0) return { ok: false, reason: 'BODY_MATCH_ID_INVALID' };
-  return { ok: true, body, type, matchId };
+  return { ok: true, type, matchId };
 }
 
 /** What {@link sign} needs. */

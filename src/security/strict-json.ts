@@ -300,53 +300,15 @@ class Parser {
   }
 
   private readNumber(): number {
-    const t = this.text;
     const start = this.pos;
-    let p = start;
-    if (t.charCodeAt(p) === CH_MINUS) p++;
-    const first = t.charCodeAt(p);
-    if (first === CH_0) p++;
-    else if (first >= CH_1 && first <= CH_9) p = this.skipDigits(p);
-    else this.fail('SYNTAX', 'invalid number', start);
-    let hasFraction = false;
-    let hasExponent = false;
-    if (t.charCodeAt(p) === CH_DOT) {
-      const after = this.skipDigits(p + 1);
-      if (after === p + 1) this.fail('SYNTAX', 'invalid number', start);
-      p = after;
-      hasFraction = true;
-    }
-    const e = t.charCodeAt(p);
-    if (e === CH_E_LOWER || e === CH_E_UPPER) {
-      p++;
-      const sign = t.charCodeAt(p);
-      if (sign === CH_PLUS || sign === CH_MINUS) p++;
-      const after = this.skipDigits(p);
-      if (after === p) this.fail('SYNTAX', 'invalid number', start);
-      p = after;
-      hasExponent = true;
-    }
-    this.pos = p;
-    const lexeme = t.slice(start, p);
+    const scanned = scanNumber(this.text, start);
+    if (scanned < 0) this.fail('SYNTAX', 'invalid number', start);
+    this.pos = scanned >> 1;
+    const lexeme = this.text.slice(start, this.pos);
     const value = Number(lexeme);
-    if (!Number.isFinite(value)) this.fail('NUMBER_OUT_OF_RANGE', 'number overflows a double', start);
-    if (value === 0 && /[1-9]/.test(mantissa(lexeme))) {
-      this.fail('NUMBER_OUT_OF_RANGE', 'non-zero number underflows to zero', start);
-    }
-    if (Math.abs(value) > Number.MAX_SAFE_INTEGER && (this.numbers === 'safe-range' || (!hasFraction && !hasExponent))) {
-      this.fail('UNSAFE_INTEGER', 'integer beyond ±(2^53−1)', start);
-    }
+    const problem = numberProblem(value, lexeme, (scanned & 1) === 1, this.numbers);
+    if (problem) this.fail(problem[0], problem[1], start);
     return value;
-  }
-
-  private skipDigits(p: number): number {
-    const t = this.text;
-    while (p < t.length) {
-      const c = t.charCodeAt(p);
-      if (c < CH_0 || c > CH_9) break;
-      p++;
-    }
-    return p;
   }
 
   private skipWhitespace(): void {
@@ -361,6 +323,54 @@ class Parser {
   private fail(reason: StrictJsonReason, message: string, offset: number = this.pos): never {
     throw new StrictJsonError(reason, offset, message);
   }
+}
+
+/**
+ * Scans the number literal at `start` (JSON grammar). Returns `end << 1 | 1` for an integer literal (no fraction,
+ * no exponent), `end << 1` for any other, or -1 when the grammar is broken.
+ */
+export function scanNumber(t: string, start: number): number {
+  let p = start;
+  if (t.charCodeAt(p) === CH_MINUS) p++;
+  const first = t.charCodeAt(p);
+  if (first === CH_0) p++;
+  else if (first >= CH_1 && first <= CH_9) p = digitsEnd(t, p);
+  else return -1;
+  let integer = 1;
+  if (t.charCodeAt(p) === CH_DOT) {
+    const after = digitsEnd(t, p + 1);
+    if (after === p + 1) return -1;
+    p = after;
+    integer = 0;
+  }
+  const e = t.charCodeAt(p);
+  if (e === CH_E_LOWER || e === CH_E_UPPER) {
+    p++;
+    const sign = t.charCodeAt(p);
+    if (sign === CH_PLUS || sign === CH_MINUS) p++;
+    const after = digitsEnd(t, p);
+    if (after === p) return -1;
+    p = after;
+    integer = 0;
+  }
+  return (p << 1) | integer;
+}
+
+/** Why a number literal is refused under `numbers` (reason and message), or null when it is accepted. */
+export function numberProblem(value: number, lexeme: string, integerLiteral: boolean, numbers: NumberProfile): [StrictJsonReason, string] | null {
+  if (!Number.isFinite(value)) return ['NUMBER_OUT_OF_RANGE', 'number overflows a double'];
+  if (value === 0 && /[1-9]/.test(mantissa(lexeme))) return ['NUMBER_OUT_OF_RANGE', 'non-zero number underflows to zero'];
+  if (Math.abs(value) > Number.MAX_SAFE_INTEGER && (numbers === 'safe-range' || integerLiteral)) return ['UNSAFE_INTEGER', 'integer beyond ±(2^53−1)'];
+  return null;
+}
+
+function digitsEnd(t: string, p: number): number {
+  while (p < t.length) {
+    const c = t.charCodeAt(p);
+    if (c < CH_0 || c > CH_9) break;
+    p++;
+  }
+  return p;
 }
 
 /** The digits before any exponent (used to tell a real zero from an underflow). */

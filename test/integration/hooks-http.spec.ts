@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import net from 'node:net';
 import { Writable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/infra/clock.js';
 import { Topics } from '../../src/events/topics.js';
@@ -10,6 +10,7 @@ import type { RunningService } from '../../src/app.module.js';
 import { freshPostgresDatabase, randomName, requireRedis, TEST_SECRETS } from '../support/infra.js';
 import { headerPairs, rawRequest, signed, type RawResponse } from '../support/hook-client.js';
 import { internalApi, matchBody, startTestService } from '../support/service.js';
+import { tcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 
 // Every case of hmac-v1.md as a real HTTP request through the real stack (Fastify, Nest guard, verifier),
 // with the nonce store on the real Redis and time on an injected clock.
@@ -25,12 +26,12 @@ let redisUrl: string;
 let main: RunningService;
 let api: ReturnType<typeof internalApi>;
 
-async function startInstance(extra: Record<string, string>, options: { clock?: ManualClock; capture?: boolean } = {}) {
+async function startInstance(extra: Record<string, string>, options: { clock?: ManualClock; capture?: boolean; databaseVia?: (url: string) => Promise<string> } = {}) {
   const db = await freshPostgresDatabase();
   drops.push(db.drop);
   const env = {
     ...TEST_SECRETS,
-    DATABASE_URL: db.url,
+    DATABASE_URL: options.databaseVia ? await options.databaseVia(db.url) : db.url,
     REDIS_URL: redisUrl,
     REDIS_KEY_PREFIX: randomName('hk') + ':',
     PTERO_APP_URL: 'http://127.0.0.1:9',
@@ -299,9 +300,9 @@ describe('HmacGuard over real HTTP', () => {
     });
 
     it('the nonce store unreachable → 503 (fail closed)', async () => {
-      const proxy = await redisProxy(redisUrl);
+      const proxy = await tcpProxy('127.0.0.1', Number(new URL(redisUrl).port || 6379));
       try {
-        const service = await startInstance({ REDIS_URL: proxy.url });
+        const service = await startInstance({ REDIS_URL: `redis://127.0.0.1:${proxy.port}` });
         const m = await newMatch(service);
         const key = await issue(service, m, 'overlay');
         const ok = signed(key.keyId, key.secret, progress(m), clock.now());
@@ -312,6 +313,77 @@ describe('HmacGuard over real HTTP', () => {
       } finally {
         await proxy.close();
       }
+    });
+  });
+
+  describe('faults', () => {
+    it('a database outage answers 503 with Retry-After and gives the nonce back: the identical retry is accepted, no replay reported', async () => {
+      let proxy: TcpProxy | undefined;
+      const service = await startInstance(
+        { DB_QUERY_TIMEOUT_MS: '1000' },
+        {
+          databaseVia: async (url) => {
+            const u = new URL(url);
+            proxy = await tcpProxy(u.hostname, Number(u.port || 5432));
+            u.host = `127.0.0.1:${proxy.port}`;
+            return u.toString();
+          },
+        },
+      );
+      try {
+        const m = await newMatch(service);
+        const key = await issue(service, m, 'overlay');
+        const first = signed(key.keyId, key.secret, progress(m, { seq: 1 }), clock.now());
+        expect((await post(OVERLAY, headerPairs(first.headers), first.body, service)).status).toBe(202);
+
+        proxy!.cut();
+        const c = signed(key.keyId, key.secret, progress(m, { seq: 2 }), clock.now());
+        const down = await post(OVERLAY, headerPairs(c.headers), c.body, service);
+        expect({ status: down.status, retryAfter: down.headers['retry-after'] }).toEqual({ status: 503, retryAfter: '2' });
+        const apiDown = await fetch(`${service.url}/v1/internal/matches/${m}`, { headers: { authorization: `Bearer ${TEST_SECRETS.INTERNAL_API_TOKEN}` } });
+        expect({ status: apiDown.status, retryAfter: apiDown.headers.get('retry-after') }).toEqual({ status: 503, retryAfter: '2' });
+
+        proxy!.restore();
+        expect((await post(OVERLAY, headerPairs(c.headers), c.body, service)).status).toBe(202);
+        const stored = await service.services.db.selectFrom('overlay_events').select('seq').where('key_id', '=', key.keyId).orderBy('seq').execute();
+        expect(stored.map((r) => r.seq)).toEqual([1, 2]);
+        const replays = await service.services.db.selectFrom('outbox').select('payload').where('topic', '=', Topics.replayAttackDetected).execute();
+        expect(replays).toEqual([]);
+
+        // A hung database (connections open, nothing answers) holds a hook call only for a bounded time.
+        proxy!.hang();
+        const h = signed(key.keyId, key.secret, progress(m, { seq: 3 }), clock.now());
+        const started = Date.now();
+        const hung = await post(OVERLAY, headerPairs(h.headers), h.body, service);
+        expect(hung.status).toBe(503);
+        expect(Date.now() - started).toBeLessThan(15_000);
+        proxy!.restore();
+        expect((await post(OVERLAY, headerPairs(h.headers), h.body, service)).status).toBe(202);
+      } finally {
+        proxy?.restore();
+        await proxy?.close();
+      }
+    });
+
+    it('issued keys are durable: after FLUSHDB the next signed call is accepted', async () => {
+      // A Redis database of its own, so flushing it disturbs no other test.
+      const u = new URL(redisUrl);
+      u.pathname = '/13';
+      const own = new ManualClock(T0);
+      const service = await startInstance({ REDIS_URL: u.toString() }, { clock: own });
+      const m = await newMatch(service);
+      const key = await issue(service, m, 'overlay');
+      const before = signed(key.keyId, key.secret, progress(m, { seq: 1 }), own.now());
+      expect((await post(OVERLAY, headerPairs(before.headers), before.body, service)).status).toBe(202);
+      const redis = new Redis(u.toString());
+      try {
+        await redis.flushdb();
+      } finally {
+        redis.disconnect();
+      }
+      own.advance(5_001); // past the in-process record cache: the record must come from PostgreSQL
+      const after = signed(key.keyId, key.secret, progress(m, { seq: 2 }), own.now());
+      expect((await post(OVERLAY, headerPairs(after.headers), after.body, service)).status).toBe(202);
     });
   });
 
@@ -453,6 +525,31 @@ describe('HmacGuard over real HTTP', () => {
       expect(statuses.slice(5)).toEqual([429, 429, 429]);
       const good = signed(key.keyId, key.secret, progress(m), clock.now());
       expect((await post(OVERLAY, headerPairs(good.headers), good.body, limited)).status).toBe(202);
+
+      // A replay past the failure budget is answered 429 but still recorded: summed into one summary event.
+      for (let i = 0; i < 3; i++) expect((await post(OVERLAY, headerPairs(good.headers), good.body, limited)).status).toBe(429);
+      expect(await limited.services.hookVerifier.flushReplaySummaries()).toBe(1);
+      const replays = await limited.services.db.selectFrom('outbox').select('payload').where('topic', '=', Topics.replayAttackDetected).execute();
+      expect(replays.map((r) => r.payload)).toEqual([expect.objectContaining({ keyId: key.keyId, summary: true, count: 3 })]);
+    });
+
+    it('a key over its budget of valid calls is answered 429 with Retry-After; other keys still pass', async () => {
+      const budgeted = await startInstance({ HMAC_KEY_BUDGET: '3', HMAC_KEY_BUDGET_WINDOW_MS: '60000' });
+      const m = await newMatch(budgeted);
+      const key = await issue(budgeted, m, 'overlay');
+      const other = await issue(budgeted, m, 'overlay');
+      const statuses: number[] = [];
+      let last: RawResponse | undefined;
+      for (let i = 0; i < 5; i++) {
+        const c = signed(key.keyId, key.secret, progress(m), clock.now());
+        last = await post(OVERLAY, headerPairs(c.headers), c.body, budgeted);
+        statuses.push(last.status);
+      }
+      expect(statuses).toEqual([202, 202, 202, 429, 429]);
+      expect(Number(last!.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+      expect(Number(last!.headers['retry-after'])).toBeLessThanOrEqual(60);
+      const o = signed(other.keyId, other.secret, progress(m), clock.now());
+      expect((await post(OVERLAY, headerPairs(o.headers), o.body, budgeted)).status).toBe(202);
     });
   });
 
@@ -529,33 +626,3 @@ describe('HmacGuard over real HTTP', () => {
     });
   });
 });
-
-/** A TCP proxy in front of Redis that can be cut, to take the nonce store away from a running service. */
-async function redisProxy(target: string): Promise<{ url: string; cut(): void; close(): Promise<void> }> {
-  const t = new URL(target);
-  const sockets = new Set<net.Socket>();
-  let open = true;
-  const server = net.createServer((client) => {
-    if (!open) return client.destroy();
-    const upstream = net.connect(Number(t.port || 6379), t.hostname);
-    sockets.add(client).add(upstream);
-    client.pipe(upstream).pipe(client);
-    const end = () => {
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on('error', end);
-    upstream.on('error', end);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as net.AddressInfo).port;
-  return {
-    url: `redis://127.0.0.1:${port}`,
-    cut() {
-      open = false;
-      for (const s of sockets) s.destroy();
-    },
-    close: () => new Promise((r) => server.close(() => r())),
-  };
-}
-

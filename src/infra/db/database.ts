@@ -58,11 +58,15 @@ function listenWithReconnect(url: string, channel: string, listener: () => void)
 }
 
 /** PostgreSQL when a URL is given, otherwise PGlite (real Postgres in WASM) persisted under `dataDir`. */
-export async function openDatabase(options: { url?: string; dataDir: string; poolSize?: number }): Promise<DatabaseHandle> {
+export async function openDatabase(options: { url?: string; dataDir: string; poolSize?: number; queryTimeoutMs?: number }): Promise<DatabaseHandle> {
   if (options.url) {
+    const timeout = options.queryTimeoutMs ?? 5_000;
     const pool = new pg.Pool({
       connectionString: options.url,
       max: options.poolSize ?? 10,
+      // The server cancels a statement past the bound; the client gives up on a server that never answers.
+      statement_timeout: timeout,
+      query_timeout: timeout + 1_000,
       connectionTimeoutMillis: 5_000,
       idleTimeoutMillis: 30_000,
     });

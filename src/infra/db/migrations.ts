@@ -206,6 +206,23 @@ const migrations: Record<string, Migration> = {
       );
     },
   },
+  '0006_hmac_keys': {
+    async up(db: Kysely<unknown>) {
+      // Issued hook keys survive a Redis restart: this row is the record, hmac:secret:<keyId> only caches it.
+      // The primary key is what makes a key id issued once. Times are ms since the epoch, as in the key id.
+      await runStatements(db, `
+        CREATE TABLE hmac_keys (
+          key_id text PRIMARY KEY,
+          match_id text NOT NULL,
+          kind text NOT NULL CHECK (kind IN ('overlay', 'admin')),
+          issued_at bigint NOT NULL,
+          expires_at bigint NOT NULL,
+          revoked_at bigint
+        );
+        CREATE INDEX hmac_keys_by_expiry ON hmac_keys (expires_at);
+      `);
+    },
+  },
 };
 
 /** One statement per round trip: the embedded database's extended protocol takes a single command. */

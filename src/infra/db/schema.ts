@@ -172,6 +172,16 @@ export interface StreamSidesTable {
   updated_at: Timestamp;
 }
 
+/** Issued HMAC keys (migration 0006): the durable record; Redis `hmac:secret:<keyId>` is its cache. Times in ms. */
+export interface HmacKeysTable {
+  key_id: string;
+  match_id: string;
+  kind: 'overlay' | 'admin';
+  issued_at: ColumnType<string, number, number>;
+  expires_at: ColumnType<string, number, number>;
+  revoked_at: ColumnType<string | null, number | null | undefined, number | null>;
+}
+
 export interface Database {
   matches: MatchesTable;
   match_players: MatchPlayersTable;
@@ -187,6 +197,7 @@ export interface Database {
   stream_samples: StreamSamplesTable;
   overlay_events: OverlayEventsTable;
   stream_sides: StreamSidesTable;
+  hmac_keys: HmacKeysTable;
 }
 
 export type Provision = Selectable<ProvisionsTable>;
