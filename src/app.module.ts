@@ -192,7 +192,7 @@ export interface RunningService {
 export async function startService(config: Config, overrides: ServiceOverrides = {}): Promise<RunningService> {
   const services = await buildServices(config, overrides);
   const { logger } = services;
-  const app = await createHttpApp(AppModule.forRoot(services), config, logger);
+  const app = await createHttpApp(AppModule.forRoot(services), config, logger, services.metrics);
 
   // Consumer first, so the embedded relay has somebody to hand input events to; then the workers.
   await services.source.start(services.consumer.topics.length ? [...INPUT_TOPICS] : [], services.consumer.handle);
