@@ -7,6 +7,7 @@ import type { Logger } from '../observability/logger.js';
 import { registerHttpMetrics } from '../observability/http-metrics.js';
 import { Metrics } from '../observability/metrics.js';
 import { registerRawJsonParser } from '../security/raw-body.js';
+import { ErrorFilter } from './error.filter.js';
 import { HealthController, READINESS_CHECK, type ReadinessCheck } from './health.controller.js';
 import { HooksController } from './hooks.controller.js';
 import { InternalApiController } from './internal-api.controller.js';
@@ -47,6 +48,7 @@ export async function createHttpApp(module: DynamicModule, config: Config, logge
   // Hook routes get the raw bytes (the guard verifies them); every other route gets strictly parsed JSON.
   registerRawJsonParser(app.getHttpAdapter().getInstance(), config.MAX_BODY_BYTES, { rawWhen: (req) => isHookRoute(req.url) });
   registerHttpMetrics(app.getHttpAdapter().getInstance(), metrics);
+  app.useGlobalFilters(new ErrorFilter(logger.child({ component: 'http' }), metrics));
   await app.init();
   return app;
 }
