@@ -50,6 +50,7 @@ describe('series alerts read', () => {
       'flock_grace_episodes_opened_total 0',
       'flock_grace_episodes_closed_total 0',
       'flock_unexpected_errors_total{where="http"} 0',
+      'flock_dependency_unavailable_total{dependency="database"} 0',
     ]) {
       expect(text).toContain(line);
     }

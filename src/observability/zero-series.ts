@@ -73,4 +73,5 @@ export function zeroAlertSeries(m: Metrics): void {
     for (const reason of HMAC_REJECTIONS) m.hmacVerifications.inc({ result: 'rejected', reason, route }, 0);
   }
   m.unexpectedErrors.inc({ where: 'http' }, 0);
+  for (const dependency of ['database', 'redis']) m.dependencyUnavailable.inc({ dependency }, 0);
 }
