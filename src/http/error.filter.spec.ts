@@ -27,6 +27,8 @@ describe('dependencyOutage', () => {
     expect(dependencyOutage(Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' }))).toBe('database');
     expect(dependencyOutage(new Error('Connection terminated unexpectedly'))).toBe('database');
     expect(dependencyOutage(new Error('query failed', { cause: Object.assign(new Error('x'), { code: 'ECONNRESET' }) }))).toBe('database');
+    expect(dependencyOutage(new AggregateError([Object.assign(new Error('x'), { code: 'ECONNREFUSED' })], 'connect failed'))).toBe('database');
+    expect(dependencyOutage(new Error('timeout exceeded when trying to connect'))).toBe('database');
     expect(dependencyOutage(new KvUnavailableError('redis down'))).toBe('redis');
     expect(dependencyOutage(new TypeError("Cannot read properties of undefined (reading 'id')"))).toBeNull();
     expect(dependencyOutage(Object.assign(new Error('duplicate key'), { code: '23505' }))).toBeNull();
