@@ -19,6 +19,7 @@ import { Metrics } from './observability/metrics.js';
 import type { PanelPort } from './provisioning/panel.port.js';
 import { wireProvisioning } from './provisioning/provisioning.wiring.js';
 import { Leases } from './scheduling/lease.js';
+import { retentionWindowsFromConfig, runRetention } from './scheduling/retention.js';
 import { ScheduledTasksService } from './scheduling/scheduled-tasks.service.js';
 import type { Services } from './services.js';
 import { hooksProviders, wireHooks } from './hooks/hooks.wiring.js';
@@ -118,6 +119,15 @@ export async function buildServices(config: Config, overrides: ServiceOverrides 
   // --- end provisioning wiring ---
   const matches = wireMatches({ db: database.db, clock, onOutboxWrite: () => relay.nudge() });
   const hookSignals = wireHooks({ db: database.db, clock, logger, readiness: provisioning, onOutboxWrite: () => relay.nudge() });
+
+  scheduler.register({
+    name: 'retention',
+    everyMs: config.RETENTION_EVERY_MS,
+    run: async ({ signal }) => {
+      const windows = retentionWindowsFromConfig(config);
+      await runRetention({ db: database.db, now: clock.now(), windows, batchSize: config.RETENTION_BATCH_SIZE, maxBatches: config.RETENTION_MAX_BATCHES, signal, metrics, logger: logger.child({ component: 'retention' }) });
+    },
+  });
 
   // --- stream health wiring (StreamHealthWorker, its providers and scheduled sweeps) ---
   const providers = telemetryProvidersFromConfig(config, { clock, logger, metrics });

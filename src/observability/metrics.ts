@@ -164,6 +164,12 @@ export class Metrics {
     labelNames: ['route'] as const,
     registers: [this.registry],
   });
+  readonly retentionDeleted = new Counter({
+    name: 'flock_retention_deleted_total',
+    help: 'Rows deleted by the retention task, by table',
+    labelNames: ['table'] as const,
+    registers: [this.registry],
+  });
   readonly buildInfo = new Gauge({
     name: 'flock_build_info',
     help: 'Always 1; the labels say which build runs',

@@ -4,6 +4,7 @@ import type { PanelOperation } from '../integrations/pterodactyl/panel-error.js'
 import type { FailureReason } from '../provisioning/policy.js';
 import type { HmacFailureReason, HookRoute } from '../security/hook-verifier.js';
 import type { StrictJsonReason } from '../security/strict-json.js';
+import { RETENTION_TABLES } from '../scheduling/retention.repository.js';
 import type { Metrics } from './metrics.js';
 
 /** Compiles only when `List` names every member of `Union`: a new reason cannot be forgotten here. */
@@ -73,5 +74,6 @@ export function zeroAlertSeries(m: Metrics): void {
     for (const reason of HMAC_REJECTIONS) m.hmacVerifications.inc({ result: 'rejected', reason, route }, 0);
   }
   m.unexpectedErrors.inc({ where: 'http' }, 0);
+  for (const table of RETENTION_TABLES) m.retentionDeleted.inc({ table }, 0);
   for (const dependency of ['database', 'redis']) m.dependencyUnavailable.inc({ dependency }, 0);
 }
