@@ -73,6 +73,7 @@ export async function buildServices(config: Config, overrides: ServiceOverrides 
   }
 
   const leases = new Leases(kv);
+  const lifecycle = { draining: false };
   const relayLeadership: RelayLeadership = {
     async holds() {
       try {
@@ -153,8 +154,10 @@ export async function buildServices(config: Config, overrides: ServiceOverrides 
     ...security,
     matches,
     hookSignals,
+    lifecycle,
     async readiness() {
       const checks: Record<string, string> = {};
+      if (lifecycle.draining) checks.lifecycle = 'draining';
       await Promise.all([
         database.ping().then(
           () => (checks.database = 'ok'),
@@ -195,6 +198,8 @@ export interface RunningService {
   readonly app: NestFastifyApplication;
   /** Base URL of the HTTP server, e.g. http://127.0.0.1:8080 */
   readonly url: string;
+  /** Turns /readyz to 503 (`draining`) and waits `ms` while work goes on, for load balancers to move away. */
+  drain(ms: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -243,5 +248,10 @@ export async function startService(config: Config, overrides: ServiceOverrides =
       }
       logger.info('shut down');
     })());
-  return { services, app, url, close };
+  const drain = async (ms: number) => {
+    services.lifecycle.draining = true;
+    logger.info({ drainMs: ms }, 'draining: /readyz answers 503 before the service stops');
+    await new Promise((resolve) => setTimeout(resolve, ms));
+  };
+  return { services, app, url, drain, close };
 }

@@ -1,27 +1,38 @@
 import 'reflect-metadata';
 import { parseArgs } from 'node:util';
 import { loadConfig } from './config/config.js';
+import { checkStart } from './config/start-checks.js';
+import { createLogger } from './observability/logger.js';
 import { startService, type RunningService } from './app.module.js';
 import { runCli, type Command } from './cli/cli.js';
 import { processIo, UsageError } from './cli/io.js';
 
-/** Stops the service on SIGTERM/SIGINT: drain, commit, leave the group; a hard deadline ends a stuck drain. */
+/**
+ * Stops the service on SIGTERM/SIGINT. SIGTERM (an orchestrator) first drains: /readyz answers 503 for DRAIN_MS
+ * while work goes on, so load balancers move away; SIGINT (a terminal) skips that. Then stop consuming, commit,
+ * leave the group; a hard deadline ends a stuck stop. A repeated signal (a terminal's Ctrl-C reaches both the bin
+ * wrapper, which forwards it, and this process) does not start a second stop.
+ */
 function stopOnSignals(service: RunningService, timeoutMs: number): Promise<number> {
+  const drainMs = service.services.config.DRAIN_MS;
   return new Promise((resolve) => {
-    const stop = (signal: string) => {
+    let stopping = false;
+    const stop = async (signal: NodeJS.Signals) => {
+      if (stopping) return void service.services.logger.info({ signal }, 'signal received again; already stopping');
+      stopping = true;
       service.services.logger.info({ signal }, 'signal received');
+      if (signal === 'SIGTERM') await service.drain(drainMs);
       const timer = setTimeout(() => {
         service.services.logger.error({ reason: 'SHUTDOWN_TIMEOUT', timeoutMs }, 'shutdown did not finish in time; exiting');
         resolve(1);
       }, timeoutMs);
       timer.unref();
-      void service.close().then(() => {
-        clearTimeout(timer);
-        resolve(0);
-      });
+      await service.close();
+      clearTimeout(timer);
+      resolve(0);
     };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => void stop('SIGTERM'));
+    process.on('SIGINT', () => void stop('SIGINT'));
   });
 }
 
@@ -32,7 +43,11 @@ const start: Command = async (args, io) => {
     return 0;
   }
   const config = loadConfig(io.env, { service: true });
-  const service = await startService(config);
+  const { problems, warnings } = checkStart(config, io.env);
+  if (problems.length > 0) throw new UsageError(`refusing to start:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  const logger = createLogger(config.LOG_LEVEL, { instanceId: config.instanceId });
+  for (const warning of warnings) logger.warn({ reason: 'UNKNOWN_SETTING' }, warning);
+  const service = await startService(config, { logger });
   return stopOnSignals(service, config.SHUTDOWN_TIMEOUT_MS);
 };
 

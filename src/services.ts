@@ -42,5 +42,7 @@ export interface Services {
   readonly hookVerifier: HookVerifier;
   readonly hookSignals: HookSignalsService;
   readonly matches: MatchesService;
+  /** Set on SIGTERM: readiness then reports `lifecycle: draining` (503) while work goes on. */
+  readonly lifecycle: { draining: boolean };
   readiness(): Promise<Record<string, string>>;
 }

@@ -138,6 +138,11 @@ export const configSchema = z.object({
   KAFKA_CLIENT_ID: z.string().min(1).default('flocknode-workers'),
   KAFKA_TOPIC_PREFIX: z.string().default(''),
   SHUTDOWN_TIMEOUT_MS: ms(25_000),
+  // After SIGTERM, /readyz answers 503 this long before the service stops taking work (load balancers move away).
+  DRAIN_MS: z.coerce.number().int().min(0).max(300_000).default(5_000),
+  // `start` refuses a half-embedded setup (some of DATABASE_URL, REDIS_URL, KAFKA_BROKERS unset) unless the
+  // embedded parts are named here: a comma list of database, redis, kafka, or "all".
+  ALLOW_EMBEDDED: z.string().default(''),
 
   // Retention (docs/configuration.md): windows in ms; evidence, enforcements, episodes and the ledger are kept.
   RETENTION_EVERY_MS: ms(10 * 60_000),
