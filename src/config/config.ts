@@ -137,6 +137,9 @@ export const configSchema = z.object({
   KAFKA_GROUP_ID: z.string().min(1).default('flocknode-workers'),
   KAFKA_CLIENT_ID: z.string().min(1).default('flocknode-workers'),
   KAFKA_TOPIC_PREFIX: z.string().default(''),
+  // What `flock-workers kafka topics --create` creates (and the check expects at least).
+  KAFKA_TOPIC_PARTITIONS: z.coerce.number().int().min(1).max(1_000).default(6),
+  KAFKA_REPLICATION_FACTOR: z.coerce.number().int().min(1).max(10).default(3),
   SHUTDOWN_TIMEOUT_MS: ms(25_000),
   // After SIGTERM, /readyz answers 503 this long before the service stops taking work (load balancers move away).
   DRAIN_MS: z.coerce.number().int().min(0).max(300_000).default(5_000),
