@@ -30,7 +30,9 @@ export function ensurePrometheusTools() {
   if (promtool && prometheus) return { promtool, prometheus };
   if (!which('apt-get')) throw new Error('promtool/prometheus missing and no apt-get here: install Prometheus 2.x so both are on PATH');
   if (typeof process.getuid === 'function' && process.getuid() !== 0) {
-    throw new Error('promtool/prometheus missing: run `sudo apt-get update && sudo apt-get install -y prometheus` (then `sudo systemctl disable --now prometheus` if you do not want the service)');
+    throw new Error(
+      'promtool/prometheus missing: run `sudo apt-get update && sudo apt-get install -y prometheus` (then `sudo systemctl disable --now prometheus` if you do not want the service)',
+    );
   }
   console.log('▶ installing Debian package prometheus (for promtool and the dashboard test; its service is not started)');
   const ownPolicy = !existsSync(POLICY);

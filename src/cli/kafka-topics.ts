@@ -17,11 +17,15 @@ export interface TopicState {
 export type TopicVerdict = 'ok' | 'missing' | 'too_few_partitions' | 'too_few_replicas';
 
 /** Compares what the service needs with what the cluster has; more partitions or replicas than asked is fine. */
-export function compareTopics(wanted: readonly TopicSpec[], actual: ReadonlyMap<string, TopicState>): { name: string; verdict: TopicVerdict; actual?: TopicState }[] {
+export function compareTopics(
+  wanted: readonly TopicSpec[],
+  actual: ReadonlyMap<string, TopicState>,
+): { name: string; verdict: TopicVerdict; actual?: TopicState }[] {
   return wanted.map((spec) => {
     const found = actual.get(spec.name);
     if (!found) return { name: spec.name, verdict: 'missing' };
-    const verdict: TopicVerdict = found.partitions < spec.partitions ? 'too_few_partitions' : found.replicas < spec.replicas ? 'too_few_replicas' : 'ok';
+    const verdict: TopicVerdict =
+      found.partitions < spec.partitions ? 'too_few_partitions' : found.replicas < spec.replicas ? 'too_few_replicas' : 'ok';
     return { name: spec.name, verdict, actual: found };
   });
 }
@@ -51,6 +55,22 @@ Checks that the ${ALL_TOPICS.length} topics exist (KAFKA_TOPIC_PREFIX + name) wi
 partitions and KAFKA_REPLICATION_FACTOR replicas on KAFKA_BROKERS; --create creates the missing ones.
 Exit 0 when every topic is fine, 1 otherwise.`;
 
+function parseTopicsArgs(args: string[]) {
+  try {
+    return parseArgs({
+      args,
+      options: {
+        create: { type: 'boolean', default: false },
+        json: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+      strict: true,
+    }).values;
+  } catch (error) {
+    throw new UsageError((error as Error).message.split('\n')[0] ?? 'bad arguments');
+  }
+}
+
 /** `flock-workers kafka topics [--create]`: run at deploy time, before the first instance starts. */
 export async function runKafka(args: string[], io: CliIo): Promise<number> {
   const [sub, ...rest] = args;
@@ -59,24 +79,33 @@ export async function runKafka(args: string[], io: CliIo): Promise<number> {
     return sub ? 0 : 2;
   }
   if (sub !== 'topics') throw new UsageError(`kafka: unknown subcommand "${sub}"`);
-  let values;
-  try {
-    ({ values } = parseArgs({ args: rest, options: { create: { type: 'boolean', default: false }, json: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } }, strict: true }));
-  } catch (error) {
-    throw new UsageError((error as Error).message.split('\n')[0] ?? 'bad arguments');
-  }
+  const values = parseTopicsArgs(rest);
   if (values.help) {
     io.stdout(USAGE);
     return 0;
   }
   const config = loadConfig(io.env);
   if (!config.KAFKA_BROKERS) throw new UsageError('kafka topics: KAFKA_BROKERS is not set');
-  const wanted = ALL_TOPICS.map((t) => ({ name: config.KAFKA_TOPIC_PREFIX + t, partitions: config.KAFKA_TOPIC_PARTITIONS, replicas: config.KAFKA_REPLICATION_FACTOR }));
+  const wanted = ALL_TOPICS.map((t) => ({
+    name: config.KAFKA_TOPIC_PREFIX + t,
+    partitions: config.KAFKA_TOPIC_PARTITIONS,
+    replicas: config.KAFKA_REPLICATION_FACTOR,
+  }));
   let created: string[] = [];
   if (values.create) {
-    created = await ensureTopics(config.KAFKA_BROKERS, ALL_TOPICS, { prefix: config.KAFKA_TOPIC_PREFIX, partitions: config.KAFKA_TOPIC_PARTITIONS, replicas: config.KAFKA_REPLICATION_FACTOR });
+    created = await ensureTopics(config.KAFKA_BROKERS, ALL_TOPICS, {
+      prefix: config.KAFKA_TOPIC_PREFIX,
+      partitions: config.KAFKA_TOPIC_PARTITIONS,
+      replicas: config.KAFKA_REPLICATION_FACTOR,
+    });
   }
-  const report = compareTopics(wanted, await inspectTopics(config.KAFKA_BROKERS, wanted.map((w) => w.name)));
+  const report = compareTopics(
+    wanted,
+    await inspectTopics(
+      config.KAFKA_BROKERS,
+      wanted.map((w) => w.name),
+    ),
+  );
   const ok = report.every((r) => r.verdict === 'ok');
   if (values.json) {
     io.stdout(JSON.stringify({ ok, created, topics: report }));
@@ -85,7 +114,12 @@ export async function runKafka(args: string[], io: CliIo): Promise<number> {
       const detail = r.actual ? ` (${r.actual.partitions} partitions, ${r.actual.replicas} replicas)` : '';
       io.stdout(`${r.verdict === 'ok' ? '✓' : '✗'} ${r.name}: ${created.includes(r.name) ? 'created' : r.verdict}${detail}`);
     }
-    if (!ok) io.stdout(report.some((r) => r.verdict === 'missing') && !values.create ? 'missing topics: run `flock-workers kafka topics --create`' : 'fix the topics above (partitions can be raised with kafka-topics.sh --alter)');
+    if (!ok)
+      io.stdout(
+        report.some((r) => r.verdict === 'missing') && !values.create
+          ? 'missing topics: run `flock-workers kafka topics --create`'
+          : 'fix the topics above (partitions can be raised with kafka-topics.sh --alter)',
+      );
   }
   return ok ? 0 : 1;
 }

@@ -23,11 +23,21 @@ describe('checkStart', () => {
     expect(check({ ...env, ALLOW_EMBEDDED: 'kafka' }).problems).toEqual([]);
     expect(check({ ...env, ALLOW_EMBEDDED: 'all' }).problems).toEqual([]);
     expect(check({ ...env, ALLOW_EMBEDDED: 'redis' }).problems[0]).toContain('KAFKA_BROKERS unset');
-    expect(check({ ...EXTERNAL, ALLOW_EMBEDDED: 'kafak' }).problems).toEqual(['ALLOW_EMBEDDED: unknown part "kafak" (use database, redis, kafka or all)']);
+    expect(check({ ...EXTERNAL, ALLOW_EMBEDDED: 'kafak' }).problems).toEqual([
+      'ALLOW_EMBEDDED: unknown part "kafak" (use database, redis, kafka or all)',
+    ]);
   });
 
   it('warns about variables that look like ours, suggesting the setting meant, and ignores service links', () => {
-    const { problems, warnings } = check({ ...EXTERNAL, REDIS_ULR: 'redis://x', PTERO_APP_APIKEY: 'k', FLOCK_MODE: 'x', REDIS_SERVICE_HOST: '10.0.0.1', KAFKA_PORT_9092_TCP: 'tcp://10.0.0.2:9092', HOME: '/root' });
+    const { problems, warnings } = check({
+      ...EXTERNAL,
+      REDIS_ULR: 'redis://x',
+      PTERO_APP_APIKEY: 'k',
+      FLOCK_MODE: 'x',
+      REDIS_SERVICE_HOST: '10.0.0.1',
+      KAFKA_PORT_9092_TCP: 'tcp://10.0.0.2:9092',
+      HOME: '/root',
+    });
     expect(problems).toEqual([]);
     expect(warnings).toEqual([
       'FLOCK_MODE is not a setting of this service; it is ignored',

@@ -5,7 +5,8 @@ const PARTS: readonly EmbeddedPart[] = ['database', 'redis', 'kafka'];
 const URL_OF: Record<EmbeddedPart, string> = { database: 'DATABASE_URL', redis: 'REDIS_URL', kafka: 'KAFKA_BROKERS' };
 
 /** Prefixes of the variables this service reads: an unknown name with one of them is most likely a typo. */
-const OUR_PREFIXES = /^(FLOCK|PTERO|KAFKA|REDIS|DATABASE|DATA|HMAC|OVERLAY|ADMIN|INTERNAL|STREAM|TWITCH|INGEST|TELEMETRY|PROVISION|READY|POLL|OFFLINE|MAX|RETENTION|SHUTDOWN|DRAIN|TRUST|ALLOW|DEMO|INSTANCE|LOG)_/;
+const OUR_PREFIXES =
+  /^(FLOCK|PTERO|KAFKA|REDIS|DATABASE|DATA|HMAC|OVERLAY|ADMIN|INTERNAL|STREAM|TWITCH|INGEST|TELEMETRY|PROVISION|READY|POLL|OFFLINE|MAX|RETENTION|SHUTDOWN|DRAIN|TRUST|ALLOW|DEMO|INSTANCE|LOG)_/;
 
 /** Kubernetes (and Docker links) add <SERVICE>_PORT… and <SERVICE>_SERVICE_HOST for every service in the namespace. */
 const SERVICE_LINKS = /_(SERVICE_HOST|SERVICE_PORT(_\w+)?|PORT(_\d+_(TCP|UDP)(_\w+)?)?)$/;
@@ -30,7 +31,8 @@ export function checkStart(config: Pick<Config, 'embedded' | 'ALLOW_EMBEDDED'>, 
       .filter(Boolean),
   );
   for (const name of allowed) {
-    if (name !== 'all' && !PARTS.includes(name as EmbeddedPart)) problems.push(`ALLOW_EMBEDDED: unknown part "${name}" (use database, redis, kafka or all)`);
+    if (name !== 'all' && !PARTS.includes(name as EmbeddedPart))
+      problems.push(`ALLOW_EMBEDDED: unknown part "${name}" (use database, redis, kafka or all)`);
   }
   const embedded = PARTS.filter((p) => config.embedded[p]);
   if (embedded.length > 0 && embedded.length < PARTS.length) {
@@ -67,7 +69,8 @@ function distance(a: string, b: string): number {
   let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     const row = [i];
-    for (let j = 1; j <= b.length; j++) row[j] = Math.min(previous[j]! + 1, row[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    for (let j = 1; j <= b.length; j++)
+      row[j] = Math.min(previous[j]! + 1, row[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
     previous = row;
   }
   return previous[b.length]!;

@@ -24,10 +24,14 @@ async function refusedPgError(): Promise<unknown> {
 describe('dependencyOutage', () => {
   it('names the database for refused connections and server shutdowns, redis for the KV error, nothing for bugs', async () => {
     expect(dependencyOutage(await refusedPgError())).toBe('database');
-    expect(dependencyOutage(Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' }))).toBe('database');
+    expect(dependencyOutage(Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' }))).toBe(
+      'database',
+    );
     expect(dependencyOutage(new Error('Connection terminated unexpectedly'))).toBe('database');
     expect(dependencyOutage(new Error('query failed', { cause: Object.assign(new Error('x'), { code: 'ECONNRESET' }) }))).toBe('database');
-    expect(dependencyOutage(new AggregateError([Object.assign(new Error('x'), { code: 'ECONNREFUSED' })], 'connect failed'))).toBe('database');
+    expect(dependencyOutage(new AggregateError([Object.assign(new Error('x'), { code: 'ECONNREFUSED' })], 'connect failed'))).toBe(
+      'database',
+    );
     expect(dependencyOutage(new Error('timeout exceeded when trying to connect'))).toBe('database');
     expect(dependencyOutage(new KvUnavailableError('redis down'))).toBe('redis');
     expect(dependencyOutage(new TypeError("Cannot read properties of undefined (reading 'id')"))).toBeNull();
@@ -79,7 +83,8 @@ describe('ErrorFilter (a real Nest application on Fastify)', () => {
     await app.close();
   });
 
-  const get = (url: string, headers: Record<string, string> = {}) => app.getHttpAdapter().getInstance().inject({ method: 'GET', url, headers });
+  const get = (url: string, headers: Record<string, string> = {}) =>
+    app.getHttpAdapter().getInstance().inject({ method: 'GET', url, headers });
 
   it('answers an unexpected error 500 in the error shape, logs it once at error level with request id and stack, and counts it', async () => {
     const response = await get('/t/bug', { 'x-request-id': 'req-12345678' });
@@ -92,7 +97,9 @@ describe('ErrorFilter (a real Nest application on Fastify)', () => {
     expect(errors).toHaveLength(1);
     expect(errors[0]).toMatchObject({ reason: 'UNEXPECTED_ERROR', requestId: body.requestId, route: '/t/bug' });
     expect((errors[0]!.err as { stack: string }).stack).toContain('ThrowingController.bug');
-    expect(await metrics.registry.getSingleMetricAsString('flock_unexpected_errors_total')).toContain('flock_unexpected_errors_total{where="http"} 1');
+    expect(await metrics.registry.getSingleMetricAsString('flock_unexpected_errors_total')).toContain(
+      'flock_unexpected_errors_total{where="http"} 1',
+    );
   });
 
   it('passes an intended HttpException through unchanged and logs nothing at error level', async () => {
@@ -112,8 +119,12 @@ describe('ErrorFilter (a real Nest application on Fastify)', () => {
       expect(response.statusCode).toBe(503);
       expect(response.headers['retry-after']).toBe(String(OUTAGE_RETRY_AFTER_S));
       expect(response.json()).toMatchObject({ error: 'unavailable', reason });
-      expect(await metrics.registry.getSingleMetricAsString('flock_dependency_unavailable_total')).toContain(`{dependency="${dependency}"} 1`);
+      expect(await metrics.registry.getSingleMetricAsString('flock_dependency_unavailable_total')).toContain(
+        `{dependency="${dependency}"} 1`,
+      );
     }
-    expect(await metrics.registry.getSingleMetricAsString('flock_unexpected_errors_total')).toContain('flock_unexpected_errors_total{where="http"} 1');
+    expect(await metrics.registry.getSingleMetricAsString('flock_unexpected_errors_total')).toContain(
+      'flock_unexpected_errors_total{where="http"} 1',
+    );
   });
 });

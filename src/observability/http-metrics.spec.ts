@@ -9,7 +9,7 @@ describe('HTTP request metrics', () => {
     await app.close();
   });
 
-  it('counts answers by method, route template and status, times them, and starts each route\'s 5xx at 0', async () => {
+  it("counts answers by method, route template and status, times them, and starts each route's 5xx at 0", async () => {
     const metrics = new Metrics();
     registerHttpMetrics(app, metrics);
     app.get('/v1/things/:id', async (req, reply) => {

@@ -15,7 +15,14 @@ const complete =
     list;
 
 const PROVISION_FAILURES = complete<FailureReason>()(['TIMEOUT', 'INSTALL_FAILED', 'PANEL_NOT_FOUND', 'PANEL_ERROR']);
-const DEAD_LETTER_REASONS = complete<DeadLetterReason>()(['INVALID_JSON', 'NOT_AN_OBJECT', 'UNSUPPORTED_VERSION', 'INVALID_FIELDS', 'UNKNOWN_TOPIC', 'HANDLER_FAILED']);
+const DEAD_LETTER_REASONS = complete<DeadLetterReason>()([
+  'INVALID_JSON',
+  'NOT_AN_OBJECT',
+  'UNSUPPORTED_VERSION',
+  'INVALID_FIELDS',
+  'UNKNOWN_TOPIC',
+  'HANDLER_FAILED',
+]);
 const PANEL_OPERATIONS = complete<PanelOperation>()(['get_server', 'get_server_by_external_id', 'delete_server', 'force_delete_server']);
 const HOOK_ROUTES = complete<HookRoute>()(['admin', 'overlay']);
 const JSON_REASONS = complete<StrictJsonReason>()([

@@ -11,32 +11,29 @@ export type RetentionTable = (typeof RETENTION_TABLES)[number];
  *   a verdict's own copy lives in its evidence bundle, which is never deleted.
  */
 export async function deleteExpiredBatch(db: Kysely<Database>, table: RetentionTable, cutoff: Date, limit: number): Promise<number> {
-  let statement;
+  const result = await expiredBatchStatement(table, cutoff, limit).execute(db);
+  return Number(result.numAffectedRows ?? 0n);
+}
+
+function expiredBatchStatement(table: RetentionTable, cutoff: Date, limit: number) {
   switch (table) {
     case 'processed_events':
-      statement = sql`DELETE FROM processed_events WHERE (consumer, event_id) IN (
+      return sql`DELETE FROM processed_events WHERE (consumer, event_id) IN (
         SELECT consumer, event_id FROM processed_events WHERE processed_at < ${cutoff} LIMIT ${limit})`;
-      break;
     case 'outbox':
-      statement = sql`DELETE FROM outbox WHERE seq IN (
+      return sql`DELETE FROM outbox WHERE seq IN (
         SELECT seq FROM outbox WHERE published_at IS NOT NULL AND published_at < ${cutoff} ORDER BY seq LIMIT ${limit})`;
-      break;
     case 'overlay_events':
-      statement = sql`DELETE FROM overlay_events WHERE id IN (
+      return sql`DELETE FROM overlay_events WHERE id IN (
         SELECT o.id FROM overlay_events o WHERE o.received_at < ${cutoff}
           AND NOT EXISTS (SELECT 1 FROM grace_episodes g WHERE g.match_id = o.match_id AND g.state = 'open')
         ORDER BY o.id LIMIT ${limit})`;
-      break;
     case 'stream_samples':
-      statement = sql`DELETE FROM stream_samples WHERE id IN (
+      return sql`DELETE FROM stream_samples WHERE id IN (
         SELECT s.id FROM stream_samples s WHERE s.observed_at < ${cutoff}
           AND NOT EXISTS (SELECT 1 FROM grace_episodes g WHERE g.match_id = s.match_id AND g.state = 'open')
         ORDER BY s.id LIMIT ${limit})`;
-      break;
     case 'dead_letters':
-      statement = sql`DELETE FROM dead_letters WHERE id IN (SELECT id FROM dead_letters WHERE created_at < ${cutoff} LIMIT ${limit})`;
-      break;
+      return sql`DELETE FROM dead_letters WHERE id IN (SELECT id FROM dead_letters WHERE created_at < ${cutoff} LIMIT ${limit})`;
   }
-  const result = await statement.execute(db);
-  return Number(result.numAffectedRows ?? 0n);
 }

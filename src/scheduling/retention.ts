@@ -10,7 +10,16 @@ export { RETENTION_TABLES, type RetentionTable };
 /** How long each kind of row is kept, in ms. Evidence, enforcements, episodes, matches and the ledger are kept. */
 export type RetentionWindows = Readonly<Record<RetentionTable, number>>;
 
-export function retentionWindowsFromConfig(config: Pick<Config, 'RETENTION_PROCESSED_EVENTS_MS' | 'RETENTION_OUTBOX_MS' | 'RETENTION_OVERLAY_EVENTS_MS' | 'RETENTION_STREAM_SAMPLES_MS' | 'RETENTION_DEAD_LETTERS_MS'>): RetentionWindows {
+export function retentionWindowsFromConfig(
+  config: Pick<
+    Config,
+    | 'RETENTION_PROCESSED_EVENTS_MS'
+    | 'RETENTION_OUTBOX_MS'
+    | 'RETENTION_OVERLAY_EVENTS_MS'
+    | 'RETENTION_STREAM_SAMPLES_MS'
+    | 'RETENTION_DEAD_LETTERS_MS'
+  >,
+): RetentionWindows {
   return {
     processed_events: config.RETENTION_PROCESSED_EVENTS_MS,
     outbox: config.RETENTION_OUTBOX_MS,

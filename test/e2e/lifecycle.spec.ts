@@ -26,7 +26,9 @@ function wrapper(env: Record<string, string>) {
   let output = '';
   child.stdout.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
   return { child, exited, output: () => output };
 }
 
@@ -79,7 +81,12 @@ describe('start, drain and stop through the bin wrapper', () => {
     expect({ code, signal }).toEqual({ code: 0, signal: null });
     expect(Date.now() - signalledAt).toBeGreaterThanOrEqual(3_000);
     // No service left behind, re-parented: nothing answers on its port.
-    expect(await fetch(`${url}/healthz`).then(() => 'answered', () => 'closed')).toBe('closed');
+    expect(
+      await fetch(`${url}/healthz`).then(
+        () => 'answered',
+        () => 'closed',
+      ),
+    ).toBe('closed');
     expect(run.output()).toContain('draining: /readyz answers 503 before the service stops');
   });
 });

@@ -73,9 +73,17 @@ beforeAll(async () => {
     ].join('\n'),
   );
   prometheus = new Child(
-    spawn(promBin, [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'tsdb')}`, `--web.listen-address=127.0.0.1:${port}`], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    }),
+    spawn(
+      promBin,
+      [
+        `--config.file=${join(dir, 'prometheus.yml')}`,
+        `--storage.tsdb.path=${join(dir, 'tsdb')}`,
+        `--web.listen-address=127.0.0.1:${port}`,
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    ),
   );
   await eventually(
     async () => {
@@ -133,14 +141,16 @@ describe('observability against a real Prometheus', () => {
         const expr = target.expr.replaceAll('$__rate_interval', '10m');
         const result = await query(expr);
         expect(result.status, `"${panel.title}" ${target.refId}: ${result.error ?? ''}`).toBe('success');
-        const pending = FROM_PIPELINE_BRANCH.find((name) => expr.includes(name) && !exported.includes(`${name} `) && !exported.includes(`${name}{`));
+        const pending = FROM_PIPELINE_BRANCH.find(
+          (name) => expr.includes(name) && !exported.includes(`${name} `) && !exported.includes(`${name}{`),
+        );
         if (!pending && (result.data?.result.length ?? 0) === 0) empty.push(`"${panel.title}" ${target.refId}: ${expr}`);
       }
     }
     expect(empty).toEqual([]);
   });
 
-  it('every alert rule is loaded and evaluates without error; the demo\'s provisioning failures fire their alert', async () => {
+  it("every alert rule is loaded and evaluates without error; the demo's provisioning failures fire their alert", async () => {
     const rules = (await (await fetch(`${promUrl}/api/v1/rules`)).json()) as {
       data: { groups: { rules: { name: string; health: string; lastError?: string; query: string }[] }[] };
     };
@@ -162,7 +172,9 @@ describe('observability against a real Prometheus', () => {
     );
     const alerts = await eventually(
       async () => {
-        const body = (await (await fetch(`${promUrl}/api/v1/alerts`)).json()) as { data: { alerts: { labels: Record<string, string>; state: string }[] } };
+        const body = (await (await fetch(`${promUrl}/api/v1/alerts`)).json()) as {
+          data: { alerts: { labels: Record<string, string>; state: string }[] };
+        };
         const failures = body.data.alerts.filter((a) => a.labels.alertname === 'FlockProvisioningFailures' && a.state === 'firing');
         return failures.length >= 2 && failures;
       },

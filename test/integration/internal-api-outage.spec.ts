@@ -74,7 +74,9 @@ describe('internal API during a PostgreSQL outage', () => {
 
     const port = proxy.port;
     await proxy.cut();
-    const response = await fetch(`${service.url}/v1/internal/matches/m-outage-1`, { headers: { authorization: `Bearer ${TEST_SECRETS.INTERNAL_API_TOKEN}` } });
+    const response = await fetch(`${service.url}/v1/internal/matches/m-outage-1`, {
+      headers: { authorization: `Bearer ${TEST_SECRETS.INTERNAL_API_TOKEN}` },
+    });
     expect(response.status).toBe(503);
     expect(response.headers.get('retry-after')).toBe(String(OUTAGE_RETRY_AFTER_S));
     expect(await response.json()).toMatchObject({ error: 'unavailable', reason: 'DATABASE_UNAVAILABLE' });

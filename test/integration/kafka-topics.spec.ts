@@ -36,7 +36,12 @@ describe('compareTopics', () => {
 
 describe('flock-workers kafka topics (real broker)', () => {
   it('names the missing topics and exits 1; --create creates all 13 with the configured partitions; then exits 0', async () => {
-    const env = { KAFKA_BROKERS: kafkaBrokers().join(','), KAFKA_TOPIC_PREFIX: randomName('kt') + '.', KAFKA_TOPIC_PARTITIONS: '2', KAFKA_REPLICATION_FACTOR: '1' };
+    const env = {
+      KAFKA_BROKERS: kafkaBrokers().join(','),
+      KAFKA_TOPIC_PREFIX: randomName('kt') + '.',
+      KAFKA_TOPIC_PARTITIONS: '2',
+      KAFKA_REPLICATION_FACTOR: '1',
+    };
     const before = io(env);
     expect(await runKafka(['topics', '--json'], before.io)).toBe(1);
     const missing = JSON.parse(before.out.join('')) as { ok: boolean; topics: { name: string; verdict: string }[] };
@@ -49,7 +54,11 @@ describe('flock-workers kafka topics (real broker)', () => {
 
     const after = io(env);
     expect(await runKafka(['topics', '--json'], after.io)).toBe(0);
-    const report = JSON.parse(after.out.join('')) as { ok: boolean; created: string[]; topics: { name: string; verdict: string; actual: { partitions: number } }[] };
+    const report = JSON.parse(after.out.join('')) as {
+      ok: boolean;
+      created: string[];
+      topics: { name: string; verdict: string; actual: { partitions: number } }[];
+    };
     expect(report).toMatchObject({ ok: true, created: [] });
     expect(report.topics.map((t) => t.name)).toEqual(ALL_TOPICS.map((t) => env.KAFKA_TOPIC_PREFIX + t));
     expect(report.topics.every((t) => t.verdict === 'ok' && t.actual.partitions === 2)).toBe(true);
