@@ -207,19 +207,23 @@ describe('retention', () => {
   it('a redelivered event processed inside the window is still deduplicated after retention ran', async () => {
     const clock = new ManualClock(NOW - 7 * DAY);
     let effects = 0;
-    const consumer = new ConsumerRuntime({
-      consumer: 'workers',
-      db: database.db,
-      kv: new MemoryKeyValueStore(clock),
-      clock,
-      logger: createLogger('silent'),
-      metrics: new Metrics(),
-    });
-    consumer.register({
-      topic: 'server.released',
-      schema: z.object({ v: z.literal('v1'), eventId: z.string() }).passthrough(),
-      handle: async () => void effects++,
-    });
+    // A fresh consumer each time (no in-memory or Redis fast path): only the database can tell it was seen.
+    const freshConsumer = () => {
+      const consumer = new ConsumerRuntime({
+        consumer: 'workers',
+        db: database.db,
+        kv: new MemoryKeyValueStore(clock),
+        clock,
+        logger: createLogger('silent'),
+        metrics: new Metrics(),
+      });
+      consumer.register({
+        topic: 'server.released',
+        schema: z.object({ v: z.literal('v1'), eventId: z.string() }).passthrough(),
+        handle: async () => void effects++,
+      });
+      return consumer;
+    };
     const message = {
       topic: 'server.released',
       partition: 0,
@@ -228,26 +232,12 @@ describe('retention', () => {
       value: Buffer.from(JSON.stringify({ v: 'v1', eventId: 'evt-redelivered' })),
       headers: {},
     };
-    await consumer.handle(message);
+    await freshConsumer().handle(message);
     expect(effects).toBe(1);
 
     clock.set(NOW);
     await runRetention({ db: database.db, now: clock.now(), windows: WINDOWS, batchSize: 100, maxBatches: 10 });
-    // A fresh consumer (no in-memory or Redis fast path): only the database can tell it was seen.
-    const restarted = new ConsumerRuntime({
-      consumer: 'workers',
-      db: database.db,
-      kv: new MemoryKeyValueStore(clock),
-      clock,
-      logger: createLogger('silent'),
-      metrics: new Metrics(),
-    });
-    restarted.register({
-      topic: 'server.released',
-      schema: z.object({ v: z.literal('v1'), eventId: z.string() }).passthrough(),
-      handle: async () => void effects++,
-    });
-    await restarted.handle(message);
+    await freshConsumer().handle(message);
     expect(effects).toBe(1);
   });
 });
