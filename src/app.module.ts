@@ -14,6 +14,7 @@ import type { KeyValueStore } from './infra/kv/kv-store.js';
 import { MemoryKeyValueStore } from './infra/kv/memory-kv.js';
 import { RedisKeyValueStore } from './infra/kv/redis-kv.js';
 import { createHttpApp, HTTP_CONTROLLERS, httpProviders } from './http/http.wiring.js';
+import { zeroAlertSeries } from './alert-series.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
 import type { PanelPort } from './provisioning/panel.port.js';
@@ -45,6 +46,7 @@ export async function buildServices(config: Config, overrides: ServiceOverrides 
   const clock = overrides.clock ?? new SystemClock();
   const logger = overrides.logger ?? createLogger(config.LOG_LEVEL, { instanceId: config.instanceId });
   const metrics = overrides.metrics ?? new Metrics({ defaultMetrics: true });
+  zeroAlertSeries(metrics);
 
   const database = await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR });
   const migration = await migrateToLatest(database.db);

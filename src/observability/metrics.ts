@@ -1,6 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { BUILD_VERSION } from './build-info.js';
-import { zeroAlertSeries } from './zero-series.js';
 
 export const METRICS = Symbol('Metrics');
 
@@ -180,6 +179,5 @@ export class Metrics {
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry });
     this.buildInfo.set({ version: BUILD_VERSION, nodejs: process.versions.node }, 1);
-    zeroAlertSeries(this);
   }
 }

@@ -1,11 +1,11 @@
-import type { DeadLetterReason } from '../infra/bus/consumer-runtime.js';
-import { INPUT_TOPICS } from '../events/topics.js';
-import type { PanelOperation } from '../integrations/pterodactyl/panel-error.js';
-import type { FailureReason } from '../provisioning/policy.js';
-import type { HmacFailureReason, HookRoute } from '../security/hook-verifier.js';
-import type { StrictJsonReason } from '../security/strict-json.js';
-import { RETENTION_TABLES } from '../scheduling/retention.repository.js';
-import type { Metrics } from './metrics.js';
+import type { DeadLetterReason } from './infra/bus/consumer-runtime.js';
+import { INPUT_TOPICS } from './events/topics.js';
+import type { PanelOperation } from './integrations/pterodactyl/panel-error.js';
+import type { FailureReason } from './provisioning/policy.js';
+import type { HmacFailureReason, HookRoute } from './security/hook-verifier.js';
+import type { StrictJsonReason } from './security/strict-json.js';
+import { RETENTION_TABLES } from './scheduling/retention.repository.js';
+import type { Metrics } from './observability/metrics.js';
 
 /** Compiles only when `List` names every member of `Union`: a new reason cannot be forgotten here. */
 type Complete<Union, List extends readonly Union[]> = [Exclude<Union, List[number]>] extends [never] ? List : never;
