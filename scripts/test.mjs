@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm test`: checks the imports of src/ (scripts/check-imports.mjs), starts what the suite needs (PostgreSQL and
-// Redis from the machine, a local Kafka broker fetched from Maven Central), runs every test project (unit,
-// integration, e2e) and prints one closing line.
+// Redis from the machine, a local Kafka broker fetched from Maven Central, promtool and prometheus from Debian's
+// package), runs every test project (unit, integration, e2e) and prints one closing line.
 // A Kafka broker this run started is stopped again at the end; one that was already running is left alone.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
@@ -32,6 +32,13 @@ console.log('▶ starting test services (PostgreSQL, Redis, Kafka)');
 const up = run([services, 'up']);
 if (up.status !== 0) {
   console.error('✖ test services could not be started; see the messages above');
+  process.exit(1);
+}
+
+console.log('▶ checking promtool and prometheus (alert-rule and dashboard tests)');
+const tools = run([join(ROOT, 'scripts', 'prometheus.mjs'), 'ensure']);
+if (tools.status !== 0) {
+  console.error('✖ promtool/prometheus could not be installed; see the messages above');
   process.exit(1);
 }
 

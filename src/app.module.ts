@@ -14,11 +14,13 @@ import type { KeyValueStore } from './infra/kv/kv-store.js';
 import { MemoryKeyValueStore } from './infra/kv/memory-kv.js';
 import { RedisKeyValueStore } from './infra/kv/redis-kv.js';
 import { createHttpApp, HTTP_CONTROLLERS, httpProviders } from './http/http.wiring.js';
+import { zeroAlertSeries } from './alert-series.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
 import type { PanelPort } from './provisioning/panel.port.js';
 import { wireProvisioning } from './provisioning/provisioning.wiring.js';
 import { Leases } from './scheduling/lease.js';
+import { retentionWindowsFromConfig, runRetention } from './scheduling/retention.js';
 import { ScheduledTasksService } from './scheduling/scheduled-tasks.service.js';
 import type { Services } from './services.js';
 import { hooksProviders, wireHooks } from './hooks/hooks.wiring.js';
@@ -44,6 +46,7 @@ export async function buildServices(config: Config, overrides: ServiceOverrides 
   const clock = overrides.clock ?? new SystemClock();
   const logger = overrides.logger ?? createLogger(config.LOG_LEVEL, { instanceId: config.instanceId });
   const metrics = overrides.metrics ?? new Metrics({ defaultMetrics: true });
+  zeroAlertSeries(metrics);
 
   const database = await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR, queryTimeoutMs: config.DB_QUERY_TIMEOUT_MS });
   const migration = await migrateToLatest(database.db);
@@ -83,6 +86,7 @@ export async function buildServices(config: Config, overrides: ServiceOverrides 
   }
 
   const leases = new Leases(kv);
+  const lifecycle = { draining: false };
   const relayLeadership: RelayLeadership = {
     async holds() {
       try {
@@ -133,6 +137,15 @@ export async function buildServices(config: Config, overrides: ServiceOverrides 
   const hookSignals = wireHooks({ db: database.db, clock, logger, readiness: provisioning, onOutboxWrite: () => relay.nudge() });
   scheduler.register({ name: 'hmac-key-prune', everyMs: 60 * 60 * 1000, run: async () => void (await security.keys.pruneExpired()) });
 
+  scheduler.register({
+    name: 'retention',
+    everyMs: config.RETENTION_EVERY_MS,
+    run: async ({ signal }) => {
+      const windows = retentionWindowsFromConfig(config);
+      await runRetention({ db: database.db, now: clock.now(), windows, batchSize: config.RETENTION_BATCH_SIZE, maxBatches: config.RETENTION_MAX_BATCHES, signal, metrics, logger: logger.child({ component: 'retention' }) });
+    },
+  });
+
   // --- stream health wiring (StreamHealthWorker, its providers and scheduled sweeps) ---
   const providers = telemetryProvidersFromConfig(config, { clock, logger, metrics });
   const streamHealth = wireStreamHealth({ config, db: database.db, kv, clock, logger, metrics, consumer, scheduler, providers, onOutboxWrite: () => relay.nudge() });
@@ -158,8 +171,10 @@ export async function buildServices(config: Config, overrides: ServiceOverrides 
     matches,
     hookSignals,
     stopOutboxListener: async () => stopOutboxListener?.(),
+    lifecycle,
     async readiness() {
       const checks: Record<string, string> = {};
+      if (lifecycle.draining) checks.lifecycle = 'draining';
       await Promise.all([
         database.ping().then(
           () => (checks.database = 'ok'),
@@ -201,6 +216,8 @@ export interface RunningService {
   readonly app: NestFastifyApplication;
   /** Base URL of the HTTP server, e.g. http://127.0.0.1:8080 */
   readonly url: string;
+  /** Turns /readyz to 503 (`draining`) and waits `ms` while work goes on, for load balancers to move away. */
+  drain(ms: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -208,7 +225,7 @@ export interface RunningService {
 export async function startService(config: Config, overrides: ServiceOverrides = {}): Promise<RunningService> {
   const services = await buildServices(config, overrides);
   const { logger } = services;
-  const app = await createHttpApp(AppModule.forRoot(services), config, logger);
+  const app = await createHttpApp(AppModule.forRoot(services), config, logger, services.metrics);
 
   // Consumer first, so the embedded relay has somebody to hand input events to; then the workers. The Kafka
   // group join can wait out a dead member's session timeout: the HTTP server listens meanwhile (/readyz: joining).
@@ -259,5 +276,10 @@ export async function startService(config: Config, overrides: ServiceOverrides =
       }
       logger.info('shut down');
     })());
-  return { services, app, url, close };
+  const drain = async (ms: number) => {
+    services.lifecycle.draining = true;
+    logger.info({ drainMs: ms }, 'draining: /readyz answers 503 before the service stops');
+    await new Promise((resolve) => setTimeout(resolve, ms));
+  };
+  return { services, app, url, drain, close };
 }

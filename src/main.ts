@@ -1,28 +1,55 @@
 import 'reflect-metadata';
 import { parseArgs } from 'node:util';
-import { loadConfig } from './config/config.js';
+import { type Config, loadConfig } from './config/config.js';
+import { checkStart } from './config/start-checks.js';
+import { createLogger, type Logger } from './observability/logger.js';
 import { startService, type RunningService } from './app.module.js';
 import { runCli, type Command } from './cli/cli.js';
 import { processIo, UsageError } from './cli/io.js';
 
-/** Stops the service on SIGTERM/SIGINT: drain, commit, leave the group; a hard deadline ends a stuck drain. */
+/**
+ * Stops the service on SIGTERM/SIGINT. SIGTERM (an orchestrator) first drains: /readyz answers 503 for DRAIN_MS
+ * while work goes on, so load balancers move away; SIGINT (a terminal) skips that. Then stop consuming, commit,
+ * leave the group; a hard deadline ends a stuck stop. A repeated signal (a terminal's Ctrl-C reaches both the bin
+ * wrapper, which forwards it, and this process) does not start a second stop.
+ */
 function stopOnSignals(service: RunningService, timeoutMs: number): Promise<number> {
+  const drainMs = service.services.config.DRAIN_MS;
   return new Promise((resolve) => {
-    const stop = (signal: string) => {
+    let stopping = false;
+    const stop = async (signal: NodeJS.Signals) => {
+      if (stopping) return void service.services.logger.info({ signal }, 'signal received again; already stopping');
+      stopping = true;
       service.services.logger.info({ signal }, 'signal received');
+      if (signal === 'SIGTERM') await service.drain(drainMs);
       const timer = setTimeout(() => {
         service.services.logger.error({ reason: 'SHUTDOWN_TIMEOUT', timeoutMs }, 'shutdown did not finish in time; exiting');
         resolve(1);
       }, timeoutMs);
       timer.unref();
-      void service.close().then(() => {
-        clearTimeout(timer);
-        resolve(0);
-      });
+      await service.close();
+      clearTimeout(timer);
+      resolve(0);
     };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => void stop('SIGTERM'));
+    process.on('SIGINT', () => void stop('SIGINT'));
   });
+}
+
+/** Names the topics that are missing or too small, once at start (`flock-workers kafka topics --create` fixes them). */
+async function logTopicProblems(config: Config, logger: Logger): Promise<void> {
+  const { ALL_TOPICS } = await import('./events/topics.js');
+  const { compareTopics, inspectTopics } = await import('./cli/kafka-topics.js');
+  const wanted = ALL_TOPICS.map((t) => ({ name: config.KAFKA_TOPIC_PREFIX + t, partitions: config.KAFKA_TOPIC_PARTITIONS, replicas: 1 }));
+  try {
+    const report = compareTopics(wanted, await inspectTopics(config.KAFKA_BROKERS ?? [], wanted.map((w) => w.name)));
+    const missing = report.filter((r) => r.verdict === 'missing').map((r) => r.name);
+    const small = report.filter((r) => r.verdict === 'too_few_partitions').map((r) => r.name);
+    if (missing.length > 0) logger.error({ reason: 'TOPICS_MISSING', missing }, 'Kafka topics missing: run `flock-workers kafka topics --create`');
+    if (small.length > 0) logger.warn({ reason: 'TOPICS_TOO_FEW_PARTITIONS', topics: small, wanted: config.KAFKA_TOPIC_PARTITIONS }, 'Kafka topics with fewer partitions than KAFKA_TOPIC_PARTITIONS');
+  } catch (error) {
+    logger.warn({ err: error, reason: 'TOPICS_UNCHECKED' }, 'could not check the Kafka topics at start');
+  }
 }
 
 const start: Command = async (args, io) => {
@@ -32,7 +59,12 @@ const start: Command = async (args, io) => {
     return 0;
   }
   const config = loadConfig(io.env, { service: true });
-  const service = await startService(config);
+  const { problems, warnings } = checkStart(config, io.env);
+  if (problems.length > 0) throw new UsageError(`refusing to start:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  const logger = createLogger(config.LOG_LEVEL, { instanceId: config.instanceId });
+  for (const warning of warnings) logger.warn({ reason: 'UNKNOWN_SETTING' }, warning);
+  if (config.KAFKA_BROKERS) await logTopicProblems(config, logger);
+  const service = await startService(config, { logger });
   return stopOnSignals(service, config.SHUTDOWN_TIMEOUT_MS);
 };
 
@@ -55,9 +87,11 @@ const canonicalize = lazy(async () => {
   return async (args, io) => runCanonicalize(args, { stdin: await io.readStdinBytes(), stdout: io.write, stderr: io.stderr, env: io.env });
 });
 
+const kafka = lazy(async () => (await import('./cli/kafka-topics.js')).runKafka);
+
 const io = processIo();
 try {
-  process.exitCode = await runCli(process.argv.slice(2), io, { start, demo, sign, canonicalize });
+  process.exitCode = await runCli(process.argv.slice(2), io, { start, demo, sign, canonicalize, kafka });
 } catch (error) {
   io.stderr(`flock-workers: ${error instanceof UsageError ? error.message : (error as Error).stack}`);
   process.exitCode = error instanceof UsageError ? 2 : 1;

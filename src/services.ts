@@ -44,5 +44,7 @@ export interface Services {
   readonly matches: MatchesService;
   /** Ends the LISTEN connection that wakes the relay on rows from other instances. */
   stopOutboxListener(): Promise<void>;
+  /** Set on SIGTERM: readiness then reports `lifecycle: draining` (503) while work goes on. */
+  readonly lifecycle: { draining: boolean };
   readiness(): Promise<Record<string, string>>;
 }

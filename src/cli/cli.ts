@@ -15,6 +15,7 @@ Service:
   start                         run the service (configuration from the environment; see docs/configuration.md)
   demo [--port N] [--fast]      run on embedded defaults with a simulated panel and scripted matches
   migrate                       apply database migrations (DATABASE_URL, or the embedded database in DATA_DIR)
+  kafka topics [--create]       check (or create) the Kafka topics on KAFKA_BROKERS, at deploy time
 
 Through a running service's internal API (--url, default http://127.0.0.1:$PORT; --token or INTERNAL_API_TOKEN):
   matches create ID [--file F]  create or update a match from JSON (file or stdin)
@@ -177,7 +178,7 @@ function summarizeMatch(view: Record<string, unknown>): string {
 }
 
 /** Runs one CLI command and returns its exit code; `start`/`demo` resolve only when the service stops. */
-export async function runCli(argv: string[], io: CliIo, services: { start: Command; demo: Command; sign?: Command; canonicalize?: Command }): Promise<number> {
+export async function runCli(argv: string[], io: CliIo, services: { start: Command; demo: Command; sign?: Command; canonicalize?: Command; kafka?: Command }): Promise<number> {
   const [command, ...args] = argv;
   const commands: Record<string, Command | undefined> = {
     start: services.start,
@@ -188,6 +189,7 @@ export async function runCli(argv: string[], io: CliIo, services: { start: Comma
     keys,
     sign: services.sign,
     canonicalize: services.canonicalize,
+    kafka: services.kafka,
   };
   if (!command || command === '--help' || command === '-h' || command === 'help') {
     io.stdout(USAGE);

@@ -5,6 +5,7 @@ import ipaddr from 'ipaddr.js';
 /** The seed's four allowlisted networks (SPEC §3). */
 export const DEFAULT_HMAC_ALLOWED_CIDRS = '51.81.223.116/32,10.42.0.0/16,127.0.0.1/32,::1/128';
 
+const DAY_MS = 24 * 60 * 60_000;
 const ms = (def: number) => z.coerce.number().int().positive().default(def);
 const bool = (def: boolean) =>
   z
@@ -148,7 +149,26 @@ export const configSchema = z.object({
   KAFKA_TOPIC_PREFIX: z.string().default(''),
   // Within the broker's group.min/max.session.timeout.ms (6 s … 30 min by default).
   KAFKA_SESSION_TIMEOUT_MS: z.coerce.number().int().min(6_000).max(1_800_000).default(30_000),
+  // What `flock-workers kafka topics --create` creates (and the check expects at least).
+  KAFKA_TOPIC_PARTITIONS: z.coerce.number().int().min(1).max(1_000).default(6),
+  KAFKA_REPLICATION_FACTOR: z.coerce.number().int().min(1).max(10).default(3),
   SHUTDOWN_TIMEOUT_MS: ms(25_000),
+  // After SIGTERM, /readyz answers 503 this long before the service stops taking work (load balancers move away).
+  DRAIN_MS: z.coerce.number().int().min(0).max(300_000).default(5_000),
+  // `start` refuses a half-embedded setup (some of DATABASE_URL, REDIS_URL, KAFKA_BROKERS unset) unless the
+  // embedded parts are named here: a comma list of database, redis, kafka, or "all".
+  ALLOW_EMBEDDED: z.string().default(''),
+
+  // Retention (docs/configuration.md): windows in ms; evidence, enforcements, episodes and the ledger are kept.
+  RETENTION_EVERY_MS: ms(10 * 60_000),
+  RETENTION_BATCH_SIZE: z.coerce.number().int().min(1).max(50_000).default(1_000),
+  RETENTION_MAX_BATCHES: z.coerce.number().int().min(1).default(100),
+  // Must exceed the input topics' retention: a redelivered event older than this would run again.
+  RETENTION_PROCESSED_EVENTS_MS: z.coerce.number().int().min(DAY_MS).default(8 * DAY_MS),
+  RETENTION_OUTBOX_MS: z.coerce.number().int().min(60 * 60_000).default(3 * DAY_MS),
+  RETENTION_OVERLAY_EVENTS_MS: z.coerce.number().int().min(60 * 60_000).default(14 * DAY_MS),
+  RETENTION_STREAM_SAMPLES_MS: z.coerce.number().int().min(60 * 60_000).default(14 * DAY_MS),
+  RETENTION_DEAD_LETTERS_MS: z.coerce.number().int().min(DAY_MS).default(30 * DAY_MS),
 
   // Set by `demo` only: allows short secrets and generated defaults.
   DEMO_MODE: bool(false),

@@ -62,6 +62,7 @@ export async function runDemo(args: string[], io: CliIo, stopOnSignals: StopOnSi
     READY_DEADLINE_MS: io.env.READY_DEADLINE_MS ?? '20000',
     POLL_EVERY_MS: io.env.POLL_EVERY_MS ?? '1000',
     PROVISION_MONITOR_EVERY_MS: io.env.PROVISION_MONITOR_EVERY_MS ?? '2000',
+    DRAIN_MS: io.env.DRAIN_MS ?? '0',
     ...peers.env(io.env),
   };
   const config = loadConfig(env, { service: true });

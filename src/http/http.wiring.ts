@@ -4,13 +4,14 @@ import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fa
 import { randomUUID } from 'node:crypto';
 import { CONFIG, type Config } from '../config/config.js';
 import type { Logger } from '../observability/logger.js';
+import { registerHttpMetrics } from '../observability/http-metrics.js';
 import { Metrics } from '../observability/metrics.js';
 import { registerRawJsonParser } from '../security/raw-body.js';
+import { ErrorFilter } from './error.filter.js';
 import { HealthController, READINESS_CHECK, type ReadinessCheck } from './health.controller.js';
 import { HooksController } from './hooks.controller.js';
 import { InternalApiController } from './internal-api.controller.js';
 import { InternalTokenGuard } from './internal-token.guard.js';
-import { DependencyErrorFilter } from './outage.filter.js';
 
 export const HTTP_CONTROLLERS = [HealthController, InternalApiController, HooksController];
 
@@ -32,7 +33,7 @@ function isHookRoute(url: string): boolean {
 }
 
 /** The Fastify-backed Nest application of `module`, initialised but not yet listening. */
-export async function createHttpApp(module: DynamicModule, config: Config, logger: Logger): Promise<NestFastifyApplication> {
+export async function createHttpApp(module: DynamicModule, config: Config, logger: Logger, metrics: Metrics): Promise<NestFastifyApplication> {
   const adapter = new FastifyAdapter({
     loggerInstance: logger.child({ component: 'http' }),
     disableRequestLogging: false,
@@ -46,7 +47,8 @@ export async function createHttpApp(module: DynamicModule, config: Config, logge
   const app = await NestFactory.create<NestFastifyApplication>(module, adapter, { logger: false, abortOnError: false, bodyParser: false });
   // Hook routes get the raw bytes (the guard verifies them); every other route gets strictly parsed JSON.
   registerRawJsonParser(app.getHttpAdapter().getInstance(), config.MAX_BODY_BYTES, { rawWhen: (req) => isHookRoute(req.url) });
-  app.useGlobalFilters(new DependencyErrorFilter(app.getHttpAdapter()));
+  registerHttpMetrics(app.getHttpAdapter().getInstance(), metrics);
+  app.useGlobalFilters(new ErrorFilter(logger.child({ component: 'http' }), metrics));
   await app.init();
   return app;
 }

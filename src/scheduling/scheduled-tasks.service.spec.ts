@@ -183,6 +183,28 @@ describe('ScheduledTasksService', () => {
     expect(failures[0]).toMatchObject({ task: 'sweep', level: 'error' });
   });
 
+  it('exports each task\'s period, and its last successful run (the scheduler start until the first run)', async () => {
+    let fail = false;
+    await start(
+      instance('a', {
+        run: async () => {
+          if (fail) throw new Error('no luck');
+        },
+      }),
+    );
+    const { metrics } = services[0]!;
+    const lastSuccess = async () => (await metrics.scheduledLastSuccess.get()).values.find((v) => v.labels.task === 'sweep')?.value;
+    expect((await metrics.scheduledPeriod.get()).values).toEqual([expect.objectContaining({ labels: { task: 'sweep' }, value: EVERY / 1_000 })]);
+    expect(await lastSuccess()).toBe(10.5);
+    await ticks(2);
+    const ranAt = clock.now() / 1_000;
+    expect(await lastSuccess()).toBe(ranAt);
+    fail = true;
+    await ticks(2);
+    expect(await count('failed')).toBe(2);
+    expect(await lastSuccess()).toBe(ranAt);
+  });
+
   it('skips the tick without running the task while the store is unreachable, then recovers', async () => {
     let runs = 0;
     await start(instance('a', { run: async () => void runs++ }));

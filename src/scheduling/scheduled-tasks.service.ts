@@ -116,13 +116,14 @@ export class ScheduledTasksService implements OnApplicationBootstrap, OnApplicat
     }
     const entry: TaskEntry = { task, active: false };
     this.tasks.set(task.name, entry);
-    if (this.state === 'started') this.track(this.loop(entry));
+    this.metrics.scheduledPeriod.set({ task: task.name }, task.everyMs / 1_000);
+    if (this.state === 'started') this.startLoop(entry);
   }
 
   start(): void {
     if (this.state !== 'idle') return;
     this.state = 'started';
-    for (const entry of this.tasks.values()) this.track(this.loop(entry));
+    for (const entry of this.tasks.values()) this.startLoop(entry);
     this.logger.info({ tasks: [...this.tasks.keys()] }, 'scheduled tasks started');
   }
 
@@ -158,6 +159,12 @@ export class ScheduledTasksService implements OnApplicationBootstrap, OnApplicat
 
   async onApplicationShutdown(): Promise<void> {
     await this.stop();
+  }
+
+  private startLoop(entry: TaskEntry): void {
+    // The stalled-task alert measures from here until the first run: a fresh instance gets its periods to run.
+    this.metrics.scheduledLastSuccess.set({ task: entry.task.name }, this.clock.now() / 1_000);
+    this.track(this.loop(entry));
   }
 
   /** Sleeps to each tick boundary (plus jitter) and hands the tick over without waiting for it. */
@@ -236,6 +243,7 @@ export class ScheduledTasksService implements OnApplicationBootstrap, OnApplicat
     let result: TickResult = 'ran';
     try {
       await entry.task.run({ tickAt: index * everyMs, signal: run.signal });
+      this.metrics.scheduledLastSuccess.set({ task: name }, this.clock.now() / 1_000);
       this.logger.debug({ ...log, ms: this.clock.now() - startedAt }, 'tick ran');
     } catch (err) {
       result = 'failed';

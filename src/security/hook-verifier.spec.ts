@@ -198,8 +198,8 @@ describe('HookVerifier: baseline', () => {
     const result = await h.verifier.verify(httpRequest('overlay', s.headers, s.body));
     expect(result.ok).toBe(true);
     expect(await h.kv.pttl(nonceKey(key.keyId, s.headers['x-flock-nonce']))).toBe(2 * SKEW + 10_000);
-    expect(await h.metrics.registry.getSingleMetricAsString('hmac_verifications_total')).toContain(
-      'hmac_verifications_total{result="accepted",reason="OK",route="overlay"} 1',
+    expect(await h.metrics.registry.getSingleMetricAsString('flock_hmac_verifications_total')).toContain(
+      'flock_hmac_verifications_total{result="accepted",reason="OK",route="overlay"} 1',
     );
   });
 
@@ -448,6 +448,8 @@ describe('HookVerifier: replay', () => {
     expect(h.replays).toHaveLength(1);
     expect(h.replays[0]).toMatchObject({ keyId: key.keyId, matchId: 'm-123', nonce: s.headers['x-flock-nonce'], type: 'overlay.heartbeat', route: 'overlay' });
     expect(h.failed).toHaveLength(0);
+    const replays = await h.metrics.registry.getSingleMetricAsString('flock_hook_replays_detected_total');
+    expect(replays).toContain('flock_hook_replays_detected_total{route="overlay"} 1');
   });
 
   it('accepts exactly one of 20 identical requests sent at once', async () => {
@@ -757,8 +759,8 @@ describe('HookVerifier: rate limiting, events, hygiene', () => {
 
     h.clock.advance(60_000);
     expectFailure(await bad(), 401, 'SIGNATURE_MISMATCH');
-    expect(await h.metrics.registry.getSingleMetricAsString('hmac_verifications_total')).toContain(
-      'hmac_verifications_total{result="rate_limited",reason="SIGNATURE_MISMATCH",route="overlay"} 1',
+    expect(await h.metrics.registry.getSingleMetricAsString('flock_hmac_verifications_total')).toContain(
+      'flock_hmac_verifications_total{result="rate_limited",reason="SIGNATURE_MISMATCH",route="overlay"} 1',
     );
   });
 

@@ -81,7 +81,7 @@ export const ROUTE_POLICIES: Readonly<Record<HookRoute, RoutePolicy>> = Object.f
 
 export type FailureStatus = 400 | 401 | 403 | 413 | 415 | 429 | 503;
 
-/** Every reason a request can be refused for (the `reason` label of hmac_verifications_total). */
+/** Every reason a request can be refused for (the `reason` label of flock_hmac_verifications_total). */
 export type HmacFailureReason =
   // step 1 → 403
   | 'CLIENT_ADDRESS_UNKNOWN'
@@ -256,7 +256,7 @@ export interface HookVerifierDeps {
   readonly kv: KeyValueStore;
   readonly clock: Clock;
   readonly settings: HookVerifierSettings;
-  readonly metrics?: Pick<Metrics, 'hmacVerifications'>;
+  readonly metrics?: Pick<Metrics, 'hmacVerifications' | 'replaysDetected'>;
   readonly sink?: SecurityEventSink;
   readonly logger?: Logger;
 }
@@ -468,6 +468,7 @@ export class HookVerifier {
         requestId: ctx.requestId,
         at: clock.now(),
       };
+      this.deps.metrics?.replaysDetected.inc({ route: ctx.route });
       return this.reject(ctx, 401, 'REPLAY', undefined, () => this.deps.sink?.onReplayDetected(replay));
     }
 

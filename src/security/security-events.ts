@@ -18,7 +18,7 @@ export class OutboxSecurityEventSink implements SecurityEventSink {
   /**
    * `maxFailureEventsPerMin` caps `hmac.verification.failed` events per instance: the verifier limits them per
    * address and key id, but an attacker rotating addresses must not turn refused requests into unbounded writes.
-   * Refusals past the cap are still counted in `hmac_verifications_total` and answered as usual.
+   * Refusals past the cap are still counted in `flock_hmac_verifications_total` and answered as usual.
    */
   constructor(
     private readonly db: Kysely<Database>,

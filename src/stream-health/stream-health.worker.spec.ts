@@ -47,14 +47,16 @@ let twitch: ScriptedProvider;
 let srs: ScriptedProvider;
 let worker: StreamHealthWorker;
 let outboxWrites: number;
+let metrics: Metrics;
 
 function newWorker(instanceId = 'unit') {
+  metrics = new Metrics();
   return new StreamHealthWorker({
     db: database.db,
     kv,
     clock,
     logger: createLogger('silent'),
-    metrics: new Metrics(),
+    metrics,
     providers: [twitch, srs],
     settings: { minFps: 30, minBitrateKbps: 2500, graceMs: 90_000, checkEveryMs: CHECK },
     instanceId,
@@ -148,6 +150,22 @@ describe('StreamHealthWorker (embedded PGlite, in-process KV)', () => {
     expect(await outbox('match.forfeit')).toHaveLength(0);
     expect(await outbox('stream.health.warn')).toHaveLength(2);
     expect(outboxWrites).toBeGreaterThanOrEqual(3);
+    expect((await metrics.graceEpisodesOpened.get()).values[0]?.value).toBe(2);
+    expect((await metrics.graceEpisodesClosed.get()).values[0]?.value).toBe(0);
+  });
+
+  it('counts a grace episode opened when a side starts violating and closed when it recovers within grace', async () => {
+    await createMatch('m-recover');
+    await worker.sweep();
+    offline('m-recover', 'a');
+    await ticks(1);
+    expect((await metrics.graceEpisodesOpened.get()).values[0]?.value).toBe(1);
+    expect((await metrics.graceEpisodesClosed.get()).values[0]?.value).toBe(0);
+    healthy('m-recover', 'a');
+    await ticks(3);
+    expect((await metrics.graceEpisodesOpened.get()).values[0]?.value).toBe(1);
+    expect((await metrics.graceEpisodesClosed.get()).values[0]?.value).toBe(1);
+    expect((await getMatchView(database.db, 'm-recover'))?.status).toBe('IN_PROGRESS');
   });
 
   it('enforces only VERIFIED_STREAM matches that are IN_PROGRESS; their providers are asked once per sweep for all channels', async () => {

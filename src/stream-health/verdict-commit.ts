@@ -122,6 +122,7 @@ function reportCommitted(ctx: SweepContext, plan: MatchPlan, commit: MatchCommit
   for (const side of SIDES) if (plan.sides[side].changed) countSample(ctx, report, plan.sides[side].check.outcome);
   for (const w of commit.warnings) {
     report.warnings++;
+    ctx.metrics.graceEpisodesOpened.inc();
     logger.warn(
       { side: w.side, episodeId: w.episodeId, violations: w.violations, reason: w.reason },
       'stream violation: grace episode opened',
@@ -129,8 +130,9 @@ function reportCommitted(ctx: SweepContext, plan: MatchPlan, commit: MatchCommit
   }
   for (const side of SIDES) {
     for (const effect of plan.sides[side].effects) {
-      if (effect.kind === 'episode-closed')
-        logger.info({ side, episodeId: effect.episode.id, reason: 'STREAM_RECOVERED' }, 'stream recovered: grace episode closed');
+      if (effect.kind !== 'episode-closed') continue;
+      ctx.metrics.graceEpisodesClosed.inc();
+      logger.info({ side, episodeId: effect.episode.id, reason: 'STREAM_RECOVERED' }, 'stream recovered: grace episode closed');
     }
   }
 }

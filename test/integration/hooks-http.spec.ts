@@ -508,7 +508,7 @@ describe('HmacGuard over real HTTP', () => {
       expect(failed.map((f) => (f.payload as { reason: string }).reason)).toEqual(expect.arrayContaining(['SIGNATURE_MISMATCH', 'TS_OUT_OF_WINDOW']));
       expect(JSON.stringify(failed)).not.toContain(overlayKey.secret);
       const metrics = await (await fetch(`${main.url}/metrics`)).text();
-      expect(metrics).toMatch(/hmac_verifications_total\{result="rejected",reason="SIGNATURE_MISMATCH",route="overlay"\} [1-9]/);
+      expect(metrics).toMatch(/flock_hmac_verifications_total\{result="rejected",reason="SIGNATURE_MISMATCH",route="overlay"\} [1-9]/);
     });
 
     it('repeated failures from one address are rate-limited (429) while valid calls still pass', async () => {

@@ -57,12 +57,12 @@ describe('provisioning against a misbehaving panel', () => {
     expect(panel.stats.throttled).toBeLessThanOrEqual(windows + 1);
     expect(panel.stats.byPathStatus[`GET /api/application/servers/${serverIds[0]} 500`]).toBe(3);
     const metrics = await (await fetch(`${service.url}/metrics`)).text();
-    expect(metrics).toMatch(/pterodactyl_requests_total\{operation="get_server",status="429"\} [1-9]/);
-    expect(metrics).toMatch(/pterodactyl_requests_total\{operation="get_server",status="500"\} 3/);
+    expect(metrics).toMatch(/flock_pterodactyl_requests_total\{operation="get_server",status="429"\} [1-9]/);
+    expect(metrics).toMatch(/flock_pterodactyl_requests_total\{operation="get_server",status="500"\} 3/);
     // The injected hang never answers, so the client gave up on it by its timeout. Not exactly one: on a loaded
     // machine an ordinary GET may also outlast PTERO_TIMEOUT_MS, which is the same retryable TIMEOUT path.
     expect(panel.stats.log.some((e) => e.method === 'GET' && e.path === `/api/application/servers/${serverIds[1]}` && e.status === 0)).toBe(true);
-    expect(metrics).toMatch(/pterodactyl_requests_total\{operation="get_server",status="timeout"\} [1-9]/);
+    expect(metrics).toMatch(/flock_pterodactyl_requests_total\{operation="get_server",status="timeout"\} [1-9]/);
   });
 
   it('a server the panel does not know (404) fails at once as PANEL_NOT_FOUND, never retried', async () => {

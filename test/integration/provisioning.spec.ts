@@ -258,9 +258,9 @@ describe('ServerProvisionWorker on real PostgreSQL, Redis and Kafka', () => {
     expect(ready.status).toBe(200);
     expect(await ready.json()).toMatchObject({ status: 'ready', checks: { database: 'ok', redis: 'ok', bus: 'ok' } });
     const metrics = await (await fetch(`${service.url}/metrics`)).text();
-    expect(metrics).toMatch(/provisioning_outcomes_total\{outcome="failed",reason="INSTALL_FAILED"\} [1-9]/);
-    expect(metrics).toMatch(/pterodactyl_requests_total\{operation="get_server",status="200"\} [1-9]/);
-    expect(metrics).toMatch(/dead_letters_total\{topic="server.reserved",reason="INVALID_JSON"\} 2/); // the poison test and the NUL test
+    expect(metrics).toMatch(/flock_provisioning_outcomes_total\{outcome="failed",reason="INSTALL_FAILED"\} [1-9]/);
+    expect(metrics).toMatch(/flock_pterodactyl_requests_total\{operation="get_server",status="200"\} [1-9]/);
+    expect(metrics).toMatch(/flock_dead_letters_total\{topic="server.reserved",reason="INVALID_JSON"\} 2/); // the poison test and the NUL test
     expect(metrics).not.toContain(real.panelKey);
   });
 });

@@ -228,8 +228,8 @@ describe('StreamHealthWorker on real PostgreSQL, Redis and Kafka with the Twitch
     // Healthy samples outside episodes are metrics only; the first (unknown) one is kept.
     const rows = await service.services.db.selectFrom('stream_samples').select(['outcome']).where('match_id', '=', m.id).execute();
     expect(rows.map((r) => r.outcome)).toEqual(['unknown', 'unknown']);
-    const metrics = await service.services.metrics.registry.getSingleMetricAsString('stream_samples_total');
-    expect(metrics).toMatch(/stream_samples_total\{outcome="healthy"\} \d+/);
+    const metrics = await service.services.metrics.registry.getSingleMetricAsString('flock_stream_samples_total');
+    expect(metrics).toMatch(/flock_stream_samples_total\{outcome="healthy"\} \d+/);
   });
 
   it('short dip then recovery: one stream.health.warn, the episode closes after two healthy checks, no verdict', async () => {
@@ -304,8 +304,8 @@ describe('StreamHealthWorker on real PostgreSQL, Redis and Kafka with the Twitch
     expect(bundle.overlay.p1.gameplayProgressEvents).toBe(3);
     expect(bundle.overlay.p1.events.map((e: { type: string }) => e.type)).toEqual(['gameplay.progress', 'gameplay.progress', 'gameplay.progress']);
     expect((await enforcements(m)).length).toBe(1);
-    const verdicts = await service.services.metrics.registry.getSingleMetricAsString('stream_verdicts_total');
-    expect(verdicts).toMatch(/stream_verdicts_total\{verdict="FORFEIT",reason="STREAM_OFFLINE"\} [1-9]/);
+    const verdicts = await service.services.metrics.registry.getSingleMetricAsString('flock_stream_verdicts_total');
+    expect(verdicts).toMatch(/flock_stream_verdicts_total\{verdict="FORFEIT",reason="STREAM_OFFLINE"\} [1-9]/);
   });
 
   it('offline without gameplay (only heartbeats) → exactly one match.dispute, match DISPUTED', async () => {
@@ -342,7 +342,7 @@ describe('StreamHealthWorker on real PostgreSQL, Redis and Kafka with the Twitch
       { kind: 'status', status: 500 },
     ] as const;
     const srsFaults = [{ kind: 'status', status: 502 }, { kind: 'code', code: 1028 }, { kind: 'hang' }, { kind: 'reset' }] as const;
-    const unknownBefore = (await service.services.metrics.registry.getSingleMetric('stream_samples_total')!.get()).values.find((v) => v.labels.outcome === 'unknown')?.value ?? 0;
+    const unknownBefore = (await service.services.metrics.registry.getSingleMetric('flock_stream_samples_total')!.get()).values.find((v) => v.labels.outcome === 'unknown')?.value ?? 0;
     const twitchLogged = twitch.requests.length;
     const srsLogged = srs.requests.length;
     // The blind sweeps run on an in-process instance of the worker (as in the crash test below) on the same database,
@@ -388,14 +388,14 @@ describe('StreamHealthWorker on real PostgreSQL, Redis and Kafka with the Twitch
     // The checklist kept the last known values during the outage.
     expect(v.checklist).toMatchObject({ p1StreamLive: true, p2StreamLive: true });
     expect(await kafkaEvents(Topics.streamHealthWarn, m, 0)).toHaveLength(0);
-    const unknownAfter = (await service.services.metrics.registry.getSingleMetric('stream_samples_total')!.get()).values.find((v) => v.labels.outcome === 'unknown')?.value ?? 0;
+    const unknownAfter = (await service.services.metrics.registry.getSingleMetric('flock_stream_samples_total')!.get()).values.find((v) => v.labels.outcome === 'unknown')?.value ?? 0;
     // 12 blind sweeps × 2 sides, plus the first sweep after the outage: SRS's previous frame count is older than
     // 3 intervals, so FPS (hence the sample) is unknown once more.
     expect(unknownAfter - unknownBefore).toBe(26);
     // The start of the blind spell is kept as a sample row (with its reasons), not every unknown sample.
     const unknownRows = await service.services.db.selectFrom('stream_samples').select(['sample']).where('match_id', '=', m.id).where('outcome', '=', 'unknown').execute();
     expect(unknownRows.length).toBe(4); // first sweep (2 sides) + start of the outage (2 sides)
-    const requestsMetric = await service.services.metrics.registry.getSingleMetricAsString('telemetry_requests_total');
+    const requestsMetric = await service.services.metrics.registry.getSingleMetricAsString('flock_telemetry_requests_total');
     expect(requestsMetric).toMatch(/provider="twitch",status="timeout"/);
     expect(requestsMetric).toMatch(/provider="srs",status="timeout"/);
   });
@@ -562,7 +562,7 @@ describe('StreamHealthWorker on real PostgreSQL, Redis and Kafka with the Twitch
       // Any member of the group may own the partition (the two-instance test left a second one running).
       let total = 0;
       for (const member of [service, ...extra]) {
-        const consumed = (await member.services.metrics.registry.getSingleMetric('events_consumed_total')!.get()).values.filter((v) => v.labels.topic === Topics.streamHealthCheck);
+        const consumed = (await member.services.metrics.registry.getSingleMetric('flock_events_consumed_total')!.get()).values.filter((v) => v.labels.topic === Topics.streamHealthCheck);
         const n = (result: string) => consumed.find((v) => v.labels.result === result)?.value ?? 0;
         total += n('processed') + n('duplicate');
       }
@@ -661,7 +661,7 @@ describe('StreamHealthWorker on real PostgreSQL, Redis and Kafka with the Twitch
       20_000,
       'a scheduled stream-sweep tick',
     );
-    const ticks = await scheduled.services.metrics.registry.getSingleMetricAsString('scheduled_ticks_total');
+    const ticks = await scheduled.services.metrics.registry.getSingleMetricAsString('flock_scheduled_ticks_total');
     expect(ticks).toMatch(/task="stream-sweep",result="ran"/);
     await scheduled.services.scheduler.stop();
   });

@@ -1,3 +1,4 @@
+import { isTransientInfrastructureError } from '../faults/outage.js';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
@@ -401,16 +402,3 @@ function storable<T extends string | null | undefined>(value: T): T {
   return (typeof value === 'string' ? value.replaceAll('\u0000', '\\u0000') : value) as T;
 }
 
-const TRANSIENT_PG_CODES = /^(08|53|57P|40001|40P01)/;
-const TRANSIENT_NET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN']);
-
-/** Connection loss, server shutdown, resource exhaustion, serialization failure or deadlock: retry, never dead-letter. */
-export function isTransientInfrastructureError(error: unknown): boolean {
-  for (let e: unknown = error, depth = 0; e && typeof e === 'object' && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && (TRANSIENT_PG_CODES.test(code) || TRANSIENT_NET_CODES.has(code))) return true;
-    const message = (e as { message?: unknown }).message;
-    if (typeof message === 'string' && /Connection terminated|connection timeout|not released in time/i.test(message)) return true;
-  }
-  return false;
-}

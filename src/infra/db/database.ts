@@ -72,6 +72,9 @@ export async function openDatabase(options: { url?: string; dataDir: string; poo
     });
     // An idle client losing its server must not crash the process; the next query reports the error.
     pool.on('error', () => undefined);
+    // Same for a checked-out client between two queries (pg-pool listens only while idle): the query in flight
+    // or the next one fails with the error; an unhandled 'error' event would crash the process instead.
+    pool.on('connect', (client) => void client.on('error', () => undefined));
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     return {
       db,

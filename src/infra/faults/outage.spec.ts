@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { KvUnavailableError } from '../kv/kv-store.js';
-import { isDependencyOutage } from './outage.js';
+import { dependencyOutage, isDependencyOutage, isTransientInfrastructureError } from './outage.js';
 
 describe('isDependencyOutage', () => {
   it.each([
@@ -26,5 +26,22 @@ describe('isDependencyOutage', () => {
     ['not an error', 'oops'],
   ])('%s → not an outage', (_label, err) => {
     expect(isDependencyOutage(err)).toBe(false);
+  });
+});
+
+describe('dependencyOutage and isTransientInfrastructureError', () => {
+  it('names the dependency, also inside an AggregateError', () => {
+    expect(dependencyOutage(new KvUnavailableError('down'))).toBe('redis');
+    const refused = Object.assign(new Error('connect ECONNREFUSED ::1:5432'), { code: 'ECONNREFUSED' });
+    expect(dependencyOutage(new AggregateError([refused], 'all addresses failed'))).toBe('database');
+    expect(dependencyOutage(new Error('duplicate key'))).toBeNull();
+  });
+
+  it('retries serialization failures and deadlocks beside outages, never a statement error', () => {
+    expect(isTransientInfrastructureError(Object.assign(new Error('could not serialize'), { code: '40001' }))).toBe(true);
+    expect(isTransientInfrastructureError(Object.assign(new Error('deadlock detected'), { code: '40P01' }))).toBe(true);
+    expect(isDependencyOutage(Object.assign(new Error('deadlock detected'), { code: '40P01' }))).toBe(false);
+    expect(isTransientInfrastructureError(new Error('Connection terminated unexpectedly'))).toBe(true);
+    expect(isTransientInfrastructureError(Object.assign(new Error('duplicate key'), { code: '23505' }))).toBe(false);
   });
 });

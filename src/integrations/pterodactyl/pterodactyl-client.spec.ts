@@ -306,11 +306,11 @@ describe('PterodactylClient: failures are classified', () => {
     await panelError(h.client.getServer(999));
     await h.client.deleteServer(id);
     const text = await h.metrics.registry.metrics();
-    expect(text).toContain('pterodactyl_requests_total{operation="get_server",status="200"} 1');
-    expect(text).toContain('pterodactyl_requests_total{operation="get_server",status="404"} 1');
-    expect(text).toContain('pterodactyl_requests_total{operation="delete_server",status="204"} 1');
-    expect(text).toContain('pterodactyl_request_seconds_count{operation="get_server"} 2');
-    expect(text).toContain('pterodactyl_rate_limit_wait_seconds_count 0');
+    expect(text).toContain('flock_pterodactyl_requests_total{operation="get_server",status="200"} 1');
+    expect(text).toContain('flock_pterodactyl_requests_total{operation="get_server",status="404"} 1');
+    expect(text).toContain('flock_pterodactyl_requests_total{operation="delete_server",status="204"} 1');
+    expect(text).toContain('flock_pterodactyl_request_seconds_count{operation="get_server"} 2');
+    expect(text).toContain('flock_pterodactyl_rate_limit_wait_seconds_count 0');
   });
 });
 

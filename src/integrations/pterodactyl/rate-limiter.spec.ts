@@ -187,7 +187,7 @@ describe('PanelRateLimiter: pauses and deadlines', () => {
     const { make } = setup({ metrics });
     await make('a').acquire();
     const text = await metrics.registry.metrics();
-    expect(text).toMatch(/pterodactyl_rate_limit_wait_seconds_count 1/);
+    expect(text).toMatch(/flock_pterodactyl_rate_limit_wait_seconds_count 1/);
   });
 
   it('propagates a store outage (the caller decides; nothing is sent unguarded)', async () => {

@@ -194,9 +194,9 @@ describe('SrsTelemetryProvider over real HTTP', () => {
     const p = provider();
     await p.fetch([ALICE]);
     await p.fetch([ALICE]);
-    const text = await metrics.registry.getSingleMetricAsString('telemetry_requests_total');
-    expect(text).toContain('telemetry_requests_total{provider="srs",status="503"} 1');
-    expect(text).toContain('telemetry_requests_total{provider="srs",status="200"} 1');
+    const text = await metrics.registry.getSingleMetricAsString('flock_telemetry_requests_total');
+    expect(text).toContain('flock_telemetry_requests_total{provider="srs",status="503"} 1');
+    expect(text).toContain('flock_telemetry_requests_total{provider="srs",status="200"} 1');
   });
 });
 

@@ -161,8 +161,8 @@ describe('TwitchTelemetryProvider over real HTTP', () => {
     const result = await twitch.fetch(channels(1));
     expect(result.get('twitch:user_0')).toMatchObject({ live: 'unknown', unknownReason: 'rate_limited' });
     expect(fake.streamsRequests().map((r) => r.status)).toEqual([200]);
-    expect(metrics.registry.getSingleMetric('telemetry_requests_total')).toBeDefined();
-    expect(await metrics.registry.getSingleMetricAsString('telemetry_requests_total')).toContain('status="skipped_rate_limit"');
+    expect(metrics.registry.getSingleMetric('flock_telemetry_requests_total')).toBeDefined();
+    expect(await metrics.registry.getSingleMetricAsString('flock_telemetry_requests_total')).toContain('status="skipped_rate_limit"');
   });
 
   it('an empty bucket whose reset is within the allowed wait → waits for the reset, then asks', async () => {
@@ -208,10 +208,10 @@ describe('TwitchTelemetryProvider over real HTTP', () => {
     const { twitch } = provider();
     await twitch.fetch(channels(1));
     await twitch.fetch(channels(1));
-    const text = await metrics.registry.getSingleMetricAsString('telemetry_requests_total');
-    expect(text).toContain('telemetry_requests_total{provider="twitch_auth",status="200"} 1');
-    expect(text).toContain('telemetry_requests_total{provider="twitch",status="503"} 1');
-    expect(text).toContain('telemetry_requests_total{provider="twitch",status="200"} 1');
+    const text = await metrics.registry.getSingleMetricAsString('flock_telemetry_requests_total');
+    expect(text).toContain('flock_telemetry_requests_total{provider="twitch_auth",status="200"} 1');
+    expect(text).toContain('flock_telemetry_requests_total{provider="twitch",status="503"} 1');
+    expect(text).toContain('flock_telemetry_requests_total{provider="twitch",status="200"} 1');
   });
 });
 
