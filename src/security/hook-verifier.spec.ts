@@ -702,8 +702,8 @@ describe('HookVerifier: replays past the failure budget, and the per-key budget 
       { keyId: key.keyId, matchId: 'm-123', route: 'overlay', count: 5, firstAt: h.clock.now(), lastAt: h.clock.now(), remoteAddresses: ['10.42.0.0', '10.42.0.1'] },
     ]);
     expect(await h.verifier.flushReplaySummaries()).toBe(0); // each replay is summed once
-    expect(await h.metrics.registry.getSingleMetricAsString('hmac_verifications_total')).toContain(
-      'hmac_verifications_total{result="rate_limited",reason="REPLAY",route="overlay"} 5',
+    expect(await h.metrics.registry.getSingleMetricAsString('flock_hmac_verifications_total')).toContain(
+      'flock_hmac_verifications_total{result="rate_limited",reason="REPLAY",route="overlay"} 5',
     );
   });
 

@@ -1,9 +1,13 @@
 import { PGlite } from '@electric-sql/pglite';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PGlitePool } from './pglite-pool.js';
 
 describe('PGlitePool', () => {
-  const pglite = new PGlite();
+  let pglite: PGlite;
+  // Booting the WASM database can take seconds on a loaded machine: it happens here, not inside a test's time.
+  beforeAll(async () => {
+    pglite = await PGlite.create();
+  });
   afterAll(() => pglite.close());
 
   it('hands the single connection out one caller at a time', async () => {
