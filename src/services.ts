@@ -44,5 +44,7 @@ export interface Services {
   readonly matches: MatchesService;
   /** Ends the LISTEN connection that wakes the relay on rows from other instances. */
   stopOutboxListener(): Promise<void>;
+  /** Twitch EventSub's webhook receiver; null when TWITCH_EVENTSUB_SECRET is unset. */
+  readonly eventSub: import('./integrations/twitch/eventsub.js').EventSubReceiver | null;
   readiness(): Promise<Record<string, string>>;
 }
