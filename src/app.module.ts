@@ -136,7 +136,7 @@ export async function buildServices(config: Config, overrides: ServiceOverrides 
   scheduler.register({ name: 'hmac-key-prune', everyMs: 60 * 60 * 1000, run: async () => void (await security.keys.pruneExpired()) });
 
   // --- stream health wiring (StreamHealthWorker, its providers and scheduled sweeps) ---
-  const eventSub = wireEventSub(config, { kv, clock }, telemetryProvidersFromConfig(config, { clock, logger, metrics }));
+  const eventSub = wireEventSub(config, { kv, clock, db: database.db, logger, metrics, scheduler }, telemetryProvidersFromConfig(config, { clock, logger, metrics }));
   const providers = eventSub.providers;
   const streamHealth = wireStreamHealth({ config, db: database.db, kv, clock, logger, metrics, consumer, scheduler, providers, onOutboxWrite: () => relay.nudge() });
   // --- end stream health wiring ---

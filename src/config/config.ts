@@ -138,6 +138,10 @@ export const configSchema = z.object({
   // Helix Get Streams requests per sweep once EventSub is on (400 per 30 s tick is Twitch's whole 800/min bucket).
   TWITCH_HELIX_POINTS_PER_SWEEP: z.coerce.number().int().min(0).default(200),
   TWITCH_HELIX_SAMPLE_POINTS_PER_SWEEP: z.coerce.number().int().min(0).default(10),
+  // The public URL of POST /v1/twitch/eventsub; without it no subscriptions are managed (pushes still verified).
+  TWITCH_EVENTSUB_CALLBACK_URL: optionalUrl,
+  TWITCH_EVENTSUB_RECONCILE_EVERY_MS: ms(30_000),
+  TWITCH_EVENTSUB_MAX_CHANGES_PER_TICK: z.coerce.number().int().min(0).default(50),
   TELEMETRY_TIMEOUT_MS: ms(8_000),
 
   // Infrastructure (unset → embedded default)

@@ -4,6 +4,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningService } from '../../src/app.module.js';
 import { FakeTwitchEventSub, type SentMessage } from '../../src/demo/simulated/twitch-eventsub.js';
 import { ManualClock } from '../../src/infra/clock.js';
+import { EventSubStateStore } from '../../src/integrations/twitch/eventsub.js';
+import { activeTwitchLogins } from '../../src/integrations/twitch/eventsub.repository.js';
+import { EventSubSubscriptions } from '../../src/integrations/twitch/eventsub-subscriptions.js';
+import { HelixClient } from '../../src/integrations/twitch/helix-client.js';
 import { FakeSrs } from '../fakes/srs.js';
 import { FakeTwitchHelix } from '../fakes/twitch-helix.js';
 import { freshPostgresDatabase, randomName, requireKafka, requireRedis } from '../support/infra.js';
@@ -32,6 +36,7 @@ beforeAll(async () => {
   helix = await FakeTwitchHelix.start({ clock });
   srs = await FakeSrs.start({ clock });
   eventsub = await FakeTwitchEventSub.start({ clock });
+  helix.attachEventSub(eventsub);
   redisPrefix = `${randomName('fw')}:`;
   redis = new Redis(redisUrl);
   const env = serviceEnv(
@@ -147,5 +152,46 @@ describe('Twitch EventSub webhook on the running service', () => {
     const res = await fetch(`${service.url}/v1/twitch/eventsub`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
     expect(res.status).toBe(403);
     expect(await res.text()).not.toContain(EVENTSUB_SECRET);
+  });
+
+  it('creates the subscriptions of an active match, confirms them through the route, and deletes them when it ends', async () => {
+    const r = randomBytes(3).toString('hex');
+    const matchId = `m-sub-${r}`;
+    const logins = [`c_${r}`, `d_${r}`];
+    for (const login of logins) helix.setChannel(login, { live: false });
+    const put = await api('PUT', `/v1/internal/matches/${matchId}`, {
+      mode: 'VERIFIED_STREAM',
+      status: 'IN_PROGRESS',
+      entryFee: { amountCents: 500, currency: 'USD' },
+      overlayRequired: true,
+      players: logins.map((login, i) => ({ side: i === 0 ? 'p1' : 'p2', playerId: `pl-${login}`, streamChannels: [`twitch:${login}`, `srs:live/${login}`] })),
+    });
+    expect(put.status, JSON.stringify(put.json)).toBe(201);
+    const store = new EventSubStateStore(service.services.kv);
+    const manager = new EventSubSubscriptions(
+      new HelixClient({ clientId: helix.clientId, clientSecret: helix.clientSecret, apiUrl: helix.apiUrl, authUrl: helix.authUrl, timeoutMs: 2_500, clock }),
+      store,
+      { callbackUrl: `${service.url}/v1/twitch/eventsub`, secret: EVENTSUB_SECRET, maxChanges: 50 },
+    );
+    const ids = logins.map((l) => helix.userIdOf(l) as string);
+    const ours = () => [...eventsub.subscriptions.values()].filter((s) => ids.includes(s.condition.broadcaster_user_id));
+
+    // Other tests' matches ended: their subscriptions are leftovers of this callback.
+    await service.services.db.updateTable('matches').set({ status: 'COMPLETED' }).where('id', '!=', matchId).execute();
+    const wanted = await activeTwitchLogins(service.services.db);
+    expect(wanted.sort()).toEqual([...logins].sort());
+    const leftovers = eventsub.subscriptions.size;
+    expect(await manager.reconcile(wanted)).toEqual({ created: 6, removed: leftovers, unresolved: 0 });
+    await expect.poll(() => ours().filter((s) => s.status === 'enabled').length).toBe(6);
+    for (const id of ids) expect((await store.read(id)).confirmed).toBe(true);
+    // Reconciling again changes nothing.
+    expect(await manager.reconcile(wanted)).toMatchObject({ created: 0, removed: 0 });
+
+    await service.services.db.updateTable('matches').set({ status: 'COMPLETED' }).where('id', '=', matchId).execute();
+    const after = await activeTwitchLogins(service.services.db);
+    expect(after).toEqual([]);
+    expect(await manager.reconcile(after)).toMatchObject({ created: 0, removed: 6 });
+    expect(eventsub.subscriptions.size).toBe(0);
+    for (const id of ids) expect((await store.read(id)).confirmed).toBe(false);
   });
 });

@@ -122,36 +122,41 @@ export class FakeTwitchEventSub {
     if (!req.headers['client-id'] || !/^Bearer \S+$/i.test(String(req.headers.authorization ?? ''))) {
       return void json(res, 401, { error: 'Unauthorized', status: 401, message: 'Invalid OAuth token' });
     }
+    await this.handleSubscriptions(req, url, body, res);
+  }
+
+  /** The subscription endpoints (also served on the Helix fake's host through `attachEventSub`); returns the status. */
+  async handleSubscriptions(req: IncomingMessage, url: URL, body: string, res: ServerResponse): Promise<number> {
     if (req.method === 'GET') {
       const data = [...this.subscriptions.values()].map(publicView);
-      return void json(res, 200, { data, total: data.length, total_cost: data.reduce((s, d) => s + d.cost, 0), max_total_cost: 10_000, pagination: {} });
+      return json(res, 200, { data, total: data.length, total_cost: data.reduce((s, d) => s + d.cost, 0), max_total_cost: 10_000, pagination: {} });
     }
     if (req.method === 'DELETE') {
       const id = url.searchParams.get('id') ?? '';
-      if (!this.subscriptions.delete(id)) return void json(res, 404, { error: 'Not Found', status: 404, message: 'subscription not found' });
+      if (!this.subscriptions.delete(id)) return json(res, 404, { error: 'Not Found', status: 404, message: 'subscription not found' });
       res.writeHead(204).end();
-      return;
+      return 204;
     }
-    if (req.method !== 'POST') return void json(res, 405, { error: 'Method Not Allowed', status: 405, message: '' });
+    if (req.method !== 'POST') return json(res, 405, { error: 'Method Not Allowed', status: 405, message: '' });
     let input: any;
     try {
       input = JSON.parse(body);
     } catch {
-      return void json(res, 400, { error: 'Bad Request', status: 400, message: 'invalid JSON' });
+      return json(res, 400, { error: 'Bad Request', status: 400, message: 'invalid JSON' });
     }
     const secret = input?.transport?.secret;
     const callback = input?.transport?.callback;
     const userId = input?.condition?.broadcaster_user_id;
     if (typeof input?.type !== 'string' || typeof userId !== 'string' || input?.transport?.method !== 'webhook' || typeof callback !== 'string') {
-      return void json(res, 400, { error: 'Bad Request', status: 400, message: 'invalid subscription' });
+      return json(res, 400, { error: 'Bad Request', status: 400, message: 'invalid subscription' });
     }
     // Twitch: the secret is an ASCII string of 10 to 100 characters.
     if (typeof secret !== 'string' || secret.length < 10 || secret.length > 100) {
-      return void json(res, 400, { error: 'Bad Request', status: 400, message: 'invalid transport secret' });
+      return json(res, 400, { error: 'Bad Request', status: 400, message: 'invalid transport secret' });
     }
     for (const s of this.subscriptions.values()) {
       if (s.type === input.type && s.condition.broadcaster_user_id === userId && s.transport.callback === callback) {
-        return void json(res, 409, { error: 'Conflict', status: 409, message: 'subscription already exists' });
+        return json(res, 409, { error: 'Conflict', status: 409, message: 'subscription already exists' });
       }
     }
     const sub = {
@@ -170,6 +175,7 @@ export class FakeTwitchEventSub {
     const challenge = randomUUID();
     const answer = await this.deliver(sub, 'webhook_callback_verification', JSON.stringify({ challenge, subscription: publicView(sub) }));
     sub.status = answer.status === 200 && answer.text === challenge ? 'enabled' : 'webhook_callback_verification_failed';
+    return 202;
   }
 }
 
@@ -208,10 +214,11 @@ async function post(m: SentMessage): Promise<{ status: number; text: string }> {
   }
 }
 
-function json(res: ServerResponse, status: number, body: unknown): void {
+function json(res: ServerResponse, status: number, body: unknown): number {
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
   res.end(text);
+  return status;
 }
 
 async function readBody(req: IncomingMessage): Promise<string> {

@@ -144,6 +144,38 @@ export class HelixClient {
     return result;
   }
 
+  /**
+   * Any other app-token Helix call (EventSub subscriptions, users), one point of the same bucket, with the same
+   * token refresh after a 401; a reason code when it could not be made or read.
+   */
+  async appRequest(method: string, pathAndQuery: string, body?: unknown): Promise<{ status: number; body: string } | TelemetryUnknownReason> {
+    const url = new URL(`${this.options.apiUrl.replace(/\/+$/, '')}${pathAndQuery}`);
+    for (let attempt = 0; attempt < 2; attempt++) {
+      let token: string;
+      try {
+        token = await this.accessToken();
+      } catch {
+        return 'auth_failed';
+      }
+      if (!(await this.acquireRateSlot())) {
+        this.count('twitch', 'skipped_rate_limit');
+        return 'rate_limited';
+      }
+      const headers: Record<string, string> = { 'Client-Id': this.options.clientId, Authorization: `Bearer ${token}` };
+      if (body !== undefined) headers['content-type'] = 'application/json';
+      const r = await this.http(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+      this.count('twitch', r.ok ? String(r.status) : r.reason);
+      if (!r.ok) return r.reason;
+      this.noteRateLimit(r.headers);
+      if (r.status === 401 && attempt === 0) {
+        this.invalidate(token);
+        continue;
+      }
+      return { status: r.status, body: r.body };
+    }
+    return 'unauthorized';
+  }
+
   /** One Get Streams request (plus one retry after a 401); a reason code when it could not be read. */
   private async fetchBatch(batch: readonly string[]): Promise<Map<string, HelixStream> | TelemetryUnknownReason> {
     const url = new URL(`${this.options.apiUrl.replace(/\/+$/, '')}/streams`);
