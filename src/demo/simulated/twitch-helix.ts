@@ -8,6 +8,8 @@
  *   otherwise); more than 100 `user_login` → 400; `first` defaults to 20 (max 100) with a cursor, as on Twitch;
  *   offline users are left out; `Ratelimit-Limit/Remaining/Reset` (epoch seconds) from an 800-point bucket per
  *   client per minute; 429 when it is empty.
+ * - `GET /helix/users?login=…` gives the user ids of scripted logins; `/helix/eventsub/subscriptions` is served by an
+ *   attached EventSub fake (twitch-eventsub.ts) behind the same app-token check.
  * - Channel states are scripted as timelines against the clock; faults (status, hang, reset) are queued per route.
  * - Every answer carries `Date` from the injected clock (an origin server's clock, RFC 9110 §6.6.1).
  * - `freeze()`: Get Streams answers with the state and `Date` of that moment until `thaw()` (a cache or a stuck
