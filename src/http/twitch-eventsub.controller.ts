@@ -29,7 +29,10 @@ export class TwitchEventSubController {
     const outcome = await this.receiver.receive(req.headers, body);
     // Reason codes only: never the signature, the secret or the body.
     const level = outcome.status === 403 || outcome.status === 400 || outcome.status === 503 ? 'warn' : 'debug';
-    this.logger[level]({ reason: outcome.reason, status: outcome.status, messageType: req.headers['twitch-eventsub-message-type'] }, 'twitch eventsub delivery');
+    this.logger[level](
+      { reason: outcome.reason, status: outcome.status, messageType: req.headers['twitch-eventsub-message-type'] },
+      'twitch eventsub delivery',
+    );
     if (outcome.status === 200) {
       await reply.status(200).header('content-type', 'text/plain; charset=utf-8').send(outcome.text);
       return;
@@ -39,6 +42,9 @@ export class TwitchEventSubController {
       return;
     }
     if (outcome.status === 503) reply.header('retry-after', '5');
-    await reply.status(outcome.status).send({ error: outcome.status === 503 ? 'Service Unavailable' : outcome.status === 400 ? 'Bad Request' : 'Forbidden', reason: outcome.reason });
+    await reply.status(outcome.status).send({
+      error: outcome.status === 503 ? 'Service Unavailable' : outcome.status === 400 ? 'Bad Request' : 'Forbidden',
+      reason: outcome.reason,
+    });
   }
 }

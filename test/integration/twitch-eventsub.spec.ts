@@ -82,11 +82,20 @@ async function subscribe(userId: string): Promise<void> {
     const res = await fetch(`${eventsub.apiUrl}/eventsub/subscriptions`, {
       method: 'POST',
       headers: { 'client-id': helix.clientId, authorization: 'Bearer app-token', 'content-type': 'application/json' },
-      body: JSON.stringify({ type, version: '1', condition: { broadcaster_user_id: userId }, transport: { method: 'webhook', callback: `${service.url}/v1/twitch/eventsub`, secret: EVENTSUB_SECRET } }),
+      body: JSON.stringify({
+        type,
+        version: '1',
+        condition: { broadcaster_user_id: userId },
+        transport: { method: 'webhook', callback: `${service.url}/v1/twitch/eventsub`, secret: EVENTSUB_SECRET },
+      }),
     });
     expect(res.status).toBe(202);
   }
-  await expect.poll(() => [...eventsub.subscriptions.values()].filter((s) => s.condition.broadcaster_user_id === userId && s.status === 'enabled').length).toBe(3);
+  await expect
+    .poll(
+      () => [...eventsub.subscriptions.values()].filter((s) => s.condition.broadcaster_user_id === userId && s.status === 'enabled').length,
+    )
+    .toBe(3);
 }
 
 describe('Twitch EventSub webhook on the running service', () => {
@@ -135,7 +144,12 @@ describe('Twitch EventSub webhook on the running service', () => {
     clock.advance(CHECK);
     const after = await sweep();
     expect(after.samples).toEqual({ healthy: 1, violating: 1, unknown: 0 });
-    const side = await service.services.db.selectFrom('stream_sides').selectAll().where('match_id', '=', matchId).where('side', '=', 'p1').executeTakeFirstOrThrow();
+    const side = await service.services.db
+      .selectFrom('stream_sides')
+      .selectAll()
+      .where('match_id', '=', matchId)
+      .where('side', '=', 'p1')
+      .executeTakeFirstOrThrow();
     expect(JSON.stringify(side)).toContain('STREAM_OFFLINE');
 
     // Revocation: the pushed state is gone from Redis; the channel is asked on Helix, within one request.
@@ -149,7 +163,11 @@ describe('Twitch EventSub webhook on the running service', () => {
   });
 
   it('answers 403 to a delivery without the EventSub headers, and never echoes the secret', async () => {
-    const res = await fetch(`${service.url}/v1/twitch/eventsub`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    const res = await fetch(`${service.url}/v1/twitch/eventsub`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+    });
     expect(res.status).toBe(403);
     expect(await res.text()).not.toContain(EVENTSUB_SECRET);
   });
@@ -164,12 +182,23 @@ describe('Twitch EventSub webhook on the running service', () => {
       status: 'IN_PROGRESS',
       entryFee: { amountCents: 500, currency: 'USD' },
       overlayRequired: true,
-      players: logins.map((login, i) => ({ side: i === 0 ? 'p1' : 'p2', playerId: `pl-${login}`, streamChannels: [`twitch:${login}`, `srs:live/${login}`] })),
+      players: logins.map((login, i) => ({
+        side: i === 0 ? 'p1' : 'p2',
+        playerId: `pl-${login}`,
+        streamChannels: [`twitch:${login}`, `srs:live/${login}`],
+      })),
     });
     expect(put.status, JSON.stringify(put.json)).toBe(201);
     const store = new EventSubStateStore(service.services.kv);
     const manager = new EventSubSubscriptions(
-      new HelixClient({ clientId: helix.clientId, clientSecret: helix.clientSecret, apiUrl: helix.apiUrl, authUrl: helix.authUrl, timeoutMs: 2_500, clock }),
+      new HelixClient({
+        clientId: helix.clientId,
+        clientSecret: helix.clientSecret,
+        apiUrl: helix.apiUrl,
+        authUrl: helix.authUrl,
+        timeoutMs: 2_500,
+        clock,
+      }),
       store,
       { callbackUrl: `${service.url}/v1/twitch/eventsub`, secret: EVENTSUB_SECRET, maxChanges: 50 },
     );

@@ -74,7 +74,13 @@ export class FakeTwitchEventSub {
       if (sub.type !== type || sub.status !== 'enabled' || sub.condition.broadcaster_user_id !== broadcaster.id) continue;
       const body = JSON.stringify({
         subscription: publicView(sub),
-        event: { broadcaster_user_id: broadcaster.id, broadcaster_user_login: broadcaster.login, broadcaster_user_name: broadcaster.login, ...defaults(type), ...event },
+        event: {
+          broadcaster_user_id: broadcaster.id,
+          broadcaster_user_login: broadcaster.login,
+          broadcaster_user_name: broadcaster.login,
+          ...defaults(type),
+          ...event,
+        },
       });
       results.push(await this.deliver(sub, 'notification', body, options.sentAt));
     }
@@ -129,7 +135,13 @@ export class FakeTwitchEventSub {
   async handleSubscriptions(req: IncomingMessage, url: URL, body: string, res: ServerResponse): Promise<number> {
     if (req.method === 'GET') {
       const data = [...this.subscriptions.values()].map(publicView);
-      return json(res, 200, { data, total: data.length, total_cost: data.reduce((s, d) => s + d.cost, 0), max_total_cost: 10_000, pagination: {} });
+      return json(res, 200, {
+        data,
+        total: data.length,
+        total_cost: data.reduce((s, d) => s + d.cost, 0),
+        max_total_cost: 10_000,
+        pagination: {},
+      });
     }
     if (req.method === 'DELETE') {
       const id = url.searchParams.get('id') ?? '';
@@ -138,16 +150,21 @@ export class FakeTwitchEventSub {
       return 204;
     }
     if (req.method !== 'POST') return json(res, 405, { error: 'Method Not Allowed', status: 405, message: '' });
-    let input: any;
+    let input: CreateRequest | null;
     try {
-      input = JSON.parse(body);
+      input = JSON.parse(body) as CreateRequest | null;
     } catch {
       return json(res, 400, { error: 'Bad Request', status: 400, message: 'invalid JSON' });
     }
     const secret = input?.transport?.secret;
     const callback = input?.transport?.callback;
     const userId = input?.condition?.broadcaster_user_id;
-    if (typeof input?.type !== 'string' || typeof userId !== 'string' || input?.transport?.method !== 'webhook' || typeof callback !== 'string') {
+    if (
+      typeof input?.type !== 'string' ||
+      typeof userId !== 'string' ||
+      input?.transport?.method !== 'webhook' ||
+      typeof callback !== 'string'
+    ) {
       return json(res, 400, { error: 'Bad Request', status: 400, message: 'invalid subscription' });
     }
     // Twitch: the secret is an ASCII string of 10 to 100 characters.
@@ -179,9 +196,18 @@ export class FakeTwitchEventSub {
   }
 }
 
+/** The create body as sent; every field is checked before use. */
+interface CreateRequest {
+  type?: unknown;
+  version?: unknown;
+  condition?: { broadcaster_user_id?: unknown };
+  transport?: { method?: unknown; callback?: unknown; secret?: unknown };
+}
+
 function defaults(type: string): Record<string, unknown> {
   if (type === 'stream.online') return { id: randomUUID(), type: 'live', started_at: new Date().toISOString() };
-  if (type === 'channel.update') return { title: '', language: 'en', category_id: '32399', category_name: 'Counter-Strike', content_classification_labels: [] };
+  if (type === 'channel.update')
+    return { title: '', language: 'en', category_id: '32399', category_name: 'Counter-Strike', content_classification_labels: [] };
   return {};
 }
 
@@ -191,7 +217,9 @@ function publicView(sub: FakeSubscription): FakeSubscription {
 }
 
 async function post(m: SentMessage): Promise<{ status: number; text: string }> {
-  const signature = `sha256=${createHmac('sha256', m.secret).update(m.id + m.timestamp + m.body).digest('hex')}`;
+  const signature = `sha256=${createHmac('sha256', m.secret)
+    .update(m.id + m.timestamp + m.body)
+    .digest('hex')}`;
   try {
     const res = await fetch(m.callback, {
       method: 'POST',

@@ -125,7 +125,12 @@ export class EventSubTelemetryProvider implements TelemetryProvider {
   }
 
   /** Helix's answer becomes the confirmed channel's state unless a push newer than the request is there. */
-  private async seed(userId: string | undefined, pushed: PushedChannel | undefined, polled: ChannelTelemetry, requestedAt: number): Promise<void> {
+  private async seed(
+    userId: string | undefined,
+    pushed: PushedChannel | undefined,
+    polled: ChannelTelemetry,
+    requestedAt: number,
+  ): Promise<void> {
     if (!userId || !pushed?.confirmed || polled.live === UNKNOWN) return;
     const type = typeof polled.detail?.type === 'string' ? polled.detail.type : null;
     try {

@@ -32,7 +32,10 @@ export interface SubscriptionPlan {
 }
 
 /** What to change (pure): wanted users × types against what Twitch lists for our callback. */
-export function planSubscriptions(wanted: ReadonlySet<string>, listed: readonly { id: string; status: string; type: string; userId: string }[]): SubscriptionPlan {
+export function planSubscriptions(
+  wanted: ReadonlySet<string>,
+  listed: readonly { id: string; status: string; type: string; userId: string }[],
+): SubscriptionPlan {
   const plan: SubscriptionPlan = { create: [], remove: [], confirm: [], unconfirm: [] };
   const present = new Set<string>();
   for (const s of listed) {
@@ -106,7 +109,10 @@ export class EventSubSubscriptions {
       else unknown.push(login);
     }
     for (let i = 0; i < unknown.length; i += 100) {
-      const query = unknown.slice(i, i + 100).map((l) => `login=${encodeURIComponent(l)}`).join('&');
+      const query = unknown
+        .slice(i, i + 100)
+        .map((l) => `login=${encodeURIComponent(l)}`)
+        .join('&');
       const r = await this.helix.appRequest('GET', `/users?${query}`);
       if (typeof r === 'string' || r.status !== 200) return ids.size > 0 ? ids : null;
       const parsed = usersSchema.safeParse(safeJson(r.body));
@@ -129,7 +135,8 @@ export class EventSubSubscriptions {
       const parsed = listSchema.safeParse(safeJson(r.body));
       if (!parsed.success) return null;
       for (const s of parsed.data.data) {
-        if (s.transport.method !== 'webhook' || s.transport.callback !== this.options.callbackUrl || !s.condition.broadcaster_user_id) continue;
+        if (s.transport.method !== 'webhook' || s.transport.callback !== this.options.callbackUrl || !s.condition.broadcaster_user_id)
+          continue;
         out.push({ id: s.id, status: s.status, type: s.type, userId: s.condition.broadcaster_user_id });
       }
       cursor = parsed.data.pagination?.cursor;

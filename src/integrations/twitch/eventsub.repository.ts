@@ -12,7 +12,8 @@ export async function activeTwitchLogins(db: Db): Promise<string[]> {
   const logins = new Set<string>();
   for (const row of rows) {
     for (const channel of row.stream_channels as unknown as string[]) {
-      if (typeof channel === 'string' && channel.toLowerCase().startsWith('twitch:')) logins.add(channel.slice('twitch:'.length).toLowerCase());
+      if (typeof channel === 'string' && channel.toLowerCase().startsWith('twitch:'))
+        logins.add(channel.slice('twitch:'.length).toLowerCase());
     }
   }
   return [...logins];

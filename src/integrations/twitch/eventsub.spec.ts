@@ -57,7 +57,12 @@ async function subscribeAll(user = ALICE): Promise<void> {
     const res = await fetch(`${twitch.apiUrl}/eventsub/subscriptions`, {
       method: 'POST',
       headers: { 'client-id': 'cid', authorization: 'Bearer app-token', 'content-type': 'application/json' },
-      body: JSON.stringify({ type, version: '1', condition: { broadcaster_user_id: user.id }, transport: { method: 'webhook', callback: callbackUrl, secret: SECRET } }),
+      body: JSON.stringify({
+        type,
+        version: '1',
+        condition: { broadcaster_user_id: user.id },
+        transport: { method: 'webhook', callback: callbackUrl, secret: SECRET },
+      }),
     });
     expect(res.status).toBe(202);
   }
@@ -67,7 +72,14 @@ async function subscribeAll(user = ALICE): Promise<void> {
 
 function helixProvider() {
   return new TwitchTelemetryProvider(
-    new HelixClient({ clientId: helixFake.clientId, clientSecret: helixFake.clientSecret, apiUrl: helixFake.apiUrl, authUrl: helixFake.authUrl, timeoutMs: 2_500, clock }),
+    new HelixClient({
+      clientId: helixFake.clientId,
+      clientSecret: helixFake.clientSecret,
+      apiUrl: helixFake.apiUrl,
+      authUrl: helixFake.authUrl,
+      timeoutMs: 2_500,
+      clock,
+    }),
     clock,
   );
 }
@@ -116,8 +128,12 @@ describe('EventSub webhook verification', () => {
 
   it('signs exactly as Twitch documents: HMAC-SHA256 over id + timestamp + body, hex, sha256= prefix', () => {
     // Vector computed independently: printf '%s' 'id1' '2026-01-01T00:00:00Z' '{}' | openssl dgst -sha256 -hmac secret
-    expect(signEventSub('secret', 'id1', '2026-01-01T00:00:00Z', Buffer.from('{}'))).toBe('sha256=b7dfeab263bad26fb912c8573d866e5bef7d2d0a9de3de2e37f99f751436ef34');
-    expect(signEventSub('secret', 'id1', '2026-01-01T00:00:00Z', Buffer.from('{}'))).not.toBe(signEventSub('secret', 'id1', '2026-01-01T00:00:00Z', Buffer.from('{ }')));
+    expect(signEventSub('secret', 'id1', '2026-01-01T00:00:00Z', Buffer.from('{}'))).toBe(
+      'sha256=b7dfeab263bad26fb912c8573d866e5bef7d2d0a9de3de2e37f99f751436ef34',
+    );
+    expect(signEventSub('secret', 'id1', '2026-01-01T00:00:00Z', Buffer.from('{}'))).not.toBe(
+      signEventSub('secret', 'id1', '2026-01-01T00:00:00Z', Buffer.from('{ }')),
+    );
   });
 
   it('answers 400 for a signed body without the documented shape', async () => {
@@ -131,7 +147,10 @@ describe('EventSub webhook verification', () => {
       'twitch-eventsub-message-signature': signEventSub(SECRET, 'm1', timestamp, body),
     };
     expect(await receiver.receive(headers, body)).toEqual({ status: 400, reason: 'BAD_MESSAGE' });
-    expect(await receiver.receive({ ...headers, 'twitch-eventsub-message-signature': undefined }, body)).toEqual({ status: 403, reason: 'MISSING_HEADERS' });
+    expect(await receiver.receive({ ...headers, 'twitch-eventsub-message-signature': undefined }, body)).toEqual({
+      status: 403,
+      reason: 'MISSING_HEADERS',
+    });
   });
 });
 
@@ -148,7 +167,11 @@ describe('EventSub pushed state as telemetry', () => {
     await twitch.notify('stream.offline', ALICE);
     const telemetry = await p.fetch(['twitch:alice_tv']);
     expect(telemetry.get('twitch:alice_tv')?.live).toBe(false);
-    const check = checkSample(composeSideSample(['twitch:alice_tv', 'srs:live/alice'], telemetry, clock.now()), { matchId: 'm-1', minFps: 30, minBitrateKbps: 2500 });
+    const check = checkSample(composeSideSample(['twitch:alice_tv', 'srs:live/alice'], telemetry, clock.now()), {
+      matchId: 'm-1',
+      minFps: 30,
+      minBitrateKbps: 2500,
+    });
     expect(check.outcome).toBe('violating');
     expect(check.violations).toContain('STREAM_OFFLINE');
     expect(helixFake.streamsRequests()).toHaveLength(0);

@@ -50,7 +50,9 @@ export function signEventSub(secret: string, messageId: string, timestamp: strin
   return `sha256=${mac.digest('hex')}`;
 }
 
-export type SignatureCheck = { readonly ok: true; readonly sentAt: number } | { readonly ok: false; readonly reason: 'BAD_SIGNATURE' | 'STALE_TIMESTAMP' };
+export type SignatureCheck =
+  | { readonly ok: true; readonly sentAt: number }
+  | { readonly ok: false; readonly reason: 'BAD_SIGNATURE' | 'STALE_TIMESTAMP' };
 
 /** Signature first (constant-time), then the replay window: an unsigned caller learns nothing about our clock. */
 export function checkEventSubSignature(secret: string, h: EventSubHeaders, rawBody: Buffer, now: number): SignatureCheck {
@@ -72,13 +74,23 @@ const subscriptionSchema = z.object({
 });
 const challengeSchema = z.object({ challenge: z.string().min(1), subscription: subscriptionSchema });
 const revocationSchema = z.object({ subscription: subscriptionSchema });
-const onlineEvent = z.object({ broadcaster_user_id: z.string().min(1), broadcaster_user_login: z.string().min(1), type: z.string() }).loose();
+const onlineEvent = z
+  .object({ broadcaster_user_id: z.string().min(1), broadcaster_user_login: z.string().min(1), type: z.string() })
+  .loose();
 const offlineEvent = z.object({ broadcaster_user_id: z.string().min(1), broadcaster_user_login: z.string().min(1) }).loose();
-const updateEvent = z.object({ broadcaster_user_id: z.string().min(1), broadcaster_user_login: z.string().min(1), title: z.string() }).loose();
+const updateEvent = z
+  .object({ broadcaster_user_id: z.string().min(1), broadcaster_user_login: z.string().min(1), title: z.string() })
+  .loose();
 const notificationSchema = z.object({ subscription: subscriptionSchema, event: z.unknown() });
 
 export type EventSubMessage =
-  | { readonly kind: 'challenge'; readonly challenge: string; readonly userId: string; readonly subType: string; readonly subscriptionId: string }
+  | {
+      readonly kind: 'challenge';
+      readonly challenge: string;
+      readonly userId: string;
+      readonly subType: string;
+      readonly subscriptionId: string;
+    }
   | { readonly kind: 'revocation'; readonly userId: string; readonly subType: string; readonly status: string }
   | { readonly kind: 'online'; readonly userId: string; readonly login: string; readonly streamType: string }
   | { readonly kind: 'offline'; readonly userId: string; readonly login: string }
@@ -98,7 +110,13 @@ export function parseEventSubMessage(messageType: string, rawBody: Buffer): Even
     const m = challengeSchema.safeParse(json);
     if (!m.success) return null;
     const s = m.data.subscription;
-    return { kind: 'challenge', challenge: m.data.challenge, userId: s.condition.broadcaster_user_id, subType: s.type, subscriptionId: s.id };
+    return {
+      kind: 'challenge',
+      challenge: m.data.challenge,
+      userId: s.condition.broadcaster_user_id,
+      subType: s.type,
+      subscriptionId: s.id,
+    };
   }
   if (messageType === 'revocation') {
     const m = revocationSchema.safeParse(json);
@@ -112,7 +130,14 @@ export function parseEventSubMessage(messageType: string, rawBody: Buffer): Even
   switch (n.data.subscription.type) {
     case 'stream.online': {
       const e = onlineEvent.safeParse(n.data.event);
-      return e.success ? { kind: 'online', userId: e.data.broadcaster_user_id, login: e.data.broadcaster_user_login.toLowerCase(), streamType: e.data.type } : null;
+      return e.success
+        ? {
+            kind: 'online',
+            userId: e.data.broadcaster_user_id,
+            login: e.data.broadcaster_user_login.toLowerCase(),
+            streamType: e.data.type,
+          }
+        : null;
     }
     case 'stream.offline': {
       const e = offlineEvent.safeParse(n.data.event);
@@ -120,7 +145,9 @@ export function parseEventSubMessage(messageType: string, rawBody: Buffer): Even
     }
     case 'channel.update': {
       const e = updateEvent.safeParse(n.data.event);
-      return e.success ? { kind: 'title', userId: e.data.broadcaster_user_id, login: e.data.broadcaster_user_login.toLowerCase(), title: e.data.title } : null;
+      return e.success
+        ? { kind: 'title', userId: e.data.broadcaster_user_id, login: e.data.broadcaster_user_login.toLowerCase(), title: e.data.title }
+        : null;
     }
     default:
       return { kind: 'ignored', subType: n.data.subscription.type };

@@ -34,7 +34,8 @@ export interface EventSubDeps {
 export function wireEventSub(config: Config, deps: EventSubDeps, providers: TelemetryProvider[]): EventSubWiring {
   const secret = config.TWITCH_EVENTSUB_SECRET;
   const helix = providers.find((p) => p.platform === 'twitch');
-  if (!secret || !helix || !config.TWITCH_CLIENT_ID || !config.TWITCH_CLIENT_SECRET) return { receiver: null, providers, subscriptions: null };
+  if (!secret || !helix || !config.TWITCH_CLIENT_ID || !config.TWITCH_CLIENT_SECRET)
+    return { receiver: null, providers, subscriptions: null };
   const logger = deps.logger.child({ component: 'twitch-eventsub' });
   const store = new EventSubStateStore(deps.kv);
   const pushed = new EventSubTelemetryProvider(store, helix, deps.clock, {
@@ -64,12 +65,19 @@ export function wireEventSub(config: Config, deps: EventSubDeps, providers: Tele
       everyMs: config.TWITCH_EVENTSUB_RECONCILE_EVERY_MS,
       run: async () => {
         const result = await manager.reconcile(await activeTwitchLogins(deps.db));
-        logger.info({ result, reason: result ? 'EVENTSUB_RECONCILED' : 'EVENTSUB_RECONCILE_SKIPPED' }, 'twitch eventsub subscriptions reconciled');
+        logger.info(
+          { result, reason: result ? 'EVENTSUB_RECONCILED' : 'EVENTSUB_RECONCILE_SKIPPED' },
+          'twitch eventsub subscriptions reconciled',
+        );
       },
     });
     subscriptions = manager;
   } else {
     logger.warn({ reason: 'EVENTSUB_NO_CALLBACK_URL' }, 'TWITCH_EVENTSUB_CALLBACK_URL unset: subscriptions are not managed here');
   }
-  return { receiver: new EventSubReceiver(secret, store, () => deps.clock.now()), providers: providers.map((p) => (p === helix ? pushed : p)), subscriptions };
+  return {
+    receiver: new EventSubReceiver(secret, store, () => deps.clock.now()),
+    providers: providers.map((p) => (p === helix ? pushed : p)),
+    subscriptions,
+  };
 }
