@@ -29,6 +29,8 @@ import { telemetryProvidersFromConfig } from './integrations/telemetry-providers
 import { matchesProviders, wireMatches } from './matches/matches.wiring.js';
 import { securityProviders, wireSecurity } from './security/security.wiring.js';
 import { wireStreamHealth } from './stream-health/stream-health.wiring.js';
+import { wireEventSub } from './integrations/twitch/eventsub.wiring.js';
+import { EVENTSUB_LOGGER, EVENTSUB_RECEIVER } from './http/twitch-eventsub.controller.js';
 
 /** Replaceable parts, for tests and the demo (a manual clock, a logger that records, a panel double). */
 export interface ServiceOverrides {
@@ -147,7 +149,8 @@ export async function buildServices(config: Config, overrides: ServiceOverrides 
   });
 
   // --- stream health wiring (StreamHealthWorker, its providers and scheduled sweeps) ---
-  const providers = telemetryProvidersFromConfig(config, { clock, logger, metrics });
+  const eventSub = wireEventSub(config, { kv, clock, db: database.db, logger, metrics, scheduler }, telemetryProvidersFromConfig(config, { clock, logger, metrics }));
+  const providers = eventSub.providers;
   const streamHealth = wireStreamHealth({ config, db: database.db, kv, clock, logger, metrics, consumer, scheduler, providers, onOutboxWrite: () => relay.nudge() });
   // --- end stream health wiring ---
 
@@ -172,6 +175,7 @@ export async function buildServices(config: Config, overrides: ServiceOverrides 
     hookSignals,
     stopOutboxListener: async () => stopOutboxListener?.(),
     lifecycle,
+    eventSub: eventSub.receiver,
     async readiness() {
       const checks: Record<string, string> = {};
       if (lifecycle.draining) checks.lifecycle = 'draining';
@@ -206,6 +210,8 @@ export class AppModule {
         ...securityProviders(services),
         ...matchesProviders(services.matches),
         ...hooksProviders(services.hookSignals),
+        { provide: EVENTSUB_RECEIVER, useValue: services.eventSub },
+        { provide: EVENTSUB_LOGGER, useValue: services.logger.child({ component: 'twitch-eventsub' }) },
       ],
     };
   }

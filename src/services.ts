@@ -46,5 +46,7 @@ export interface Services {
   stopOutboxListener(): Promise<void>;
   /** Set on SIGTERM: readiness then reports `lifecycle: draining` (503) while work goes on. */
   readonly lifecycle: { draining: boolean };
+  /** Twitch EventSub's webhook receiver; null when TWITCH_EVENTSUB_SECRET is unset. */
+  readonly eventSub: import('./integrations/twitch/eventsub.js').EventSubReceiver | null;
   readiness(): Promise<Record<string, string>>;
 }

@@ -99,6 +99,17 @@ describe('loadConfig', () => {
     expect(problems({ OVERLAY_MASTER_SECRET: 'short' }, { service: false })).toEqual(['OVERLAY_MASTER_SECRET: must be at least 32 bytes outside the demo']);
   });
 
+  it('wants a 32-byte EventSub secret outside the demo, with Twitch app credentials, and never shows it', () => {
+    const twitch = { TWITCH_CLIENT_ID: 'cid', TWITCH_CLIENT_SECRET: SECRET };
+    expect(problems({ ...service, ...twitch, TWITCH_EVENTSUB_SECRET: 'short-eventsub-value' })).toEqual(['TWITCH_EVENTSUB_SECRET: must be at least 32 bytes outside the demo']);
+    expect(problems({ ...service, TWITCH_EVENTSUB_SECRET: SECRET })).toEqual([
+      'TWITCH_EVENTSUB_SECRET: needs TWITCH_CLIENT_ID and TWITCH_CLIENT_SECRET (subscriptions use the app token)',
+    ]);
+    expect(problems({ ...service, ...twitch, TWITCH_EVENTSUB_SECRET: 'y'.repeat(101) })).toEqual(['TWITCH_EVENTSUB_SECRET: at most 100 printable ASCII characters']);
+    expect(problems({ ...service, ...twitch, TWITCH_EVENTSUB_SECRET: SECRET })).toEqual([]);
+    expect(problems({ ...twitch, TWITCH_EVENTSUB_SECRET: 'short-eventsub-value', DEMO_MODE: 'true' })).toEqual([]);
+  });
+
   it('parses lists: brokers, CIDRs, trusted proxies', () => {
     const c = loadConfig({ ...service, KAFKA_BROKERS: 'k1:9092, k2:9092', TRUST_PROXY: '10.0.0.1,fd00::/8', HMAC_ALLOWED_CIDRS: '127.0.0.1/32' }, { service: true });
     expect(c.KAFKA_BROKERS).toEqual(['k1:9092', 'k2:9092']);

@@ -134,6 +134,15 @@ export const configSchema = z.object({
   TWITCH_API_URL: z.url().default('https://api.twitch.tv/helix'),
   TWITCH_AUTH_URL: z.url().default('https://id.twitch.tv/oauth2/token'),
   INGEST_STATS_URL: optionalUrl,
+  // Twitch EventSub (webhook transport): the secret Twitch signs deliveries with; set it to turn EventSub on.
+  TWITCH_EVENTSUB_SECRET: optionalString,
+  // Helix Get Streams requests per sweep once EventSub is on (400 per 30 s tick is Twitch's whole 800/min bucket).
+  TWITCH_HELIX_POINTS_PER_SWEEP: z.coerce.number().int().min(0).default(200),
+  TWITCH_HELIX_SAMPLE_POINTS_PER_SWEEP: z.coerce.number().int().min(0).default(10),
+  // The public URL of POST /v1/twitch/eventsub; without it no subscriptions are managed (pushes still verified).
+  TWITCH_EVENTSUB_CALLBACK_URL: optionalUrl,
+  TWITCH_EVENTSUB_RECONCILE_EVERY_MS: ms(30_000),
+  TWITCH_EVENTSUB_MAX_CHANGES_PER_TICK: z.coerce.number().int().min(0).default(50),
   TELEMETRY_TIMEOUT_MS: ms(8_000),
 
   // Infrastructure (unset → embedded default)
@@ -189,7 +198,7 @@ export class ConfigError extends Error {
 }
 
 const SECRET_NAMES = ['OVERLAY_MASTER_SECRET', 'ADMIN_HOOK_SECRET', 'INTERNAL_API_TOKEN', 'PTERO_APP_API_KEY'] as const;
-export const SECRET_CONFIG_KEYS: readonly string[] = [...SECRET_NAMES, 'TWITCH_CLIENT_SECRET'];
+export const SECRET_CONFIG_KEYS: readonly string[] = [...SECRET_NAMES, 'TWITCH_CLIENT_SECRET', 'TWITCH_EVENTSUB_SECRET'];
 
 /** Validates the whole environment and reports every problem at once (never the value of a secret). */
 export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | undefined>, options: { service?: boolean } = {}): Config {
@@ -213,6 +222,17 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
         problems.push(`${name}: must be at least 32 bytes outside the demo`);
       }
     }
+  }
+  const eventSubSecret = text('TWITCH_EVENTSUB_SECRET');
+  if (eventSubSecret !== undefined && !demo && Buffer.byteLength(eventSubSecret, 'utf8') < 32) {
+    problems.push('TWITCH_EVENTSUB_SECRET: must be at least 32 bytes outside the demo');
+  }
+  // Twitch accepts a transport secret of 10 to 100 ASCII characters.
+  if (eventSubSecret !== undefined && (eventSubSecret.length > 100 || !/^[\x21-\x7e]+$/.test(eventSubSecret))) {
+    problems.push('TWITCH_EVENTSUB_SECRET: at most 100 printable ASCII characters');
+  }
+  if (eventSubSecret !== undefined && text('TWITCH_CLIENT_ID') === undefined) {
+    problems.push('TWITCH_EVENTSUB_SECRET: needs TWITCH_CLIENT_ID and TWITCH_CLIENT_SECRET (subscriptions use the app token)');
   }
   if (options.service && !demo) {
     // A running service without these cannot do its job; the demo generates its own.

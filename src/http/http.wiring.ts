@@ -12,8 +12,9 @@ import { HealthController, READINESS_CHECK, type ReadinessCheck } from './health
 import { HooksController } from './hooks.controller.js';
 import { InternalApiController } from './internal-api.controller.js';
 import { InternalTokenGuard } from './internal-token.guard.js';
+import { TwitchEventSubController } from './twitch-eventsub.controller.js';
 
-export const HTTP_CONTROLLERS = [HealthController, InternalApiController, HooksController];
+export const HTTP_CONTROLLERS = [HealthController, InternalApiController, HooksController, TwitchEventSubController];
 
 /** What the HTTP layer itself needs; the features' services come from their own wiring. */
 export function httpProviders(parts: { config: Config; metrics: Metrics; readiness: ReadinessCheck }): Provider[] {
@@ -29,7 +30,7 @@ const REQUEST_ID = /^[A-Za-z0-9_.:-]{8,128}$/;
 
 function isHookRoute(url: string): boolean {
   const path = url.split('?')[0] ?? '';
-  return path === '/v1/hooks/admin' || path === '/v1/overlay/events';
+  return path === '/v1/hooks/admin' || path === '/v1/overlay/events' || path === '/v1/twitch/eventsub';
 }
 
 /** The Fastify-backed Nest application of `module`, initialised but not yet listening. */

@@ -8,6 +8,8 @@
  *   otherwise); more than 100 `user_login` → 400; `first` defaults to 20 (max 100) with a cursor, as on Twitch;
  *   offline users are left out; `Ratelimit-Limit/Remaining/Reset` (epoch seconds) from an 800-point bucket per
  *   client per minute; 429 when it is empty.
+ * - `GET /helix/users?login=…` gives the user ids of scripted logins; `/helix/eventsub/subscriptions` is served by an
+ *   attached EventSub fake (twitch-eventsub.ts) behind the same app-token check.
  * - Channel states are scripted as timelines against the clock; faults (status, hang, reset) are queued per route.
  * - Every answer carries `Date` from the injected clock (an origin server's clock, RFC 9110 §6.6.1).
  * - `freeze()`: Get Streams answers with the state and `Date` of that moment until `thaw()` (a cache or a stuck
@@ -77,6 +79,7 @@ export class FakeTwitchHelix {
   private base = '';
   /** Set by freeze(): Get Streams answers as of this time. */
   private frozenAt: number | null = null;
+  private eventSub: EventSubRoutes | null = null;
 
   private constructor(options: FakeTwitchOptions) {
     this.clock = options.clock;
@@ -122,6 +125,11 @@ export class FakeTwitchHelix {
 
   thaw(): void {
     this.frozenAt = null;
+  }
+
+  /** Serves `/helix/eventsub/subscriptions` through an EventSub fake, behind this fake's app-token check. */
+  attachEventSub(routes: EventSubRoutes): void {
+    this.eventSub = routes;
   }
 
   /** Every issued token is expired from now on (the next call with one gets a 401). */
@@ -200,7 +208,11 @@ export class FakeTwitchHelix {
 
     if (route === 'token') entry.status = this.token(req, url, body, res);
     else if (route === 'streams') entry.status = this.streams(req, url, res);
-    else {
+    else if (url.pathname === '/helix/users' || (this.eventSub && url.pathname === '/helix/eventsub/subscriptions')) {
+      if (!this.validToken(req)) entry.status = this.json(res, 401, { error: 'Unauthorized', status: 401, message: 'Invalid OAuth token' });
+      else if (url.pathname === '/helix/users') entry.status = this.users(url, res);
+      else entry.status = await (this.eventSub as EventSubRoutes).handleSubscriptions(req, url, body, res);
+    } else {
       entry.status = 404;
       this.json(res, 404, { error: 'Not Found', status: 404, message: '' });
     }
@@ -266,6 +278,28 @@ export class FakeTwitchHelix {
     return this.json(res, 200, { data: page, pagination: next ? { cursor: next } : {} }, headers);
   }
 
+  private validToken(req: IncomingMessage): boolean {
+    const bearer = bearerOf(req);
+    const token = bearer ? this.tokens.get(bearer) : undefined;
+    return Boolean(token && token.expiresAt > this.clock.now() && token.clientId === headerOf(req, 'client-id'));
+  }
+
+  /** `GET /helix/users?login=…` (up to 100): `{data: [{id, login, …}]}` for the logins it knows. */
+  private users(url: URL, res: ServerResponse): number {
+    const logins = url.searchParams.getAll('login').map((l) => l.toLowerCase());
+    if (logins.length > 100) return this.json(res, 400, { error: 'Bad Request', status: 400, message: 'too many logins' });
+    const data = logins.flatMap((login) => {
+      const id = this.userIds.get(login);
+      return id ? [{ id, login, display_name: login, type: '', broadcaster_type: '', description: '', created_at: new Date(0).toISOString() }] : [];
+    });
+    return this.json(res, 200, { data });
+  }
+
+  /** The user id Helix reports for a scripted login (EventSub conditions name users by id). */
+  userIdOf(login: string): string | undefined {
+    return this.userIds.get(login.toLowerCase());
+  }
+
   private stateOf(login: string): TimelineEntry | undefined {
     const now = this.frozenAt ?? this.clock.now();
     const list = this.timelines.get(login) ?? [];
@@ -316,6 +350,11 @@ export class FakeTwitchHelix {
     res.end(text);
     return status;
   }
+}
+
+/** The subscription endpoints of the EventSub fake (twitch-eventsub.ts), served on Helix's host. */
+export interface EventSubRoutes {
+  handleSubscriptions(req: IncomingMessage, url: URL, body: string, res: ServerResponse): Promise<number>;
 }
 
 function headerOf(req: IncomingMessage, name: string): string | undefined {

@@ -144,16 +144,27 @@ export class HelixClient {
     return result;
   }
 
-  /** One Get Streams request (plus one retry after a 401); a reason code when it could not be read. */
-  private async fetchBatch(batch: readonly string[]): Promise<Map<string, HelixStream> | TelemetryUnknownReason> {
-    const url = new URL(`${this.options.apiUrl.replace(/\/+$/, '')}/streams`);
-    // first=100: Helix pages at 20 by default, which would silently drop live users beyond the 20th.
-    url.searchParams.set('first', String(HELIX_MAX_LOGINS));
-    for (const login of batch) url.searchParams.append('user_login', login);
+  /**
+   * Any other app-token Helix call (EventSub subscriptions, users), one point of the same bucket, with the same
+   * token refresh after a 401; a reason code when it could not be made or read.
+   */
+  async appRequest(
+    method: string,
+    pathAndQuery: string,
+    body?: unknown,
+  ): Promise<{ status: number; body: string } | TelemetryUnknownReason> {
+    const r = await this.authorized(new URL(`${this.options.apiUrl.replace(/\/+$/, '')}${pathAndQuery}`), method, body);
+    if (typeof r === 'string') return r;
+    return r.ok ? { status: r.status, body: r.body } : r.reason;
+  }
 
-    let response: HttpResult | null = null;
-    let sentAt = 0;
-    for (let attempt = 0; attempt < 2; attempt++) {
+  /** One request with the app token and a rate-limit slot, retried once with a fresh token after a 401. */
+  private async authorized(
+    url: URL,
+    method: string,
+    body?: unknown,
+  ): Promise<(HttpResult & { readonly sentAt: number }) | 'auth_failed' | 'rate_limited'> {
+    for (let attempt = 0; ; attempt++) {
       let token: string;
       try {
         token = await this.accessToken();
@@ -162,23 +173,36 @@ export class HelixClient {
       }
       if (!(await this.acquireRateSlot())) {
         this.count('twitch', 'skipped_rate_limit');
-        this.options.logger?.warn({ provider: 'twitch', logins: batch.length }, 'twitch rate-limit bucket empty; batch left unknown');
         return 'rate_limited';
       }
-      sentAt = this.options.clock.now();
-      response = await this.http(url, {
-        method: 'GET',
-        headers: { 'Client-Id': this.options.clientId, Authorization: `Bearer ${token}` },
-      });
+      const headers: Record<string, string> = { 'Client-Id': this.options.clientId, Authorization: `Bearer ${token}` };
+      if (body !== undefined) headers['content-type'] = 'application/json';
+      const sentAt = this.options.clock.now();
+      const response = { ...(await this.http(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) })), sentAt };
       if (response.ok) this.noteRateLimit(response.headers);
       this.count('twitch', response.ok ? String(response.status) : response.reason);
       if (response.ok && response.status === 401 && attempt === 0) {
         this.invalidate(token); // expired or revoked early: refresh once and retry
         continue;
       }
-      break;
+      return response;
     }
-    const r = response as HttpResult;
+  }
+
+  /** One Get Streams request (plus one retry after a 401); a reason code when it could not be read. */
+  private async fetchBatch(batch: readonly string[]): Promise<Map<string, HelixStream> | TelemetryUnknownReason> {
+    const url = new URL(`${this.options.apiUrl.replace(/\/+$/, '')}/streams`);
+    // first=100: Helix pages at 20 by default, which would silently drop live users beyond the 20th.
+    url.searchParams.set('first', String(HELIX_MAX_LOGINS));
+    for (const login of batch) url.searchParams.append('user_login', login);
+
+    const response = await this.authorized(url, 'GET');
+    if (response === 'rate_limited') {
+      this.options.logger?.warn({ provider: 'twitch', logins: batch.length }, 'twitch rate-limit bucket empty; batch left unknown');
+      return 'rate_limited';
+    }
+    if (response === 'auth_failed') return 'auth_failed';
+    const r = response;
     if (!r.ok) {
       this.options.logger?.warn({ provider: 'twitch', reason: r.reason, logins: batch.length }, 'twitch streams request failed');
       return r.reason;
@@ -195,7 +219,7 @@ export class HelixClient {
       this.options.logger?.warn({ provider: 'twitch', logins: batch.length }, 'twitch streams answer did not parse');
       return 'bad_response';
     }
-    if (this.replayed(r.headers, sentAt)) return 'source_stale';
+    if (this.replayed(r.headers, r.sentAt)) return 'source_stale';
     const found = new Map<string, HelixStream>();
     for (const s of parsed.data) found.set(s.user_login.toLowerCase(), s);
     return found;
