@@ -133,6 +133,11 @@ export const configSchema = z.object({
   TWITCH_API_URL: z.url().default('https://api.twitch.tv/helix'),
   TWITCH_AUTH_URL: z.url().default('https://id.twitch.tv/oauth2/token'),
   INGEST_STATS_URL: optionalUrl,
+  KICK_CLIENT_ID: optionalString,
+  KICK_CLIENT_SECRET: optionalString,
+  KICK_API_URL: z.url().default('https://api.kick.com'),
+  KICK_AUTH_URL: z.url().default('https://id.kick.com/oauth/token'),
+  MEDIAMTX_API_URL: optionalUrl,
   TELEMETRY_TIMEOUT_MS: ms(8_000),
 
   // Infrastructure (unset → embedded default)
@@ -169,7 +174,7 @@ export class ConfigError extends Error {
 }
 
 const SECRET_NAMES = ['OVERLAY_MASTER_SECRET', 'ADMIN_HOOK_SECRET', 'INTERNAL_API_TOKEN', 'PTERO_APP_API_KEY'] as const;
-export const SECRET_CONFIG_KEYS: readonly string[] = [...SECRET_NAMES, 'TWITCH_CLIENT_SECRET'];
+export const SECRET_CONFIG_KEYS: readonly string[] = [...SECRET_NAMES, 'TWITCH_CLIENT_SECRET', 'KICK_CLIENT_SECRET'];
 
 /** Validates the whole environment and reports every problem at once (never the value of a secret). */
 export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | undefined>, options: { service?: boolean } = {}): Config {
@@ -209,6 +214,9 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
   }
   if ((text('TWITCH_CLIENT_ID') === undefined) !== (text('TWITCH_CLIENT_SECRET') === undefined)) {
     problems.push('TWITCH_CLIENT_ID / TWITCH_CLIENT_SECRET: set both or neither');
+  }
+  if ((text('KICK_CLIENT_ID') === undefined) !== (text('KICK_CLIENT_SECRET') === undefined)) {
+    problems.push('KICK_CLIENT_ID / KICK_CLIENT_SECRET: set both or neither');
   }
   if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
   const raw = parsed.data;
