@@ -2,11 +2,14 @@ import type { Provider } from '@nestjs/common';
 import type { FeatureWiring } from '../feature-wiring.js';
 import { MatchesService } from './matches.service.js';
 
-export type MatchesWiring = Pick<FeatureWiring, 'db' | 'clock' | 'onOutboxWrite'>;
+export interface MatchesWiring extends Pick<FeatureWiring, 'db' | 'clock' | 'onOutboxWrite'> {
+  /** The platforms the configured telemetry providers observe: a VERIFIED_STREAM match needs them. */
+  telemetryPlatforms: ReadonlySet<string>;
+}
 
 /** The matches feature: the internal API's match service (upsert, view, input-event replay). */
 export function wireMatches(w: MatchesWiring): MatchesService {
-  return new MatchesService({ db: w.db, clock: w.clock, onOutboxWrite: w.onOutboxWrite });
+  return new MatchesService({ db: w.db, clock: w.clock, onOutboxWrite: w.onOutboxWrite, telemetryPlatforms: w.telemetryPlatforms });
 }
 
 /** The Nest providers of the matches feature, by class. */

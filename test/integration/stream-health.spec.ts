@@ -795,3 +795,50 @@ async function countSamples(m: TestMatch): Promise<number> {
   const row = await sql<{ n: number }>`select count(*)::int as n from stream_samples where match_id = ${m.id}`.execute(service.services.db);
   return Number(row.rows[0]?.n ?? 0);
 }
+
+describe('no unenforceable match (Twitch and SRS configured here; Kick and MediaMTX not)', () => {
+  const body = (p2Channels: string[], extra: Record<string, unknown> = {}) => ({
+    mode: 'VERIFIED_STREAM',
+    entryFee: { amountCents: 500, currency: 'USD' },
+    overlayRequired: false,
+    players: [
+      { side: 'p1', playerId: 'alice', streamChannels: ['twitch:alice_tv', 'srs:live/alice'] },
+      { side: 'p2', playerId: 'bob', streamChannels: p2Channels },
+    ],
+    ...extra,
+  });
+
+  it('refuses a side nobody can observe with a 400 naming the side and what is missing, and stores nothing', async () => {
+    const id = `m-unenf-${randomBytes(3).toString('hex')}`;
+    const { status, json } = await api('PUT', `/v1/internal/matches/${id}`, body(['kick:bob', 'youtube:bob']));
+    expect(status).toBe(400);
+    expect(json).toMatchObject({ error: 'unenforceable_match', gaps: [{ side: 'p2', missing: ['live', 'title', 'fps', 'bitrate'] }] });
+    expect((json as { detail: string }).detail).toContain('p2: no channel a configured provider can observe for live/title');
+    expect((json as { detail: string }).detail).toContain('without a configured provider: kick:bob, youtube:bob');
+    expect((await api('GET', `/v1/internal/matches/${id}`)).status).toBe(404);
+  });
+
+  it('refuses a side without an FPS measurement, and an update that removes a side\'s ingest', async () => {
+    const id = `m-unenf-${randomBytes(3).toString('hex')}`;
+    const noFps = await api('PUT', `/v1/internal/matches/${id}`, body(['twitch:bob_tv']));
+    expect(noFps.status).toBe(400);
+    expect(noFps.json).toMatchObject({ gaps: [{ side: 'p2', missing: ['fps', 'bitrate'] }] });
+    expect((await api('PUT', `/v1/internal/matches/${id}`, body(['twitch:bob_tv', 'srs:live/bob']))).status).toBe(201);
+    expect((await api('PUT', `/v1/internal/matches/${id}`, body([]))).status).toBe(400);
+    expect((await api('PUT', `/v1/internal/matches/${id}`, { ...body([]), mode: 'STANDARD' })).status).toBe(200);
+  });
+
+  it('accepts it with an explicit waiver, recorded with the gaps and shown in the match view', async () => {
+    const id = `m-unenf-${randomBytes(3).toString('hex')}`;
+    const waiver = { reason: 'show match, bob streams on YouTube only', grantedBy: 'ops-carol' };
+    const { status, json } = await api('PUT', `/v1/internal/matches/${id}`, body(['youtube:bob'], { streamWaiver: waiver }));
+    expect(status).toBe(201);
+    expect(json).toMatchObject({
+      streamWaiver: { ...waiver, gaps: [{ side: 'p2', missing: ['live', 'title', 'fps', 'bitrate'] }], at: new Date(clock.now()).toISOString() },
+    });
+    // A later update without the waiver is judged again: refused while the gap remains.
+    expect((await api('PUT', `/v1/internal/matches/${id}`, body(['youtube:bob']))).status).toBe(400);
+    expect((await api('GET', `/v1/internal/matches/${id}`)).json).toMatchObject({ streamWaiver: waiver });
+    expect((await api('PUT', `/v1/internal/matches/${id}`, { ...body(['youtube:bob']), status: 'COMPLETED', streamWaiver: waiver })).status).toBe(200);
+  });
+});

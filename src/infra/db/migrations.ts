@@ -223,6 +223,12 @@ const migrations: Record<string, Migration> = {
       `);
     },
   },
+  '0007_match_stream_waiver': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      // A VERIFIED_STREAM match whose channels cannot all be observed is accepted only with this waiver.
+      await runStatements(db, `ALTER TABLE matches ADD COLUMN stream_waiver jsonb`);
+    },
+  },
 };
 
 /** One statement per round trip: the embedded database's extended protocol takes a single command. */
