@@ -129,7 +129,13 @@ export async function buildServices(config: Config, overrides: ServiceOverrides 
     beforeDeadlineSweep: () => hookSignals.expireStaleOverlays(config.OVERLAY_HEARTBEAT_TIMEOUT_MS),
   });
   // --- end provisioning wiring ---
-  const matches = wireMatches({ db: database.db, clock, onOutboxWrite: () => relay.nudge(), telemetryPlatforms: telemetryPlatformsFromConfig(config) });
+  const matches = wireMatches({
+    db: database.db,
+    clock,
+    onOutboxWrite: () => relay.nudge(),
+    telemetryPlatforms: telemetryPlatformsFromConfig(config),
+    enforcementModes: new Set(config.enforcementPolicies.keys()),
+  });
   const hookSignals = wireHooks({ db: database.db, clock, logger, readiness: provisioning, onOutboxWrite: () => relay.nudge() });
   scheduler.register({ name: 'hmac-key-prune', everyMs: 60 * 60 * 1000, run: async () => void (await security.keys.pruneExpired()) });
 

@@ -76,6 +76,7 @@ describe('loadConfig', () => {
       TWITCH_CLIENT_ID: 'abc',
       KICK_CLIENT_SECRET: 'kick-secret-without-its-id',
       MEDIAMTX_API_URL: 'not a url',
+      STREAM_POLICIES: JSON.stringify({ slow: { checkIntervalMultiple: 4 }, cheap: { minFps: 0 } }),
     });
     const names = found.map((p) => p.split(':')[0]);
     expect(names).toEqual(
@@ -93,6 +94,8 @@ describe('loadConfig', () => {
         'TWITCH_CLIENT_ID / TWITCH_CLIENT_SECRET',
         'KICK_CLIENT_ID / KICK_CLIENT_SECRET',
         'MEDIAMTX_API_URL',
+        'STREAM_POLICIES.slow.graceMs',
+        'STREAM_POLICIES.cheap.minFps',
       ]),
     );
     expect(found.join('\n')).not.toContain('too-short-secret');

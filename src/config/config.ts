@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { hostname } from 'node:os';
 import ipaddr from 'ipaddr.js';
+import { parseEnforcementPolicies, type EnforcementPolicy } from './enforcement-policy.js';
 
 /** The seed's four allowlisted networks (SPEC §3). */
 export const DEFAULT_HMAC_ALLOWED_CIDRS = '51.81.223.116/32,10.42.0.0/16,127.0.0.1/32,::1/128';
@@ -127,6 +128,8 @@ export const configSchema = z.object({
   STREAM_ANOMALY_GUARD: bool(true),
   STREAM_ANOMALY_MIN_SHARE: z.coerce.number().gt(0).max(1).default(0.3),
   STREAM_ANOMALY_MIN_STREAMS: z.coerce.number().int().min(2).default(20),
+  // Named enforcement policies (JSON), selected by a match's enforcementMode; see docs/stream-health.md.
+  STREAM_POLICIES: optionalString,
   PROVISION_MONITOR_EVERY_MS: ms(10_000),
   TWITCH_CLIENT_ID: optionalString,
   TWITCH_CLIENT_SECRET: optionalString,
@@ -163,6 +166,8 @@ export type RawConfig = z.infer<typeof configSchema>;
 
 export interface Config extends RawConfig {
   readonly instanceId: string;
+  /** STREAM_POLICIES on top of `default` (today's STREAM_MIN_FPS, STREAM_MIN_BITRATE_KBPS, OFFLINE_GRACE_MS). */
+  readonly enforcementPolicies: ReadonlyMap<string, EnforcementPolicy>;
   readonly embedded: { readonly database: boolean; readonly redis: boolean; readonly kafka: boolean };
 }
 
@@ -218,12 +223,26 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
   if ((text('KICK_CLIENT_ID') === undefined) !== (text('KICK_CLIENT_SECRET') === undefined)) {
     problems.push('KICK_CLIENT_ID / KICK_CLIENT_SECRET: set both or neither');
   }
+  // Policies are judged even when other settings failed (each base value falls back to its default), so one run
+  // reports every problem.
+  const field = <K extends 'STREAM_MIN_FPS' | 'STREAM_MIN_BITRATE_KBPS' | 'OFFLINE_GRACE_MS' | 'STREAM_CHECK_EVERY_MS'>(key: K): number => {
+    const r = configSchema.shape[key].safeParse(env[key]);
+    return r.success ? r.data : (configSchema.shape[key].parse(undefined) as number);
+  };
+  const policies = parseEnforcementPolicies(text('STREAM_POLICIES'), {
+    minFps: field('STREAM_MIN_FPS'),
+    minBitrateKbps: field('STREAM_MIN_BITRATE_KBPS'),
+    graceMs: field('OFFLINE_GRACE_MS'),
+    checkEveryMs: field('STREAM_CHECK_EVERY_MS'),
+  });
+  problems.push(...policies.problems);
   if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
   const raw = parsed.data;
   const instanceId = raw.INSTANCE_ID ?? `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 6)}`;
   return Object.freeze({
     ...raw,
     instanceId,
+    enforcementPolicies: policies.policies,
     embedded: Object.freeze({
       database: raw.DATABASE_URL === undefined,
       redis: raw.REDIS_URL === undefined,

@@ -52,6 +52,7 @@ export async function upsertMatch(
         currency: input.entryFee.currency,
         overlay_required: input.overlayRequired,
         stream_waiver: streamWaiver,
+        enforcement_mode: input.enforcementMode ?? 'default',
         updated_at: at,
       })
       .where('id', '=', id)
@@ -67,6 +68,7 @@ export async function upsertMatch(
         currency: input.entryFee.currency,
         overlay_required: input.overlayRequired,
         stream_waiver: streamWaiver,
+        enforcement_mode: input.enforcementMode ?? 'default',
         created_at: at,
         updated_at: at,
       })
@@ -220,6 +222,7 @@ export async function getMatchView(db: Db, id: string): Promise<MatchView | unde
     status: match?.status ?? 'UNKNOWN',
     entryFee: { amountCents: match?.entry_fee_cents ?? 0, currency: match?.currency ?? 'USD' },
     overlayRequired: match?.overlay_required ?? false,
+    enforcementMode: match?.enforcement_mode ?? 'default',
     players: players.map((p) => ({ side: p.side, playerId: p.player_id, streamChannels: p.stream_channels as string[] })),
     streamWaiver: match?.stream_waiver ?? null,
     checklist: checklistView(checklist),

@@ -18,6 +18,8 @@ export const upsertMatchSchema = z
       currency: z.string().regex(/^[A-Z]{3}$/, 'must be an ISO-4217 code like USD'),
     }),
     overlayRequired: z.boolean(),
+    /** The match's mode for enforcement: names a configured policy (STREAM_POLICIES); `default` when absent. */
+    enforcementMode: z.string().min(1).max(32).optional(),
     /**
      * The platform's explicit permission to run a VERIFIED_STREAM match whose channels cannot all be observed
      * (enforcement gaps): recorded with the gaps, shown in the match view. Omit it and such a match is refused.
@@ -65,6 +67,7 @@ export interface MatchView {
   status: string;
   entryFee: { amountCents: number; currency: string };
   overlayRequired: boolean;
+  enforcementMode: string;
   players: { side: Side; playerId: string; streamChannels: string[] }[];
   /** Set when the match was accepted despite enforcement gaps: those sides are never judged on what is missing. */
   streamWaiver: StreamWaiverView | null;

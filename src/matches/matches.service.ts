@@ -14,6 +14,8 @@ export interface MatchesServiceDeps {
   onOutboxWrite: () => void;
   /** The platforms whose channels this service can observe (the configured telemetry providers). */
   telemetryPlatforms: ReadonlySet<string>;
+  /** The configured enforcement policies' names: a match's enforcementMode must be one. */
+  enforcementModes: ReadonlySet<string>;
 }
 
 /** A match refused as bad input (answered 400 with `code` and `body`). */
@@ -38,7 +40,11 @@ export class MatchesService {
    * platform waives it (the waiver is recorded with the gaps it covers).
    */
   async upsert(id: string, input: UpsertMatch): Promise<{ created: boolean; view: MatchView | undefined }> {
-    const { db, clock } = this.deps;
+    const { db, clock, enforcementModes } = this.deps;
+    if (input.enforcementMode !== undefined && !enforcementModes.has(input.enforcementMode)) {
+      const known = [...enforcementModes].sort();
+      throw new MatchRefusedError('unknown_enforcement_mode', `enforcementMode "${input.enforcementMode}" is not one of: ${known.join(', ')}`, { known });
+    }
     const gaps = input.mode === 'VERIFIED_STREAM' ? enforcementGaps(input.players, this.deps.telemetryPlatforms) : [];
     if (gaps.length > 0 && !input.streamWaiver) {
       throw new MatchRefusedError('unenforceable_match', gaps.map((g) => g.detail).join('; '), { gaps });

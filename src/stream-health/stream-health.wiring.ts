@@ -35,6 +35,7 @@ export function wireStreamHealth(w: StreamHealthWiring): StreamHealthWorker {
       graceMs: config.OFFLINE_GRACE_MS,
       checkEveryMs: config.STREAM_CHECK_EVERY_MS,
       anomalyGuard: { enabled: config.STREAM_ANOMALY_GUARD, minShare: config.STREAM_ANOMALY_MIN_SHARE, minStreams: config.STREAM_ANOMALY_MIN_STREAMS },
+      policies: config.enforcementPolicies,
     },
     onOutboxWrite: w.onOutboxWrite,
   });

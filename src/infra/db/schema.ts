@@ -15,6 +15,8 @@ export interface MatchesTable {
   overlay_required: boolean;
   /** The platform's waiver of enforcement gaps, with the gaps it covered (null: none needed or given). */
   stream_waiver: ColumnType<StreamWaiverRecord | null, string | null | undefined, string | null>;
+  /** Names the enforcement policy (configuration's STREAM_POLICIES) that judges the match. */
+  enforcement_mode: ColumnType<string, string | undefined, string>;
   created_at: Timestamp;
   updated_at: Timestamp;
 }
