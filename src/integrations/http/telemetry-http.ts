@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import type { Clock } from '../../infra/clock.js';
+import { parseChannel, unknownTelemetry, type ChannelTelemetry } from '../../stream-health/telemetry.js';
 
 export type HttpResult =
   | { readonly ok: true; readonly status: number; readonly headers: Headers; readonly body: string }
@@ -107,4 +108,37 @@ export class AppToken {
     this.token = { value: parsed.access_token, expiresAt: this.options.clock.now() + lifetimeMs, lifetimeMs };
     return parsed.access_token;
   }
+}
+
+/**
+ * A platform provider's `fetch`: each channel of `platform` to its normalized id, one batched lookup for all of
+ * them, each answer to telemetry. Never rejects: a lookup that threw, or an id it did not answer, is `provider_error`.
+ */
+export async function fetchPlatformChannels<L>(
+  platform: string,
+  channels: readonly string[],
+  clock: Clock,
+  normalize: (id: string) => string,
+  lookup: (ids: string[]) => Promise<Map<string, L>>,
+  toTelemetry: (channel: string, answer: L, at: number) => ChannelTelemetry,
+): Promise<Map<string, ChannelTelemetry>> {
+  const out = new Map<string, ChannelTelemetry>();
+  const idOf = new Map<string, string>();
+  for (const channel of channels) {
+    const ref = parseChannel(channel);
+    if (ref?.platform === platform) idOf.set(channel, normalize(ref.id));
+    else out.set(channel, unknownTelemetry(channel, clock.now(), 'invalid_channel'));
+  }
+  let answers: Map<string, L>;
+  try {
+    answers = await lookup([...new Set(idOf.values())]);
+  } catch {
+    answers = new Map();
+  }
+  const at = clock.now();
+  for (const [channel, id] of idOf) {
+    const answer = answers.get(id);
+    out.set(channel, answer === undefined ? unknownTelemetry(channel, at, 'provider_error') : toTelemetry(channel, answer, at));
+  }
+  return out;
 }

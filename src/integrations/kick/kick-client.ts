@@ -16,13 +16,12 @@ import type { Metrics } from '../../observability/metrics.js';
 import {
   UNKNOWN,
   knownTitle,
-  parseChannel,
   unknownTelemetry,
   type ChannelTelemetry,
   type TelemetryProvider,
   type TelemetryUnknownReason,
 } from '../../stream-health/telemetry.js';
-import { AppToken, httpText, parseJson, type HttpResult } from '../http/telemetry-http.js';
+import { AppToken, fetchPlatformChannels, httpText, parseJson, type HttpResult } from '../http/telemetry-http.js';
 
 /** Kick accepts at most 50 `broadcaster_user_id` or 50 `slug` values per request. */
 export const KICK_MAX_BATCH = 50;
@@ -230,36 +229,14 @@ export class KickTelemetryProvider implements TelemetryProvider {
     private readonly clock: Clock,
   ) {}
 
-  async fetch(channels: string[]): Promise<Map<string, ChannelTelemetry>> {
-    const out = new Map<string, ChannelTelemetry>();
-    const idOf = new Map<string, string>();
-    for (const channel of channels) {
-      const ref = parseChannel(channel);
-      if (ref?.platform === this.platform) idOf.set(channel, normalizeKickId(ref.id));
-      else out.set(channel, unknownTelemetry(channel, this.clock.now(), 'invalid_channel'));
-    }
-    let lookups: Map<string, KickLookup>;
-    try {
-      lookups = await this.client.lookup([...new Set(idOf.values())]);
-    } catch {
-      lookups = new Map();
-    }
-    const at = this.clock.now();
-    for (const [channel, id] of idOf) {
-      const lookup = lookups.get(id) ?? { status: 'unknown', reason: 'provider_error' };
-      const unmeasured = { fps: UNKNOWN, bitrateKbps: UNKNOWN } as const;
-      if (lookup.status === 'unknown') out.set(channel, unknownTelemetry(channel, at, lookup.reason));
-      else if (lookup.status === 'offline') out.set(channel, { channel, live: false, title: UNKNOWN, ...unmeasured, observedAt: at });
-      else
-        out.set(channel, {
-          channel,
-          live: true,
-          title: knownTitle(lookup.title),
-          ...unmeasured,
-          observedAt: at,
-          detail: { startedAt: lookup.startedAt },
-        });
-    }
-    return out;
+  fetch(channels: string[]): Promise<Map<string, ChannelTelemetry>> {
+    return fetchPlatformChannels(this.platform, channels, this.clock, normalizeKickId, (ids) => this.client.lookup(ids), toTelemetry);
   }
+}
+
+function toTelemetry(channel: string, lookup: KickLookup, at: number): ChannelTelemetry {
+  const unmeasured = { fps: UNKNOWN, bitrateKbps: UNKNOWN } as const;
+  if (lookup.status === 'unknown') return unknownTelemetry(channel, at, lookup.reason);
+  if (lookup.status === 'offline') return { channel, live: false, title: UNKNOWN, ...unmeasured, observedAt: at };
+  return { channel, live: true, title: knownTitle(lookup.title), ...unmeasured, observedAt: at, detail: { startedAt: lookup.startedAt } };
 }

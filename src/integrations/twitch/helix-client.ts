@@ -13,13 +13,12 @@ import type { Metrics } from '../../observability/metrics.js';
 import {
   UNKNOWN,
   knownTitle,
-  parseChannel,
   unknownTelemetry,
   type ChannelTelemetry,
   type TelemetryProvider,
   type TelemetryUnknownReason,
 } from '../../stream-health/telemetry.js';
-import { AppToken, httpText, parseJson, type HttpResult } from '../http/telemetry-http.js';
+import { AppToken, fetchPlatformChannels, httpText, parseJson, type HttpResult } from '../http/telemetry-http.js';
 
 /** Helix accepts at most 100 `user_login` per Get Streams request. */
 export const HELIX_MAX_LOGINS = 100;
@@ -260,25 +259,8 @@ export class TwitchTelemetryProvider implements TelemetryProvider {
     private readonly clock: Clock,
   ) {}
 
-  async fetch(channels: string[]): Promise<Map<string, ChannelTelemetry>> {
-    const out = new Map<string, ChannelTelemetry>();
-    const loginOf = new Map<string, string>();
-    for (const channel of channels) {
-      const ref = parseChannel(channel);
-      if (ref?.platform === this.platform) loginOf.set(channel, ref.id.toLowerCase());
-      else out.set(channel, unknownTelemetry(channel, this.clock.now(), 'invalid_channel'));
-    }
-    let lookups: Map<string, StreamLookup>;
-    try {
-      lookups = await this.client.getStreams([...new Set(loginOf.values())]);
-    } catch {
-      lookups = new Map();
-    }
-    const at = this.clock.now();
-    for (const [channel, login] of loginOf) {
-      out.set(channel, toTelemetry(channel, lookups.get(login) ?? { status: 'unknown', reason: 'provider_error' }, at));
-    }
-    return out;
+  fetch(channels: string[]): Promise<Map<string, ChannelTelemetry>> {
+    return fetchPlatformChannels(this.platform, channels, this.clock, (id) => id.toLowerCase(), (logins) => this.client.getStreams(logins), toTelemetry);
   }
 }
 
