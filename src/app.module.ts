@@ -25,7 +25,7 @@ import { ScheduledTasksService } from './scheduling/scheduled-tasks.service.js';
 import type { Services } from './services.js';
 import { hooksProviders, wireHooks } from './hooks/hooks.wiring.js';
 import { panelFromConfig } from './integrations/pterodactyl/panel-from-config.js';
-import { telemetryProvidersFromConfig } from './integrations/telemetry-providers.js';
+import { telemetryPlatformsFromConfig, telemetryProvidersFromConfig } from './integrations/telemetry-providers.js';
 import { matchesProviders, wireMatches } from './matches/matches.wiring.js';
 import { securityProviders, wireSecurity } from './security/security.wiring.js';
 import { wireStreamHealth } from './stream-health/stream-health.wiring.js';
@@ -135,7 +135,13 @@ export async function buildServices(config: Config, overrides: ServiceOverrides 
     beforeDeadlineSweep: () => hookSignals.expireStaleOverlays(config.OVERLAY_HEARTBEAT_TIMEOUT_MS),
   });
   // --- end provisioning wiring ---
-  const matches = wireMatches({ db: database.db, clock, onOutboxWrite: () => relay.nudge() });
+  const matches = wireMatches({
+    db: database.db,
+    clock,
+    onOutboxWrite: () => relay.nudge(),
+    telemetryPlatforms: telemetryPlatformsFromConfig(config),
+    enforcementModes: new Set(config.enforcementPolicies.keys()),
+  });
   const hookSignals = wireHooks({ db: database.db, clock, logger, readiness: provisioning, onOutboxWrite: () => relay.nudge() });
   scheduler.register({ name: 'hmac-key-prune', everyMs: 60 * 60 * 1000, run: async () => void (await security.keys.pruneExpired()) });
 

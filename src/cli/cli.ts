@@ -165,7 +165,11 @@ function summarizeMatch(view: Record<string, unknown>): string {
     provisioning: { state: string; failureReason: string | null } | null;
     refunds: unknown[];
     enforcement: unknown[];
+    streamWaiver?: { reason: string; grantedBy: string; gaps: { side: string; missing: string[] }[] } | null;
   };
+  const waiver = v.streamWaiver
+    ? [`stream rules waived by ${v.streamWaiver.grantedBy}: ${v.streamWaiver.reason} (${v.streamWaiver.gaps.map((g) => `${g.side}: ${g.missing.join(', ')}`).join('; ') || 'no gaps'})`]
+    : [];
   const checks = Object.entries(v.checklist)
     .map(([k, ok]) => `${ok ? '✓' : '·'} ${k}`)
     .join('  ');
@@ -174,6 +178,7 @@ function summarizeMatch(view: Record<string, unknown>): string {
     `provisioning: ${v.provisioning ? `${v.provisioning.state}${v.provisioning.failureReason ? ` (${v.provisioning.failureReason})` : ''}` : 'none'}`,
     `checklist: ${checks}`,
     `refunds: ${v.refunds.length}  enforcement: ${v.enforcement.length}`,
+    ...waiver,
   ].join('\n');
 }
 

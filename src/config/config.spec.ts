@@ -74,6 +74,9 @@ describe('loadConfig', () => {
       DATABASE_URL: 'mysql://x',
       OVERLAY_MASTER_SECRET: 'too-short-secret',
       TWITCH_CLIENT_ID: 'abc',
+      KICK_CLIENT_SECRET: 'kick-secret-without-its-id',
+      MEDIAMTX_API_URL: 'not a url',
+      STREAM_POLICIES: JSON.stringify({ slow: { checkIntervalMultiple: 4 }, cheap: { minFps: 0 } }),
     });
     const names = found.map((p) => p.split(':')[0]);
     expect(names).toEqual(
@@ -89,9 +92,14 @@ describe('loadConfig', () => {
         'PTERO_APP_URL',
         'INTERNAL_API_TOKEN',
         'TWITCH_CLIENT_ID / TWITCH_CLIENT_SECRET',
+        'KICK_CLIENT_ID / KICK_CLIENT_SECRET',
+        'MEDIAMTX_API_URL',
+        'STREAM_POLICIES.slow.graceMs',
+        'STREAM_POLICIES.cheap.minFps',
       ]),
     );
     expect(found.join('\n')).not.toContain('too-short-secret');
+    expect(found.join('\n')).not.toContain('kick-secret-without-its-id');
   });
 
   it('allows short secrets and missing service settings in the demo only', () => {

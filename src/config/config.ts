@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { hostname } from 'node:os';
 import ipaddr from 'ipaddr.js';
+import { parseEnforcementPolicies, type EnforcementPolicy } from './enforcement-policy.js';
 
 /** The seed's four allowlisted networks (SPEC §3). */
 export const DEFAULT_HMAC_ALLOWED_CIDRS = '51.81.223.116/32,10.42.0.0/16,127.0.0.1/32,::1/128';
@@ -128,6 +129,8 @@ export const configSchema = z.object({
   STREAM_ANOMALY_GUARD: bool(true),
   STREAM_ANOMALY_MIN_SHARE: z.coerce.number().gt(0).max(1).default(0.3),
   STREAM_ANOMALY_MIN_STREAMS: z.coerce.number().int().min(2).default(20),
+  // Named enforcement policies (JSON), selected by a match's enforcementMode; see docs/stream-health.md.
+  STREAM_POLICIES: optionalString,
   PROVISION_MONITOR_EVERY_MS: ms(10_000),
   TWITCH_CLIENT_ID: optionalString,
   TWITCH_CLIENT_SECRET: optionalString,
@@ -143,6 +146,11 @@ export const configSchema = z.object({
   TWITCH_EVENTSUB_CALLBACK_URL: optionalUrl,
   TWITCH_EVENTSUB_RECONCILE_EVERY_MS: ms(30_000),
   TWITCH_EVENTSUB_MAX_CHANGES_PER_TICK: z.coerce.number().int().min(0).default(50),
+  KICK_CLIENT_ID: optionalString,
+  KICK_CLIENT_SECRET: optionalString,
+  KICK_API_URL: z.url().default('https://api.kick.com'),
+  KICK_AUTH_URL: z.url().default('https://id.kick.com/oauth/token'),
+  MEDIAMTX_API_URL: optionalUrl,
   TELEMETRY_TIMEOUT_MS: ms(8_000),
 
   // Infrastructure (unset → embedded default)
@@ -187,6 +195,8 @@ export type RawConfig = z.infer<typeof configSchema>;
 
 export interface Config extends RawConfig {
   readonly instanceId: string;
+  /** STREAM_POLICIES on top of `default` (today's STREAM_MIN_FPS, STREAM_MIN_BITRATE_KBPS, OFFLINE_GRACE_MS). */
+  readonly enforcementPolicies: ReadonlyMap<string, EnforcementPolicy>;
   readonly embedded: { readonly database: boolean; readonly redis: boolean; readonly kafka: boolean };
 }
 
@@ -198,7 +208,7 @@ export class ConfigError extends Error {
 }
 
 const SECRET_NAMES = ['OVERLAY_MASTER_SECRET', 'ADMIN_HOOK_SECRET', 'INTERNAL_API_TOKEN', 'PTERO_APP_API_KEY'] as const;
-export const SECRET_CONFIG_KEYS: readonly string[] = [...SECRET_NAMES, 'TWITCH_CLIENT_SECRET', 'TWITCH_EVENTSUB_SECRET'];
+export const SECRET_CONFIG_KEYS: readonly string[] = [...SECRET_NAMES, 'TWITCH_CLIENT_SECRET', 'TWITCH_EVENTSUB_SECRET', 'KICK_CLIENT_SECRET'];
 
 /** Validates the whole environment and reports every problem at once (never the value of a secret). */
 export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | undefined>, options: { service?: boolean } = {}): Config {
@@ -250,12 +260,29 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
   if ((text('TWITCH_CLIENT_ID') === undefined) !== (text('TWITCH_CLIENT_SECRET') === undefined)) {
     problems.push('TWITCH_CLIENT_ID / TWITCH_CLIENT_SECRET: set both or neither');
   }
+  if ((text('KICK_CLIENT_ID') === undefined) !== (text('KICK_CLIENT_SECRET') === undefined)) {
+    problems.push('KICK_CLIENT_ID / KICK_CLIENT_SECRET: set both or neither');
+  }
+  // Policies are judged even when other settings failed (each base value falls back to its default), so one run
+  // reports every problem.
+  const field = <K extends 'STREAM_MIN_FPS' | 'STREAM_MIN_BITRATE_KBPS' | 'OFFLINE_GRACE_MS' | 'STREAM_CHECK_EVERY_MS'>(key: K): number => {
+    const r = configSchema.shape[key].safeParse(env[key]);
+    return r.success ? r.data : (configSchema.shape[key].parse(undefined) as number);
+  };
+  const policies = parseEnforcementPolicies(text('STREAM_POLICIES'), {
+    minFps: field('STREAM_MIN_FPS'),
+    minBitrateKbps: field('STREAM_MIN_BITRATE_KBPS'),
+    graceMs: field('OFFLINE_GRACE_MS'),
+    checkEveryMs: field('STREAM_CHECK_EVERY_MS'),
+  });
+  problems.push(...policies.problems);
   if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
   const raw = parsed.data;
   const instanceId = raw.INSTANCE_ID ?? `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 6)}`;
   return Object.freeze({
     ...raw,
     instanceId,
+    enforcementPolicies: policies.policies,
     embedded: Object.freeze({
       database: raw.DATABASE_URL === undefined,
       redis: raw.REDIS_URL === undefined,

@@ -6,7 +6,7 @@ import { isInputTopic } from '../events/topics.js';
 import { MatchConflictError } from '../matches/match.repository.js';
 import { matchIdSchema } from '../events/envelope.js';
 import { upsertMatchSchema } from '../matches/match.schemas.js';
-import { MatchesService } from '../matches/matches.service.js';
+import { MatchesService, MatchRefusedError } from '../matches/matches.service.js';
 import { KeyService, KeyServiceError } from '../security/keys.js';
 import { InternalTokenGuard } from './internal-token.guard.js';
 import { parseOr400 } from './validation.js';
@@ -38,6 +38,7 @@ export class InternalApiController {
       return view;
     } catch (error) {
       if (error instanceof MatchConflictError) throw new HttpException({ error: 'conflict', reason: error.reason, detail: error.message }, 409);
+      if (error instanceof MatchRefusedError) throw new HttpException({ error: error.code, detail: error.message, ...error.body }, 400);
       throw error;
     }
   }

@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { Db } from '../infra/db/db.js';
-import type { Checklist } from '../infra/db/schema.js';
+import type { Checklist, StreamWaiverRecord } from '../infra/db/schema.js';
 import { TERMINAL_STATUSES, type ChecklistView, type MatchView, type Side, type UpsertMatch } from './match.schemas.js';
 
 /** An update that would rewrite money already taken or undo a cancellation (answered 409). */
@@ -18,8 +18,15 @@ export class MatchConflictError extends Error {
  * Creates or updates a match, its players and checklist; records each player's entry fee once. Once fees are
  * recorded a seat's player and the fee are fixed (refunds follow the ledger), and a cancelled match is final.
  */
-export async function upsertMatch(db: Db, id: string, input: UpsertMatch, now: number): Promise<{ created: boolean }> {
+export async function upsertMatch(
+  db: Db,
+  id: string,
+  input: UpsertMatch,
+  now: number,
+  waiver: StreamWaiverRecord | null = null,
+): Promise<{ created: boolean }> {
   const at = new Date(now);
+  const streamWaiver = waiver === null ? null : JSON.stringify(waiver);
   const existing = await db.selectFrom('matches').select(['id', 'status', 'entry_fee_cents', 'currency']).where('id', '=', id).forUpdate().executeTakeFirst();
   if (existing) {
     if (existing.status === 'CANCELLED') throw new MatchConflictError('MATCH_CANCELLED', `match ${id} was cancelled (and refunded); it cannot change`);
@@ -44,6 +51,8 @@ export async function upsertMatch(db: Db, id: string, input: UpsertMatch, now: n
         entry_fee_cents: input.entryFee.amountCents,
         currency: input.entryFee.currency,
         overlay_required: input.overlayRequired,
+        stream_waiver: streamWaiver,
+        enforcement_mode: input.enforcementMode ?? 'default',
         updated_at: at,
       })
       .where('id', '=', id)
@@ -58,6 +67,8 @@ export async function upsertMatch(db: Db, id: string, input: UpsertMatch, now: n
         entry_fee_cents: input.entryFee.amountCents,
         currency: input.entryFee.currency,
         overlay_required: input.overlayRequired,
+        stream_waiver: streamWaiver,
+        enforcement_mode: input.enforcementMode ?? 'default',
         created_at: at,
         updated_at: at,
       })
@@ -211,7 +222,9 @@ export async function getMatchView(db: Db, id: string): Promise<MatchView | unde
     status: match?.status ?? 'UNKNOWN',
     entryFee: { amountCents: match?.entry_fee_cents ?? 0, currency: match?.currency ?? 'USD' },
     overlayRequired: match?.overlay_required ?? false,
+    enforcementMode: match?.enforcement_mode ?? 'default',
     players: players.map((p) => ({ side: p.side, playerId: p.player_id, streamChannels: p.stream_channels as string[] })),
+    streamWaiver: match?.stream_waiver ?? null,
     checklist: checklistView(checklist),
     provisioning: provision
       ? {

@@ -18,6 +18,16 @@ export const upsertMatchSchema = z
       currency: z.string().regex(/^[A-Z]{3}$/, 'must be an ISO-4217 code like USD'),
     }),
     overlayRequired: z.boolean(),
+    /** The match's mode for enforcement: names a configured policy (STREAM_POLICIES); `default` when absent. */
+    enforcementMode: z.string().min(1).max(32).optional(),
+    /**
+     * The platform's explicit permission to run a VERIFIED_STREAM match whose channels cannot all be observed
+     * (enforcement gaps): recorded with the gaps, shown in the match view. Omit it and such a match is refused.
+     */
+    streamWaiver: z
+      .object({ reason: z.string().trim().min(1).max(500), grantedBy: z.string().trim().min(1).max(128) })
+      .strict()
+      .optional(),
     players: z
       .array(
         z.object({
@@ -44,13 +54,23 @@ export interface ChecklistView {
   fpsOk: boolean;
 }
 
+export interface StreamWaiverView {
+  reason: string;
+  grantedBy: string;
+  gaps: readonly { side: Side; missing: readonly string[]; detail: string }[];
+  at: string;
+}
+
 export interface MatchView {
   id: string;
   mode: string;
   status: string;
   entryFee: { amountCents: number; currency: string };
   overlayRequired: boolean;
+  enforcementMode: string;
   players: { side: Side; playerId: string; streamChannels: string[] }[];
+  /** Set when the match was accepted despite enforcement gaps: those sides are never judged on what is missing. */
+  streamWaiver: StreamWaiverView | null;
   checklist: ChecklistView;
   provisioning: {
     state: string;

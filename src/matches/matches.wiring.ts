@@ -2,11 +2,23 @@ import type { Provider } from '@nestjs/common';
 import type { FeatureWiring } from '../feature-wiring.js';
 import { MatchesService } from './matches.service.js';
 
-export type MatchesWiring = Pick<FeatureWiring, 'db' | 'clock' | 'onOutboxWrite'>;
+export interface MatchesWiring extends Pick<FeatureWiring, 'db' | 'clock' | 'onOutboxWrite'> {
+  /** The platforms the configured telemetry providers observe: a VERIFIED_STREAM match needs them. */
+  telemetryPlatforms: ReadonlySet<string>;
+  enforcementModes: ReadonlySet<string>;
+}
+
+export interface MatchesWiring extends Pick<FeatureWiring, 'db' | 'clock' | 'onOutboxWrite'> {
+  /** The platforms the configured telemetry providers observe: a VERIFIED_STREAM match needs them. */
+  telemetryPlatforms: ReadonlySet<string>;
+  /** The configured enforcement policies' names: a match's enforcementMode must be one. */
+  enforcementModes: ReadonlySet<string>;
+}
 
 /** The matches feature: the internal API's match service (upsert, view, input-event replay). */
 export function wireMatches(w: MatchesWiring): MatchesService {
-  return new MatchesService({ db: w.db, clock: w.clock, onOutboxWrite: w.onOutboxWrite });
+  const { db, clock, onOutboxWrite, telemetryPlatforms, enforcementModes } = w;
+  return new MatchesService({ db, clock, onOutboxWrite, telemetryPlatforms, enforcementModes });
 }
 
 /** The Nest providers of the matches feature, by class. */

@@ -69,6 +69,7 @@ function input(over: Partial<EvidenceInput> = {}): EvidenceInput {
     verdict: forfeit,
     graces: { p1: grace('p1', episode('p1')), p2: grace('p2', null) },
     decidedAt: T0 + 120_000,
+    policy: { name: 'default', verdictRule: 'forfeit', checkIntervalMultiple: 1 },
     storedSamples: { p1: [sample('p1', T0 + 30_000), sample('p1', T0 + 60_000)] },
     verdictSamples: { p1: sample('p1', T0 + 120_000) },
     overlay: { p1: { gameplayProgress: 3, total: 5, events: [{ type: 'gameplay.progress' }] } },

@@ -16,6 +16,7 @@ import {
   type VerdictRule,
   verdictRule,
 } from './policy.js';
+import type { PolicyVerdictRule } from '../config/enforcement-policy.js';
 
 /** Samples per side in a bundle, the verdict's own sample included. */
 export const EVIDENCE_SAMPLE_LIMIT = 500;
@@ -65,6 +66,8 @@ function ruleExplanation(rule: VerdictRule, graceMs: number): string {
       return `the side violated for more than ${graceMs} ms of known time while the overlay reported gameplay progress`;
     case 'GRACE_EXPIRED_WITHOUT_GAMEPLAY_DISPUTE':
       return `the side violated for more than ${graceMs} ms of known time and the overlay showed no gameplay progress (or none was reported)`;
+    case 'GRACE_EXPIRED_POLICY_DISPUTE':
+      return `the side violated for more than ${graceMs} ms of known time; the match's policy leaves every verdict to a human (dispute)`;
   }
 }
 
@@ -98,6 +101,8 @@ export interface EvidenceInput {
   readonly thresholds: { readonly minFps: number; readonly minBitrateKbps: number; readonly grace: Required<GraceOptions> };
   /** The systemic-anomaly guard's settings in force (anomaly-guard.ts). */
   readonly guard: AnomalyGuardOptions;
+  /** Which policy judged the match (its enforcementMode) and how. */
+  readonly policy: { readonly name: string; readonly verdictRule: PolicyVerdictRule; readonly checkIntervalMultiple: number };
 }
 
 export interface EvidenceBundle {
@@ -113,6 +118,7 @@ export interface EvidenceBundle {
   readonly episodeId: string;
   readonly episodes: readonly Record<string, unknown>[];
   readonly thresholds: Record<string, unknown>;
+  readonly policy: EvidenceInput['policy'];
   readonly samples: Partial<Record<Side, EvidenceSample[]>>;
   readonly overlay: Partial<Record<Side, { gameplayProgressEvents: number; eventsInWindow: number; events: readonly unknown[] }>>;
   readonly overlayRequired: boolean;
@@ -132,7 +138,7 @@ export function evidenceBundle(input: EvidenceInput): EvidenceBundle {
     const stored = (input.storedSamples[side] ?? []).slice(-(EVIDENCE_SAMPLE_LIMIT - 1));
     samples[side] = current ? [...stored, current] : stored;
   }
-  const rule = verdictRule(verdict);
+  const rule = verdictRule(verdict, input.policy.verdictRule);
   return {
     version: 1,
     kind: 'stream-health-verdict',
@@ -159,6 +165,7 @@ export function evidenceBundle(input: EvidenceInput): EvidenceBundle {
       maxGapMs: grace.maxGapMs,
       titleRule: `#${input.matchId} or [${input.matchId}]`,
     },
+    policy: input.policy,
     samples,
     overlay: Object.fromEntries(
       Object.entries(input.overlay).map(([side, w]) => [

@@ -49,7 +49,8 @@ export async function decideWithEvidence(ctx: SweepContext, plan: MatchPlan): Pr
     const ep = sides[side].next.episode;
     if (ep?.state === 'verdict') overlay[side] = await readOverlay(ctx.db, plan.match.id, ep);
   }
-  const verdict = decideMatchVerdict({ p1: forVerdict(sides.p1, overlay.p1), p2: forVerdict(sides.p2, overlay.p2) });
+  const { policy } = plan;
+  const verdict = decideMatchVerdict({ p1: forVerdict(sides.p1, overlay.p1), p2: forVerdict(sides.p2, overlay.p2) }, policy.verdictRule);
   if (!verdict) return null;
   for (const side of SIDES) sides[side].next = settleEpisode(sides[side].next, verdict, plan.at);
 
@@ -71,7 +72,8 @@ export async function decideWithEvidence(ctx: SweepContext, plan: MatchPlan): Pr
     storedSamples,
     verdictSamples,
     overlay,
-    thresholds: { minFps: ctx.settings.minFps, minBitrateKbps: ctx.settings.minBitrateKbps, grace: ctx.grace },
+    thresholds: { minFps: policy.minFps, minBitrateKbps: policy.minBitrateKbps, grace: plan.grace },
+    policy: { name: policy.name, verdictRule: policy.verdictRule, checkIntervalMultiple: policy.checkIntervalMultiple },
     guard: ctx.anomalyGuard,
   });
   const gameplayProgressEvents = overlay[verdict.side]?.gameplayProgress ?? 0;

@@ -15,6 +15,8 @@ import {
   type SideGrace,
   type StreamChecklist,
 } from './policy.js';
+import { policyCheckEveryMs, type EnforcementPolicy } from '../config/enforcement-policy.js';
+import { resolveGraceOptions } from './policy.js';
 import { SIDES, type ActiveMatch, type SampleRow } from './stream-health.repository.js';
 import { composeSideSample, type ChannelTelemetry, type SideSample } from './telemetry.js';
 
@@ -34,28 +36,48 @@ export interface SidePlan {
 
 export interface MatchPlan {
   readonly match: ActiveMatch;
+  /** The policy that judged this match, and its grace options (its own check interval). */
+  readonly policy: EnforcementPolicy;
+  readonly grace: Required<GraceOptions>;
   readonly sides: Record<Side, SidePlan>;
   readonly checklist: StreamChecklist | null;
   readonly at: number;
 }
 
-export interface PlanOptions {
-  readonly minFps: number;
-  readonly minBitrateKbps: number;
-  readonly grace: Required<GraceOptions>;
+/** The grace options of a policy: its grace, its check interval; a warn-only policy never reaches a verdict. */
+export function policyGrace(policy: EnforcementPolicy, baseCheckEveryMs: number): Required<GraceOptions> {
+  return resolveGraceOptions({
+    graceMs: policy.graceMs,
+    checkEveryMs: policyCheckEveryMs(policy, { checkEveryMs: baseCheckEveryMs }),
+    verdicts: policy.verdictRule !== 'warn-only',
+  });
 }
 
 /**
- * Composes, checks and advances both sides of one match. `anomalies`: this sweep's systemic anomalies
- * (anomaly-guard.ts); a side read through a flagged provider records them.
+ * Whether a match is due this sweep: a policy with a check interval of N sweeps is sampled every N-th one
+ * (half a sweep of slack for scheduler jitter). Always due before its first sample.
+ */
+export function sampleDue(lastSampleAt: number | null, at: number, policyEveryMs: number, baseEveryMs: number): boolean {
+  return lastSampleAt === null || at - lastSampleAt >= policyEveryMs - baseEveryMs / 2;
+}
+
+/** Composes, checks and advances both sides of one match under its policy. */
+
+/**
+ * Composes, checks and advances both sides of one match under its policy. `anomalies`: this sweep's systemic
+ * anomalies (anomaly-guard.ts); a side read through a flagged provider records them.
  */
 export function planMatch(
   match: ActiveMatch,
   telemetry: ReadonlyMap<string, ChannelTelemetry>,
   at: number,
-  options: PlanOptions,
+  policy: EnforcementPolicy,
+  baseCheckEveryMs: number,
   anomalies: readonly ProviderAnomaly[] = [],
 ): MatchPlan {
+  const grace = policyGrace(policy, baseCheckEveryMs);
+  const last = Math.max(...SIDES.map((s) => match.sides[s]?.grace.lastSampleAt ?? Number.NEGATIVE_INFINITY));
+  const due = sampleDue(Number.isFinite(last) ? last : null, at, grace.checkEveryMs, baseCheckEveryMs);
   const sides = {} as Record<Side, SidePlan>;
   for (const side of SIDES) {
     const stored = match.sides[side];
@@ -63,8 +85,9 @@ export function planMatch(
     const reset = stored?.grace.episode?.state === 'verdict';
     const prev = stored && !reset ? stored.grace : emptySideGrace(match.id, side);
     const sample = composeSideSample(match.channels[side], telemetry, at);
-    const check = checkSample(sample, { matchId: match.id, minFps: options.minFps, minBitrateKbps: options.minBitrateKbps });
-    const advanced = advanceGrace(prev, check, at, options.grace);
+    const check = checkSample(sample, { matchId: match.id, minFps: policy.minFps, minBitrateKbps: policy.minBitrateKbps });
+    // Not due (a slower policy): nothing is applied, so the plan changes nothing and is dropped.
+    const advanced = due ? advanceGrace(prev, check, at, grace) : { grace: prev, effects: [] };
     // A sample not newer than the stored one changed nothing, and records nothing either.
     const next = advanced.grace === prev ? prev : recordAnomalies(advanced.grace, anomaliesOfSide(match.channels[side], anomalies));
     sides[side] = {
@@ -75,11 +98,11 @@ export function planMatch(
       check,
       next,
       effects: advanced.effects,
-      changed: reset || next !== prev,
-      reset,
+      changed: due && (reset || next !== prev),
+      reset: due && reset,
     };
   }
-  return { match, sides, checklist: checklistChange(match, sides), at };
+  return { match, policy, grace, sides, checklist: due ? checklistChange(match, sides) : null, at };
 }
 
 /**

@@ -8,6 +8,7 @@
  * same or an older sample is a no-op, so redelivery and duplicate ticks are harmless.
  * The rules are explained for operators and players in docs/stream-health.md.
  */
+import type { PolicyVerdictRule } from '../config/enforcement-policy.js';
 import { UNKNOWN, type SideSample, type Unknown } from './telemetry.js';
 
 export type Side = 'p1' | 'p2';
@@ -169,6 +170,8 @@ export interface GraceOptions {
   readonly recoveryMs?: number;
   /** A gap between samples longer than this is our monitor's outage, not the player's: it pauses. Default 3 × checkEveryMs. */
   readonly maxGapMs?: number;
+  /** false for a warn-only policy: episodes open (and warn) and close, but the grace never runs out into a verdict. */
+  readonly verdicts?: boolean;
 }
 
 export type GraceEffect =
@@ -192,6 +195,7 @@ export function resolveGraceOptions(options: GraceOptions): Required<GraceOption
     checkEveryMs,
     recoveryMs: options.recoveryMs ?? Math.round(checkEveryMs * 0.8),
     maxGapMs: options.maxGapMs ?? checkEveryMs * 3,
+    verdicts: options.verdicts ?? true,
   };
 }
 
@@ -279,7 +283,7 @@ export function advanceGrace(
       verdictAt: null,
     };
     effects.push({ kind: 'episode-opened', episode });
-    if (episode.elapsedMs > opts.graceMs) {
+    if (opts.verdicts && episode.elapsedMs > opts.graceMs) {
       episode = { ...episode, state: 'verdict', verdictAt: at };
       effects.push({ kind: 'grace-expired', episode });
     }
@@ -299,7 +303,7 @@ export function advanceGrace(
       healthyRunStartedAt: null,
       healthyRunMs: 0,
     };
-    if (episode.elapsedMs > opts.graceMs) {
+    if (opts.verdicts && episode.elapsedMs > opts.graceMs) {
       episode = { ...episode, state: 'verdict', verdictAt: at };
       effects.push({ kind: 'grace-expired', episode });
     }
@@ -343,8 +347,10 @@ export function episodeWindow(episode: GraceEpisode): { readonly from: number; r
  * FORFEIT only when the overlay positively showed the match went on while the side's stream was violating:
  * the player kept playing unverified. Otherwise (no progress, or we cannot know) DISPUTE: a human decides.
  */
-export function decideVerdict(episode: GraceEpisode, overlay: OverlayEvidence): VerdictKind {
+export function decideVerdict(episode: GraceEpisode, overlay: OverlayEvidence, rule: PolicyVerdictRule = 'forfeit'): VerdictKind {
   if (episode.state !== 'verdict') throw new Error(`episode ${episode.id} has no expired grace (state ${episode.state})`);
+  // A policy whose rule is `dispute` leaves every verdict to a human, gameplay or not.
+  if (rule === 'dispute') return 'DISPUTE';
   return overlay.gameplayProgressDuringEpisode && overlay.overlayUnknown !== true ? 'FORFEIT' : 'DISPUTE';
 }
 
@@ -365,10 +371,15 @@ export interface MatchVerdict {
 }
 
 /** The rule a verdict applied, named in its event and its evidence bundle. */
-export type VerdictRule = 'BOTH_SIDES_VIOLATING_DISPUTE' | 'GRACE_EXPIRED_WITH_GAMEPLAY_FORFEIT' | 'GRACE_EXPIRED_WITHOUT_GAMEPLAY_DISPUTE';
+export type VerdictRule =
+  | 'BOTH_SIDES_VIOLATING_DISPUTE'
+  | 'GRACE_EXPIRED_WITH_GAMEPLAY_FORFEIT'
+  | 'GRACE_EXPIRED_WITHOUT_GAMEPLAY_DISPUTE'
+  | 'GRACE_EXPIRED_POLICY_DISPUTE';
 
-export function verdictRule(verdict: MatchVerdict): VerdictRule {
+export function verdictRule(verdict: MatchVerdict, rule: PolicyVerdictRule = 'forfeit'): VerdictRule {
   if (verdict.reason === BOTH_SIDES_VIOLATING) return 'BOTH_SIDES_VIOLATING_DISPUTE';
+  if (rule === 'dispute') return 'GRACE_EXPIRED_POLICY_DISPUTE';
   return verdict.verdict === 'FORFEIT' ? 'GRACE_EXPIRED_WITH_GAMEPLAY_FORFEIT' : 'GRACE_EXPIRED_WITHOUT_GAMEPLAY_DISPUTE';
 }
 
@@ -389,7 +400,7 @@ export interface SideForVerdict {
  * Deterministic: called again with the same or later states of the same episodes it gives the same answer,
  * so a worker can re-derive it after a crash; key the effect on the match (or the episode ids).
  */
-export function decideMatchVerdict(sides: Readonly<Record<Side, SideForVerdict>>): MatchVerdict | null {
+export function decideMatchVerdict(sides: Readonly<Record<Side, SideForVerdict>>, rule: PolicyVerdictRule = 'forfeit'): MatchVerdict | null {
   const expired = (['p1', 'p2'] as const)
     .filter((s) => sides[s].episode?.state === 'verdict')
     .sort((a, b) => (sides[a].episode?.verdictAt ?? 0) - (sides[b].episode?.verdictAt ?? 0));
@@ -409,7 +420,7 @@ export function decideMatchVerdict(sides: Readonly<Record<Side, SideForVerdict>>
   }
   return {
     side,
-    verdict: decideVerdict(episode, sides[side].overlay),
+    verdict: decideVerdict(episode, sides[side].overlay, rule),
     reason: verdictReason(episode),
     episodeIds: [episode.id],
   };

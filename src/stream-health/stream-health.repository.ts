@@ -22,6 +22,8 @@ export interface StoredSide {
 export interface ActiveMatch {
   readonly id: string;
   readonly overlayRequired: boolean;
+  /** Names the enforcement policy that judges the match (see enforcement-policy.ts). */
+  readonly enforcementMode: string;
   readonly channels: Record<Side, string[]>;
   readonly checklist: StoredStreamChecklist | null;
   readonly sides: Partial<Record<Side, StoredSide>>;
@@ -40,6 +42,7 @@ export async function loadActiveMatches(db: Db, matchId?: string): Promise<Activ
     .select([
       'm.id',
       'm.overlay_required',
+      'm.enforcement_mode',
       'p.side',
       'p.stream_channels',
       'c.match_id as checklist_id',
@@ -64,13 +67,14 @@ export async function loadActiveMatches(db: Db, matchId?: string): Promise<Activ
   const rows = await matchesQuery.execute();
   const sideRows = await sidesQuery.execute();
 
-  const byId = new Map<string, { id: string; overlayRequired: boolean; channels: Record<Side, string[]>; checklist: StoredStreamChecklist | null; sides: Partial<Record<Side, StoredSide>> }>();
+  const byId = new Map<string, { id: string; overlayRequired: boolean; enforcementMode: string; channels: Record<Side, string[]>; checklist: StoredStreamChecklist | null; sides: Partial<Record<Side, StoredSide>> }>();
   for (const row of rows) {
     let match = byId.get(row.id);
     if (!match) {
       match = {
         id: row.id,
         overlayRequired: row.overlay_required,
+        enforcementMode: row.enforcement_mode,
         channels: { p1: [], p2: [] },
         checklist: row.checklist_id === null ? null : storedChecklist(row),
         sides: {},

@@ -17,7 +17,7 @@ export function wireStreamHealth(w: StreamHealthWiring): StreamHealthWorker {
   const log = logger.child({ worker: 'StreamHealthWorker' });
   const { providers } = w;
   if (providers.length === 0) {
-    log.warn({ reason: 'NO_TELEMETRY_PROVIDER' }, 'no stream telemetry provider configured (TWITCH_CLIENT_ID/SECRET, INGEST_STATS_URL): every sample is unknown, nothing is enforced');
+    log.warn({ reason: 'NO_TELEMETRY_PROVIDER' }, 'no stream telemetry provider configured (TWITCH_CLIENT_ID/SECRET, KICK_CLIENT_ID/SECRET, INGEST_STATS_URL, MEDIAMTX_API_URL): every sample is unknown, nothing is enforced');
   } else {
     log.info({ providers: providers.map((p) => p.platform) }, 'stream telemetry providers');
   }
@@ -35,6 +35,7 @@ export function wireStreamHealth(w: StreamHealthWiring): StreamHealthWorker {
       graceMs: config.OFFLINE_GRACE_MS,
       checkEveryMs: config.STREAM_CHECK_EVERY_MS,
       anomalyGuard: { enabled: config.STREAM_ANOMALY_GUARD, minShare: config.STREAM_ANOMALY_MIN_SHARE, minStreams: config.STREAM_ANOMALY_MIN_STREAMS },
+      policies: config.enforcementPolicies,
     },
     onOutboxWrite: w.onOutboxWrite,
   });

@@ -5,6 +5,7 @@ import type { Clock } from '../infra/clock.js';
 import type { Database } from '../infra/db/schema.js';
 import type { KeyValueStore } from '../infra/kv/kv-store.js';
 import type { Metrics } from '../observability/metrics.js';
+import { DEFAULT_POLICY, type EnforcementPolicy } from '../config/enforcement-policy.js';
 import { DEFAULT_ANOMALY_GUARD, type AnomalyGuardOptions, type ProviderAnomaly } from './anomaly-guard.js';
 import { resolveGraceOptions, type GraceOptions, type SampleOutcome, type Side } from './policy.js';
 import type { TelemetryProvider } from './telemetry.js';
@@ -18,6 +19,8 @@ export interface StreamHealthSettings {
   graceMs: number;
   /** STREAM_CHECK_EVERY_MS: the sweep cadence the grace clock assumes. */
   checkEveryMs: number;
+  /** Configured enforcement policies by name (config.enforcementPolicies); `default` is built from the fields above when absent. */
+  policies?: ReadonlyMap<string, EnforcementPolicy>;
   /** Per-match sweep lease in the key-value store (default max(2 × checkEveryMs, 10 s)); a crashed sweep frees its matches after it. */
   leaseMs?: number;
   /** Matches per batched write transaction (default 500). */
@@ -51,6 +54,7 @@ export interface StreamHealthWorkerDeps {
 /** The worker's dependencies with every optional setting resolved to its default. */
 export interface SweepContext extends StreamHealthWorkerDeps {
   readonly grace: Required<GraceOptions>;
+  readonly policies: ReadonlyMap<string, EnforcementPolicy>;
   readonly leaseMs: number;
   readonly batchSize: number;
   readonly concurrency: number;
@@ -63,12 +67,35 @@ export function sweepContext(deps: StreamHealthWorkerDeps): SweepContext {
   return {
     ...deps,
     grace: resolveGraceOptions({ graceMs: s.graceMs, checkEveryMs: s.checkEveryMs }),
+    policies: withDefaultPolicy(s),
     leaseMs: s.leaseMs ?? Math.max(2 * s.checkEveryMs, 10_000),
     batchSize: Math.max(1, s.batchSize ?? 500),
     concurrency: Math.max(1, s.concurrency ?? 4),
     backupStaleAfterMs: s.backupStaleAfterMs ?? Math.round(1.5 * s.checkEveryMs),
     anomalyGuard: s.anomalyGuard ?? DEFAULT_ANOMALY_GUARD,
   };
+}
+
+function withDefaultPolicy(s: StreamHealthSettings): ReadonlyMap<string, EnforcementPolicy> {
+  const policies = new Map(s.policies ?? []);
+  if (!policies.has(DEFAULT_POLICY)) {
+    const { minFps, minBitrateKbps, graceMs } = s;
+    policies.set(DEFAULT_POLICY, {
+      name: DEFAULT_POLICY,
+      minFps,
+      minBitrateKbps,
+      graceMs,
+      checkIntervalMultiple: 1,
+      verdictRule: 'forfeit',
+    });
+  }
+  return policies;
+}
+
+/** The policy a match names; one removed from configuration since falls back to `default` (logged by the sweep). */
+export function policyOf(ctx: Pick<SweepContext, 'policies'>, mode: string): { policy: EnforcementPolicy; fallback: boolean } {
+  const named = ctx.policies.get(mode);
+  return named ? { policy: named, fallback: false } : { policy: ctx.policies.get(DEFAULT_POLICY) as EnforcementPolicy, fallback: true };
 }
 
 export interface SweepOptions {

@@ -19,7 +19,7 @@ import {
   type SampleRow,
   type SideWrite,
 } from './stream-health.repository.js';
-import { countSample, emptyReport, type SweepContext, type SweepOptions, type SweepReport } from './sweep-context.js';
+import { countSample, emptyReport, policyOf, type SweepContext, type SweepOptions, type SweepReport } from './sweep-context.js';
 import type { MatchLeases } from './sweep-leases.js';
 import { collectTelemetry } from './telemetry.js';
 import { commitMatch } from './verdict-commit.js';
@@ -74,10 +74,11 @@ async function sweepMatches(run: Run, mine: readonly ActiveMatch[]): Promise<voi
   if (signal.aborted) return;
 
   const at = ctx.clock.now();
-  const planOptions = { minFps: ctx.settings.minFps, minBitrateKbps: ctx.settings.minBitrateKbps, grace: ctx.grace };
-  const { plans, anomalies } = planBehindGuard(mine, telemetry, at, ctx.anomalyGuard, (m, t, found) =>
-    planMatch(m, t, at, planOptions, found),
-  );
+  const { plans, anomalies } = planBehindGuard(mine, telemetry, at, ctx.anomalyGuard, (m, t, found) => {
+    const { policy, fallback } = policyOf(ctx, m.enforcementMode);
+    if (fallback) run.logger.warn({ matchId: m.id, enforcementMode: m.enforcementMode, reason: 'UNKNOWN_ENFORCEMENT_MODE' }, 'match names a policy no longer configured; judged by default');
+    return planMatch(m, t, at, policy, ctx.settings.checkEveryMs, found);
+  });
   reportAnomalies(run, anomalies);
   for (const p of plans) logReopened(p, run.logger);
   const { quiet, eventful } = splitPlans(plans);

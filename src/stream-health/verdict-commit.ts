@@ -9,7 +9,7 @@ import { iso } from './evidence-policy.js';
 import { mirrorGrace } from './grace-mirror.js';
 import { checksOf, episodeOfSample, sampleRow, type MatchPlan, type SidePlan } from './match-plan.js';
 import type { StreamWarning } from './outbound-events.js';
-import { graceDeadline, verdictReason } from './policy.js';
+import { graceDeadline, verdictReason, type GraceOptions } from './policy.js';
 import { SIDES } from './stream-health.repository.js';
 import { countSample, type SweepContext, type SweepReport, type VerdictSummary } from './sweep-context.js';
 import { commitMatchState, type EpisodeWrite, type MatchCommit, type MatchCommitResult } from './verdict.repository.js';
@@ -55,7 +55,7 @@ export async function commitMatch(ctx: SweepContext, plan: MatchPlan, report: Sw
   }
   if (commit.warnings.length > 0 || verdict) ctx.onOutboxWrite?.();
   ctx.trace?.('match-committed', { matchId });
-  await mirrorGrace(ctx.kv, plan, ctx.grace, logger);
+  await mirrorGrace(ctx.kv, plan, plan.grace, logger);
 }
 
 /** What the match's transaction writes: changed sides and their samples, episodes in play, warnings, checklist, verdict. */
@@ -68,7 +68,7 @@ function matchCommit(ctx: SweepContext, plan: MatchPlan, decided: DecidedVerdict
     const s = plan.sides[side];
     const ep = s.next.episode;
     if (ep && (ep.state === 'open' || s.effects.length > 0 || settled.includes(ep.id))) {
-      episodes.push({ episode: ep, graceDeadlineAt: graceDeadline(ep, ctx.grace.graceMs) });
+      episodes.push({ episode: ep, graceDeadlineAt: graceDeadline(ep, plan.grace.graceMs) });
     }
   }
   return {
@@ -77,7 +77,7 @@ function matchCommit(ctx: SweepContext, plan: MatchPlan, decided: DecidedVerdict
     sides: changed.map((s) => ({ matchId, side: s.side, expectedVersion: s.expectedVersion, grace: s.next })),
     samples: changed.map((s) => sampleRow(matchId, s, episodeOfSample(s))),
     episodes,
-    warnings: SIDES.flatMap((side) => warningsOf(ctx, plan.sides[side])),
+    warnings: SIDES.flatMap((side) => warningsOf(plan.grace, plan.sides[side])),
     checklist: plan.checklist,
     verdict: decided && {
       side: decided.verdict.side,
@@ -86,6 +86,7 @@ function matchCommit(ctx: SweepContext, plan: MatchPlan, decided: DecidedVerdict
       episodeId: decided.episodeId,
       episodeIds: decided.verdict.episodeIds,
       rule: decided.bundle.rule,
+      policy: decided.bundle.policy.name,
       gameplayProgressEvents: decided.gameplayProgressEvents,
       bundle: decided.bundle,
     },
@@ -93,7 +94,7 @@ function matchCommit(ctx: SweepContext, plan: MatchPlan, decided: DecidedVerdict
 }
 
 /** `stream.health.warn` for each episode this sample opened. */
-function warningsOf(ctx: SweepContext, s: SidePlan): StreamWarning[] {
+function warningsOf(grace: Required<GraceOptions>, s: SidePlan): StreamWarning[] {
   return s.effects.flatMap((effect) =>
     effect.kind !== 'episode-opened'
       ? []
@@ -105,8 +106,8 @@ function warningsOf(ctx: SweepContext, s: SidePlan): StreamWarning[] {
             violations: effect.episode.violations,
             checks: checksOf(s.check),
             openedAt: iso(effect.episode.openedAt),
-            graceMs: ctx.grace.graceMs,
-            graceDeadlineAt: iso(graceDeadline(effect.episode, ctx.grace.graceMs)),
+            graceMs: grace.graceMs,
+            graceDeadlineAt: iso(graceDeadline(effect.episode, grace.graceMs)),
           },
         ],
   );

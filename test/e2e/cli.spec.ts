@@ -109,7 +109,7 @@ describe('flock-workers', () => {
 
   it('matches create/show, events publish and keys issue/revoke go through the internal API', async () => {
     const url = ['--url', service.url];
-    const body = JSON.stringify({
+    const match = {
       mode: 'VERIFIED_STREAM',
       entryFee: { amountCents: 700, currency: 'EUR' },
       overlayRequired: true,
@@ -117,11 +117,26 @@ describe('flock-workers', () => {
         { side: 'p1', playerId: 'ann', streamChannels: ['twitch:ann_tv'] },
         { side: 'p2', playerId: 'ben', streamChannels: ['twitch:ben_tv'] },
       ],
-    });
+    };
+    // This service has no telemetry provider: the match cannot be enforced, so it is refused unless waived.
+    const refused = await cli(['matches', 'create', 'cli-m1', ...url], { env: apiEnv(), stdin: JSON.stringify(match) });
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('400');
+    expect(refused.stderr).toContain('p1: no channel a configured provider can observe for live/title');
+    const body = JSON.stringify({ ...match, streamWaiver: { reason: 'friendly, no stream rules', grantedBy: 'ops-ann' } });
     expect((await cli(['matches', 'create', 'cli-m1', ...url], { env: apiEnv(), stdin: body })).code).toBe(0);
+    const summary = await cli(['matches', 'show', 'cli-m1', ...url], { env: apiEnv() });
+    expect(summary.stdout).toContain('stream rules waived by ops-ann: friendly, no stream rules (p1: live, title, fps, bitrate; p2: live, title, fps, bitrate)');
     const shown = await cli(['matches', 'show', 'cli-m1', '--json', ...url], { env: apiEnv() });
     expect(shown.code).toBe(0);
-    expect(JSON.parse(shown.stdout)).toMatchObject({ id: 'cli-m1', mode: 'VERIFIED_STREAM', checklist: { adminHooksOk: false }, refunds: [], enforcement: [] });
+    expect(JSON.parse(shown.stdout)).toMatchObject({
+      id: 'cli-m1',
+      mode: 'VERIFIED_STREAM',
+      checklist: { adminHooksOk: false },
+      refunds: [],
+      enforcement: [],
+      streamWaiver: { reason: 'friendly, no stream rules', grantedBy: 'ops-ann', gaps: [{ side: 'p1' }, { side: 'p2' }] },
+    });
     const missing = await cli(['matches', 'show', 'nope-1', ...url], { env: apiEnv() });
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('404');

@@ -76,6 +76,7 @@ beforeAll(async () => {
       OFFLINE_GRACE_MS: String(GRACE),
       STREAM_CHECK_EVERY_MS: String(CHECK),
       STREAM_BACKUP_EVERY_MS: '60000',
+      STREAM_POLICIES: JSON.stringify({ final: { graceMs: 180_000, verdictRule: 'dispute' }, casual: { verdictRule: 'warn-only' } }),
     },
   );
   service = await startTestService(env, { clock });
@@ -112,7 +113,7 @@ interface TestMatch {
 const created: TestMatch[] = [];
 
 /** A VERIFIED_STREAM match in progress whose two players stream healthily (60 fps, 6000 kbps, title with the id). */
-async function newMatch(tag: string, options: { overlayRequired?: boolean } = {}): Promise<TestMatch> {
+async function newMatch(tag: string, options: { overlayRequired?: boolean; enforcementMode?: string } = {}): Promise<TestMatch> {
   const r = randomBytes(4).toString('hex');
   const id = `m-${tag}-${r}`;
   const m: TestMatch = { id, p1: { login: `a_${r}`, stream: `alice_${r}` }, p2: { login: `b_${r}`, stream: `bob_${r}` } };
@@ -125,6 +126,7 @@ async function newMatch(tag: string, options: { overlayRequired?: boolean } = {}
     status: 'IN_PROGRESS',
     entryFee: { amountCents: 500, currency: 'USD' },
     overlayRequired: options.overlayRequired ?? true,
+    ...(options.enforcementMode ? { enforcementMode: options.enforcementMode } : {}),
     players: [
       { side: 'p1', playerId: `alice-${r}`, streamChannels: [`twitch:${m.p1.login}`, `srs:live/${m.p1.stream}`] },
       { side: 'p2', playerId: `bob-${r}`, streamChannels: [`twitch:${m.p2.login}`, `srs:live/${m.p2.stream}`] },
@@ -795,3 +797,107 @@ async function countSamples(m: TestMatch): Promise<number> {
   const row = await sql<{ n: number }>`select count(*)::int as n from stream_samples where match_id = ${m.id}`.execute(service.services.db);
   return Number(row.rows[0]?.n ?? 0);
 }
+
+describe('no unenforceable match (Twitch and SRS configured here; Kick and MediaMTX not)', () => {
+  const body = (p2Channels: string[], extra: Record<string, unknown> = {}) => ({
+    mode: 'VERIFIED_STREAM',
+    entryFee: { amountCents: 500, currency: 'USD' },
+    overlayRequired: false,
+    players: [
+      { side: 'p1', playerId: 'alice', streamChannels: ['twitch:alice_tv', 'srs:live/alice'] },
+      { side: 'p2', playerId: 'bob', streamChannels: p2Channels },
+    ],
+    ...extra,
+  });
+
+  it('refuses a side nobody can observe with a 400 naming the side and what is missing, and stores nothing', async () => {
+    const id = `m-unenf-${randomBytes(3).toString('hex')}`;
+    const { status, json } = await api('PUT', `/v1/internal/matches/${id}`, body(['kick:bob', 'youtube:bob']));
+    expect(status).toBe(400);
+    expect(json).toMatchObject({ error: 'unenforceable_match', gaps: [{ side: 'p2', missing: ['live', 'title', 'fps', 'bitrate'] }] });
+    expect((json as { detail: string }).detail).toContain('p2: no channel a configured provider can observe for live/title');
+    expect((json as { detail: string }).detail).toContain('without a configured provider: kick:bob, youtube:bob');
+    expect((await api('GET', `/v1/internal/matches/${id}`)).status).toBe(404);
+  });
+
+  it('refuses a side without an FPS measurement, and an update that removes a side\'s ingest', async () => {
+    const id = `m-unenf-${randomBytes(3).toString('hex')}`;
+    const noFps = await api('PUT', `/v1/internal/matches/${id}`, body(['twitch:bob_tv']));
+    expect(noFps.status).toBe(400);
+    expect(noFps.json).toMatchObject({ gaps: [{ side: 'p2', missing: ['fps', 'bitrate'] }] });
+    expect((await api('PUT', `/v1/internal/matches/${id}`, body(['twitch:bob_tv', 'srs:live/bob']))).status).toBe(201);
+    expect((await api('PUT', `/v1/internal/matches/${id}`, body([]))).status).toBe(400);
+    expect((await api('PUT', `/v1/internal/matches/${id}`, { ...body([]), mode: 'STANDARD' })).status).toBe(200);
+  });
+
+  it('accepts it with an explicit waiver, recorded with the gaps and shown in the match view', async () => {
+    const id = `m-unenf-${randomBytes(3).toString('hex')}`;
+    const waiver = { reason: 'show match, bob streams on YouTube only', grantedBy: 'ops-carol' };
+    const { status, json } = await api('PUT', `/v1/internal/matches/${id}`, body(['youtube:bob'], { streamWaiver: waiver }));
+    expect(status).toBe(201);
+    expect(json).toMatchObject({
+      streamWaiver: { ...waiver, gaps: [{ side: 'p2', missing: ['live', 'title', 'fps', 'bitrate'] }], at: new Date(clock.now()).toISOString() },
+    });
+    // A later update without the waiver is judged again: refused while the gap remains.
+    expect((await api('PUT', `/v1/internal/matches/${id}`, body(['youtube:bob']))).status).toBe(400);
+    expect((await api('GET', `/v1/internal/matches/${id}`)).json).toMatchObject({ streamWaiver: waiver });
+    expect((await api('PUT', `/v1/internal/matches/${id}`, { ...body(['youtube:bob']), status: 'COMPLETED', streamWaiver: waiver })).status).toBe(200);
+  });
+});
+
+describe('policy per match mode (STREAM_POLICIES: final = 180 s grace + dispute, casual = warn-only)', () => {
+  it('an unknown enforcementMode is refused with a 400 listing the known ones', async () => {
+    const { status, json } = await api('PUT', `/v1/internal/matches/m-mode-${randomBytes(3).toString('hex')}`, {
+      mode: 'VERIFIED_STREAM',
+      entryFee: { amountCents: 0, currency: 'USD' },
+      overlayRequired: false,
+      enforcementMode: 'ranked',
+      players: [
+        { side: 'p1', playerId: 'a', streamChannels: ['twitch:a_tv', 'srs:live/a'] },
+        { side: 'p2', playerId: 'b', streamChannels: ['twitch:b_tv', 'srs:live/b'] },
+      ],
+    });
+    expect(status).toBe(400);
+    expect(json).toMatchObject({ error: 'unknown_enforcement_mode', known: ['casual', 'default', 'final'] });
+    expect(json.detail).toBe('enforcementMode "ranked" is not one of: casual, default, final');
+  });
+
+  it('final: the longer grace holds, then a dispute even with gameplay; the policy is named in the event and the evidence', async () => {
+    const m = await newMatch('final', { enforcementMode: 'final' });
+    expect((await view(m)).enforcementMode).toBe('final');
+    await warmUp(m);
+    goOffline(m.p2);
+    let verdictAt = 0;
+    for (let i = 1; i <= 9 && !verdictAt; i++) {
+      await insertOverlay(m, 'gameplay.progress', clock.now() + 10_000);
+      if ((await tick(m)).verdicts.length) verdictAt = i;
+    }
+    expect(verdictAt).toBe(7); // 210 s of known violation > 180 s (the default policy decides at 4)
+    const disputes = await kafkaEvents(Topics.matchDispute, m, 1);
+    expect(disputes[0]!.value).toMatchObject({ side: 'p2', verdict: 'DISPUTE', rule: 'GRACE_EXPIRED_POLICY_DISPUTE', policy: 'final' });
+    expect(await kafkaEvents(Topics.matchForfeit, m, 0)).toHaveLength(0);
+    const v = await view(m);
+    expect(v.evidence[0].bundle).toMatchObject({
+      rule: 'GRACE_EXPIRED_POLICY_DISPUTE',
+      policy: { name: 'final', verdictRule: 'dispute', checkIntervalMultiple: 1 },
+      thresholds: { graceMs: 180_000 },
+    });
+    expect(v.evidence[0].bundle.overlay.p2.gameplayProgressEvents).toBeGreaterThan(0);
+  });
+
+  it('casual (warn-only): one warning, and no verdict however long the stream stays down', async () => {
+    const m = await newMatch('casual', { enforcementMode: 'casual' });
+    await warmUp(m);
+    goOffline(m.p1);
+    let warnings = 0;
+    for (let i = 0; i < 12; i++) {
+      const r = await tick(m);
+      warnings += r.warnings;
+      expect(r.verdicts).toEqual([]);
+    }
+    expect(warnings).toBe(1);
+    expect((await view(m)).status).toBe('IN_PROGRESS');
+    expect(await kafkaEvents(Topics.streamHealthWarn, m, 1)).toHaveLength(1);
+    expect(await enforcements(m)).toHaveLength(0);
+  });
+});

@@ -60,6 +60,8 @@ export function matchBody(matchId: string, options: { overlayRequired?: boolean;
     mode: 'VERIFIED_STREAM',
     entryFee: { amountCents: options.amountCents ?? 500, currency: 'USD' },
     overlayRequired: options.overlayRequired ?? false,
+    // Test services configure no telemetry provider: without the waiver a VERIFIED_STREAM match is refused.
+    streamWaiver: { reason: 'test fixture: stream health is not under test here', grantedBy: 'test-suite' },
     players: [
       { side: 'p1', playerId: `alice-${matchId}`, streamChannels: [`twitch:alice_${matchId}`.slice(0, 60), `srs:live/alice`] },
       { side: 'p2', playerId: `bob-${matchId}`, streamChannels: [`twitch:bob_${matchId}`.slice(0, 60), `srs:live/bob`] },

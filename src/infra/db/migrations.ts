@@ -223,6 +223,17 @@ const migrations: Record<string, Migration> = {
       `);
     },
   },
+  '0007_match_enforcement': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      // A VERIFIED_STREAM match whose channels cannot all be observed is accepted only with a waiver; the
+      // enforcement mode names the configured policy that judges the match.
+      await runStatements(
+        db,
+        `ALTER TABLE matches ADD COLUMN stream_waiver jsonb;
+         ALTER TABLE matches ADD COLUMN enforcement_mode text NOT NULL DEFAULT 'default'`,
+      );
+    },
+  },
 };
 
 /** One statement per round trip: the embedded database's extended protocol takes a single command. */

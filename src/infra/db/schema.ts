@@ -13,8 +13,19 @@ export interface MatchesTable {
   entry_fee_cents: number;
   currency: string;
   overlay_required: boolean;
+  /** The platform's waiver of enforcement gaps, with the gaps it covered (null: none needed or given). */
+  stream_waiver: ColumnType<StreamWaiverRecord | null, string | null | undefined, string | null>;
+  /** Names the enforcement policy (configuration's STREAM_POLICIES) that judges the match. */
+  enforcement_mode: ColumnType<string, string | undefined, string>;
   created_at: Timestamp;
   updated_at: Timestamp;
+}
+
+export interface StreamWaiverRecord {
+  reason: string;
+  grantedBy: string;
+  gaps: readonly { side: 'p1' | 'p2'; missing: readonly string[]; detail: string }[];
+  at: string;
 }
 
 export interface MatchPlayersTable {

@@ -13,23 +13,17 @@ import type { Metrics } from '../../observability/metrics.js';
 import {
   UNKNOWN,
   knownTitle,
-  parseChannel,
   unknownTelemetry,
   type ChannelTelemetry,
   type TelemetryProvider,
   type TelemetryUnknownReason,
 } from '../../stream-health/telemetry.js';
+import { AppToken, fetchPlatformChannels, httpText, parseJson, type HttpResult } from '../http/telemetry-http.js';
 
 /** Helix accepts at most 100 `user_login` per Get Streams request. */
 export const HELIX_MAX_LOGINS = 100;
 /** Twitch logins: lowercase letters, digits, underscore. */
 const LOGIN = /^[a-z0-9_]{1,25}$/;
-
-const tokenSchema = z.object({
-  access_token: z.string().min(1),
-  expires_in: z.number().positive(),
-  token_type: z.string().optional(),
-});
 
 const streamSchema = z.object({
   id: z.string().optional(),
@@ -75,29 +69,10 @@ export interface HelixClientOptions {
   readonly minClockAdvanceMs?: number;
 }
 
-interface Token {
-  readonly value: string;
-  readonly expiresAt: number;
-  readonly lifetimeMs: number;
-}
-
-type HttpResult =
-  | { readonly ok: true; readonly status: number; readonly headers: Headers; readonly body: string }
-  | { readonly ok: false; readonly reason: 'timeout' | 'network_error' };
-
-class TokenError extends Error {
-  constructor(readonly status: string) {
-    super(`twitch token request failed (${status})`);
-    this.name = 'TokenError';
-  }
-}
-
 export class HelixClient {
-  private token: Token | null = null;
-  private tokenInFlight: Promise<string> | null = null;
+  private readonly token: AppToken;
   private rate: { remaining: number | null; resetAt: number | null } = { remaining: null, resetAt: null };
   private readonly maxWaitMs: number;
-  private readonly marginMs: number;
   private readonly concurrency: number;
   private readonly minClockAdvanceMs: number;
   /** The newest Helix `Date` seen, and when (our clock) that answer came back. */
@@ -106,7 +81,21 @@ export class HelixClient {
   constructor(private readonly options: HelixClientOptions) {
     this.minClockAdvanceMs = options.minClockAdvanceMs ?? 5_000;
     this.maxWaitMs = options.maxRateLimitWaitMs ?? 5_000;
-    this.marginMs = options.refreshMarginMs ?? 5 * 60_000;
+    this.token = new AppToken({
+      clientId: options.clientId,
+      clientSecret: options.clientSecret,
+      authUrl: options.authUrl,
+      timeoutMs: options.timeoutMs,
+      clock: options.clock,
+      refreshMarginMs: options.refreshMarginMs ?? 5 * 60_000,
+      onResult: (status, message) => {
+        this.count('twitch_auth', status);
+        if (status === '200') return;
+        if (message === undefined) this.options.logger?.warn({ provider: 'twitch_auth', reason: status }, 'twitch token request failed');
+        else
+          this.options.logger?.error({ provider: 'twitch_auth', status: Number(status), message }, 'twitch refused the app access token');
+      },
+    });
     this.concurrency = Math.max(1, options.concurrency ?? 4);
   }
 
@@ -167,7 +156,7 @@ export class HelixClient {
     for (let attempt = 0; ; attempt++) {
       let token: string;
       try {
-        token = await this.accessToken();
+        token = await this.token.get();
       } catch {
         return 'auth_failed';
       }
@@ -178,11 +167,12 @@ export class HelixClient {
       const headers: Record<string, string> = { 'Client-Id': this.options.clientId, Authorization: `Bearer ${token}` };
       if (body !== undefined) headers['content-type'] = 'application/json';
       const sentAt = this.options.clock.now();
-      const response = { ...(await this.http(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) })), sentAt };
+      const init = { method, headers, body: body === undefined ? undefined : JSON.stringify(body) };
+      const response = { ...(await httpText(url, init, this.options.timeoutMs)), sentAt };
       if (response.ok) this.noteRateLimit(response.headers);
       this.count('twitch', response.ok ? String(response.status) : response.reason);
       if (response.ok && response.status === 401 && attempt === 0) {
-        this.invalidate(token); // expired or revoked early: refresh once and retry
+        this.token.invalidate(token); // expired or revoked early: refresh once and retry
         continue;
       }
       return response;
@@ -247,48 +237,6 @@ export class HelixClient {
     return false;
   }
 
-  private async accessToken(): Promise<string> {
-    const now = this.options.clock.now();
-    const t = this.token;
-    if (t && now < t.expiresAt - Math.min(this.marginMs, t.lifetimeMs / 2)) return t.value;
-    this.tokenInFlight ??= this.requestToken().finally(() => {
-      this.tokenInFlight = null;
-    });
-    return this.tokenInFlight;
-  }
-
-  private invalidate(value: string): void {
-    if (this.token?.value === value) this.token = null;
-  }
-
-  private async requestToken(): Promise<string> {
-    const body = new URLSearchParams({
-      client_id: this.options.clientId,
-      client_secret: this.options.clientSecret,
-      grant_type: 'client_credentials',
-    });
-    const r = await this.http(new URL(this.options.authUrl), {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: body.toString(),
-    });
-    this.count('twitch_auth', r.ok ? String(r.status) : r.reason);
-    if (!r.ok) {
-      this.options.logger?.warn({ provider: 'twitch_auth', reason: r.reason }, 'twitch token request failed');
-      throw new TokenError(r.reason);
-    }
-    const parsed = r.status === 200 ? parseJson(r.body, tokenSchema) : null;
-    if (!parsed) {
-      // Twitch's error bodies say "invalid client" / "invalid client secret": safe to log, they carry no secret.
-      const message = parseJson(r.body, z.object({ message: z.string() }))?.message;
-      this.options.logger?.error({ provider: 'twitch_auth', status: r.status, message }, 'twitch refused the app access token');
-      throw new TokenError(String(r.status));
-    }
-    const lifetimeMs = parsed.expires_in * 1000;
-    this.token = { value: parsed.access_token, expiresAt: this.options.clock.now() + lifetimeMs, lifetimeMs };
-    return parsed.access_token;
-  }
-
   /**
    * Spends one point of the bucket Twitch reported. When it is empty, waits for its reset if that is within
    * maxRateLimitWaitMs, else gives up (unknown) rather than earning a 429.
@@ -314,31 +262,8 @@ export class HelixClient {
     if (Number.isFinite(remaining) && Number.isFinite(reset)) this.rate = { remaining, resetAt: reset * 1000 };
   }
 
-  private async http(url: URL, init: RequestInit): Promise<HttpResult> {
-    try {
-      const res = await fetch(url, { ...init, signal: AbortSignal.timeout(this.options.timeoutMs) });
-      const body = await res.text();
-      return { ok: true, status: res.status, headers: res.headers, body };
-    } catch (err) {
-      return { ok: false, reason: isTimeout(err) ? 'timeout' : 'network_error' };
-    }
-  }
-
   private count(provider: string, status: string): void {
     this.options.metrics?.telemetryRequests.inc({ provider, status });
-  }
-}
-
-function isTimeout(err: unknown): boolean {
-  return err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError');
-}
-
-function parseJson<T>(text: string, schema: z.ZodType<T>): T | null {
-  try {
-    const result = schema.safeParse(JSON.parse(text));
-    return result.success ? result.data : null;
-  } catch {
-    return null;
   }
 }
 
@@ -358,25 +283,8 @@ export class TwitchTelemetryProvider implements TelemetryProvider {
     private readonly clock: Clock,
   ) {}
 
-  async fetch(channels: string[]): Promise<Map<string, ChannelTelemetry>> {
-    const out = new Map<string, ChannelTelemetry>();
-    const loginOf = new Map<string, string>();
-    for (const channel of channels) {
-      const ref = parseChannel(channel);
-      if (ref?.platform === this.platform) loginOf.set(channel, ref.id.toLowerCase());
-      else out.set(channel, unknownTelemetry(channel, this.clock.now(), 'invalid_channel'));
-    }
-    let lookups: Map<string, StreamLookup>;
-    try {
-      lookups = await this.client.getStreams([...new Set(loginOf.values())]);
-    } catch {
-      lookups = new Map();
-    }
-    const at = this.clock.now();
-    for (const [channel, login] of loginOf) {
-      out.set(channel, toTelemetry(channel, lookups.get(login) ?? { status: 'unknown', reason: 'provider_error' }, at));
-    }
-    return out;
+  fetch(channels: string[]): Promise<Map<string, ChannelTelemetry>> {
+    return fetchPlatformChannels(this.platform, channels, this.clock, (id) => id.toLowerCase(), (logins) => this.client.getStreams(logins), toTelemetry);
   }
 }
 
@@ -391,7 +299,15 @@ function toTelemetry(channel: string, lookup: StreamLookup, at: number): Channel
       const { stream } = lookup;
       const detail = { type: stream.type, streamId: stream.id ?? null, startedAt: stream.started_at ?? null };
       if (stream.type === '') {
-        return { channel, live: UNKNOWN, title: knownTitle(stream.title), ...unmeasured, observedAt: at, unknownReason: 'platform_error', detail };
+        return {
+          channel,
+          live: UNKNOWN,
+          title: knownTitle(stream.title),
+          ...unmeasured,
+          observedAt: at,
+          unknownReason: 'platform_error',
+          detail,
+        };
       }
       return { channel, live: stream.type === 'live', title: knownTitle(stream.title), ...unmeasured, observedAt: at, detail };
     }
