@@ -128,6 +128,8 @@ export const configSchema = z.object({
   STREAM_ANOMALY_MIN_SHARE: z.coerce.number().gt(0).max(1).default(0.3),
   STREAM_ANOMALY_MIN_STREAMS: z.coerce.number().int().min(2).default(20),
   PROVISION_MONITOR_EVERY_MS: ms(10_000),
+  // Coalesced panel polling: one fleet-wide listing per tick (docs/panel.md); 0 polls every server on its own.
+  PANEL_LIST_EVERY_MS: z.coerce.number().int().min(0).default(2_000),
   TWITCH_CLIENT_ID: optionalString,
   TWITCH_CLIENT_SECRET: optionalString,
   TWITCH_API_URL: z.url().default('https://api.twitch.tv/helix'),
