@@ -23,7 +23,7 @@ const BENCHES = [
   { name: 'hmac-verify' },
   { name: 'hook-latency' },
   { name: 'provision-throughput' },
-  { name: 'provision-fleet' },
+  { name: 'provision-fleet', timeoutMs: 900_000 },
   { name: 'event-pipeline', timeoutMs: 1_500_000 },
   { name: 'stream-sweep', optional: true, timeoutMs: 900_000 },
 ];

@@ -132,6 +132,8 @@ export const configSchema = z.object({
   // Named enforcement policies (JSON), selected by a match's enforcementMode; see docs/stream-health.md.
   STREAM_POLICIES: optionalString,
   PROVISION_MONITOR_EVERY_MS: ms(10_000),
+  // Coalesced panel polling: one fleet-wide listing per tick (docs/panel.md); 0 polls every server on its own.
+  PANEL_LIST_EVERY_MS: z.coerce.number().int().min(0).default(2_000),
   TWITCH_CLIENT_ID: optionalString,
   TWITCH_CLIENT_SECRET: optionalString,
   TWITCH_API_URL: z.url().default('https://api.twitch.tv/helix'),

@@ -2,10 +2,21 @@ import type { CleanupResult, PanelObservation } from './policy.js';
 
 export type { CleanupResult };
 
+/**
+ * One coalesced look at many servers. `listed`: what the listing showed for the servers it saw (a server not in
+ * `seen` proves nothing: confirm it with `observe`). `unusable`: the panel cannot answer by listing (permissions,
+ * no such route, no sorting, odd body): fall back to per-server polling for a while. `retry`: a passing fault.
+ */
+export type ListingResult =
+  | { kind: 'listed'; seen: Map<number, PanelObservation>; requests: number }
+  | { kind: 'unusable' | 'retry'; reason: string; requests: number };
+
 /** What provisioning needs from the game-server panel (implemented in integrations/pterodactyl/panel.adapter.ts). */
 export interface PanelPort {
   /** One look at the server; waits for a fleet-wide request slot no later than `deadline`. */
   observe(panelServerId: number, deadline: number): Promise<PanelObservation>;
+  /** Looks at many servers with as few listing requests as the panel allows (docs/panel.md). */
+  observeMany?(panelServerIds: readonly number[], deadline: number): Promise<ListingResult>;
   /** Deletes the server; a server the panel does not know counts as already gone. */
   remove(panelServerId: number, deadline: number): Promise<CleanupResult>;
 }

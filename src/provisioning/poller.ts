@@ -4,12 +4,21 @@ import type { Provision } from '../infra/db/schema.js';
 import { updateChecklist } from '../matches/match.repository.js';
 import type { ProvisionOutcomes } from './outcomes.js';
 import { decideAfterPoll, isActive, type Decision, type PanelObservation } from './policy.js';
-import { claimDue, lockProvision, savePollProgress } from './provisioning.repository.js';
+import { claimDue, claimWatched, lockProvision, releaseWatched, savePollProgress } from './provisioning.repository.js';
 import { signalStateOf } from './readiness.js';
 import type { ProvisioningDeps } from './settings.js';
 
+/** Fleet-wide: while this key lives, no instance lists (the last listing's share of the panel budget). */
+export const LISTING_QUIET_KEY = 'prov:listing:quiet';
+
+/** How an observation reached us: its own GET, or a coalesced listing (then the listing schedules the next look). */
+type Via = { listed: false } | { listed: true; fallbackMs: number };
+
 /** Polls the panel for due provisions and persists what the policy decides after each observation. */
 export class ProvisionPoller {
+  /** Until then this instance does not list: the panel answered the listing in a way retrying will not fix. */
+  private listingUnusableUntil = 0;
+
   constructor(
     private readonly deps: ProvisioningDeps,
     private readonly outcomes: ProvisionOutcomes,
@@ -23,12 +32,49 @@ export class ProvisionPoller {
     return claimed.length;
   }
 
-  private async pollOne(claimed: Provision): Promise<void> {
-    const { db, clock, panel, logger: root } = this.deps;
+  /**
+   * The listing task's tick (once per tick across the fleet): one coalesced listing answers for every installing
+   * provision; a watched server the listing did not show gets a single confirming GET. Returns how many it answered.
+   */
+  async pollListed(): Promise<number> {
+    const { db, clock, instanceId, settings, panel, listing, logger } = this.deps;
+    if (!listing || !panel.observeMany || clock.now() < this.listingUnusableUntil) return 0;
+    if ((await listing.kv.get(LISTING_QUIET_KEY)) !== null) return 0;
+    const now = clock.now();
+    const claimed = await claimWatched(db, { instanceId, now, leaseMs: settings.leaseMs, limit: listing.maxWatched });
+    if (claimed.length === 0) return 0;
+    // A listing that cannot get a slot within a tick is stale anyway: the next tick tries again.
+    const result = await panel.observeMany(
+      claimed.map((p) => p.panel_server_id),
+      now + listing.everyMs,
+    );
+    if (result.kind !== 'listed') {
+      await releaseWatched(db, instanceId, claimed.map((p) => p.match_id));
+      if (result.kind === 'unusable') this.listingUnusableUntil = clock.now() + listing.unusableCooldownMs;
+      logger.warn({ reason: result.reason, outcome: result.kind, watched: claimed.length }, 'panel listing failed; per-server polling covers it');
+      await this.holdListing(result.requests);
+      return 0;
+    }
+    const absent = claimed.filter((p) => !result.seen.has(p.panel_server_id)).length;
+    const quietMs = await this.holdListing(result.requests + absent);
+    const via: Via = { listed: true, fallbackMs: Math.max(listing.fallbackMs, 3 * Math.max(quietMs, listing.everyMs)) };
+    await inBatches(claimed, settings.concurrency, (p) => this.pollOne(p, via, result.seen.get(p.panel_server_id)));
+    return claimed.length;
+  }
+
+  /** Keeps the fleet from listing again until these requests fit in the listing's share of the budget. */
+  private async holdListing(requests: number): Promise<number> {
+    const listing = this.deps.listing!;
+    const quietMs = Math.ceil((requests * listing.windowMs) / (listing.budget * listing.budgetShare));
+    if (quietMs > 0) await listing.kv.set(LISTING_QUIET_KEY, this.deps.instanceId, { px: quietMs });
+    return quietMs;
+  }
+
+  private async pollOne(claimed: Provision, via: Via = { listed: false }, listed?: PanelObservation): Promise<void> {
+    const { db, clock, logger: root } = this.deps;
     const logger = root.child({ matchId: claimed.match_id, panelServerId: claimed.panel_server_id });
     const deadlineAt = claimed.deadline_at!.getTime();
-    // At or past the deadline the panel has nothing to say that could change the outcome.
-    const observation = clock.now() >= deadlineAt ? null : await panel.observe(claimed.panel_server_id, deadlineAt);
+    const observation = await this.observe(claimed, deadlineAt, via, listed);
     const wroteOutbox = await db.transaction().execute(async (trx) => {
       const provision = await lockProvision(trx, claimed.match_id);
       if (!provision || !isActive(provision.state) || provision.lease_owner !== this.deps.instanceId) return false;
@@ -37,13 +83,25 @@ export class ProvisionPoller {
       return this.apply(
         trx,
         provision,
-        await this.decide(trx, provision, observation, deadlineAt, now),
+        rescheduleListed(await this.decide(trx, provision, observation, deadlineAt, now), observation, via, now, deadlineAt),
         now,
         logger,
         panelStatusOf(observation),
+        via,
       );
     });
     if (wroteOutbox) this.deps.onOutboxWrite?.();
+  }
+
+  private async observe(claimed: Provision, deadlineAt: number, via: Via, listed?: PanelObservation): Promise<PanelObservation | null> {
+    // At or past the deadline the panel has nothing to say that could change the outcome.
+    if (this.deps.clock.now() >= deadlineAt) return null;
+    if (listed) return listed;
+    const observation = await this.deps.panel.observe(claimed.panel_server_id, deadlineAt);
+    // Not in the listing and 404 on its GET: one look is not enough to cancel on (a listing that shifted, a
+    // panel mid-restore); poll again on its own, where a second 404 is the panel's answer.
+    if (via.listed && observation.kind === 'not_found') return { kind: 'error', retryable: true, reason: 'NOT_FOUND_UNCONFIRMED' };
+    return observation;
   }
 
   private async decide(
@@ -73,6 +131,7 @@ export class ProvisionPoller {
     now: number,
     logger: Logger,
     panelStatus: string | null,
+    via: Via,
   ): Promise<boolean> {
     switch (decision.kind) {
       case 'ready':
@@ -90,7 +149,8 @@ export class ProvisionPoller {
             nextPollAt: decision.nextPollAt,
             pollFailures: decision.pollFailures,
             panelStatus,
-            leaseUntil: now + this.deps.settings.leaseMs,
+            // A listed provision goes back to the fleet: whichever instance lists next answers for it.
+            leaseUntil: via.listed ? null : now + this.deps.settings.leaseMs,
           },
           now,
         );
@@ -98,6 +158,16 @@ export class ProvisionPoller {
         return false;
     }
   }
+}
+
+/** A listed server still installing is looked at by the next listing; its own poll waits as the fallback. */
+function rescheduleListed(decision: Decision, observation: PanelObservation | null, via: Via, now: number, deadlineAt: number): Decision {
+  if (!via.listed || decision.kind !== 'wait' || decision.nextPollAt === null || observation?.kind !== 'install') return decision;
+  return { ...decision, nextPollAt: Math.min(now + via.fallbackMs, deadlineAt) };
+}
+
+async function inBatches<T>(items: readonly T[], size: number, work: (item: T) => Promise<void>): Promise<void> {
+  for (let i = 0; i < items.length; i += size) await Promise.all(items.slice(i, i + size).map(work));
 }
 
 function panelStatusOf(observation: PanelObservation | null): string | null {

@@ -50,14 +50,14 @@ async function insertProvision(
 }
 
 /** A new reservation, due for its first poll at once. */
-export async function insertReserved(db: Db, r: Reservation, now: number, deadlineAt: number): Promise<void> {
+export async function insertReserved(db: Db, r: Reservation, now: number, deadlineAt: number, firstPollAt = now): Promise<void> {
   const at = new Date(now);
   await insertProvision(db, r, at, {
     state: 'RESERVED',
     reserved_event_id: r.eventId,
     reserved_at: at,
     deadline_at: new Date(deadlineAt),
-    next_poll_at: at,
+    next_poll_at: new Date(firstPollAt),
   });
 }
 
@@ -146,6 +146,36 @@ export async function claimDue(db: Db, kind: keyof typeof CLAIMS, c: ClaimReques
 }
 
 /**
+ * Claims up to `limit` installing provisions (due or not) that no live instance leases, for one coalesced panel
+ * listing; their next_poll_at stays as it is, so if the listing fails the per-server poll finds them due.
+ */
+export async function claimWatched(db: Db, c: ClaimRequest): Promise<Provision[]> {
+  const now = new Date(c.now);
+  const claimed = await sql<Provision>`
+    UPDATE provisions SET lease_owner = ${c.instanceId}, lease_until = ${new Date(c.now + c.leaseMs)}
+    WHERE match_id IN (
+      SELECT match_id FROM provisions
+      WHERE state IN ('RESERVED', 'INSTALLING') AND next_poll_at IS NOT NULL AND deadline_at > ${now}
+        AND (lease_owner IS NULL OR lease_owner = ${c.instanceId} OR lease_until < ${now})
+      ORDER BY next_poll_at
+      LIMIT ${c.limit}
+      FOR UPDATE SKIP LOCKED)
+    RETURNING *`.execute(db);
+  return claimed.rows;
+}
+
+/** Gives back a listing pass's claims untouched (their next_poll_at was never parked). */
+export async function releaseWatched(db: Db, instanceId: string, matchIds: readonly string[]): Promise<void> {
+  if (matchIds.length === 0) return;
+  await db
+    .updateTable('provisions')
+    .set({ lease_owner: null, lease_until: null })
+    .where('lease_owner', '=', instanceId)
+    .where('match_id', 'in', matchIds)
+    .execute();
+}
+
+/**
  * Clears every lease `instanceId` holds; returns how many. A claim parks next_poll_at / cleanup_next_at at
  * lease_until until its work writes the real value; one left there (the pass failed) becomes due now.
  */
@@ -169,8 +199,8 @@ export interface PollProgress {
   nextPollAt: number | null;
   pollFailures: number;
   panelStatus: string | null;
-  /** Keeps the lease while this instance polls it next; it lapses by itself if the instance dies. */
-  leaseUntil: number;
+  /** Keeps the lease while this instance polls it next (it lapses by itself if the instance dies); null frees it. */
+  leaseUntil: number | null;
 }
 
 export async function savePollProgress(db: Db, matchId: string, p: PollProgress, now: number): Promise<void> {
@@ -181,7 +211,8 @@ export async function savePollProgress(db: Db, matchId: string, p: PollProgress,
       next_poll_at: p.nextPollAt === null ? null : new Date(p.nextPollAt),
       poll_failures: p.pollFailures,
       last_panel_status: p.panelStatus,
-      lease_until: new Date(p.leaseUntil),
+      lease_until: p.leaseUntil === null ? null : new Date(p.leaseUntil),
+      ...(p.leaseUntil === null ? { lease_owner: null } : {}),
       updated_at: new Date(now),
     })
     .where('match_id', '=', matchId)

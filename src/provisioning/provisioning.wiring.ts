@@ -16,6 +16,19 @@ export interface ProvisioningWiring extends FeatureWiring {
  */
 export function wireProvisioning(w: ProvisioningWiring): ServerProvisionWorker {
   const { config, clock, logger, metrics } = w;
+  const listing =
+    config.PANEL_LIST_EVERY_MS > 0 && w.panel.observeMany
+      ? {
+          kv: w.kv,
+          everyMs: config.PANEL_LIST_EVERY_MS,
+          fallbackMs: Math.max(10_000, 5 * config.PANEL_LIST_EVERY_MS),
+          budget: config.PTERO_RATE_LIMIT_PER_MIN,
+          windowMs: config.PTERO_RATE_LIMIT_WINDOW_MS,
+          budgetShare: 0.5,
+          maxWatched: 2_000,
+          unusableCooldownMs: 300_000,
+        }
+      : undefined;
   const worker = new ServerProvisionWorker({
     db: w.db,
     panel: w.panel,
@@ -25,6 +38,7 @@ export function wireProvisioning(w: ProvisioningWiring): ServerProvisionWorker {
     instanceId: config.instanceId,
     settings: { ...DEFAULT_PROVISION_SETTINGS, readyDeadlineMs: config.READY_DEADLINE_MS, pollEveryMs: config.POLL_EVERY_MS },
     onOutboxWrite: w.onOutboxWrite,
+    ...(listing ? { listing } : {}),
   });
   w.consumer.register(worker.reservedHandler());
   w.consumer.register(worker.releasedHandler());
@@ -36,5 +50,8 @@ export function wireProvisioning(w: ProvisioningWiring): ServerProvisionWorker {
       await worker.sweepDeadlines();
     },
   });
+  if (listing) {
+    w.scheduler.register({ name: 'provisioning-panel-listing', everyMs: listing.everyMs, run: async () => void (await worker.pollListed()) });
+  }
   return worker;
 }

@@ -90,7 +90,8 @@ export class ServerProvisionWorker implements ReadinessSignals {
       return;
     }
     const deadlineAt = now + this.deps.settings.readyDeadlineMs;
-    await insertReserved(trx, event, now, deadlineAt);
+    // With coalesced polling the next listing answers first; the per-server poll is the fallback.
+    await insertReserved(trx, event, now, deadlineAt, now + (this.deps.listing?.fallbackMs ?? 0));
     await updateChecklist(trx, event.matchId, { serverInstalled: false }, now);
     logger.info({ panelServerId: event.panelServerId, deadlineAt: new Date(deadlineAt).toISOString() }, 'server reserved; provisioning');
   }
@@ -130,6 +131,11 @@ export class ServerProvisionWorker implements ReadinessSignals {
   /** Claims provisions whose poll is due (and not leased by a live instance) and polls them. */
   pollDue(): Promise<number> {
     return this.poller.pollDue();
+  }
+
+  /** The panel-listing task's tick: one coalesced listing for every installing provision. */
+  pollListed(): Promise<number> {
+    return this.poller.pollListed();
   }
 
   /** Claims provisions whose panel cleanup is due and cleans them up. */

@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { Clock } from '../infra/clock.js';
 import type { Database } from '../infra/db/schema.js';
+import type { KeyValueStore } from '../infra/kv/kv-store.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { PanelPort } from './panel.port.js';
 
@@ -25,6 +26,24 @@ export const DEFAULT_PROVISION_SETTINGS: Omit<ProvisionSettings, 'readyDeadlineM
   cleanupMaxAttempts: 12,
 };
 
+/** Coalesced polling: one fleet-wide panel listing per tick answers for every installing server (docs/panel.md). */
+export interface ListingSettings {
+  /** Fleet-wide quiet period after each listing lives here, so the fleet lists once per period. */
+  kv: KeyValueStore;
+  /** The scheduler tick of the listing task. */
+  everyMs: number;
+  /** Per-server polling resumes this long after the last listing that saw a server (the fallback). */
+  fallbackMs: number;
+  /** Panel budget (requests per window); listings may use at most `budgetShare` of it. */
+  budget: number;
+  windowMs: number;
+  budgetShare: number;
+  /** Installing provisions one listing pass answers for. */
+  maxWatched: number;
+  /** After an unusable listing (403, no route, no sort), per-server polling only for this long. */
+  unusableCooldownMs: number;
+}
+
 export interface ServerProvisionWorkerDeps {
   db: Kysely<Database>;
   panel: PanelPort;
@@ -36,6 +55,8 @@ export interface ServerProvisionWorkerDeps {
   /** Called after a transaction that wrote outbox rows commits (wakes the relay). */
   onOutboxWrite?: () => void;
   random?: () => number;
+  /** Absent: every server is polled on its own. */
+  listing?: ListingSettings;
 }
 
 /** What every part of provisioning shares: the worker's deps with the randomness settled. */

@@ -9,6 +9,8 @@ import { internalApi, matchBody, realStack, serviceEnv, startTestService, type R
 // The panel misbehaves: 429 with Retry-After (our configured budget is wrong on purpose), 500s, hangs.
 // Provisioning must still succeed, honour Retry-After (no 429 storm), and back off on errors.
 
+// These tests pin the per-server poller (the coalesced listing's fallback); the listing has its own tests (docs/panel.md).
+const PER_SERVER = { PANEL_LIST_EVERY_MS: '0' };
 let real: RealStack;
 let panel: FakePanel;
 let service: RunningService;
@@ -21,7 +23,7 @@ beforeAll(async () => {
   service = await startTestService(
     serviceEnv(
       real.stack,
-      { PTERO_RATE_LIMIT_PER_MIN: '600', PTERO_RATE_LIMIT_WINDOW_MS: '2000', PTERO_TIMEOUT_MS: '700', READY_DEADLINE_MS: '30000', POLL_EVERY_MS: '100' },
+      { ...PER_SERVER, PTERO_RATE_LIMIT_PER_MIN: '600', PTERO_RATE_LIMIT_WINDOW_MS: '2000', PTERO_TIMEOUT_MS: '700', READY_DEADLINE_MS: '30000', POLL_EVERY_MS: '100' },
     ),
   );
   api = internalApi(service);

@@ -13,6 +13,8 @@ import { internalApi, matchBody, platformProducer, realStack, serviceEnv, startT
 // ServerProvisionWorker against the real PostgreSQL, Redis and Kafka, with the fake panel over real HTTP.
 // Inputs are produced to Kafka exactly as the platform would; outputs are read back from Kafka.
 
+// These tests pin the per-server poller (the coalesced listing's fallback); the listing has its own tests (docs/panel.md).
+const PER_SERVER = { PANEL_LIST_EVERY_MS: '0' };
 let real: RealStack;
 let panel: FakePanel;
 let service: RunningService;
@@ -32,7 +34,7 @@ beforeAll(async () => {
   panel = real.panel;
   redisPrefix = real.stack.REDIS_KEY_PREFIX;
   redis = new Redis(real.stack.REDIS_URL);
-  service = await startTestService(serviceEnv(real.stack, { READY_DEADLINE_MS: String(READY_DEADLINE_MS) }));
+  service = await startTestService(serviceEnv(real.stack, { ...PER_SERVER, READY_DEADLINE_MS: String(READY_DEADLINE_MS) }));
   api = internalApi(service);
   producer = platformProducer(real);
   tap = await KafkaTap.start(real.brokers, real.prefix, [Topics.serverReady, Topics.serverFailed, Topics.matchCancelled, Topics.deadLetter]);
@@ -270,7 +272,7 @@ describe('ServerProvisionWorker on the real stack, an instance with a short read
   // and this one takes over the partitions. Its deadline is the only thing that differs.
   beforeAll(async () => {
     await service.close();
-    service = await startTestService(serviceEnv(real.stack, { READY_DEADLINE_MS: String(SHORT_READY_DEADLINE_MS) }));
+    service = await startTestService(serviceEnv(real.stack, { ...PER_SERVER, READY_DEADLINE_MS: String(SHORT_READY_DEADLINE_MS) }));
     api = internalApi(service);
   });
 

@@ -86,7 +86,9 @@ export type FakeFault =
   /** Wings answered `status` (409 busy on reinstall, 404, 500 …); passed on as `DaemonConnectionException`. */
   | { kind: 'daemon_error'; status: number; detail?: string }
   /** A 200 whose body is cut off mid-JSON (a broken proxy), on GET. */
-  | { kind: 'malformed_body' };
+  | { kind: 'malformed_body' }
+  /** The listing (`GET /servers`) answers 403 (key ACL), 404 (a proxy without the route) or 500, after the throttle. */
+  | { kind: 'listing_error'; status: 403 | 404 | 500 };
 
 export type FaultScope = { serverId?: number; times?: number; methods?: string[] };
 
@@ -152,6 +154,8 @@ export interface FakePanel {
   /** Wings boot: every `installing`/`restoring_backup` server on the node (or all) becomes `null`. */
   restartWings(node?: number): void;
   setMaintenance(on: boolean): void;
+  /** Runs before each listing page is served (tests change the panel between pages with it); returns an unhook. */
+  onListPage(hook: (page: number) => void): () => void;
   /** Adds a fault; returns a function that removes it. */
   injectFault(fault: FakeFault & FaultScope): () => void;
   clearFaults(): void;
@@ -198,7 +202,8 @@ interface ActiveFault {
 
 type Route =
   | { kind: 'server'; id: string; action: 'view' | 'delete' | 'force_delete' | 'suspend' | 'unsuspend' | 'reinstall' }
-  | { kind: 'external'; externalId: string };
+  | { kind: 'external'; externalId: string }
+  | { kind: 'list' };
 
 class HttpError {
   constructor(
@@ -225,6 +230,7 @@ export async function startFakePanel(options: FakePanelOptions): Promise<FakePan
   const buckets = new Map<string, RateWindow>();
   const hanging = new Set<http.ServerResponse>();
   let stats = emptyStats();
+  let listHooks: ((page: number) => void)[] = [];
 
   // ---- state ---------------------------------------------------------------------------------------------------
 
@@ -343,7 +349,7 @@ export async function startFakePanel(options: FakePanelOptions): Promise<FakePan
 
   // ---- controller ------------------------------------------------------------------------------------------------
 
-  function controller(route: Route, server: ServerRecord, method: string): { status: number; body?: unknown } {
+  function controller(route: Exclude<Route, { kind: 'list' }>, server: ServerRecord, method: string): { status: number; body?: unknown } {
     if (route.kind === 'external' || route.action === 'view') return { status: 200, body: { object: 'server', attributes: render(server) } };
     const wings = () => takeFault(['daemon_unreachable', 'daemon_error'], method, server.id);
     switch (route.action) {
@@ -387,6 +393,45 @@ export async function startFakePanel(options: FakePanelOptions): Promise<FakePan
         return { status: 204 };
       }
     }
+  }
+
+  /**
+   * GET /servers as P `ServerController::index` (docs/panel.md): Spatie QueryBuilder with `allowedSorts(['id','uuid'])`
+   * (any other sort → 400 InvalidSortQuery), `paginate(per_page ?? 50)` with no upper bound, Fractal list envelope.
+   */
+  function listing(url: URL): { status: number; body: unknown } {
+    const sortParam = url.searchParams.get('sort') ?? '';
+    const sorts = sortParam === '' ? [] : sortParam.split(',');
+    const bad = sorts.filter((s) => !['id', 'uuid'].includes(s.replace(/^-/, '')));
+    if (bad.length > 0) {
+      throw new HttpError(400, 'InvalidSortQuery', `Requested sort(s) \`${bad.join(', ')}\` is not allowed. Allowed sort(s) are \`id, uuid\`.`);
+    }
+    const perPageRaw = Number(url.searchParams.get('per_page') ?? 50);
+    const perPage = Number.isInteger(perPageRaw) && perPageRaw > 0 ? perPageRaw : 50;
+    const pageRaw = Number(url.searchParams.get('page') ?? 1);
+    const page = Number.isInteger(pageRaw) && pageRaw > 0 ? pageRaw : 1;
+    for (const hook of listHooks) hook(page);
+    const rows = [...servers.values()];
+    for (const server of rows) settle(server);
+    rows.sort((a, b) => {
+      for (const sort of sorts) {
+        const desc = sort.startsWith('-');
+        const key = sort.replace(/^-/, '') as 'id' | 'uuid';
+        const cmp = a[key] < b[key] ? -1 : a[key] > b[key] ? 1 : 0;
+        if (cmp !== 0) return desc ? -cmp : cmp;
+      }
+      return a.id - b.id; // no ORDER BY: MySQL/PostgreSQL return primary-key order in practice
+    });
+    const data = rows.slice((page - 1) * perPage, page * perPage).map((server) => ({ object: 'server', attributes: render(server) }));
+    const totalPages = Math.max(1, Math.ceil(rows.length / perPage));
+    return {
+      status: 200,
+      body: {
+        object: 'list',
+        data,
+        meta: { pagination: { total: rows.length, count: data.length, per_page: perPage, current_page: page, total_pages: totalPages, links: {} } },
+      },
+    };
   }
 
   // ---- HTTP ------------------------------------------------------------------------------------------------------
@@ -464,6 +509,20 @@ export async function startFakePanel(options: FakePanelOptions): Promise<FakePan
         return;
       }
 
+      if (route.kind === 'list') {
+        if (!apiKey.rootAdmin) {
+          throw new HttpError(403, 'AccessDeniedHttpException', 'This account does not have permission to access the API.');
+        }
+        const listFault = takeFault(['listing_error'], method, undefined);
+        if (!apiKey.serversRead || listFault?.status === 403) throw new HttpError(403, 'AccessDeniedHttpException', 'This action is unauthorized.');
+        if (listFault?.status === 404) throw new HttpError(404, 'NotFoundHttpException', NOT_FOUND_DETAIL);
+        if (listFault || takeFault(['server_error'], method, undefined)) throw new HttpError(500, 'QueryException', GENERIC_DETAIL);
+        const result = listing(url);
+        entry.status = result.status;
+        res.writeHead(result.status, { 'Content-Type': 'application/json', ...rateHeaders });
+        res.end(JSON.stringify(result.body));
+        return;
+      }
       const server = routeServerId === undefined ? undefined : find(routeServerId);
       if (!server) throw new HttpError(404, 'NotFoundHttpException', NOT_FOUND_DETAIL);
       if (!apiKey.rootAdmin) {
@@ -630,6 +689,12 @@ export async function startFakePanel(options: FakePanelOptions): Promise<FakePan
         faults = faults.filter((f) => f !== active);
       };
     },
+    onListPage(hook) {
+      listHooks.push(hook);
+      return () => {
+        listHooks = listHooks.filter((h) => h !== hook);
+      };
+    },
     clearFaults() {
       faults = [];
     },
@@ -662,6 +727,9 @@ type RouteMatch = Route | { kind: 'method_not_allowed'; allowed: string[] } | un
 
 /** The routes of P `routes/api-application.php` this fake serves, resolved by path and verb. */
 function matchRoute(method: string, path: string): RouteMatch {
+  if (/^\/api\/application\/servers\/?$/.test(path)) {
+    return method === 'GET' || method === 'HEAD' ? { kind: 'list' } : { kind: 'method_not_allowed', allowed: ['GET', 'HEAD', 'POST'] };
+  }
   const m = /^\/api\/application\/servers\/([^/]+)(?:\/([^/]+))?\/?$/.exec(path);
   if (!m) return undefined;
   const [, first = '', second] = m;

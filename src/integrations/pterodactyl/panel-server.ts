@@ -38,6 +38,28 @@ export const serverEnvelopeSchema = z.looseObject({
   attributes: panelServerSchema,
 });
 
+/** One page of `GET /servers` (Fractal list envelope, docs/panel.md). */
+export const serverListSchema = z.looseObject({
+  object: z.literal('list').optional(),
+  data: z.array(serverEnvelopeSchema),
+  meta: z.looseObject({
+    pagination: z.looseObject({
+      total: z.number().int(),
+      count: z.number().int(),
+      per_page: z.number().int(),
+      current_page: z.number().int(),
+      total_pages: z.number().int(),
+    }),
+  }),
+});
+
+export interface ServerPage {
+  servers: PanelServer[];
+  page: number;
+  totalPages: number;
+  total: number;
+}
+
 /** The panel's error body: `{"errors":[{"code","status","detail"}]}` (status is a string; tolerate a number). */
 export const panelErrorBodySchema = z.object({
   errors: z

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Metrics } from '../../observability/metrics.js';
 import { PanelError, classifyStatus, parseRetryAfterMs, type PanelErrorReason, type PanelOperation } from './panel-error.js';
-import { panelErrorBodySchema, serverEnvelopeSchema, type PanelServer } from './panel-server.js';
+import { panelErrorBodySchema, serverEnvelopeSchema, serverListSchema, type PanelServer, type ServerPage } from './panel-server.js';
 import { RateLimitDeadlineError, type PanelRateLimiter } from './rate-limiter.js';
 
 export interface PterodactylClientOptions {
@@ -84,6 +84,35 @@ export class PterodactylClient {
     const response = await this.send(operation, 'GET', path, externalId, this.timeoutMs, options);
     if (response.status !== 200) throw this.failure(operation, externalId, response);
     return this.parseServer(operation, externalId, response);
+  }
+
+  /**
+   * GET /api/application/servers?sort=-id&per_page=…&page=…: newest servers first (docs/panel.md: `id` is one of the
+   * two sorts the panel allows; `per_page` has no server-side cap, we keep it at 100).
+   */
+  async listServersNewestFirst(page: number, perPage: number, options: CallOptions = {}): Promise<ServerPage> {
+    const operation = 'list_servers';
+    if (!Number.isSafeInteger(page) || page < 1 || !Number.isSafeInteger(perPage) || perPage < 1 || perPage > 100) {
+      throw new PanelError({ reason: 'BAD_REQUEST', operation, detail: `bad page ${page} / per_page ${perPage}` });
+    }
+    const path = `/api/application/servers?sort=-id&per_page=${perPage}&page=${page}`;
+    const response = await this.send(operation, 'GET', path, `list:${page}`, this.timeoutMs, options);
+    if (response.status !== 200) throw this.failure(operation, `list:${page}`, response);
+    let json: unknown;
+    try {
+      json = JSON.parse(response.body);
+    } catch {
+      throw new PanelError({ reason: 'MALFORMED_RESPONSE', operation, status: 200, detail: 'body is not JSON' });
+    }
+    const parsed = serverListSchema.safeParse(json);
+    if (!parsed.success) throw new PanelError({ reason: 'MALFORMED_RESPONSE', operation, status: 200, detail: 'not a server list' });
+    const { pagination } = parsed.data.meta;
+    return {
+      servers: parsed.data.data.map((item) => item.attributes),
+      page: pagination.current_page,
+      totalPages: pagination.total_pages,
+      total: pagination.total,
+    };
   }
 
   /**
