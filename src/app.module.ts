@@ -133,7 +133,7 @@ export async function buildServices(config: Config, overrides: ServiceOverrides 
     beforeDeadlineSweep: () => hookSignals.expireStaleOverlays(config.OVERLAY_HEARTBEAT_TIMEOUT_MS),
   });
   // --- end provisioning wiring ---
-  const matches = wireMatches({ db: database.db, clock, onOutboxWrite: () => relay.nudge() });
+  const { matches, deadLetters } = wireMatches({ db: database.db, clock, onOutboxWrite: () => relay.nudge() });
   const hookSignals = wireHooks({ db: database.db, clock, logger, readiness: provisioning, onOutboxWrite: () => relay.nudge() });
   scheduler.register({ name: 'hmac-key-prune', everyMs: 60 * 60 * 1000, run: async () => void (await security.keys.pruneExpired()) });
 
@@ -169,6 +169,7 @@ export async function buildServices(config: Config, overrides: ServiceOverrides 
     scheduler,
     ...security,
     matches,
+    deadLetters,
     hookSignals,
     stopOutboxListener: async () => stopOutboxListener?.(),
     lifecycle,
@@ -204,7 +205,7 @@ export class AppModule {
       providers: [
         ...httpProviders({ config: services.config, metrics: services.metrics, readiness: () => services.readiness() }),
         ...securityProviders(services),
-        ...matchesProviders(services.matches),
+        ...matchesProviders(services),
         ...hooksProviders(services.hookSignals),
       ],
     };

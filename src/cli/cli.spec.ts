@@ -8,9 +8,15 @@ function memoryIo(stdin = '', env: Record<string, string> = {}) {
     env,
     readStdin: async () => stdin,
     readStdinBytes: async () => Buffer.from(stdin),
-    write: (text) => void (out.stdout += text),
-    stdout: (text) => void (out.stdout += `${text}\n`),
-    stderr: (text) => void (out.stderr += `${text}\n`),
+    write: (text) => {
+      out.stdout += text;
+    },
+    stdout: (text) => {
+      out.stdout += `${text}\n`;
+    },
+    stderr: (text) => {
+      out.stderr += `${text}\n`;
+    },
   };
   return { io, out };
 }
@@ -22,9 +28,20 @@ const services = { start: never, demo: never };
 
 describe('runCli', () => {
   it.each([
-    ['matches'], ['matches', 'show'], ['matches', 'create'], ['matches', 'list'],
-    ['events'], ['events', 'publish'], ['keys'], ['keys', 'issue'], ['keys', 'revoke'],
-    ['dead-letters'], ['dead-letters', 'list'], ['dead-letters', 'replay'], ['dead-letters', 'discard'], ['migrate'],
+    ['matches'],
+    ['matches', 'show'],
+    ['matches', 'create'],
+    ['matches', 'list'],
+    ['events'],
+    ['events', 'publish'],
+    ['keys'],
+    ['keys', 'issue'],
+    ['keys', 'revoke'],
+    ['dead-letters'],
+    ['dead-letters', 'list'],
+    ['dead-letters', 'replay'],
+    ['dead-letters', 'discard'],
+    ['migrate'],
   ])('%s … --help prints usage and exits 0 (no service needed)', async (...args) => {
     const { io, out } = memoryIo();
     expect(await runCli([...args, '--help'], io, services)).toBe(0);

@@ -8,7 +8,14 @@ describe('bindOptionValues', () => {
   });
 
   it('leaves boolean flags, unknown flags and everything after "--" alone', () => {
-    expect(bindOptionValues(['--json', '--bogus', 'x', '--', '--secret', 'y'], ['secret'])).toEqual(['--json', '--bogus', 'x', '--', '--secret', 'y']);
+    expect(bindOptionValues(['--json', '--bogus', 'x', '--', '--secret', 'y'], ['secret'])).toEqual([
+      '--json',
+      '--bogus',
+      'x',
+      '--',
+      '--secret',
+      'y',
+    ]);
   });
 });
 

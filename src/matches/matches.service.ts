@@ -4,7 +4,7 @@ import type { InputTopic } from '../events/topics.js';
 import { enqueueEvent } from '../infra/bus/outbox.js';
 import type { Clock } from '../infra/clock.js';
 import type { Database } from '../infra/db/schema.js';
-import { getMatchView, upsertMatch } from './match.repository.js';
+import { getMatchView, listMatchIds, type MatchFilter, upsertMatch } from './match.repository.js';
 import type { MatchView, UpsertMatch } from './match.schemas.js';
 
 export interface MatchesServiceDeps {
@@ -22,6 +22,13 @@ export class MatchesService {
     const { db, clock } = this.deps;
     const { created } = await db.transaction().execute((trx) => upsertMatch(trx, id, input, clock.now()));
     return { created, view: await getMatchView(db, id) };
+  }
+
+  /** One page of match views, filtered; `nextAfter` is the id to continue after. */
+  async list(filter: MatchFilter): Promise<{ items: MatchView[]; nextAfter: string | null }> {
+    const { ids, nextAfter } = await listMatchIds(this.deps.db, filter);
+    const views = await Promise.all(ids.map((id) => getMatchView(this.deps.db, id)));
+    return { items: views.filter((v): v is MatchView => v !== undefined), nextAfter };
   }
 
   /** The match view, or undefined for an unknown id. */

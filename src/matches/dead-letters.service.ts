@@ -1,0 +1,29 @@
+import type { Kysely } from 'kysely';
+import type { Clock } from '../infra/clock.js';
+import type { Database } from '../infra/db/schema.js';
+import { type DeadLetterFilter, getDeadLetter, listDeadLetters, resolveDeadLetter } from '../infra/bus/dead-letter.repository.js';
+
+export interface DeadLettersServiceDeps {
+  db: Kysely<Database>;
+  clock: Clock;
+  onOutboxWrite: () => void;
+}
+
+/** What operators do with dead letters through the internal API: list, look, replay once, discard. */
+export class DeadLettersService {
+  constructor(private readonly deps: DeadLettersServiceDeps) {}
+
+  list(filter: DeadLetterFilter) {
+    return listDeadLetters(this.deps.db, filter);
+  }
+
+  get(id: string) {
+    return getDeadLetter(this.deps.db, id);
+  }
+
+  async resolve(id: string, action: 'REPLAYED' | 'DISCARDED', actor: string) {
+    const outcome = await resolveDeadLetter(this.deps.db, id, action, actor, this.deps.clock.now());
+    if (outcome.kind === 'resolved' && action === 'REPLAYED') this.deps.onOutboxWrite();
+    return outcome;
+  }
+}
