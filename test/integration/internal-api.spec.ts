@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { Writable } from 'node:stream';
+import { createLogger } from '../../src/observability/logger.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningService } from '../../src/app.module.js';
 import { freshPostgresDatabase, randomName, requireRedis, TEST_SECRETS } from '../support/infra.js';
@@ -10,21 +12,36 @@ import { internalApi, matchBody, startTestService } from '../support/service.js'
 let service: RunningService;
 let drop: () => Promise<void>;
 let api: ReturnType<typeof internalApi>;
+const logLines: string[] = [];
 
 beforeAll(async () => {
   const [db, redisUrl] = await Promise.all([freshPostgresDatabase(), requireRedis()]);
   drop = db.drop;
-  service = await startTestService({
-    ...TEST_SECRETS,
-    DATABASE_URL: db.url,
-    REDIS_URL: redisUrl,
-    REDIS_KEY_PREFIX: `${randomName('ia')}:`,
-    PTERO_APP_URL: 'http://127.0.0.1:9',
-    PTERO_APP_API_KEY: 'ptla_unused_0123456789abcdefghijklmnopqrstuv',
-    PORT: '0',
-    HOST: '127.0.0.1',
-    LOG_LEVEL: 'silent',
-  });
+  service = await startTestService(
+    {
+      ...TEST_SECRETS,
+      DATABASE_URL: db.url,
+      REDIS_URL: redisUrl,
+      REDIS_KEY_PREFIX: `${randomName('ia')}:`,
+      PTERO_APP_URL: 'http://127.0.0.1:9',
+      PTERO_APP_API_KEY: 'ptla_unused_0123456789abcdefghijklmnopqrstuv',
+      PORT: '0',
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'info',
+    },
+    {
+      logger: createLogger(
+        'info',
+        {},
+        new Writable({
+          write(chunk, _enc, done) {
+            logLines.push(...chunk.toString().split('\n').filter(Boolean));
+            done();
+          },
+        }),
+      ),
+    },
+  );
   api = internalApi(service);
 });
 
@@ -52,6 +69,26 @@ async function deadLetter(raw: string, topic = 'stream.health.check') {
     .execute();
   return id;
 }
+
+describe('requests and their log lines', () => {
+  it("echoes x-request-id (the caller's when well formed), logs probes below info and API calls with requestId once", async () => {
+    const given = 'req-0123456789abcdef';
+    const echoed = await fetch(`${service.url}/v1/internal/matches/nope-1`, {
+      headers: { authorization: `Bearer ${TEST_SECRETS.INTERNAL_API_TOKEN}`, 'x-request-id': given },
+    });
+    expect([echoed.status, echoed.headers.get('x-request-id')]).toEqual([404, given]);
+    const probe = await fetch(`${service.url}/healthz`);
+    const generated = probe.headers.get('x-request-id');
+    expect(generated).toMatch(/^[0-9a-f-]{36}$/);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const lines = logLines.map((line) => ({ line, json: JSON.parse(line) as Record<string, unknown> }));
+    expect(lines.filter(({ json }) => json.requestId === generated)).toEqual([]);
+    const apiLines = lines.filter(({ json }) => json.requestId === given);
+    expect(apiLines.map(({ json }) => json.msg)).toContain('request completed');
+    for (const { line } of apiLines) expect(line.match(/"requestId":/g)).toHaveLength(1);
+    expect(lines.some(({ json }) => 'reqId' in json)).toBe(false);
+  });
+});
 
 describe('GET /v1/internal/matches', () => {
   it('filters by status and pages with a cursor until every match was seen once', async () => {
