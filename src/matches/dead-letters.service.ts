@@ -1,13 +1,8 @@
-import type { Kysely } from 'kysely';
-import type { Clock } from '../infra/clock.js';
-import type { Database } from '../infra/db/schema.js';
 import { type DeadLetterFilter, getDeadLetter, listDeadLetters, resolveDeadLetter } from '../infra/bus/dead-letter.repository.js';
+import type { MatchesServiceDeps } from './matches.service.js';
 
-export interface DeadLettersServiceDeps {
-  db: Kysely<Database>;
-  clock: Clock;
-  onOutboxWrite: () => void;
-}
+/** The same dependencies as the match service: the database, a clock, the outbox nudge. */
+export type DeadLettersServiceDeps = MatchesServiceDeps;
 
 /** What operators do with dead letters through the internal API: list, look, replay once, discard. */
 export class DeadLettersService {
