@@ -135,7 +135,7 @@ export async function buildServices(config: Config, overrides: ServiceOverrides 
     beforeDeadlineSweep: () => hookSignals.expireStaleOverlays(config.OVERLAY_HEARTBEAT_TIMEOUT_MS),
   });
   // --- end provisioning wiring ---
-  const matches = wireMatches({
+  const { matches, deadLetters } = wireMatches({
     db: database.db,
     clock,
     onOutboxWrite: () => relay.nudge(),
@@ -178,6 +178,7 @@ export async function buildServices(config: Config, overrides: ServiceOverrides 
     scheduler,
     ...security,
     matches,
+    deadLetters,
     hookSignals,
     stopOutboxListener: async () => stopOutboxListener?.(),
     lifecycle,
@@ -214,7 +215,7 @@ export class AppModule {
       providers: [
         ...httpProviders({ config: services.config, metrics: services.metrics, readiness: () => services.readiness() }),
         ...securityProviders(services),
-        ...matchesProviders(services.matches),
+        ...matchesProviders(services),
         ...hooksProviders(services.hookSignals),
         { provide: EVENTSUB_RECEIVER, useValue: services.eventSub },
         { provide: EVENTSUB_LOGGER, useValue: services.logger.child({ component: 'twitch-eventsub' }) },

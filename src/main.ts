@@ -1,11 +1,10 @@
 import 'reflect-metadata';
-import { parseArgs } from 'node:util';
 import { type Config, loadConfig } from './config/config.js';
 import { checkStart } from './config/start-checks.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { startService, type RunningService } from './app.module.js';
 import { runCli, type Command } from './cli/cli.js';
-import { processIo, UsageError } from './cli/io.js';
+import { parse, processIo, UsageError } from './cli/io.js';
 
 /**
  * Stops the service on SIGTERM/SIGINT. SIGTERM (an orchestrator) first drains: /readyz answers 503 for DRAIN_MS
@@ -53,7 +52,7 @@ async function logTopicProblems(config: Config, logger: Logger): Promise<void> {
 }
 
 const start: Command = async (args, io) => {
-  const { values } = parseArgs({ args, options: { help: { type: 'boolean', short: 'h', default: false } }, strict: false });
+  const { values } = parse(args, { help: { type: 'boolean', short: 'h', default: false } }, false);
   if (values.help) {
     io.stdout('Usage: flock-workers start   (configuration from the environment; see docs/configuration.md)');
     return 0;

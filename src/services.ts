@@ -13,6 +13,7 @@ import type { Metrics } from './observability/metrics.js';
 import type { ServerProvisionWorker } from './provisioning/server-provision.worker.js';
 import type { ScheduledTasksService } from './scheduling/scheduled-tasks.service.js';
 import type { HookSignalsService } from './hooks/hook-signals.service.js';
+import type { DeadLettersService } from './matches/dead-letters.service.js';
 import type { MatchesService } from './matches/matches.service.js';
 import type { HookVerifier } from './security/hook-verifier.js';
 import type { KeyService } from './security/keys.js';
@@ -48,5 +49,6 @@ export interface Services {
   readonly lifecycle: { draining: boolean };
   /** Twitch EventSub's webhook receiver; null when TWITCH_EVENTSUB_SECRET is unset. */
   readonly eventSub: import('./integrations/twitch/eventsub.js').EventSubReceiver | null;
+  readonly deadLetters: DeadLettersService;
   readiness(): Promise<Record<string, string>>;
 }

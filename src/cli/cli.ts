@@ -1,11 +1,14 @@
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import type { ParseArgsConfig } from 'node:util';
 import { ConfigError, loadConfig } from '../config/config.js';
 import { openDatabase } from '../infra/db/database.js';
 import { migrateToLatest } from '../infra/db/migrations.js';
 import { INPUT_TOPICS } from '../events/topics.js';
+import { TERMINAL_STATUSES } from '../matches/match.schemas.js';
 import { describeFailure, InternalApiClient } from './api-client.js';
-import { UsageError, type CliIo } from './io.js';
+import { parse, UsageError, type CliIo } from './io.js';
 
 const USAGE = `flock-workers — FLOCKNODE worker service
 
@@ -13,22 +16,26 @@ Usage: flock-workers <command> [options]
 
 Service:
   start                         run the service (configuration from the environment; see docs/configuration.md)
-  demo [--port N] [--fast]      run on embedded defaults with a simulated panel and scripted matches
+  demo [--port N] [--once]      run on embedded defaults with a simulated panel and scripted matches
   migrate                       apply database migrations (DATABASE_URL, or the embedded database in DATA_DIR)
   kafka topics [--create]       check (or create) the Kafka topics on KAFKA_BROKERS, at deploy time
 
 Through a running service's internal API (--url, default http://127.0.0.1:$PORT; --token or INTERNAL_API_TOKEN):
   matches create ID [--file F]  create or update a match from JSON (file or stdin)
-  matches show ID [--json]      status, checklist, provisioning, refunds, enforcement and evidence
-  events publish TOPIC          publish an input event (JSON on stdin): ${INPUT_TOPICS.join(', ')}
+  matches show ID [--watch]     status, checklist, provisioning, refunds, enforcement and evidence (--watch follows it)
+  matches list [--status S] [--provisioning P] [--enforcement any|none] [--limit N] [--cursor C]
+  events publish TOPIC [--new-id]  publish an input event (JSON on stdin): ${INPUT_TOPICS.join(', ')}
+  dead-letters list [--topic T] [--state pending|replayed|discarded] [--limit N] [--cursor C]
+  dead-letters replay ID | dead-letters discard ID
   keys issue --match ID --kind overlay|admin [--ttl-ms N] [--json]
   keys revoke KEYID
 
 For the people who write callers:
-  sign --key-id K --secret S [--ts MS] [--nonce N] [--json] [--show-canonical] < body.json
+  sign --key-id K --secret S [--file F] [--ts MS] [--nonce N] [--json] [--show-canonical] [< body.json]
   canonicalize < any.json      RFC 8785 canonical form of stdin
 
-Every command takes --help. Exit codes: 0 ok, 1 failure, 2 bad input.`;
+Every command and subcommand takes --help; API commands take --json. --version prints the version.
+Exit codes: 0 ok, 1 failure, 2 bad input.`;
 
 export type Command = (args: string[], io: CliIo) => Promise<number>;
 
@@ -39,14 +46,6 @@ const apiOptions = {
   help: { type: 'boolean', short: 'h', default: false },
 } as const satisfies ParseArgsConfig['options'];
 
-function parse<O extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: O, allowPositionals = true) {
-  try {
-    return parseArgs({ args, options, allowPositionals, strict: true });
-  } catch (error) {
-    throw new UsageError((error as Error).message.split('\n')[0] ?? 'bad arguments');
-  }
-}
-
 function readJson(text: string, what: string): unknown {
   if (text.trim() === '') throw new UsageError(`${what}: no JSON given (pipe it on stdin)`);
   try {
@@ -56,13 +55,44 @@ function readJson(text: string, what: string): unknown {
   }
 }
 
+const MATCHES_USAGE = `Usage: flock-workers matches create ID [--file F] | show ID [--watch] | list [filters]   (--url, --token, --json)
+  list filters: --status S  --provisioning STATE  --enforcement any|none  --limit N  --cursor C
+  show --watch [--interval-ms N]: print the match again whenever it changes, until it ends (Ctrl-C stops)`;
+
 const matches: Command = async (args, io) => {
   const [sub, ...rest] = args;
-  const { values, positionals } = parse(rest, { ...apiOptions, file: { type: 'string' } });
-  if (values.help || !sub) {
-    io.stdout('Usage: flock-workers matches create ID [--file F] | matches show ID [--json]   (--url, --token)');
-    return values.help ? 0 : 2;
+  if (!sub || sub === '--help' || sub === '-h') {
+    io.stdout(MATCHES_USAGE);
+    return sub ? 0 : 2;
   }
+  const { values, positionals } = parse(rest, {
+    ...apiOptions,
+    file: { type: 'string' },
+    watch: { type: 'boolean', default: false },
+    'interval-ms': { type: 'string' },
+    ...listOptions,
+    status: { type: 'string' },
+    provisioning: { type: 'string' },
+    enforcement: { type: 'string' },
+  });
+  if (values.help) {
+    io.stdout(MATCHES_USAGE);
+    return 0;
+  }
+  if (sub === 'list') {
+    const api = InternalApiClient.from(values, io);
+    const query = listQuery(values, ['status', 'provisioning', 'enforcement']);
+    const { status, json } = await api.request('GET', `/v1/internal/matches${query}`);
+    if (status >= 300) return fail(io, status, json);
+    const page = json as { items: Record<string, unknown>[]; nextCursor: string | null };
+    if (values.json) io.stdout(JSON.stringify(page));
+    else {
+      io.stdout(page.items.map((m) => `${String(m.id)}  ${String(m.status)}  provisioning ${(m.provisioning as { state?: string } | null)?.state ?? 'none'}  enforcement ${(m.enforcement as unknown[] | undefined)?.length ?? 0}`).join('\n') || '(no matches)');
+      if (page.nextCursor) io.stdout(`more: --cursor ${page.nextCursor}`);
+    }
+    return 0;
+  }
+  if (sub !== 'create' && sub !== 'show') throw new UsageError(`matches: unknown subcommand "${sub}"`);
   const id = positionals[0];
   if (!id) throw new UsageError(`matches ${sub}: missing match ID`);
   const api = InternalApiClient.from(values, io);
@@ -74,25 +104,95 @@ const matches: Command = async (args, io) => {
     io.stdout(values.json ? JSON.stringify(json) : `match ${id} ${status === 201 ? 'created' : 'updated'}`);
     return 0;
   }
-  if (sub === 'show') {
+  const intervalMs = positiveInt(values['interval-ms'], '--interval-ms') ?? 2000;
+  let last = '';
+  for (;;) {
     const { status, json } = await api.request('GET', `/v1/internal/matches/${encodeURIComponent(id)}`);
     if (status >= 300) return fail(io, status, json);
-    io.stdout(values.json ? JSON.stringify(json, null, 2) : summarizeMatch(json as Record<string, unknown>));
+    const text = values.json ? JSON.stringify(json, null, values.watch ? undefined : 2) : summarizeMatch(json as Record<string, unknown>);
+    if (text !== last) io.stdout(values.watch && !values.json ? `— ${new Date().toISOString()}\n${text}` : text);
+    last = text;
+    if (!values.watch || TERMINAL_STATUSES.includes(String((json as { status?: unknown }).status))) return 0;
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+};
+
+const listOptions = { limit: { type: 'string' }, cursor: { type: 'string' } } as const;
+
+function positiveInt(raw: string | undefined, flag: string): number | undefined {
+  if (raw === undefined) return undefined;
+  if (!/^[1-9][0-9]{0,8}$/.test(raw)) throw new UsageError(`${flag} must be a positive integer`);
+  return Number(raw);
+}
+
+/** The query string of a list call: its filters plus limit and cursor, only those given. */
+function listQuery(values: Record<string, unknown>, filters: string[]): string {
+  const query = new URLSearchParams();
+  for (const name of [...filters, 'cursor']) if (typeof values[name] === 'string') query.set(name, values[name] as string);
+  const limit = positiveInt(values.limit as string | undefined, '--limit');
+  if (limit !== undefined) query.set('limit', String(limit));
+  const text = query.toString();
+  return text ? `?${text}` : '';
+}
+
+const DEAD_LETTERS_USAGE = `Usage: flock-workers dead-letters list [--topic T] [--state pending|replayed|discarded] [--limit N] [--cursor C]
+       flock-workers dead-letters replay ID | discard ID      (--url, --token, --json)
+A replay republishes the stored event once (a second replay answers 409); discard marks it handled without replaying.`;
+
+const deadLetters: Command = async (args, io) => {
+  const [sub, ...rest] = args;
+  if (!sub || sub === '--help' || sub === '-h') {
+    io.stdout(DEAD_LETTERS_USAGE);
+    return sub ? 0 : 2;
+  }
+  const { values, positionals } = parse(rest, { ...apiOptions, ...listOptions, topic: { type: 'string' }, state: { type: 'string' } });
+  if (values.help) {
+    io.stdout(DEAD_LETTERS_USAGE);
     return 0;
   }
-  throw new UsageError(`matches: unknown subcommand "${sub}"`);
+  if (sub === 'list') {
+    const api = InternalApiClient.from(values, io);
+    const { status, json } = await api.request('GET', `/v1/internal/dead-letters${listQuery(values, ['topic', 'state'])}`);
+    if (status >= 300) return fail(io, status, json);
+    const page = json as { items: { id: string; topic: string; reason: string; state: string; createdAt: string }[]; nextCursor: string | null };
+    if (values.json) io.stdout(JSON.stringify(page));
+    else {
+      io.stdout(page.items.map((d) => `${d.id}  ${d.createdAt}  ${d.topic}  ${d.state}  ${d.reason}`).join('\n') || '(no dead letters)');
+      if (page.nextCursor) io.stdout(`more: --cursor ${page.nextCursor}`);
+    }
+    return 0;
+  }
+  if (sub !== 'replay' && sub !== 'discard') throw new UsageError(`dead-letters: unknown subcommand "${sub}"`);
+  const id = positionals[0];
+  if (!id) throw new UsageError(`dead-letters ${sub}: missing dead-letter ID`);
+  const api = InternalApiClient.from(values, io);
+  const { status, json } = await api.request('POST', `/v1/internal/dead-letters/${encodeURIComponent(id)}/${sub}`, {});
+  if (status >= 300) return fail(io, status, json);
+  io.stdout(values.json ? JSON.stringify(json) : `${sub === 'replay' ? 'replayed' : 'discarded'} dead letter ${id}`);
+  return 0;
 };
 
 const events: Command = async (args, io) => {
   const [sub, ...rest] = args;
-  const { values, positionals } = parse(rest, apiOptions);
-  if (values.help || sub !== 'publish') {
-    io.stdout(`Usage: flock-workers events publish TOPIC < event.json   (topics: ${INPUT_TOPICS.join(', ')})`);
-    return values.help ? 0 : 2;
+  const usage = `Usage: flock-workers events publish TOPIC [--new-id] < event.json   (topics: ${INPUT_TOPICS.join(', ')})
+  --new-id   fill in a missing envelope: "v":"v1" and a fresh random "eventId" (a retry then publishes again)`;
+  if (!sub || sub === '--help' || sub === '-h') {
+    io.stdout(usage);
+    return sub ? 0 : 2;
   }
+  const { values, positionals } = parse(rest, { ...apiOptions, 'new-id': { type: 'boolean', default: false } });
+  if (values.help) {
+    io.stdout(usage);
+    return 0;
+  }
+  if (sub !== 'publish') throw new UsageError(`events: unknown subcommand "${sub}"`);
   const topic = positionals[0];
   if (!topic || !(INPUT_TOPICS as readonly string[]).includes(topic)) throw new UsageError(`events publish: TOPIC must be one of ${INPUT_TOPICS.join(', ')}`);
-  const body = readJson(await io.readStdin(), 'events publish');
+  let body = readJson(await io.readStdin(), 'events publish');
+  if (values['new-id']) {
+    if (!body || typeof body !== 'object' || Array.isArray(body)) throw new UsageError('events publish: the event must be a JSON object');
+    body = { v: 'v1', eventId: randomUUID(), ...(body as object) };
+  }
   const api = InternalApiClient.from(values, io);
   const { status, json } = await api.request('POST', `/v1/internal/events/${topic}`, body);
   if (status >= 300) return fail(io, status, json);
@@ -103,11 +203,17 @@ const events: Command = async (args, io) => {
 
 const keys: Command = async (args, io) => {
   const [sub, ...rest] = args;
-  const { values, positionals } = parse(rest, { ...apiOptions, match: { type: 'string' }, kind: { type: 'string' }, 'ttl-ms': { type: 'string' } });
-  if (values.help || !sub) {
-    io.stdout('Usage: flock-workers keys issue --match ID --kind overlay|admin [--ttl-ms N] [--json] | keys revoke KEYID');
-    return values.help ? 0 : 2;
+  const usage = 'Usage: flock-workers keys issue --match ID --kind overlay|admin [--ttl-ms N] [--json] | keys revoke KEYID';
+  if (!sub || sub === '--help' || sub === '-h') {
+    io.stdout(usage);
+    return sub ? 0 : 2;
   }
+  const { values, positionals } = parse(rest, { ...apiOptions, match: { type: 'string' }, kind: { type: 'string' }, 'ttl-ms': { type: 'string' } });
+  if (values.help) {
+    io.stdout(usage);
+    return 0;
+  }
+  if (sub !== 'issue' && sub !== 'revoke') throw new UsageError(`keys: unknown subcommand "${sub}"`);
   const api = InternalApiClient.from(values, io);
   if (sub === 'issue') {
     if (!values.match) throw new UsageError('keys issue: --match is required');
@@ -182,6 +288,19 @@ function summarizeMatch(view: Record<string, unknown>): string {
   ].join('\n');
 }
 
+/** The version in the nearest package.json above this file (dist/src/cli or src/cli). */
+function packageVersion(): string {
+  for (const up of ['../../package.json', '../../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(up, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'flocknode-workers' && pkg.version) return pkg.version;
+    } catch {
+      // not at this level
+    }
+  }
+  return 'unknown';
+}
+
 /** Runs one CLI command and returns its exit code; `start`/`demo` resolve only when the service stops. */
 export async function runCli(argv: string[], io: CliIo, services: { start: Command; demo: Command; sign?: Command; canonicalize?: Command; kafka?: Command }): Promise<number> {
   const [command, ...args] = argv;
@@ -192,6 +311,7 @@ export async function runCli(argv: string[], io: CliIo, services: { start: Comma
     matches,
     events,
     keys,
+    'dead-letters': deadLetters,
     sign: services.sign,
     canonicalize: services.canonicalize,
     kafka: services.kafka,
@@ -199,6 +319,10 @@ export async function runCli(argv: string[], io: CliIo, services: { start: Comma
   if (!command || command === '--help' || command === '-h' || command === 'help') {
     io.stdout(USAGE);
     return command ? 0 : 2;
+  }
+  if (command === '--version' || command === '-V') {
+    io.stdout(packageVersion());
+    return 0;
   }
   const run = commands[command];
   if (!run) {

@@ -1,9 +1,8 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/config.js';
 import { startService, type RunningService } from '../app.module.js';
 import type { CliIo } from '../cli/io.js';
-import { UsageError } from '../cli/io.js';
+import { parse, UsageError } from '../cli/io.js';
 import type { OutboundMessage } from '../infra/bus/bus.js';
 import { startFakePanel, type FakePanel } from './simulated/pterodactyl-panel.js';
 import { DemoPeers } from './peers.js';
@@ -21,21 +20,16 @@ The demo shortens the deadlines (READY_DEADLINE_MS 20 s, OFFLINE_GRACE_MS 20 s �
 export type StopOnSignals = (service: RunningService, timeoutMs: number) => Promise<number>;
 
 export async function runDemo(args: string[], io: CliIo, stopOnSignals: StopOnSignals): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args,
-      options: {
-        port: { type: 'string' },
-        once: { type: 'boolean', default: false },
-        'data-dir': { type: 'string' },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-      strict: true,
-    }));
-  } catch (error) {
-    throw new UsageError((error as Error).message.split('\n')[0] ?? 'bad arguments');
-  }
+  const { values } = parse(
+    args,
+    {
+      port: { type: 'string' },
+      once: { type: 'boolean', default: false },
+      'data-dir': { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    false,
+  );
   if (values.help) {
     io.stdout(HELP);
     return 0;
@@ -86,14 +80,20 @@ export async function runDemo(args: string[], io: CliIo, stopOnSignals: StopOnSi
 
   const scenarios = await import('./scenarios.js');
   const done = scenarios.runScenarios({ api, panel, peers, say, run, service, config }).then(
-    () => say('all scenarios finished — the service keeps running; Ctrl-C to stop'),
-    (error: unknown) => say(`a scenario failed: ${(error as Error).message}`),
+    () => {
+      say('all scenarios finished — the service keeps running; Ctrl-C to stop');
+      return true;
+    },
+    (error: unknown) => {
+      say(`✘ a scenario failed: ${(error as Error).message}`);
+      return false;
+    },
   );
 
   let code: number;
   if (values.once) {
-    await done;
-    code = 0;
+    // --once is the demo as a check: a failed scenario fails the command.
+    code = (await done) ? 0 : 1;
     await service.close();
   } else {
     code = await stopOnSignals(service, config.SHUTDOWN_TIMEOUT_MS);

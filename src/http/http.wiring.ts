@@ -26,6 +26,9 @@ export function httpProviders(parts: { config: Config; metrics: Metrics; readine
   ];
 }
 
+/** Polled every few seconds by orchestrators and scrapers: logged at debug so they do not drown the rest. */
+const PROBE_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
+
 const REQUEST_ID = /^[A-Za-z0-9_.:-]{8,128}$/;
 
 function isHookRoute(url: string): boolean {
@@ -37,7 +40,9 @@ function isHookRoute(url: string): boolean {
 export async function createHttpApp(module: DynamicModule, config: Config, logger: Logger, metrics: Metrics): Promise<NestFastifyApplication> {
   const adapter = new FastifyAdapter({
     loggerInstance: logger.child({ component: 'http' }),
-    disableRequestLogging: false,
+    // Access lines are written below: probes at debug, the rest at info, under the same key as application lines.
+    disableRequestLogging: true,
+    requestIdLogLabel: 'requestId',
     bodyLimit: 1_048_576,
     trustProxy: false,
     genReqId: (req: { headers: Record<string, string | string[] | undefined> }) => {
@@ -46,6 +51,16 @@ export async function createHttpApp(module: DynamicModule, config: Config, logge
     },
   });
   const app = await NestFactory.create<NestFastifyApplication>(module, adapter, { logger: false, abortOnError: false, bodyParser: false });
+  const fastify = app.getHttpAdapter().getInstance();
+  fastify.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+  fastify.addHook('onResponse', async (request, reply) => {
+    const path = request.url.split('?')[0] ?? '';
+    const line = { method: request.method, url: request.url, statusCode: reply.statusCode, responseTimeMs: Math.round(reply.elapsedTime) };
+    if (PROBE_PATHS.has(path)) request.log.debug(line, 'request completed');
+    else request.log.info(line, 'request completed');
+  });
   // Hook routes get the raw bytes (the guard verifies them); every other route gets strictly parsed JSON.
   registerRawJsonParser(app.getHttpAdapter().getInstance(), config.MAX_BODY_BYTES, { rawWhen: (req) => isHookRoute(req.url) });
   registerHttpMetrics(app.getHttpAdapter().getInstance(), metrics);

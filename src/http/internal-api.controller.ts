@@ -1,11 +1,13 @@
-import { Body, Controller, Delete, Get, HttpException, Inject, Param, Post, Put, Res, UseGuards } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, HttpException, Inject, Param, Post, Put, Query, Req, Res, UseGuards } from '@nestjs/common';
 import { z } from 'zod';
-import type { FastifyReply } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { decodeCursor, encodeCursor } from '../infra/db/cursor.js';
+import { DeadLettersService } from '../matches/dead-letters.service.js';
 import { INPUT_SCHEMAS, type InputEvent } from '../events/inbound.js';
 import { isInputTopic } from '../events/topics.js';
 import { MatchConflictError } from '../matches/match.repository.js';
 import { matchIdSchema } from '../events/envelope.js';
-import { upsertMatchSchema } from '../matches/match.schemas.js';
+import { MATCH_STATUSES, upsertMatchSchema } from '../matches/match.schemas.js';
 import { MatchesService, MatchRefusedError } from '../matches/matches.service.js';
 import { KeyService, KeyServiceError } from '../security/keys.js';
 import { InternalTokenGuard } from './internal-token.guard.js';
@@ -19,6 +21,45 @@ const issueKeySchema = z
   })
   .strict();
 
+/** A comma-separated list of allowed values (`?status=SCHEDULED,IN_PROGRESS`). */
+const listOf = <T extends string>(values: readonly [T, ...T[]]) =>
+  z
+    .string()
+    .transform((text) => text.split(',').filter(Boolean))
+    .pipe(z.array(z.enum(values)).min(1));
+
+const pageSchema = {
+  limit: z.coerce.number().int().min(1).max(100).default(50),
+  cursor: z.string().max(512).optional(),
+};
+
+export const listMatchesQuerySchema = z
+  .object({
+    status: listOf(MATCH_STATUSES).optional(),
+    provisioning: listOf(['RESERVED', 'INSTALLING', 'WAITING_SIGNALS', 'READY', 'FAILED', 'RELEASED']).optional(),
+    enforcement: z.enum(['any', 'none']).optional(),
+    ...pageSchema,
+  })
+  .strict();
+
+export const listDeadLettersQuerySchema = z
+  .object({
+    topic: z.string().min(1).max(200).optional(),
+    state: z.enum(['pending', 'replayed', 'discarded']).optional(),
+    ...pageSchema,
+  })
+  .strict();
+
+const deadLetterIdSchema = z.uuid();
+
+/** The sort key in a cursor; `valid` checks its parts (a forged cursor is a 400, never a 500). */
+function cursorOr400(cursor: string | undefined, length: number, valid: (key: string[]) => boolean = () => true): string[] | undefined {
+  if (cursor === undefined) return undefined;
+  const key = decodeCursor(cursor, length);
+  if (!key || !valid(key)) throw new HttpException({ error: 'invalid_request', issues: [{ field: 'query.cursor', message: 'not a cursor from this API' }] }, 400);
+  return key;
+}
+
 /** The platform's internal API (SPEC §5): matches and input-event replay. Bearer INTERNAL_API_TOKEN. */
 @Controller('v1/internal')
 @UseGuards(InternalTokenGuard)
@@ -26,7 +67,71 @@ export class InternalApiController {
   constructor(
     @Inject(MatchesService) private readonly matches: MatchesService,
     @Inject(KeyService) private readonly keys: KeyService,
+    @Inject(DeadLettersService) private readonly deadLetters: DeadLettersService,
   ) {}
+
+  /** Matches, filtered, in id order, one page at a time (`nextCursor` continues). */
+  @Get('matches')
+  async listMatches(@Query() rawQuery: unknown) {
+    const query = parseOr400(listMatchesQuerySchema, rawQuery, 'query');
+    const after = cursorOr400(query.cursor, 1)?.[0];
+    const page = await this.matches.list({
+      limit: query.limit,
+      ...(query.status ? { statuses: query.status } : {}),
+      ...(query.provisioning ? { provisioning: query.provisioning } : {}),
+      ...(query.enforcement ? { enforcement: query.enforcement } : {}),
+      ...(after === undefined ? {} : { after }),
+    });
+    return { items: page.items, nextCursor: page.nextAfter === null ? null : encodeCursor([page.nextAfter]) };
+  }
+
+  /** Dead letters, newest first, one page at a time. */
+  @Get('dead-letters')
+  async listDeadLetters(@Query() rawQuery: unknown) {
+    const query = parseOr400(listDeadLettersQuerySchema, rawQuery, 'query');
+    const after = cursorOr400(query.cursor, 2, ([at, id]) => !Number.isNaN(Date.parse(at ?? '')) && deadLetterIdSchema.safeParse(id).success) as [string, string] | undefined;
+    return this.deadLetters.list({
+      limit: query.limit,
+      ...(query.topic ? { topic: query.topic } : {}),
+      ...(query.state ? { state: query.state.toUpperCase() as 'PENDING' | 'REPLAYED' | 'DISCARDED' } : {}),
+      ...(after ? { after } : {}),
+    });
+  }
+
+  @Get('dead-letters/:id')
+  async getDeadLetter(@Param('id') rawId: string) {
+    const id = parseOr400(deadLetterIdSchema, rawId, 'path.id');
+    const letter = await this.deadLetters.get(id);
+    if (!letter) throw new HttpException({ error: 'not_found', detail: `no dead letter ${id}` }, 404);
+    return letter;
+  }
+
+  /** Republishes a dead letter's message to its topic, once (a second replay or a replay after discard is 409). */
+  @Post('dead-letters/:id/replay')
+  @HttpCode(200)
+  replayDeadLetter(@Param('id') rawId: string, @Req() request: FastifyRequest) {
+    return this.resolveDeadLetter(rawId, 'REPLAYED', request);
+  }
+
+  /** Marks a dead letter handled without replaying it, once. */
+  @Post('dead-letters/:id/discard')
+  @HttpCode(200)
+  discardDeadLetter(@Param('id') rawId: string, @Req() request: FastifyRequest) {
+    return this.resolveDeadLetter(rawId, 'DISCARDED', request);
+  }
+
+  private async resolveDeadLetter(rawId: string, action: 'REPLAYED' | 'DISCARDED', request: FastifyRequest) {
+    const id = parseOr400(deadLetterIdSchema, rawId, 'path.id');
+    // The audit row names the request, so the access log line of the operator's call can be found.
+    const outcome = await this.deadLetters.resolve(id, action, `internal-api request ${String(request.id)}`);
+    if (outcome.kind === 'not_found') throw new HttpException({ error: 'not_found', detail: `no dead letter ${id}` }, 404);
+    if (outcome.kind === 'not_replayable') throw new HttpException({ error: 'not_replayable', detail: outcome.detail }, 422);
+    if (outcome.kind === 'already_resolved') {
+      throw new HttpException({ error: 'conflict', reason: `ALREADY_${outcome.deadLetter.state}`, detail: `dead letter ${id} was already ${outcome.deadLetter.state.toLowerCase()}` }, 409);
+    }
+    request.log.info({ deadLetterId: id, action, topic: outcome.deadLetter.topic }, 'dead letter resolved');
+    return outcome.deadLetter;
+  }
 
   @Put('matches/:id')
   async putMatch(@Param('id') rawId: string, @Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply) {

@@ -253,3 +253,32 @@ export async function ledgerBalances(db: Db, matchId: string): Promise<Record<st
     .execute();
   return Object.fromEntries(rows.map((r) => [r.player_id, Number(r.balance)]));
 }
+
+export interface MatchFilter {
+  /** Any of these match statuses. */
+  statuses?: string[];
+  /** Any of these provisioning states. */
+  provisioning?: string[];
+  /** Matches with an enforcement verdict (`any`) or without one (`none`). */
+  enforcement?: 'any' | 'none';
+  limit: number;
+  /** The id of the last match of the previous page. */
+  after?: string;
+}
+
+/** One page of match ids in id order, filtered; the caller builds each view. */
+export async function listMatchIds(db: Db, filter: MatchFilter): Promise<{ ids: string[]; nextAfter: string | null }> {
+  let q = db.selectFrom('matches as m').leftJoin('provisions as p', 'p.match_id', 'm.id').select('m.id');
+  if (filter.statuses?.length) q = q.where('m.status', 'in', filter.statuses);
+  if (filter.provisioning?.length) q = q.where('p.state', 'in', filter.provisioning as never[]);
+  if (filter.enforcement) {
+    q = q.where((eb) => {
+      const has = eb.exists(eb.selectFrom('enforcements as e').select('e.id').whereRef('e.match_id', '=', 'm.id'));
+      return filter.enforcement === 'any' ? has : eb.not(has);
+    });
+  }
+  if (filter.after !== undefined) q = q.where('m.id', '>', filter.after);
+  const rows = await q.orderBy('m.id').limit(filter.limit + 1).execute();
+  const ids = rows.slice(0, filter.limit).map((r) => r.id);
+  return { ids, nextAfter: rows.length > filter.limit ? (ids.at(-1) ?? null) : null };
+}

@@ -21,7 +21,8 @@ describe('sign', () => {
     const out = run(runSign, VECTOR.args, Buffer.from(VECTOR.body));
     expect(out.code).toBe(0);
     expect(out.stdout).toBe(
-      'x-flock-key-id: ovl_m-123_1767225600000\n' +
+      'content-type: application/json\n' +
+        'x-flock-key-id: ovl_m-123_1767225600000\n' +
         'x-flock-ts: 1767225630000\n' +
         'x-flock-nonce: q3v5X9bJ2kT8pZr1wYd0Ag\n' +
         `x-flock-signature: ${VECTOR.signature}\n`,
@@ -35,6 +36,7 @@ describe('sign', () => {
     const json = run(runSign, [...VECTOR.args, '--json'], VECTOR.body);
     expect(JSON.parse(json.stdout)).toEqual({
       headers: {
+        'content-type': 'application/json',
         'x-flock-key-id': 'ovl_m-123_1767225600000',
         'x-flock-ts': '1767225630000',
         'x-flock-nonce': 'q3v5X9bJ2kT8pZr1wYd0Ag',
@@ -50,6 +52,31 @@ describe('sign', () => {
     expect(out.code).toBe(0);
     expect(out.stdout).toMatch(/^x-flock-ts: 1767225699999$/m);
     expect(out.stdout).toMatch(/^x-flock-nonce: [A-Za-z0-9_-]{22}$/m);
+  });
+
+  it('takes a secret that starts with "-" in both spellings', () => {
+    const dashed = '-yiu2Eowx1yh3uYKhJGMK3WVh8NKPhOoxGAnDX82SPU';
+    const args = (secretArgs: string[]) => ['--key-id', 'ovl_m-123_1767225600000', ...secretArgs, '--ts', '1767225630000', '--nonce', 'q3v5X9bJ2kT8pZr1wYd0Ag', '--json'];
+    const spaced = run(runSign, args(['--secret', dashed]), VECTOR.body);
+    const joined = run(runSign, args([`--secret=${dashed}`]), VECTOR.body);
+    expect([spaced.code, spaced.stderr]).toEqual([0, '']);
+    expect(spaced.stdout).toBe(joined.stdout);
+    expect(JSON.parse(spaced.stdout).headers['x-flock-signature']).not.toBe(VECTOR.signature);
+    expect(JSON.parse(spaced.stdout).headers['x-flock-signature']).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it('reads the body from --file instead of stdin', () => {
+    const files: Record<string, Uint8Array> = { 'body.json': Buffer.from(VECTOR.body) };
+    const readFile = (path: string) => {
+      const bytes = files[path];
+      if (!bytes) throw Object.assign(new Error('no such file'), { code: 'ENOENT' });
+      return bytes;
+    };
+    const fromFile = run(runSign, [...VECTOR.args, '--file', 'body.json'], '', { readFile });
+    expect(fromFile.code).toBe(0);
+    expect(fromFile.stdout).toContain(`x-flock-signature: ${VECTOR.signature}\n`);
+    const missing = run(runSign, [...VECTOR.args, '--file', 'nope.json'], '', { readFile });
+    expect([missing.code, missing.stderr]).toEqual([2, 'sign: cannot read nope.json: ENOENT\n']);
   });
 
   it('prints help', () => {

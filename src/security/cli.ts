@@ -2,7 +2,9 @@
  * The `sign` and `canonicalize` commands of `flock-workers` (SPEC §6), as pure functions of their arguments and
  * stdin so they can be tested without a process. Exit codes: 0 success, 2 bad input (one-line reason on stderr).
  */
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { bindOptionValues } from '../cli/io.js';
 import { JcsError, canonicalize } from './jcs.js';
 import { SignerError, sign } from './signer.js';
 import { StrictJsonError, parseStrictJson } from './strict-json.js';
@@ -14,24 +16,29 @@ export interface CliIo {
   readonly stderr: (text: string) => void;
   /** Environment, for `FLOCK_HMAC_SECRET` (keeps the secret out of the process list). */
   readonly env?: Readonly<Record<string, string | undefined>>;
+  /** Reads `--file` (tests pass their own). */
+  readonly readFile?: (path: string) => Uint8Array;
   /** Time source for the default timestamp. */
   readonly clock?: { now(): number };
 }
 
+export const SIGNED_CONTENT_TYPE = 'application/json';
 export const EXIT_OK = 0;
 export const EXIT_BAD_INPUT = 2;
 
-export const SIGN_HELP = `Usage: flock-workers sign --key-id KEY_ID --secret SECRET [--ts MS] [--nonce NONCE] [--json] [--show-canonical] < body.json
+export const SIGN_HELP = `Usage: flock-workers sign --key-id KEY_ID --secret SECRET [--file BODY] [--ts MS] [--nonce NONCE] [--json] [--show-canonical] [< body.json]
 
-Signs a hook request body (HMAC protocol v1) and prints the four headers to send with it, one per line as
-"name: value". The body on stdin must be an I-JSON object with "type" and "matchId"; send it unchanged.
+Signs a hook request body (HMAC protocol v1) and prints the headers to send with it, one per line as
+"name: value": the content-type it was signed for and the four x-flock-* headers (ready for curl -H @file).
+The body (from --file, else stdin) must be an I-JSON object with "type" and "matchId"; send it unchanged.
 
 Options:
   --key-id KEY_ID     key id from "keys issue", e.g. ovl_m-123_1767225600000
-  --secret SECRET     the key's secret (unpadded base64url); default: $FLOCK_HMAC_SECRET
+  --secret SECRET     the key's secret (unpadded base64url; "--secret -abc" works too); default: $FLOCK_HMAC_SECRET
+  --file BODY         read the body from this file instead of stdin
   --ts MS             timestamp in ms since the epoch (default: now)
   --nonce NONCE       base64url nonce, 22-128 chars (default: 16 random bytes); never reuse one
-  --json              print {"headers":{...},"canonical":"..."} instead
+  --json              print {"headers":{...},"canonical":"..."} instead (headers include content-type)
   --show-canonical    also print the signed canonical string (on stderr), for debugging a rejection
   -h, --help          show this help
 `;
@@ -55,7 +62,8 @@ type OptionValues<O extends OptionSpec> = { [K in keyof O]?: O[K]['type'] extend
 /** Parses a command's flags strictly; `--help` prints the help. Returns the values, or the exit code to end with. */
 function parseCommand<O extends OptionSpec>(io: CliIo, command: string, help: string, args: string[], options: O): OptionValues<O> | number {
   try {
-    const { values } = parseArgs({ args, allowPositionals: false, strict: true, options: { ...options, help: { type: 'boolean', short: 'h' } } });
+    const stringOptions = Object.keys(options).filter((name) => options[name]?.type === 'string');
+    const { values } = parseArgs({ args: bindOptionValues(args, stringOptions), allowPositionals: false, strict: true, options: { ...options, help: { type: 'boolean', short: 'h' } } });
     if ((values as { help?: boolean }).help) {
       io.stdout(help);
       return EXIT_OK;
@@ -73,6 +81,7 @@ export function runSign(args: string[], io: CliIo): number {
     secret: { type: 'string' },
     ts: { type: 'string' },
     nonce: { type: 'string' },
+    file: { type: 'string' },
     json: { type: 'boolean' },
     'show-canonical': { type: 'boolean' },
   });
@@ -82,21 +91,31 @@ export function runSign(args: string[], io: CliIo): number {
   const secret = values.secret ?? io.env?.['FLOCK_HMAC_SECRET'];
   if (secret === undefined) return fail(io, 'sign', '--secret (or FLOCK_HMAC_SECRET) is required');
   if (values.ts !== undefined && !/^[0-9]+$/.test(values.ts)) return fail(io, 'sign', '--ts must be milliseconds since the epoch');
-  if (isBlank(io.stdin)) return fail(io, 'sign', 'no body on stdin');
+  let body = io.stdin;
+  if (values.file !== undefined) {
+    try {
+      body = (io.readFile ?? readFileSync)(values.file);
+    } catch (err) {
+      return fail(io, 'sign', `cannot read ${values.file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  }
+  if (isBlank(body)) return fail(io, 'sign', values.file === undefined ? 'no body on stdin (or pass --file)' : `${values.file} is empty`);
 
   try {
     const signed = sign({
       keyId,
       secret,
-      body: io.stdin,
+      body,
       ...(values.ts === undefined ? {} : { ts: values.ts }),
       ...(values.nonce === undefined ? {} : { nonce: values.nonce }),
       ...(io.clock ? { clock: io.clock } : {}),
     });
+    // Hooks accept only JSON (415 otherwise): the content-type belongs to what was signed for.
+    const headers = { 'content-type': SIGNED_CONTENT_TYPE, ...signed.headers };
     if (values.json) {
-      io.stdout(JSON.stringify({ headers: signed.headers, canonical: signed.canonical }) + '\n');
+      io.stdout(JSON.stringify({ headers, canonical: signed.canonical }) + '\n');
     } else {
-      io.stdout(Object.entries(signed.headers).map(([name, value]) => `${name}: ${value}\n`).join(''));
+      io.stdout(Object.entries(headers).map(([name, value]) => `${name}: ${value}\n`).join(''));
       if (values['show-canonical']) io.stderr(`canonical: ${signed.canonical}\n`);
     }
     return EXIT_OK;

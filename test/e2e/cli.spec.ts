@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -63,6 +63,40 @@ describe('flock-workers', () => {
     const bad = await cli(['frobnicate']);
     expect(bad.code).toBe(2);
     expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+  });
+
+  it('every command and subcommand answers --help with exit 0; --version prints the version; unknown flags exit 2', async () => {
+    // The commands main.ts handles itself here (each a process, slow on a loaded machine); every API
+    // subcommand's --help is covered in src/cli/cli.spec.ts and sign's in src/security/cli.spec.ts.
+    for (const args of [['start'], ['demo']]) {
+      const r = await cli([...args, '--help'], { timeoutMs: 60_000 });
+      expect([args, r.code, r.stdout]).toEqual([args, 0, expect.stringContaining('Usage: flock-workers')]);
+    }
+    const version = await cli(['--version'], { timeoutMs: 60_000 });
+    expect([version.code, version.stdout.trim()]).toEqual([0, (await import('../../package.json', { with: { type: 'json' } })).default.version]);
+    for (const args of [['start', '--bogus'], ['demo', '--fast']]) {
+      const r = await cli(args, { timeoutMs: 60_000 });
+      expect([args, r.code]).toEqual([args, 2]);
+      expect(r.stderr).toContain(`Unknown option '${args.at(-1)}'`);
+    }
+  });
+
+  it('sign reads --file, takes a secret starting with "-" and prints the content-type it signed for', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'flock-sign-'));
+    try {
+      const file = join(dir, 'body.json');
+      writeFileSync(file, '{"type":"admin.hooks.ok","matchId":"m-123"}');
+      const secret = '-vaSAd70Ots_YqCzI_xPhZEh1wy_m66xvYh_V8-8NPQ';
+      const base = ['sign', '--key-id', 'adm_m-123_1767225600000', '--ts', '1767225640000', '--nonce', 'Zm9vYmFyYmF6cXV4MTIzNA'];
+      const spaced = await cli([...base, '--secret', secret, '--file', file]);
+      const joined = await cli([...base, `--secret=${secret}`], { stdin: '{"type":"admin.hooks.ok","matchId":"m-123"}' });
+      expect([spaced.code, spaced.stderr]).toEqual([0, '']);
+      expect(spaced.stdout).toBe(joined.stdout);
+      expect(spaced.stdout.split('\n')[0]).toBe('content-type: application/json');
+      expect(spaced.stdout).toMatch(/^x-flock-signature: [0-9a-f]{64}$/m);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('start reports every invalid setting at once and exits 1, without echoing secrets', async () => {

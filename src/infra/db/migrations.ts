@@ -234,6 +234,21 @@ const migrations: Record<string, Migration> = {
       );
     },
   },
+  '0008_dead_letter_resolutions': {
+    async up(db: Kysely<unknown>) {
+      // One resolution per dead letter (the primary key): a second replay or discard is a no-op answered 409.
+      await runStatements(db, `
+        CREATE TABLE dead_letter_resolutions (
+          dead_letter_id uuid PRIMARY KEY REFERENCES dead_letters (id) ON DELETE CASCADE,
+          action text NOT NULL CHECK (action IN ('REPLAYED', 'DISCARDED')),
+          actor text NOT NULL,
+          outbox_id uuid,
+          resolved_at timestamptz NOT NULL
+        );
+        CREATE INDEX dead_letters_by_created ON dead_letters (created_at, id)
+      `);
+    },
+  },
 };
 
 /** One statement per round trip: the embedded database's extended protocol takes a single command. */

@@ -119,6 +119,14 @@ export interface DeadLettersTable {
   created_at: Timestamp;
 }
 
+export interface DeadLetterResolutionsTable {
+  dead_letter_id: string;
+  action: 'REPLAYED' | 'DISCARDED';
+  actor: string;
+  outbox_id: string | null;
+  resolved_at: Timestamp;
+}
+
 export interface GraceEpisodesTable {
   id: string;
   match_id: string;
@@ -202,6 +210,7 @@ export interface Database {
   processed_events: ProcessedEventsTable;
   outbox: OutboxTable;
   dead_letters: DeadLettersTable;
+  dead_letter_resolutions: DeadLetterResolutionsTable;
   grace_episodes: GraceEpisodesTable;
   enforcements: EnforcementsTable;
   evidence: EvidenceTable;
