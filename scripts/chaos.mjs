@@ -215,6 +215,9 @@ const NODE = existsSync(join(ROOT, 'node_modules', 'node', 'bin', 'node'))
   ? join(ROOT, 'node_modules', 'node', 'bin', 'node')
   : process.execPath;
 
+const faults = { kills: 0, restarts: 0, startFailures: 0, crashes: [], redisFlush: null, dbCut: null, brokerRestart: null };
+const restarting = new Set();
+
 /** One of the three instances; a stable INSTANCE_ID across restarts (static group membership). */
 class Instance {
   child = null;
@@ -236,12 +239,41 @@ class Instance {
     child.stderr.pipe(this.logFile, { end: false });
     this.child = child;
     this.url = `http://127.0.0.1:${port}`;
+    this.expectExit = false;
     await eventually(
       async () => child.exitCode !== null || (await fetch(`${this.url}/healthz`)).status === 200,
       60_000,
       `${this.name} /healthz`,
     );
     if (child.exitCode !== null) throw new Error(`${this.name} exited with ${child.exitCode} at start (log ${RUN_DIR}/${this.name}.log)`);
+    // An exit nobody asked for is a crash: recorded (a finding of the run) and restarted, as a supervisor would.
+    child.once('exit', (code, signal) => {
+      if (this.expectExit || this.child !== child) return;
+      faults.crashes.push(`${this.name}: ${signal ?? `exit ${code}`} at +${secs(elapsed())}`);
+      log(`${this.name} CRASHED (${signal ?? `exit ${code}`}; log ${RUN_DIR}/${this.name}.log); restarting`);
+      void this.restart().catch((error) => log(`${this.name} could not be restarted: ${error.message}`));
+    });
+  }
+
+  /** Starts again until it answers /healthz (a failed start, e.g. during the database cut, is retried). */
+  async restart() {
+    restarting.add(this);
+    try {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await this.start();
+          faults.restarts++;
+          return;
+        } catch (error) {
+          faults.startFailures++;
+          log(`start of ${this.name} failed (attempt ${attempt}): ${error.message}`);
+          if (attempt >= 10) throw error;
+          await sleep(1000);
+        }
+      }
+    } finally {
+      restarting.delete(this);
+    }
   }
 
   get alive() {
@@ -249,6 +281,7 @@ class Instance {
   }
 
   stop(signal) {
+    this.expectExit = true;
     const child = this.child;
     if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
     return new Promise((resolve) => {
@@ -351,9 +384,7 @@ async function adminHook(m) {
 
 // ---- chaos -------------------------------------------------------------------------------------------------------
 
-const faults = { kills: 0, restarts: 0, redisFlush: null, dbCut: null, brokerRestart: null };
 let chaosOn = true;
-const restarting = new Set();
 
 async function killLoop() {
   while (chaosOn && faults.kills < MAX_KILLS) {
@@ -366,11 +397,7 @@ async function killLoop() {
     await victim.stop('SIGKILL');
     faults.kills++;
     log(`SIGKILL ${victim.name} (kill #${faults.kills})`);
-    victim
-      .start()
-      .then(() => faults.restarts++)
-      .catch((error) => log(`restart of ${victim.name} failed: ${error.message}`))
-      .finally(() => restarting.delete(victim));
+    victim.restart().catch((error) => log(`${victim.name} could not be restarted: ${error.message}`));
   }
 }
 
@@ -475,6 +502,8 @@ try {
 // ---- the audit ---------------------------------------------------------------------------------------------------
 
 const OUTPUT = ALL_TOPICS.filter((t) => !INPUT_TOPICS.includes(t));
+// The reservations themselves too: a reservation on Kafka but never applied is a consumer loss, not a producer one.
+const AUDITED = [...OUTPUT, Topics.serverReserved];
 const tapped = [];
 const tap = new KafkaMessageSource({
   brokers,
@@ -485,7 +514,7 @@ const tap = new KafkaMessageSource({
   maxWaitTimeMs: 200,
 });
 await tap.start(
-  OUTPUT,
+  AUDITED,
   oneByOne(async (m) => {
     const value = JSON.parse(m.value.toString('utf8'));
     tapped.push({ topic: m.topic, key: m.key, eventId: m.headers['event-id'] ?? String(value.eventId), value });
@@ -554,7 +583,9 @@ for (const m of matches) {
       `${m.matchId} plan=${m.plan} state=${p?.state ?? 'none'} ready=${ready} failed=${failed} cancelled=${cancelled} refunds=${JSON.stringify(refundCounts)}`,
     );
 }
-const raw = tapped.filter((e) => e.topic !== Topics.deadLetter);
+const raw = tapped.filter((e) => e.topic !== Topics.deadLetter && e.topic !== Topics.serverReserved);
+const reservedOnKafka = new Set(tapped.filter((e) => e.topic === Topics.serverReserved).map((e) => e.eventId));
+const reservationsOnKafka = matches.filter((m) => reservedOnKafka.has(m.reservedEventId)).length;
 const distinctIds = new Set(raw.map((e) => e.eventId));
 const missing = outboxRows.filter((r) => !distinctIds.has(r.id));
 const notOnKafka = missing.length;
@@ -571,6 +602,7 @@ const summary = {
   byPlan,
   exactlyOneTerminal: exactlyOne,
   reservationsApplied: applied.n,
+  reservationsOnKafka,
   lost,
   doubled,
   refunds: { pairs: refundPairs, maxPerPlayerPerMatch: maxRefunds },
@@ -581,7 +613,7 @@ const summary = {
     outboxRows: outboxIds.size,
     outboxRowsNotOnKafka: notOnKafka,
   },
-  deadLetters: { onTopic: tapped.length - raw.length, inDb: deadLetters[0]?.n },
+  deadLetters: { onTopic: tapped.filter((e) => e.topic === Topics.deadLetter).length, inDb: deadLetters[0]?.n },
   verdicts: 'not exercised (stream episodes are not part of this run)',
 };
 const pass = converged && lost === 0 && doubled === 0 && exactlyOne === N;
@@ -591,11 +623,15 @@ console.log(
   `chaos: faults: ${faults.kills} SIGKILLs (${faults.restarts} restarts), redis flush ${faults.redisFlush ? `${faults.redisFlush.keysDeleted} keys` : 'no'}, db cut ${faults.dbCut ? `${faults.dbCut.connections} connections` : 'no'}, broker restart ${faults.brokerRestart ? secs(faults.brokerRestart.downtimeMs) : 'skipped'}`,
 );
 console.log(
+  `chaos: instance crashes (not asked for): ${faults.crashes.length}${faults.crashes.length ? ` (${faults.crashes.join('; ')})` : ''}; failed starts retried: ${faults.startFailures}`,
+);
+console.log(
   `chaos: outcomes: ${Object.entries(outcome)
     .map(([k, v]) => `${k}=${v}`)
     .join(' ')}; by plan ${JSON.stringify(byPlan)}`,
 );
 console.log(`chaos: reservations with exactly one terminal outcome: ${exactlyOne}/${N}; lost=${lost} doubled=${doubled}`);
+console.log(`chaos: reservations on Kafka ${reservationsOnKafka}/${N}, applied (processed_events) ${applied.n}/${N}`);
 console.log(`chaos: refunds: ${refundPairs} (match, player) pairs, max ${maxRefunds} per player per match`);
 console.log(
   `chaos: output topics: ${raw.length} messages, ${distinctIds.size} distinct eventIds, ${summary.output.redeliveredCopies} redelivered copies of one eventId, ${notOnKafka} of ${outboxIds.size} outbox rows missing on Kafka; dead letters ${summary.deadLetters.onTopic}`,

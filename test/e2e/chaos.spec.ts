@@ -10,7 +10,13 @@ import { kafkaBrokers, ROOT } from '../support/infra.js';
 interface ChaosSummary {
   n: number;
   converged: boolean;
-  faults: { kills: number; restarts: number; redisFlush: { keysDeleted: number } | null; dbCut: { connections: number } | null };
+  faults: {
+    kills: number;
+    restarts: number;
+    crashes: string[];
+    redisFlush: { keysDeleted: number } | null;
+    dbCut: { connections: number } | null;
+  };
   exactlyOneTerminal: number;
   reservationsApplied: number;
   lost: number;
@@ -56,6 +62,7 @@ describe('chaos, short variant', () => {
     const summary = JSON.parse(line!.slice('CHAOS_SUMMARY '.length)) as ChaosSummary;
     expect(summary.faults.kills).toBe(1);
     expect(summary.faults.restarts).toBe(1);
+    expect(summary.faults.crashes).toEqual([]); // the database cut, the flush and the kill crash no other instance
     expect(summary.faults.redisFlush).not.toBeNull();
     expect(summary.faults.dbCut?.connections).toBeGreaterThan(0);
     expect(summary.converged).toBe(true);
