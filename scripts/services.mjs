@@ -7,7 +7,8 @@
 //   node scripts/services.mjs status   print what answers
 //
 // Environment: KAFKA_TEST_PORT (default 19092), KAFKA_TEST_CONTROLLER_PORT (default port+1),
-// KAFKA_START_TIMEOUT_MS (default 120000), KAFKA_HEAP (default 1g).
+// KAFKA_START_TIMEOUT_MS (default 120000), KAFKA_HEAP (default 1g), KAFKA_TEST_STATE_DIR (default .cache/kafka:
+// data, logs, pid and properties of this broker; the jars always live in .cache/kafka/libs).
 // Files (all under the git-ignored .cache/kafka/): libs/ (jars), data/, logs/broker.out, server.properties,
 // broker.pid, brokers (the bootstrap address, e.g. "127.0.0.1:19092").
 //
@@ -23,8 +24,9 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const CACHE = join(ROOT, '.cache', 'kafka');
-const LIBS = join(CACHE, 'libs');
+// KAFKA_TEST_STATE_DIR puts a second broker's data, logs and pid elsewhere (the chaos run's own broker); jars stay shared.
+const CACHE = process.env.KAFKA_TEST_STATE_DIR ? resolve(process.env.KAFKA_TEST_STATE_DIR) : join(ROOT, '.cache', 'kafka');
+const LIBS = join(ROOT, '.cache', 'kafka', 'libs');
 const DATA = join(CACHE, 'data');
 const LOGS = join(CACHE, 'logs');
 const BROKER_OUT = join(LOGS, 'broker.out');
@@ -486,6 +488,33 @@ async function ensureKafka() {
   writeFileSync(BROKERS_FILE, `${KAFKA_ADDRESS}\n`);
   log(`timings: ${Object.entries(timings).map(([k, v]) => `${k}=${secs(v)}`).join(' ')}`);
   return timings;
+}
+
+/**
+ * Stops the broker this script recorded (SIGTERM, SIGKILL after 30 s) and starts it again on the same data: a
+ * broker restart as an operator does it. Never touches a broker it did not start. Returns the downtime in ms.
+ */
+export async function restartKafka() {
+  const pid = readPid();
+  if (!pid || !pidAlive(pid) || !isKafkaProcess(pid)) throw new ServiceError(`Kafka: no broker recorded in ${PID_FILE}; not restarting anything`);
+  const t0 = Date.now();
+  process.kill(pid, 'SIGTERM');
+  while (pidAlive(pid) && Date.now() - t0 < 30_000) await sleep(200);
+  if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
+  while (pidAlive(pid)) await sleep(100);
+  await waitForBroker(startBrokerProcess());
+  return Date.now() - t0;
+}
+
+/** `down` for the broker of this KAFKA_TEST_STATE_DIR: stops it (recorded pid only) and wipes its data. */
+export async function downKafka() {
+  await down();
+}
+
+/** `up` for Kafka only (reuse or start), without the PostgreSQL/Redis checks; returns the bootstrap address. */
+export async function upKafka() {
+  await ensureKafka();
+  return KAFKA_ADDRESS;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

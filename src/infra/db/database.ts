@@ -31,6 +31,8 @@ function listenWithReconnect(url: string, channel: string, listener: () => void)
       if (stopped || client !== next) return;
       client = undefined;
       next.removeAllListeners();
+      // pg may still emit 'error' after 'end' (connection cut): without a listener that crashes the process.
+      next.on('error', () => undefined);
       void next.end().catch(() => undefined);
       retry = setTimeout(() => void connect(), 1_000);
       retry.unref();

@@ -1,0 +1,671 @@
+#!/usr/bin/env node
+// Chaos run (issue 11 item 5): three service instances in one consumer group on real Kafka, PostgreSQL and Redis,
+// N reservations (a mix that becomes ready, times out, fails install and is released) while instances are
+// SIGKILLed and restarted, the run's Redis keys are flushed, the database connections are cut (through a TCP proxy
+// of this script) and the broker is restarted. At the end it reads Kafka and the database and checks that every
+// reservation has exactly one terminal outcome, every refund happened once per (match, player), and every outbox
+// row reached Kafka. Prints `chaos:` summary lines and one `CHAOS_SUMMARY {json}` line; exits 1 on any loss or
+// double (or when the run did not converge within its bound).
+//
+//   npm run chaos                        N=1000, own Kafka broker (restarted once), kills every 5 s, ≤ ~10 min
+//   node scripts/chaos.mjs --n 300 --kills 1 --broker shared --spread-ms 8000 --deadline-ms 30000
+//
+// Options: --n, --kill-every-ms, --kills (max kills; default unbounded), --spread-ms (reservations spread over),
+// --deadline-ms (READY_DEADLINE_MS), --broker own|shared (own: a second broker of this run, started through
+// scripts/services.mjs on a free port and data dir .cache/kafka-chaos, restarted once, stopped at the end; shared:
+// KAFKA_BROKERS or 127.0.0.1:19092, never restarted), --max-ms (hard bound of the whole run), --keep (keep the database).
+// Needs `npm run build` first (imports dist/), PostgreSQL on TEST_DATABASE_ADMIN_URL (default
+// postgres://postgres@127.0.0.1:5432/test) and Redis on REDIS_URL (default redis://127.0.0.1:6379).
+import { spawn } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
+import net from 'node:net';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+import { Redis } from 'ioredis';
+import { ROOT } from './services.mjs';
+
+const DIST = join(ROOT, 'dist', 'src');
+if (!existsSync(join(DIST, 'main.js'))) {
+  console.error('chaos: dist/ is missing; run `npm run build` first (npm run chaos does)');
+  process.exit(2);
+}
+const { values: opts } = parseArgs({
+  options: {
+    n: { type: 'string', default: process.env.CHAOS_N ?? '1000' },
+    'kill-every-ms': { type: 'string', default: '5000' },
+    kills: { type: 'string', default: '1000000' },
+    'spread-ms': { type: 'string', default: '60000' },
+    'deadline-ms': { type: 'string', default: '90000' },
+    broker: { type: 'string', default: 'own' },
+    'max-ms': { type: 'string', default: '600000' },
+    keep: { type: 'boolean', default: false },
+  },
+});
+const N = Number(opts.n);
+const KILL_EVERY_MS = Number(opts['kill-every-ms']);
+const MAX_KILLS = Number(opts.kills);
+const SPREAD_MS = Number(opts['spread-ms']);
+const DEADLINE_MS = Number(opts['deadline-ms']);
+const MAX_MS = Number(opts['max-ms']);
+const OWN_BROKER = opts.broker === 'own';
+const T0 = Date.now();
+const runId = randomBytes(4).toString('hex');
+const RUN_DIR = join(ROOT, '.cache', 'chaos', runId);
+mkdirSync(RUN_DIR, { recursive: true });
+
+const secs = (ms) => `${(ms / 1000).toFixed(1)}s`;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const log = (msg) => console.log(`[chaos +${secs(Date.now() - T0)}] ${msg}`);
+const elapsed = () => Date.now() - T0;
+
+/** A port the kernel just handed out as free. */
+async function freePort() {
+  const server = net.createServer();
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+async function eventually(probe, timeoutMs, what) {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      if (await probe()) return true;
+    } catch {
+      /* retried */
+    }
+    if (Date.now() > until) throw new Error(`timed out after ${secs(timeoutMs)} waiting for ${what}`);
+    await sleep(250);
+  }
+}
+
+async function retry(what, fn, attempts = 60) {
+  for (let i = 1; ; i++) {
+    try {
+      return await fn();
+    } catch (error) {
+      if (i >= attempts) throw new Error(`${what}: ${error.message}`);
+      await sleep(Math.min(2000, 100 * i));
+    }
+  }
+}
+
+// ---- the broker ------------------------------------------------------------------------------------------------
+
+let services;
+let brokers;
+if (OWN_BROKER) {
+  // Module constants of services.mjs read these at import: a second broker on its own port and data dir.
+  process.env.KAFKA_TEST_PORT = String(await freePort());
+  process.env.KAFKA_TEST_CONTROLLER_PORT = String(await freePort());
+  process.env.KAFKA_TEST_STATE_DIR = join(ROOT, '.cache', 'kafka-chaos');
+  process.env.KAFKA_HEAP ??= '512m';
+  services = await import(`./services.mjs?own=${runId}`);
+  log(`starting this run's own broker on 127.0.0.1:${process.env.KAFKA_TEST_PORT} (data ${process.env.KAFKA_TEST_STATE_DIR})`);
+  brokers = [await services.upKafka()];
+} else {
+  services = await import('./services.mjs');
+  brokers = services.readBrokers();
+  log(`shared broker ${brokers.join(',')}: the broker restart step is skipped (this run did not start it)`);
+}
+
+const { Topics, ALL_TOPICS, INPUT_TOPICS } = await import(join(DIST, 'events', 'topics.js'));
+const { KafkaMessageSink, KafkaMessageSource, ensureTopics } = await import(join(DIST, 'infra', 'bus', 'kafka-bus.js'));
+const { oneByOne } = await import(join(DIST, 'infra', 'bus', 'bus.js'));
+const { createLogger } = await import(join(DIST, 'observability', 'logger.js'));
+const { startFakePanel } = await import(join(DIST, 'demo', 'simulated', 'pterodactyl-panel.js'));
+const { sign } = await import(join(DIST, 'security', 'signer.js'));
+
+const topicPrefix = `chaos${runId}.`;
+await ensureTopics(brokers, ALL_TOPICS, { prefix: topicPrefix, partitions: 6 });
+
+// ---- PostgreSQL (own database, behind a proxy this script can cut) ----------------------------------------------
+
+const ADMIN_DB_URL = process.env.TEST_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const dbName = `fw_chaos_${runId}`;
+{
+  const admin = new pg.Client({ connectionString: ADMIN_DB_URL });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${dbName}`);
+  await admin.end();
+}
+const directDbUrl = ADMIN_DB_URL.replace(/\/[^/]*$/, `/${dbName}`);
+const pgTarget = new URL(ADMIN_DB_URL);
+
+/** A TCP proxy between the services and PostgreSQL; `cut(ms)` drops every connection and refuses new ones for ms. */
+function startDbProxy() {
+  const pairs = new Set();
+  let refuseUntil = 0;
+  const server = net.createServer((client) => {
+    if (Date.now() < refuseUntil) return client.destroy();
+    const upstream = net.connect({ host: pgTarget.hostname, port: Number(pgTarget.port || 5432) });
+    const pair = { client, upstream };
+    pairs.add(pair);
+    const close = () => {
+      pairs.delete(pair);
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', close).on('close', close);
+    upstream.on('error', close).on('close', close);
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () =>
+      resolve({
+        port: server.address().port,
+        cut(ms) {
+          refuseUntil = Date.now() + ms;
+          const n = pairs.size;
+          for (const p of [...pairs]) {
+            p.client.destroy();
+            p.upstream.destroy();
+          }
+          pairs.clear();
+          return n;
+        },
+        close: () =>
+          new Promise((r) => {
+            for (const p of pairs) p.client.destroy();
+            server.close(r);
+          }),
+      }),
+    ),
+  );
+}
+const dbProxy = await startDbProxy();
+const proxiedDbUrl = `postgres://${pgTarget.username ? `${pgTarget.username}${pgTarget.password ? `:${pgTarget.password}` : ''}@` : ''}127.0.0.1:${dbProxy.port}/${dbName}`;
+
+// ---- Redis, panel, instances -------------------------------------------------------------------------------------
+
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const redisPrefix = `chaos${runId}:`;
+const panelKey = `ptla_${randomBytes(22).toString('hex').slice(0, 43)}`;
+const panel = await startFakePanel({ apiKeys: { [panelKey]: 'worker-admin' }, rateLimitPerMin: 1_000_000 });
+
+const SECRETS = {
+  OVERLAY_MASTER_SECRET: `chaos-overlay-${randomBytes(16).toString('hex')}`,
+  ADMIN_HOOK_SECRET: `chaos-admin-hook-${randomBytes(16).toString('hex')}`,
+  INTERNAL_API_TOKEN: `chaos-internal-${randomBytes(16).toString('hex')}`,
+};
+const baseEnv = {
+  PATH: process.env.PATH ?? '',
+  ...SECRETS,
+  DATABASE_URL: proxiedDbUrl,
+  REDIS_URL,
+  REDIS_KEY_PREFIX: redisPrefix,
+  KAFKA_BROKERS: brokers.join(','),
+  KAFKA_TOPIC_PREFIX: topicPrefix,
+  KAFKA_GROUP_ID: `chaos-${runId}`,
+  KAFKA_SESSION_TIMEOUT_MS: '10000',
+  PTERO_APP_URL: panel.url,
+  PTERO_APP_API_KEY: panelKey,
+  PTERO_RATE_LIMIT_PER_MIN: '1000000',
+  READY_DEADLINE_MS: String(DEADLINE_MS),
+  POLL_EVERY_MS: '500',
+  PROVISION_MONITOR_EVERY_MS: '1000',
+  LOG_LEVEL: process.env.CHAOS_LOG_LEVEL ?? 'warn',
+  HOST: '127.0.0.1',
+};
+const NODE = existsSync(join(ROOT, 'node_modules', 'node', 'bin', 'node'))
+  ? join(ROOT, 'node_modules', 'node', 'bin', 'node')
+  : process.execPath;
+
+const faults = {
+  kills: 0,
+  restarts: 0,
+  startFailures: 0,
+  hooksUndelivered: 0,
+  crashes: [],
+  redisFlush: null,
+  dbCut: null,
+  brokerRestart: null,
+};
+const restarting = new Set();
+
+/** One of the three instances; a stable INSTANCE_ID across restarts (static group membership). */
+class Instance {
+  child = null;
+  url = '';
+  starts = 0;
+  constructor(name) {
+    this.name = name;
+    this.logFile = createWriteStream(join(RUN_DIR, `${name}.log`), { flags: 'a' });
+  }
+
+  async start() {
+    const port = await freePort();
+    this.starts++;
+    const child = spawn(NODE, [join(DIST, 'main.js'), 'start'], {
+      env: { ...baseEnv, INSTANCE_ID: `chaos-${runId}-${this.name}`, PORT: String(port) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout.pipe(this.logFile, { end: false });
+    child.stderr.pipe(this.logFile, { end: false });
+    this.child = child;
+    this.url = `http://127.0.0.1:${port}`;
+    this.expectExit = false;
+    await eventually(
+      async () => child.exitCode !== null || (await fetch(`${this.url}/healthz`)).status === 200,
+      60_000,
+      `${this.name} /healthz`,
+    );
+    if (child.exitCode !== null) throw new Error(`${this.name} exited with ${child.exitCode} at start (log ${RUN_DIR}/${this.name}.log)`);
+    // An exit nobody asked for is a crash: recorded (a finding of the run) and restarted, as a supervisor would.
+    child.once('exit', (code, signal) => {
+      if (this.expectExit || this.child !== child) return;
+      faults.crashes.push(`${this.name}: ${signal ?? `exit ${code}`} at +${secs(elapsed())}`);
+      log(`${this.name} CRASHED (${signal ?? `exit ${code}`}; log ${RUN_DIR}/${this.name}.log); restarting`);
+      void this.restart().catch((error) => log(`${this.name} could not be restarted: ${error.message}`));
+    });
+  }
+
+  /** Starts again until it answers /healthz (a failed start, e.g. during the database cut, is retried). */
+  async restart() {
+    restarting.add(this);
+    try {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await this.start();
+          faults.restarts++;
+          return;
+        } catch (error) {
+          faults.startFailures++;
+          log(`start of ${this.name} failed (attempt ${attempt}): ${error.message}`);
+          if (attempt >= 10) throw error;
+          await sleep(1000);
+        }
+      }
+    } finally {
+      restarting.delete(this);
+    }
+  }
+
+  get alive() {
+    return this.child !== null && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  stop(signal) {
+    this.expectExit = true;
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+    return new Promise((resolve) => {
+      child.once('exit', resolve);
+      child.kill(signal);
+    });
+  }
+}
+const instances = ['a', 'b', 'c'].map((n) => new Instance(n));
+await Promise.all(instances.map((i) => i.start()));
+await eventually(
+  async () => (await Promise.all(instances.map((i) => fetch(`${i.url}/readyz`).then((r) => r.status)))).every((s) => s === 200),
+  90_000,
+  'three instances consuming',
+);
+log(
+  `3 instances consuming (group ${baseEnv.KAFKA_GROUP_ID}, topics ${topicPrefix}*, database ${dbName}, redis ${redisPrefix}*, logs ${RUN_DIR})`,
+);
+
+/** A live instance's base URL (requests are retried across kills). */
+function someInstance() {
+  const live = instances.filter((i) => i.alive);
+  return (live[Math.floor(Math.random() * live.length)] ?? instances[0]).url;
+}
+
+async function internal(method, path, body) {
+  const response = await fetch(`${someInstance()}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${SECRETS.INTERNAL_API_TOKEN}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(10_000),
+  });
+  const text = await response.text();
+  if (response.status >= 500) throw new Error(`${method} ${path}: ${response.status} ${text.slice(0, 200)}`);
+  return { status: response.status, json: text ? JSON.parse(text) : null };
+}
+
+async function inBatches(items, concurrency, fn) {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < items.length) await fn(items[next++]);
+    }),
+  );
+}
+
+// ---- the plan ----------------------------------------------------------------------------------------------------
+
+const PLAN = ['ready', 'timeout', 'install_failed', 'released'];
+const NEVER = 24 * 3600_000;
+const matches = Array.from({ length: N }, (_, i) => {
+  const plan = PLAN[i % PLAN.length];
+  const matchId = `c${runId}-${i}`;
+  const installAfterMs = plan === 'ready' || plan === 'install_failed' ? 500 + Math.floor(Math.random() * 4000) : NEVER;
+  const panelServerId = panel.addServer({ installAfterMs, outcome: plan === 'install_failed' ? 'install_failed' : 'installed' });
+  return { i, matchId, plan, panelServerId, reservedEventId: randomUUID() };
+});
+
+await inBatches(matches, 8, (m) =>
+  retry(`create ${m.matchId}`, async () => {
+    const r = await internal('PUT', `/v1/internal/matches/${m.matchId}`, {
+      mode: 'VERIFIED_STREAM',
+      entryFee: { amountCents: 500, currency: 'USD' },
+      overlayRequired: false,
+      players: [
+        { side: 'p1', playerId: `alice-${m.matchId}`, streamChannels: [`twitch:alice_${m.i}`] },
+        { side: 'p2', playerId: `bob-${m.matchId}`, streamChannels: [`twitch:bob_${m.i}`] },
+      ],
+    });
+    if (r.status !== 201 && r.status !== 200) throw new Error(`status ${r.status}`);
+  }),
+);
+log(`${N} matches created (plan: ${PLAN.map((p) => `${p}=${matches.filter((m) => m.plan === p).length}`).join(' ')})`);
+
+const producer = new KafkaMessageSink({ brokers, clientId: 'chaos-platform', topicPrefix, logger: createLogger('silent') });
+const lifecycle = (topic, m, eventId) => ({
+  topic,
+  key: m.matchId,
+  value: JSON.stringify({ v: 'v1', eventId, matchId: m.matchId, panelServerId: m.panelServerId }),
+  headers: { 'event-id': eventId, 'event-type': topic },
+});
+const produce = (what, messages) => retry(what, () => producer.send(messages), 120);
+
+/** The admin hook of a match that should become ready: a key from the internal API, then a signed call. */
+async function adminHook(m) {
+  // A hook that never lands (every instance down for minutes) turns a planned ready into a timeout, not a loss.
+  await retry(`admin hook ${m.matchId}`, async () => {
+    const key = await internal('POST', '/v1/internal/keys', { matchId: m.matchId, kind: 'admin' });
+    if (key.status !== 201) throw new Error(`key: ${key.status}`);
+    const body = JSON.stringify({ type: 'admin.hooks.ok', matchId: m.matchId });
+    const signed = sign({ keyId: key.json.keyId, secret: key.json.secret, body, ts: Date.now() });
+    const r = await fetch(`${someInstance()}/v1/hooks/admin`, {
+      method: 'POST',
+      headers: { ...signed.headers, 'content-type': 'application/json' },
+      body,
+      signal: AbortSignal.timeout(10_000),
+    });
+    if (r.status !== 202) throw new Error(`hook: ${r.status}`);
+  }).catch((error) => {
+    faults.hooksUndelivered++;
+    log(error.message);
+  });
+}
+
+// ---- chaos -------------------------------------------------------------------------------------------------------
+
+let chaosOn = true;
+
+async function killLoop() {
+  while (chaosOn && faults.kills < MAX_KILLS) {
+    await sleep(KILL_EVERY_MS * (0.6 + Math.random() * 0.8));
+    if (!chaosOn) break;
+    const candidates = instances.filter((i) => i.alive && !restarting.has(i));
+    if (candidates.length < 2) continue; // keep one instance serving the HTTP side of the plan
+    const victim = candidates[Math.floor(Math.random() * candidates.length)];
+    restarting.add(victim);
+    await victim.stop('SIGKILL');
+    faults.kills++;
+    log(`SIGKILL ${victim.name} (kill #${faults.kills})`);
+    victim.restart().catch((error) => log(`${victim.name} could not be restarted: ${error.message}`));
+  }
+}
+
+async function flushRunKeys() {
+  const redis = new Redis(REDIS_URL, { lazyConnect: false, maxRetriesPerRequest: 3 });
+  let deleted = 0;
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${redisPrefix}*`, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length > 0) deleted += await redis.del(...keys);
+  } while (cursor !== '0');
+  await redis.quit();
+  faults.redisFlush = { keysDeleted: deleted };
+  log(`Redis: deleted every key of this run (${redisPrefix}*: ${deleted} keys; the server is shared, so no FLUSHDB)`);
+}
+
+function cutDb() {
+  const connections = dbProxy.cut(3000);
+  faults.dbCut = { connections, refusedMs: 3000 };
+  log(`PostgreSQL: cut ${connections} connections at the proxy, refusing new ones for 3 s`);
+}
+
+async function restartBroker() {
+  if (!OWN_BROKER) return;
+  log("Kafka: restarting this run's broker");
+  const downtimeMs = await services.restartKafka();
+  faults.brokerRestart = { downtimeMs };
+  log(`Kafka: broker back after ${secs(downtimeMs)}`);
+}
+
+const chaosStart = Date.now();
+const kills = killLoop();
+const faultSchedule = [
+  [0.25, flushRunKeys],
+  [0.5, cutDb],
+  [0.75, restartBroker],
+].map(([at, fn]) =>
+  sleep(SPREAD_MS * at)
+    .then(fn)
+    .catch((error) => log(`fault failed: ${error.message}`)),
+);
+
+// Reservations in waves across SPREAD_MS; 5% delivered twice; releases 2 s after their reservation.
+const WAVES = 20;
+const pending = [];
+for (let w = 0; w < WAVES; w++) {
+  const wave = matches.filter((m) => m.i % WAVES === w);
+  const dupes = wave.filter(() => Math.random() < 0.05);
+  await produce(
+    `reserve wave ${w}`,
+    [...wave, ...dupes].map((m) => lifecycle(Topics.serverReserved, m, m.reservedEventId)),
+  );
+  const toRelease = wave.filter((m) => m.plan === 'released');
+  pending.push(
+    sleep(2000).then(() =>
+      produce(
+        `release wave ${w}`,
+        toRelease.map((m) => lifecycle(Topics.serverReleased, m, randomUUID())),
+      ),
+    ),
+  );
+  pending.push(
+    inBatches(
+      wave.filter((m) => m.plan === 'ready'),
+      4,
+      adminHook,
+    ),
+  );
+  await sleep(Math.max(0, chaosStart + ((w + 1) * SPREAD_MS) / WAVES - Date.now()));
+}
+await Promise.all([...pending, ...faultSchedule]);
+log(`all ${N} reservations produced, releases and admin hooks delivered`);
+
+// Kills go on until the deadline has passed for the last reservations (timeouts are decided during chaos too).
+const db = new pg.Pool({ connectionString: directDbUrl, max: 2 });
+const q = async (sql, params) => (await db.query(sql, params)).rows;
+const chaosUntil = Date.now() + DEADLINE_MS + 5000;
+while (Date.now() < chaosUntil && elapsed() < MAX_MS * 0.7) await sleep(1000);
+chaosOn = false;
+await kills;
+await eventually(() => restarting.size === 0, 90_000, 'restarts to finish');
+log(`chaos over: ${faults.kills} kills, ${faults.restarts} restarts; converging`);
+
+let converged = true;
+try {
+  await eventually(
+    async () => {
+      const [open] = await q(`select count(*)::int n from provisions where state in ('RESERVED','INSTALLING','WAITING_SIGNALS')`);
+      const [unpublished] = await q(`select count(*)::int n from outbox where published_at is null`);
+      const [seen] = await q(`select count(*)::int n from provisions`);
+      return open.n === 0 && unpublished.n === 0 && seen.n === N;
+    },
+    Math.max(30_000, MAX_MS - elapsed() - 60_000),
+    'every provision terminal and every outbox row published',
+  );
+} catch (error) {
+  converged = false;
+  log(error.message);
+}
+
+// ---- the audit ---------------------------------------------------------------------------------------------------
+
+const OUTPUT = ALL_TOPICS.filter((t) => !INPUT_TOPICS.includes(t));
+// The reservations themselves too: a reservation on Kafka but never applied is a consumer loss, not a producer one.
+const AUDITED = [...OUTPUT, Topics.serverReserved];
+const tapped = [];
+const tap = new KafkaMessageSource({
+  brokers,
+  clientId: 'chaos-audit',
+  groupId: `chaos-audit-${runId}`,
+  topicPrefix,
+  logger: createLogger('silent'),
+  maxWaitTimeMs: 200,
+});
+await tap.start(
+  AUDITED,
+  oneByOne(async (m) => {
+    const value = JSON.parse(m.value.toString('utf8'));
+    tapped.push({ topic: m.topic, key: m.key, eventId: m.headers['event-id'] ?? String(value.eventId), value });
+  }),
+);
+const outboxRows = await q(`select id, topic, key from outbox`);
+const outboxIds = new Set(outboxRows.map((r) => r.id));
+const seenIds = () => new Set(tapped.map((e) => e.eventId));
+try {
+  await eventually(() => [...outboxIds].every((id) => seenIds().has(id)), 60_000, 'every outbox row on Kafka');
+} catch (error) {
+  log(error.message);
+}
+let last = -1;
+while (last !== tapped.length) {
+  last = tapped.length;
+  await sleep(2000);
+}
+await tap.stop();
+
+const provisions = new Map((await q(`select match_id, state, failure_reason from provisions`)).map((r) => [r.match_id, r]));
+const refundRows = await q(`select match_id, player_id, count(*)::int n from ledger_entries where kind = 'REFUND' group by 1, 2`);
+const refunds = new Map();
+for (const r of refundRows) refunds.set(r.match_id, [...(refunds.get(r.match_id) ?? []), r.n]);
+// Every reservation was consumed and applied (its claim in processed_events committed with its effect).
+const [applied] = await q(`select count(distinct event_id)::int n from processed_events where event_id = any($1)`, [
+  matches.map((m) => m.reservedEventId),
+]);
+const deadLetters = await q(`select count(*)::int n from dead_letters`).catch(() => [{ n: -1 }]);
+
+const distinctOf = (topic, matchId) => new Set(tapped.filter((e) => e.topic === topic && e.key === matchId).map((e) => e.eventId));
+const outcome = { ready: 0, TIMEOUT: 0, INSTALL_FAILED: 0, released: 0, other: 0 };
+const byPlan = {};
+const problems = [];
+let exactlyOne = 0;
+let lost = 0;
+let doubled = 0;
+let refundPairs = 0;
+let maxRefunds = 0;
+for (const m of matches) {
+  const p = provisions.get(m.matchId);
+  const ready = distinctOf(Topics.serverReady, m.matchId).size;
+  const failed = distinctOf(Topics.serverFailed, m.matchId).size;
+  const cancelled = distinctOf(Topics.matchCancelled, m.matchId).size;
+  const terminalEvents = ready + failed;
+  const released = p?.state === 'RELEASED';
+  const refundCounts = refunds.get(m.matchId) ?? [];
+  refundPairs += refundCounts.length;
+  maxRefunds = Math.max(maxRefunds, ...refundCounts, 0);
+  // Terminal: one server.ready or server.failed, or (for a release before any outcome) the RELEASED state.
+  const terminals = terminalEvents + (released && terminalEvents === 0 ? 1 : 0);
+  const got = ready ? 'ready' : failed ? (p?.failure_reason ?? 'failed') : released ? 'released' : 'none';
+  outcome[got in outcome ? got : 'other']++;
+  byPlan[m.plan] ??= {};
+  byPlan[m.plan][got] = (byPlan[m.plan][got] ?? 0) + 1;
+  const isLost =
+    terminals === 0 ||
+    (p?.state === 'READY' && ready === 0) ||
+    (p?.state === 'FAILED' && (failed === 0 || cancelled === 0 || refundCounts.length !== 2));
+  const isDoubled = terminalEvents > 1 || cancelled > 1 || refundCounts.some((n) => n > 1) || (failed === 0 && refundCounts.length > 0);
+  if (terminals === 1 && !isLost && !isDoubled) exactlyOne++;
+  if (isLost) lost++;
+  if (isDoubled) doubled++;
+  if ((isLost || isDoubled) && problems.length < 10)
+    problems.push(
+      `${m.matchId} plan=${m.plan} state=${p?.state ?? 'none'} ready=${ready} failed=${failed} cancelled=${cancelled} refunds=${JSON.stringify(refundCounts)}`,
+    );
+}
+const raw = tapped.filter((e) => e.topic !== Topics.deadLetter && e.topic !== Topics.serverReserved);
+const reservedOnKafka = new Set(tapped.filter((e) => e.topic === Topics.serverReserved).map((e) => e.eventId));
+const reservationsOnKafka = matches.filter((m) => reservedOnKafka.has(m.reservedEventId)).length;
+const distinctIds = new Set(raw.map((e) => e.eventId));
+const missing = outboxRows.filter((r) => !distinctIds.has(r.id));
+const notOnKafka = missing.length;
+for (const r of missing.slice(0, 5)) problems.push(`outbox row ${r.id} (${r.topic}, ${r.key}) not on Kafka`);
+lost += notOnKafka; // an unapplied reservation is already counted above (no terminal outcome)
+const summary = {
+  runId,
+  n: N,
+  durationMs: elapsed(),
+  converged,
+  broker: OWN_BROKER ? 'own' : 'shared',
+  faults,
+  outcomes: outcome,
+  byPlan,
+  exactlyOneTerminal: exactlyOne,
+  reservationsApplied: applied.n,
+  reservationsOnKafka,
+  lost,
+  doubled,
+  refunds: { pairs: refundPairs, maxPerPlayerPerMatch: maxRefunds },
+  output: {
+    messages: raw.length,
+    distinctEventIds: distinctIds.size,
+    redeliveredCopies: raw.length - distinctIds.size,
+    outboxRows: outboxIds.size,
+    outboxRowsNotOnKafka: notOnKafka,
+  },
+  deadLetters: { onTopic: tapped.filter((e) => e.topic === Topics.deadLetter).length, inDb: deadLetters[0]?.n },
+  verdicts: 'not exercised (stream episodes are not part of this run)',
+};
+const pass = converged && lost === 0 && doubled === 0 && exactlyOne === N;
+
+console.log(`chaos: run ${runId} N=${N} in ${secs(summary.durationMs)}, 3 instances, broker ${summary.broker}`);
+console.log(
+  `chaos: faults: ${faults.kills} SIGKILLs (${faults.restarts} restarts), redis flush ${faults.redisFlush ? `${faults.redisFlush.keysDeleted} keys` : 'no'}, db cut ${faults.dbCut ? `${faults.dbCut.connections} connections` : 'no'}, broker restart ${faults.brokerRestart ? secs(faults.brokerRestart.downtimeMs) : 'skipped'}`,
+);
+console.log(
+  `chaos: instance crashes (not asked for): ${faults.crashes.length}${faults.crashes.length ? ` (${faults.crashes.join('; ')})` : ''}; failed starts retried: ${faults.startFailures}`,
+);
+console.log(
+  `chaos: outcomes: ${Object.entries(outcome)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ')}; by plan ${JSON.stringify(byPlan)}`,
+);
+console.log(`chaos: reservations with exactly one terminal outcome: ${exactlyOne}/${N}; lost=${lost} doubled=${doubled}`);
+console.log(`chaos: reservations on Kafka ${reservationsOnKafka}/${N}, applied (processed_events) ${applied.n}/${N}`);
+console.log(`chaos: refunds: ${refundPairs} (match, player) pairs, max ${maxRefunds} per player per match`);
+console.log(
+  `chaos: output topics: ${raw.length} messages, ${distinctIds.size} distinct eventIds, ${summary.output.redeliveredCopies} redelivered copies of one eventId, ${notOnKafka} of ${outboxIds.size} outbox rows missing on Kafka; dead letters ${summary.deadLetters.onTopic}`,
+);
+console.log(`chaos: verdicts per episode: ${summary.verdicts}`);
+for (const p of problems) console.log(`chaos: problem: ${p}`);
+console.log(`chaos: RESULT ${pass ? 'PASS' : 'FAIL'} (lost=${lost} doubled=${doubled}${converged ? '' : ', did not converge'})`);
+console.log(`CHAOS_SUMMARY ${JSON.stringify(summary)}`);
+
+// ---- teardown ----------------------------------------------------------------------------------------------------
+
+await Promise.all(instances.map((i) => i.stop('SIGTERM')));
+await producer.close().catch(() => {});
+await db.end();
+await dbProxy.close();
+await panel.close();
+if (!opts.keep) {
+  const admin = new pg.Client({ connectionString: ADMIN_DB_URL });
+  await admin.connect();
+  await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+  await admin.end();
+}
+if (OWN_BROKER) await services.downKafka();
+process.exit(pass ? 0 : 1);
