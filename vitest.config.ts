@@ -2,7 +2,16 @@ import swc from 'unplugin-swc';
 import { defineConfig } from 'vitest/config';
 
 // SWC compiles the TypeScript so NestJS decorator metadata survives in tests.
-const plugins = [swc.vite({ module: { type: 'es6' }, jsc: { target: 'es2023', parser: { syntax: 'typescript', decorators: true }, transform: { legacyDecorator: true, decoratorMetadata: true } } })];
+const plugins = [
+  swc.vite({
+    module: { type: 'es6' },
+    jsc: {
+      target: 'es2023',
+      parser: { syntax: 'typescript', decorators: true },
+      transform: { legacyDecorator: true, decoratorMetadata: true },
+    },
+  }),
+];
 
 // Oxc is Vite's default transformer; SWC replaces it here (decorator metadata).
 const base = { plugins, oxc: false as const };

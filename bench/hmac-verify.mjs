@@ -33,10 +33,14 @@ const SKEW_MS = 60_000;
 if (!process.env.BENCH_PINNED && existsSync('/usr/bin/taskset')) {
   const { cpus } = await import('node:os');
   const cpu = String(Math.max(0, cpus().length - 1));
-  const r = spawnSync('/usr/bin/taskset', ['-c', cpu, process.execPath, ...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
-    stdio: 'inherit',
-    env: { ...process.env, BENCH_PINNED: `cpu${cpu}` },
-  });
+  const r = spawnSync(
+    '/usr/bin/taskset',
+    ['-c', cpu, process.execPath, ...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2)],
+    {
+      stdio: 'inherit',
+      env: { ...process.env, BENCH_PINNED: `cpu${cpu}` },
+    },
+  );
   process.exit(r.status ?? 1);
 }
 
@@ -45,7 +49,8 @@ function bodyOfSize(matchId, bytes, shape) {
   if (shape === 'flat') {
     // One level of scalar members: what a heartbeat with telemetry looks like.
     const body = { type: 'gameplay.progress', matchId, seq: 42 };
-    for (let i = 0; body && JSON.stringify(body).length < bytes - 60; i++) body[`metric_${i}`] = i % 3 === 0 ? `value-${i}` : i % 3 === 1 ? i * 7 : i % 2 === 0;
+    for (let i = 0; body && JSON.stringify(body).length < bytes - 60; i++)
+      body[`metric_${i}`] = i % 3 === 0 ? `value-${i}` : i % 3 === 1 ? i * 7 : i % 2 === 0;
     body.note = '';
     body.note = 'x'.repeat(bytes - JSON.stringify(body).length);
     const text = JSON.stringify(body);
@@ -60,7 +65,15 @@ function bodyOfSize(matchId, bytes, shape) {
   const body = { type: 'gameplay.progress', matchId, seq: 42, data: { map: 'de_inferno', round: 17, score: [9, 7], events: [], note: '' } };
   let i = 0;
   for (;;) {
-    const e = { t: 1_764_245_000_000 + i * 731, kind: i % 3 ? 'kill' : 'assist', actor: `player-${i % 10}`, target: `player-${(i + 5) % 10}`, weapon: 'ak47', hs: i % 2 === 0, pos: [i * 1.25, -i * 0.5, 64] };
+    const e = {
+      t: 1_764_245_000_000 + i * 731,
+      kind: i % 3 ? 'kill' : 'assist',
+      actor: `player-${i % 10}`,
+      target: `player-${(i + 5) % 10}`,
+      weapon: 'ak47',
+      hs: i % 2 === 0,
+      pos: [i * 1.25, -i * 0.5, 64],
+    };
     body.data.events.push(e);
     if (JSON.stringify(body).length > bytes - 40) {
       body.data.events.pop();
@@ -101,7 +114,14 @@ async function main() {
     kv,
     clock,
     metrics: new Metrics(),
-    settings: { maxSkewMs: SKEW_MS, maxBodyBytes: 65_536, allowedCidrs: ['127.0.0.1/32', '::1/128'], trustProxy: [], failureLimit: 1_000_000, keyBudget: 1_000_000_000 },
+    settings: {
+      maxSkewMs: SKEW_MS,
+      maxBodyBytes: 65_536,
+      allowedCidrs: ['127.0.0.1/32', '::1/128'],
+      trustProxy: [],
+      failureLimit: 1_000_000,
+      keyBudget: 1_000_000_000,
+    },
   });
   const matchId = 'bench-hmac-0001';
   const key = await keys.issue({ matchId, kind: 'overlay' });
@@ -122,7 +142,10 @@ async function main() {
       const out = new Array(n);
       for (let i = 0; i < n; i++) {
         const nonce = generateNonce();
-        const signature = signCanonical(secret, canonicalString({ keyId: key.keyId, ts, nonce, matchId, type: 'gameplay.progress', canonicalBody }));
+        const signature = signCanonical(
+          secret,
+          canonicalString({ keyId: key.keyId, ts, nonce, matchId, type: 'gameplay.progress', canonicalBody }),
+        );
         const headers = {
           'content-type': 'application/json',
           'content-length': String(rawBody.length),
@@ -164,10 +187,19 @@ async function main() {
         return false;
       },
     };
-    const inputs = { hookVerifier: makeFlock, rawHmac: (n) => Array.from({ length: n }, () => ({ rawBody })), standardWebhooks: makeWebhook };
+    const inputs = {
+      hookVerifier: makeFlock,
+      rawHmac: (n) => Array.from({ length: n }, () => ({ rawBody })),
+      standardWebhooks: makeWebhook,
+    };
 
     // The verifier must accept the signer's own output (vector sanity) before anything is timed.
-    const sane = await verifier.verify({ route: 'overlay', remoteAddress: '127.0.0.1', headers: { 'content-type': 'application/json', ...probe.headers }, rawBody });
+    const sane = await verifier.verify({
+      route: 'overlay',
+      remoteAddress: '127.0.0.1',
+      headers: { 'content-type': 'application/json', ...probe.headers },
+      rawBody,
+    });
     if (!sane.ok) throw new Error(`verifier refused a signer-made request: ${sane.reason}`);
 
     // Calibrate: how many calls fill one round of ROUND_MS (also warms up the JIT).
@@ -210,7 +242,12 @@ async function main() {
     const wh = median(rates.standardWebhooks);
     details.sizes[size.label] = {
       bodyBytes: size.bytes,
-      shape: size.shape === 'string' ? 'one 64 KB string field' : size.shape === 'flat' ? 'one level of scalar members' : 'event log: objects with numbers, strings, booleans, arrays',
+      shape:
+        size.shape === 'string'
+          ? 'one 64 KB string field'
+          : size.shape === 'flat'
+            ? 'one level of scalar members'
+            : 'event log: objects with numbers, strings, booleans, arrays',
       roundsPerCheck: ROUNDS,
       callsPerRound: perRound,
       ratesPerRound: Object.fromEntries(Object.entries(rates).map(([k, xs]) => [k, xs.map((x) => Math.round(x))])),
@@ -221,8 +258,18 @@ async function main() {
       { name: `${size.label}: HookVerifier.verify`, value: Math.round(v), unit: 'verif/s', note: 'median of rounds' },
       { name: `${size.label}: (a) raw HMAC-SHA256 of body (floor)`, value: Math.round(floor), unit: 'ops/s' },
       { name: `${size.label}: (b) Standard-Webhooks-style check`, value: Math.round(wh), unit: 'verif/s' },
-      { name: `${size.label}: ratio (a)/HookVerifier`, value: round(floor / v, 2), unit: 'x', note: 'HookVerifier is this many times slower than the floor' },
-      { name: `${size.label}: ratio (b)/HookVerifier`, value: round(wh / v, 2), unit: 'x', note: 'HookVerifier is this many times slower than (b)' },
+      {
+        name: `${size.label}: ratio (a)/HookVerifier`,
+        value: round(floor / v, 2),
+        unit: 'x',
+        note: 'HookVerifier is this many times slower than the floor',
+      },
+      {
+        name: `${size.label}: ratio (b)/HookVerifier`,
+        value: round(wh / v, 2),
+        unit: 'x',
+        note: 'HookVerifier is this many times slower than (b)',
+      },
       { name: `${size.label}: strict parse + RFC 8785 only`, value: Math.round(jcsRate), unit: 'ops/s', note: 'the part (b) does not do' },
     );
   }

@@ -91,7 +91,12 @@ async function setUp(redisUrl) {
   });
   const inbox = [];
   let waiting;
-  worker.on('message', (m) => (waiting ? (waiting(m), (waiting = undefined)) : inbox.push(m)));
+  worker.on('message', (m) => {
+    if (!waiting) return inbox.push(m);
+    const resolve = waiting;
+    waiting = undefined;
+    resolve(m);
+  });
   worker.on('error', (e) => console.error('load worker failed:', e));
   const receive = () => (inbox.length ? Promise.resolve(inbox.shift()) : new Promise((r) => (waiting = r)));
   await receive(); // ready
@@ -112,7 +117,10 @@ async function setUp(redisUrl) {
 async function sweep(hookType, redisUrl) {
   const { service, worker, receive, tearDown } = await setUp(redisUrl);
   const storedRows = async () => {
-    const r = await service.services.db.selectFrom('overlay_events').select((eb) => eb.fn.countAll().as('n')).executeTakeFirst();
+    const r = await service.services.db
+      .selectFrom('overlay_events')
+      .select((eb) => eb.fn.countAll().as('n'))
+      .executeTakeFirst();
     return Number(r?.n ?? 0);
   };
 

@@ -104,7 +104,12 @@ async function scenario(mode, SERVERS, label, scenarioCleanups) {
   onCleanup(() => deleteTopics(brokers, prefix));
   onCleanup(() => deleteRedisPrefix(redisUrl, redisPrefix));
 
-  const panel = await startFakePanel({ host: '127.0.0.1', apiKeys: { [PANEL_KEY]: 'worker-admin' }, rateLimitPerMin: BUDGET, rateLimitWindowMs: WINDOW_MS });
+  const panel = await startFakePanel({
+    host: '127.0.0.1',
+    apiKeys: { [PANEL_KEY]: 'worker-admin' },
+    rateLimitPerMin: BUDGET,
+    rateLimitWindowMs: WINDOW_MS,
+  });
   scenarioCleanups.push(() => panel.close());
   const env = {
     DATABASE_URL: db.url,
@@ -186,7 +191,9 @@ async function scenario(mode, SERVERS, label, scenarioCleanups) {
     if (Date.now() - lastLog > 10_000) {
       lastLog = Date.now();
       const installed = servers.filter((s) => s.completesAt <= Date.now()).length;
-      console.log(`  ${label} ${(elapsed / 1000).toFixed(0)} s: installed on the panel ${installed}/${SERVERS}, detected ${detectedAt.size}/${SERVERS}, panel requests ${panel.stats.requestsTotal}, 429s ${panel.stats.throttled}`);
+      console.log(
+        `  ${label} ${(elapsed / 1000).toFixed(0)} s: installed on the panel ${installed}/${SERVERS}, detected ${detectedAt.size}/${SERVERS}, panel requests ${panel.stats.requestsTotal}, 429s ${panel.stats.throttled}`,
+      );
     }
     if (detectedAt.size === SERVERS || elapsed > DETECT_BUDGET_MS) break;
     await sleep(250);
@@ -219,14 +226,29 @@ async function scenario(mode, SERVERS, label, scenarioCleanups) {
 
   const listingRequests = gets.filter((e) => e.path === '/api/application/servers').length;
   const figures = [
-    { name: 'panel requests, max in any sliding 60 s window', value: maxWindow, unit: 'req/min', note: `budget ${BUDGET}; target ≤ ${BUDGET / 2}` },
-    { name: 'panel requests, mean over the busy period', value: round(counted.length / busyMinutes, 1), unit: 'req/min', note: `${counted.length} requests (${listingRequests} listings) in ${s(lastAt - firstAt)} s` },
+    {
+      name: 'panel requests, max in any sliding 60 s window',
+      value: maxWindow,
+      unit: 'req/min',
+      note: `budget ${BUDGET}; target ≤ ${BUDGET / 2}`,
+    },
+    {
+      name: 'panel requests, mean over the busy period',
+      value: round(counted.length / busyMinutes, 1),
+      unit: 'req/min',
+      note: `${counted.length} requests (${listingRequests} listings) in ${s(lastAt - firstAt)} s`,
+    },
     { name: '429 responses from the panel', value: throttled, unit: 'count', note: 'must be 0' },
     { name: 'readiness-detection delay, mean', value: s(mean(delays)), unit: 's', note: `over ${delays.length} servers` },
     { name: 'readiness-detection delay, p50', value: s(percentile(delays, 50)), unit: 's' },
     { name: 'readiness-detection delay, p95', value: s(percentile(delays, 95)), unit: 's' },
     { name: 'readiness-detection delay, max', value: s(delays[delays.length - 1]), unit: 's' },
-    { name: 'servers detected', value: `${detectedAt.size}/${SERVERS}`, unit: '', note: undetected ? `${undetected} not detected within ${s(DETECT_BUDGET_MS)} s` : `all within ${s(endedAt - t0)} s of creation` },
+    {
+      name: 'servers detected',
+      value: `${detectedAt.size}/${SERVERS}`,
+      unit: '',
+      note: undetected ? `${undetected} not detected within ${s(DETECT_BUDGET_MS)} s` : `all within ${s(endedAt - t0)} s of creation`,
+    },
     { name: 'panel requests per server, mean', value: round(counted.length / SERVERS, 2), unit: 'req' },
   ];
   for (const f of figures) console.log(`  ${label}: ${f.name} = ${f.value} ${f.unit}${f.note ? ` (${f.note})` : ''}`);
@@ -244,7 +266,13 @@ async function scenario(mode, SERVERS, label, scenarioCleanups) {
       instances: INSTANCES,
       window: { budget: BUDGET, windowMs: WINDOW_MS },
       reservationsConsumedAfterMs: allReservedAt ? allReservedAt - t0 : null,
-      delaysMs: { mean: round(mean(delays), 0), p50: percentile(delays, 50), p95: percentile(delays, 95), max: delays[delays.length - 1], min: delays[0] },
+      delaysMs: {
+        mean: round(mean(delays), 0),
+        p50: percentile(delays, 50),
+        p95: percentile(delays, 95),
+        max: delays[delays.length - 1],
+        min: delays[0],
+      },
       listingRequests,
       perServerGets: round(mean([...perServerGets.values()]), 2),
       panelByStatus: panel.stats.byStatus,

@@ -148,7 +148,9 @@ async function main() {
       ]);
       if (Date.now() - lastLog > 5000) {
         lastLog = Date.now();
-        console.log(`  ${((Date.now() - started) / 1000).toFixed(0)} s: provisions ${provisions}/${N}, server.ready published ${published}/${N}, read back ${received.size}/${N}`);
+        console.log(
+          `  ${((Date.now() - started) / 1000).toFixed(0)} s: provisions ${provisions}/${N}, server.ready published ${published}/${N}, read back ${received.size}/${N}`,
+        );
       }
       return provisions >= N && published >= N && received.size >= N;
     },
@@ -158,28 +160,41 @@ async function main() {
   );
 
   // 5. Figures from the database's own timestamps and the bench's receive times.
-  const q = (await client.query(`
+  const q = (
+    await client.query(`
     SELECT extract(epoch FROM min(reserved_at)) * 1000 AS first_reserved, extract(epoch FROM max(reserved_at)) * 1000 AS last_reserved,
            extract(epoch FROM max(ready_at)) * 1000 AS last_ready,
            count(*) FILTER (WHERE state = 'READY')::int AS ready
-    FROM provisions`)).rows[0];
-  const o = (await client.query(`
+    FROM provisions`)
+  ).rows[0];
+  const o = (
+    await client.query(`
     SELECT extract(epoch FROM max(published_at)) * 1000 AS last_published, count(*)::int AS n, count(DISTINCT key)::int AS keys
-    FROM outbox WHERE topic = 'server.ready'`)).rows[0];
-  const lat = (await client.query(`
+    FROM outbox WHERE topic = 'server.ready'`)
+  ).rows[0];
+  const lat = (
+    await client.query(`
     SELECT extract(epoch FROM (o.published_at - p.reserved_at)) * 1000 AS ms
-    FROM provisions p JOIN outbox o ON o.key = p.match_id AND o.topic = 'server.ready' ORDER BY 1`)).rows.map((r) => Number(r.ms));
+    FROM provisions p JOIN outbox o ON o.key = p.match_id AND o.topic = 'server.ready' ORDER BY 1`)
+  ).rows.map((r) => Number(r.ms));
   const publishedAt = new Map(
-    (await client.query(`SELECT id, extract(epoch FROM published_at) * 1000 AS at FROM outbox WHERE topic = 'server.ready'`)).rows.map((r) => [r.id, Number(r.at)]),
+    (await client.query(`SELECT id, extract(epoch FROM published_at) * 1000 AS at FROM outbox WHERE topic = 'server.ready'`)).rows.map(
+      (r) => [r.id, Number(r.at)],
+    ),
   );
-  const readLag = [...received].filter(([id]) => publishedAt.has(id)).map(([id, at]) => at - publishedAt.get(id)).sort((a, b) => a - b);
+  const readLag = [...received]
+    .filter(([id]) => publishedAt.has(id))
+    .map(([id, at]) => at - publishedAt.get(id))
+    .sort((a, b) => a - b);
   const processed = await count(`SELECT count(*)::int AS n FROM processed_events WHERE topic = 'server.reserved'`);
   const deadLetters = await count('SELECT count(*)::int AS n FROM dead_letters');
   const readBack = readyMatches.size;
   const lastReceived = Math.max(...received.values()); // before phase 6 adds its own events
 
   if (q.ready !== N || o.n !== N || o.keys !== N || processed !== N || readBack !== N) {
-    throw new Error(`exactly-once check failed: ready ${q.ready}, outbox ${o.n} (${o.keys} keys), processed ${processed}, read back ${readBack} matches, expected ${N}`);
+    throw new Error(
+      `exactly-once check failed: ready ${q.ready}, outbox ${o.n} (${o.keys} keys), processed ${processed}, read back ${readBack} matches, expected ${N}`,
+    );
   }
 
   // 6. For the breakdown: the same handler the Kafka source calls (validation, Redis idempotency, the transaction),
@@ -210,12 +225,42 @@ async function main() {
   const lastPublished = Number(o.last_published);
   const rate = (untilMs) => round(N / ((untilMs - first) / 1000), 0);
   const figures = [
-    { name: 'consume → DB (server.reserved handled)', value: rate(lastReserved), unit: 'events/s', note: `${N} events in ${round((lastReserved - first) / 1000, 1)} s` },
-    { name: 'full path → Kafka (server.ready acked)', value: rate(lastPublished), unit: 'events/s', note: `last published ${round((lastPublished - lastReserved) / 1000, 2)} s after last consume` },
-    { name: 'full path → read back from Kafka', value: rate(lastReceived), unit: 'events/s', note: 'by a separate consumer group (no commits)' },
-    { name: 'breakdown: consumer handler alone (no Kafka)', value: round(directRate, 0), unit: 'events/s', note: `${M} events fed to ConsumerRuntime.handle one at a time` },
-    { name: 'backlog produce rate (input side, for scale)', value: round(N / (produceMs / 1000), 0), unit: 'events/s', note: 'batches of 500, acks=all' },
-    { name: 'service start → first event handled', value: round((first - started) / 1000, 1), unit: 's', note: 'DB migrate + Kafka group join; not in rates' },
+    {
+      name: 'consume → DB (server.reserved handled)',
+      value: rate(lastReserved),
+      unit: 'events/s',
+      note: `${N} events in ${round((lastReserved - first) / 1000, 1)} s`,
+    },
+    {
+      name: 'full path → Kafka (server.ready acked)',
+      value: rate(lastPublished),
+      unit: 'events/s',
+      note: `last published ${round((lastPublished - lastReserved) / 1000, 2)} s after last consume`,
+    },
+    {
+      name: 'full path → read back from Kafka',
+      value: rate(lastReceived),
+      unit: 'events/s',
+      note: 'by a separate consumer group (no commits)',
+    },
+    {
+      name: 'breakdown: consumer handler alone (no Kafka)',
+      value: round(directRate, 0),
+      unit: 'events/s',
+      note: `${M} events fed to ConsumerRuntime.handle one at a time`,
+    },
+    {
+      name: 'backlog produce rate (input side, for scale)',
+      value: round(N / (produceMs / 1000), 0),
+      unit: 'events/s',
+      note: 'batches of 500, acks=all',
+    },
+    {
+      name: 'service start → first event handled',
+      value: round((first - started) / 1000, 1),
+      unit: 's',
+      note: 'DB migrate + Kafka group join; not in rates',
+    },
   ];
   recordResult(NAME, {
     measured:
@@ -225,8 +270,16 @@ async function main() {
       events: N,
       partitions: 3,
       exactlyOnce: { ready: q.ready, outboxRows: o.n, processedEvents: processed, readBackMatches: readBack, deadLetters },
-      reservedToPublishedMs: { p50: round(percentile(lat, 50), 0), p99: round(percentile(lat, 99), 0), note: 'queueing inside a backlog drain, not a latency figure' },
-      publishedToReadBackMs: { p50: round(percentile(readLag, 50), 0), p99: round(percentile(readLag, 99), 0), max: round(readLag.at(-1), 0) },
+      reservedToPublishedMs: {
+        p50: round(percentile(lat, 50), 0),
+        p99: round(percentile(lat, 99), 0),
+        note: 'queueing inside a backlog drain, not a latency figure',
+      },
+      publishedToReadBackMs: {
+        p50: round(percentile(readLag, 50), 0),
+        p99: round(percentile(readLag, 99), 0),
+        max: round(readLag.at(-1), 0),
+      },
       lastReadyAfterLastReservedMs: round(Number(q.last_ready) - lastReserved, 0),
       produceMs: round(produceMs, 0),
     },

@@ -35,7 +35,10 @@ const T0 = Date.UTC(2026, 0, 1, 12, 0, 0);
 
 /** The fakes' child process, with a request/answer helper. */
 async function startFakes(n) {
-  const child = fork(join(ROOT, 'bench', 'lib', 'stream-fakes-child.mjs'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] });
+  const child = fork(join(ROOT, 'bench', 'lib', 'stream-fakes-child.mjs'), [], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    execArgv: [],
+  });
   await new Promise((resolve, reject) => {
     child.once('message', (m) => (m.ready ? resolve() : reject(new Error('fakes child failed to start'))));
     child.once('exit', (code) => reject(new Error(`fakes child exited with ${code}`)));
@@ -60,7 +63,9 @@ async function startFakes(n) {
 async function seedMatches(db, n) {
   const { sql } = await import('kysely');
   await sql`INSERT INTO matches (id, mode, status, entry_fee_cents, currency, overlay_required, created_at, updated_at)
-    SELECT 'm-' || i, 'VERIFIED_STREAM', 'IN_PROGRESS', 500, 'USD', true, now(), now() FROM generate_series(0, ${n - 1}::int) AS i`.execute(db);
+    SELECT 'm-' || i, 'VERIFIED_STREAM', 'IN_PROGRESS', 500, 'USD', true, now(), now() FROM generate_series(0, ${n - 1}::int) AS i`.execute(
+    db,
+  );
   await sql`INSERT INTO match_players (match_id, side, player_id, stream_channels)
     SELECT 'm-' || i, s.side, s.side || '-' || i, jsonb_build_array('twitch:p' || i || s.c, 'srs:live/s' || i || s.c)
     FROM generate_series(0, ${n - 1}::int) AS i CROSS JOIN (VALUES ('p1', 'a'), ('p2', 'b')) AS s(side, c)`.execute(db);
@@ -148,19 +153,44 @@ async function main() {
     const steady = r.sweeps.slice(1);
     const avg = (f) => round(steady.reduce((a, s) => a + f(s), 0) / steady.length, 0);
     const cold = r.sweeps[0];
-    figures.push({ name: `${r.n} matches: cold sweep (first state rows)`, value: cold.wallMs, unit: 'ms wall', note: `${cold.cpuMs} ms CPU` });
-    figures.push({ name: `${r.n} matches: steady sweep`, value: avg((s) => s.wallMs), unit: 'ms wall', note: `${avg((s) => s.cpuMs)} ms CPU; ${round(avg((s) => s.wallMs) / (r.n / 1000), 0)} ms per 1k matches` });
+    figures.push({
+      name: `${r.n} matches: cold sweep (first state rows)`,
+      value: cold.wallMs,
+      unit: 'ms wall',
+      note: `${cold.cpuMs} ms CPU`,
+    });
+    figures.push({
+      name: `${r.n} matches: steady sweep`,
+      value: avg((s) => s.wallMs),
+      unit: 'ms wall',
+      note: `${avg((s) => s.cpuMs)} ms CPU; ${round(avg((s) => s.wallMs) / (r.n / 1000), 0)} ms per 1k matches`,
+    });
     figures.push({
       name: `${r.n} matches: provider requests per sweep`,
       value: steady[0].twitchStreamsRequests + steady[0].srsPages,
       unit: 'requests',
       note: `Twitch ${steady[0].twitchStreamsRequests} (100 logins each), SRS ${steady[0].srsPages} pages (1000 streams each)`,
     });
-    figures.push({ name: `${r.n} matches: steady samples`, value: steady[0].samples.healthy, unit: 'healthy', note: `${steady[0].samples.unknown} unknown, ${steady[0].samples.violating} violating` });
+    figures.push({
+      name: `${r.n} matches: steady samples`,
+      value: steady[0].samples.healthy,
+      unit: 'healthy',
+      note: `${steady[0].samples.unknown} unknown, ${steady[0].samples.violating} violating`,
+    });
   }
   const last = results.at(-1);
-  figures.push({ name: `memory after ${last.n} matches: rss`, value: mib(last.memory.after.rss), unit: 'MiB', note: `before the first sweep ${mib(last.memory.before.rss)} MiB` });
-  figures.push({ name: `memory after ${last.n} matches: heap used`, value: mib(last.memory.after.heapUsed), unit: 'MiB', note: `before ${mib(last.memory.before.heapUsed)} MiB${global.gc ? ' (after gc)' : ' (run with --expose-gc for post-gc figures)'}` });
+  figures.push({
+    name: `memory after ${last.n} matches: rss`,
+    value: mib(last.memory.after.rss),
+    unit: 'MiB',
+    note: `before the first sweep ${mib(last.memory.before.rss)} MiB`,
+  });
+  figures.push({
+    name: `memory after ${last.n} matches: heap used`,
+    value: mib(last.memory.after.heapUsed),
+    unit: 'MiB',
+    note: `before ${mib(last.memory.before.heapUsed)} MiB${global.gc ? ' (after gc)' : ' (run with --expose-gc for post-gc figures)'}`,
+  });
 
   recordResult(NAME, {
     measured: 'StreamHealthWorker.sweep() on real PostgreSQL + Redis, Twitch/SRS fakes over HTTP in a child process',

@@ -45,7 +45,10 @@ if (major < 24) fail(`Node ${process.version} is too old; run through npm (npm r
 
 if (process.env.BENCH_SKIP_SERVICES !== '1') {
   console.log('bench: making sure PostgreSQL, Redis and Kafka answer (node scripts/services.mjs up)');
-  const up = spawnSync(process.execPath, [join(ROOT, 'scripts', 'services.mjs'), 'up'], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
+  const up = spawnSync(process.execPath, [join(ROOT, 'scripts', 'services.mjs'), 'up'], {
+    cwd: ROOT,
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
   if (up.status !== 0) fail('scripts/services.mjs up failed; see above');
 }
 
@@ -115,7 +118,12 @@ for (const run of runs) {
 const w = [0, 1, 2].map((i) => Math.max(...rows.map((r) => r[i].length), 5));
 const cpu = os.cpus();
 console.log(`\n${'#'.repeat(110)}`);
-console.log(`Figures — ${new Date().toISOString()} — Node ${process.version}, ${cpu.length} × ${cpu[0]?.model ?? 'cpu'}, load ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+console.log(
+  `Figures — ${new Date().toISOString()} — Node ${process.version}, ${cpu.length} × ${cpu[0]?.model ?? 'cpu'}, load ${os
+    .loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ')}`,
+);
 console.log(`${'bench'.padEnd(w[0])}  ${'figure'.padEnd(w[1])}  ${'value'.padStart(w[2])}  note`);
 console.log('-'.repeat(Math.min(160, w[0] + w[1] + w[2] + 40)));
 let previous = '';

@@ -219,8 +219,21 @@ async function ensureRedis() {
     log('Redis not answering; starting redis-server --daemonize yes on 127.0.0.1:6379');
     for (const dir of ['/var/lib/redis', '/var/log/redis']) mkdirSync(dir, { recursive: true });
     const r = run(server, [
-      '--daemonize', 'yes', '--bind', '127.0.0.1', '-::1', '--port', '6379', '--save', '', '--appendonly', 'no',
-      '--dir', '/var/lib/redis', '--logfile', '/var/log/redis/ci.log',
+      '--daemonize',
+      'yes',
+      '--bind',
+      '127.0.0.1',
+      '-::1',
+      '--port',
+      '6379',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--dir',
+      '/var/lib/redis',
+      '--logfile',
+      '/var/log/redis/ci.log',
     ]);
     if (!r.ok) log(`redis-server failed (${r.detail})`);
     if (await waitFor(redisAnswers, 15_000)) {
@@ -305,7 +318,11 @@ function isAlreadyExists(err) {
 /** The broker address written by `up` (env KAFKA_BROKERS wins), as a list. */
 export function readBrokers() {
   const env = process.env.KAFKA_BROKERS?.trim();
-  if (env) return env.split(',').map((s) => s.trim()).filter(Boolean);
+  if (env)
+    return env
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
   try {
     return readFileSync(BROKERS_FILE, 'utf8').trim().split(',').filter(Boolean);
   } catch {
@@ -338,11 +355,19 @@ function fetchJars() {
   mkdirSync(LIBS, { recursive: true });
   log('jars: fetching Kafka 4.1.2 runtime classpath from Maven Central (mvn copy-dependencies) ...');
   // outputDirectory must be absolute: Maven resolves a relative one against the POM's directory.
-  const res = spawnSync('mvn', [
-    '-B', '-q', '-f', POM,
-    'org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies',
-    '-DincludeScope=runtime', `-DoutputDirectory=${LIBS}`,
-  ], { cwd: ROOT, encoding: 'utf8' });
+  const res = spawnSync(
+    'mvn',
+    [
+      '-B',
+      '-q',
+      '-f',
+      POM,
+      'org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies',
+      '-DincludeScope=runtime',
+      `-DoutputDirectory=${LIBS}`,
+    ],
+    { cwd: ROOT, encoding: 'utf8' },
+  );
   if (res.error || res.status !== 0) {
     // Maven's output is only shown on failure (with -q it is just colour codes otherwise).
     throw new ServiceError(
@@ -360,8 +385,11 @@ function fetchJars() {
 
 function renderServerProperties() {
   const text = readFileSync(TEMPLATE, 'utf8')
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a literal placeholder of the properties template
     .replaceAll('${KAFKA_PORT}', String(KAFKA_PORT))
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a literal placeholder of the properties template
     .replaceAll('${CONTROLLER_PORT}', String(CONTROLLER_PORT))
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a literal placeholder of the properties template
     .replaceAll('${DATA_DIR}', DATA);
   writeFileSync(SERVER_PROPS, text);
 }
@@ -375,11 +403,25 @@ function formatStorage() {
   mkdirSync(DATA, { recursive: true });
   // A cluster id is the base64url form of a 16-byte UUID (what `StorageTool random-uuid` prints).
   const clusterId = randomBytes(16).toString('base64url');
-  const res = spawnSync('java', [
-    '-Xmx256m', '-cp', classpath(), javaLog4j(), `-Dkafka.logs.dir=${LOGS}`,
-    'kafka.tools.StorageTool', 'format', '--standalone', '--cluster-id', clusterId,
-    '--config', SERVER_PROPS, '--ignore-formatted',
-  ], { cwd: ROOT, encoding: 'utf8' });
+  const res = spawnSync(
+    'java',
+    [
+      '-Xmx256m',
+      '-cp',
+      classpath(),
+      javaLog4j(),
+      `-Dkafka.logs.dir=${LOGS}`,
+      'kafka.tools.StorageTool',
+      'format',
+      '--standalone',
+      '--cluster-id',
+      clusterId,
+      '--config',
+      SERVER_PROPS,
+      '--ignore-formatted',
+    ],
+    { cwd: ROOT, encoding: 'utf8' },
+  );
   if (res.error || res.status !== 0) {
     throw new ServiceError(`Kafka: storage format failed (${res.error?.message ?? `exit ${res.status}`}):\n${res.stdout}${res.stderr}`);
   }
@@ -392,13 +434,27 @@ function startBrokerProcess() {
   mkdirSync(LOGS, { recursive: true });
   const out = openSync(BROKER_OUT, 'w');
   const heap = process.env.KAFKA_HEAP ?? '1g';
-  const child = spawn('java', [
-    '-Xms256m', `-Xmx${heap}`,
-    '-server', '-XX:+UseG1GC', '-XX:MaxGCPauseMillis=20', '-XX:InitiatingHeapOccupancyPercent=35',
-    '-XX:+ExplicitGCInvokesConcurrent', '-XX:MaxInlineLevel=15', '-Djava.awt.headless=true',
-    `-Dkafka.logs.dir=${LOGS}`, javaLog4j(), '-cp', classpath(),
-    'kafka.Kafka', SERVER_PROPS,
-  ], { cwd: ROOT, detached: true, stdio: ['ignore', out, out] });
+  const child = spawn(
+    'java',
+    [
+      '-Xms256m',
+      `-Xmx${heap}`,
+      '-server',
+      '-XX:+UseG1GC',
+      '-XX:MaxGCPauseMillis=20',
+      '-XX:InitiatingHeapOccupancyPercent=35',
+      '-XX:+ExplicitGCInvokesConcurrent',
+      '-XX:MaxInlineLevel=15',
+      '-Djava.awt.headless=true',
+      `-Dkafka.logs.dir=${LOGS}`,
+      javaLog4j(),
+      '-cp',
+      classpath(),
+      'kafka.Kafka',
+      SERVER_PROPS,
+    ],
+    { cwd: ROOT, detached: true, stdio: ['ignore', out, out] },
+  );
   closeSync(out);
   child.unref();
   writeFileSync(PID_FILE, `${child.pid}\n`);
@@ -440,7 +496,9 @@ async function waitForBroker(pid) {
     }
     if (Date.now() - lastReport >= 5000) {
       lastReport = Date.now();
-      log(`start: waiting for the broker ... ${secs(Date.now() - t0)} (${logSeen ? `log ready, metadata: ${lastError}` : 'no "Kafka Server started" yet'})`);
+      log(
+        `start: waiting for the broker ... ${secs(Date.now() - t0)} (${logSeen ? `log ready, metadata: ${lastError}` : 'no "Kafka Server started" yet'})`,
+      );
     }
     await sleep(500);
   }
@@ -462,7 +520,9 @@ async function ensureKafka() {
   const timings = {};
   if (await kafkaAnswers()) {
     const pid = readPid();
-    log(`Kafka: a broker already answers on ${KAFKA_ADDRESS}; reusing it${pid && pidAlive(pid) ? ` (pid ${pid})` : ' (not started by this script)'}`);
+    log(
+      `Kafka: a broker already answers on ${KAFKA_ADDRESS}; reusing it${pid && pidAlive(pid) ? ` (pid ${pid})` : ' (not started by this script)'}`,
+    );
   } else {
     const oldPid = readPid();
     if (oldPid && pidAlive(oldPid) && isKafkaProcess(oldPid)) {
@@ -486,7 +546,11 @@ async function ensureKafka() {
   timings.topics = Date.now() - t0;
   log(`topics: ${created.length} created, ${ALL_TOPICS.length - created.length} already present (${secs(timings.topics)})`);
   writeFileSync(BROKERS_FILE, `${KAFKA_ADDRESS}\n`);
-  log(`timings: ${Object.entries(timings).map(([k, v]) => `${k}=${secs(v)}`).join(' ')}`);
+  log(
+    `timings: ${Object.entries(timings)
+      .map(([k, v]) => `${k}=${secs(v)}`)
+      .join(' ')}`,
+  );
   return timings;
 }
 
@@ -496,7 +560,8 @@ async function ensureKafka() {
  */
 export async function restartKafka() {
   const pid = readPid();
-  if (!pid || !pidAlive(pid) || !isKafkaProcess(pid)) throw new ServiceError(`Kafka: no broker recorded in ${PID_FILE}; not restarting anything`);
+  if (!pid || !pidAlive(pid) || !isKafkaProcess(pid))
+    throw new ServiceError(`Kafka: no broker recorded in ${PID_FILE}; not restarting anything`);
   const t0 = Date.now();
   process.kill(pid, 'SIGTERM');
   while (pidAlive(pid) && Date.now() - t0 < 30_000) await sleep(200);
@@ -583,7 +648,7 @@ async function main(argv) {
       process.exitCode = 2;
     }
   } catch (err) {
-    console.error(`[services] ERROR: ${err instanceof ServiceError ? err.message : err.stack ?? err}`);
+    console.error(`[services] ERROR: ${err instanceof ServiceError ? err.message : (err.stack ?? err)}`);
     process.exitCode = 1;
   }
 }

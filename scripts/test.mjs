@@ -25,6 +25,14 @@ if (imports.status !== 0) {
   process.exit(1);
 }
 
+console.log('▶ lint and format (Biome)');
+const lint = run([join(ROOT, 'node_modules', '@biomejs', 'biome', 'bin', 'biome'), 'check', '.']);
+if (lint.status !== 0) {
+  console.error('✖ lint or format check failed; `npm run format` fixes formatting, the messages above name the rest');
+  console.log('Tests: 0 passed, 1 failed');
+  process.exit(1);
+}
+
 const before = spawnSync(node, [services, 'status'], { cwd: ROOT, encoding: 'utf8' });
 const kafkaWasRunning = /kafka\s+\S+\s+answering/.test(before.stdout ?? '');
 
@@ -43,7 +51,14 @@ if (tools.status !== 0) {
 }
 
 console.log('▶ running the test suite (unit, integration, e2e)');
-const vitest = run([join(ROOT, 'node_modules', 'vitest', 'vitest.mjs'), 'run', '--reporter=default', '--reporter=json', `--outputFile=${results}`, ...process.argv.slice(2)]);
+const vitest = run([
+  join(ROOT, 'node_modules', 'vitest', 'vitest.mjs'),
+  'run',
+  '--reporter=default',
+  '--reporter=json',
+  `--outputFile=${results}`,
+  ...process.argv.slice(2),
+]);
 
 if (!kafkaWasRunning && !process.env.KEEP_SERVICES) {
   console.log('▶ stopping the Kafka broker this run started');

@@ -23,7 +23,13 @@ const DEAD_LETTER_REASONS = complete<DeadLetterReason>()([
   'UNKNOWN_TOPIC',
   'HANDLER_FAILED',
 ]);
-const PANEL_OPERATIONS = complete<PanelOperation>()(['get_server', 'get_server_by_external_id', 'list_servers', 'delete_server', 'force_delete_server']);
+const PANEL_OPERATIONS = complete<PanelOperation>()([
+  'get_server',
+  'get_server_by_external_id',
+  'list_servers',
+  'delete_server',
+  'force_delete_server',
+]);
 const HOOK_ROUTES = complete<HookRoute>()(['admin', 'overlay']);
 const JSON_REASONS = complete<StrictJsonReason>()([
   'INVALID_UTF8',

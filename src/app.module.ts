@@ -67,7 +67,12 @@ export async function buildServices(config: Config, overrides: ServiceOverrides 
   let source: MessageSource;
   let embeddedBus: EmbeddedBus | undefined;
   if (config.KAFKA_BROKERS) {
-    const common = { brokers: config.KAFKA_BROKERS, clientId: `${config.KAFKA_CLIENT_ID}-${config.instanceId}`, topicPrefix: config.KAFKA_TOPIC_PREFIX, logger };
+    const common = {
+      brokers: config.KAFKA_BROKERS,
+      clientId: `${config.KAFKA_CLIENT_ID}-${config.instanceId}`,
+      topicPrefix: config.KAFKA_TOPIC_PREFIX,
+      logger,
+    };
     sink = new KafkaMessageSink(common);
     source = new KafkaMessageSource({
       ...common,
@@ -92,7 +97,10 @@ export async function buildServices(config: Config, overrides: ServiceOverrides 
   const relayLeadership: RelayLeadership = {
     async holds() {
       try {
-        return (await leases.renew('outbox-relay', config.instanceId, 15_000)) || (await leases.tryAcquire('outbox-relay', config.instanceId, 15_000));
+        return (
+          (await leases.renew('outbox-relay', config.instanceId, 15_000)) ||
+          (await leases.tryAcquire('outbox-relay', config.instanceId, 15_000))
+        );
       } catch (error) {
         // Without Redis we cannot elect a relay; relaying anyway keeps events flowing (consumers dedupe on event-id).
         logger.warn({ err: error, reason: 'KV_UNAVAILABLE' }, 'relay leadership unknown; relaying anyway');
@@ -103,7 +111,14 @@ export async function buildServices(config: Config, overrides: ServiceOverrides 
       await leases.release('outbox-relay', config.instanceId);
     },
   };
-  const relay = new OutboxRelay({ db: database.db, sink, clock, logger: logger.child({ component: 'outbox-relay' }), metrics, leadership: relayLeadership });
+  const relay = new OutboxRelay({
+    db: database.db,
+    sink,
+    clock,
+    logger: logger.child({ component: 'outbox-relay' }),
+    metrics,
+    leadership: relayLeadership,
+  });
   // Rows committed by other instances wake this one's relay too (the leader may run anywhere).
   const stopOutboxListener = database.listen?.('outbox_rows', () => relay.nudge());
 
@@ -119,7 +134,13 @@ export async function buildServices(config: Config, overrides: ServiceOverrides 
 
   const security = wireSecurity({ config, db: database.db, kv, clock, logger, metrics, onOutboxWrite: () => relay.nudge() });
 
-  const scheduler = new ScheduledTasksService({ kv, clock, logger: logger.child({ component: 'scheduler' }), metrics, instanceId: config.instanceId });
+  const scheduler = new ScheduledTasksService({
+    kv,
+    clock,
+    logger: logger.child({ component: 'scheduler' }),
+    metrics,
+    instanceId: config.instanceId,
+  });
   // --- provisioning wiring (ServerProvisionWorker, its panel and the deadline monitor; hookSignals is called at tick time) ---
   const provisioning = wireProvisioning({
     config,
@@ -150,14 +171,38 @@ export async function buildServices(config: Config, overrides: ServiceOverrides 
     everyMs: config.RETENTION_EVERY_MS,
     run: async ({ signal }) => {
       const windows = retentionWindowsFromConfig(config);
-      await runRetention({ db: database.db, now: clock.now(), windows, batchSize: config.RETENTION_BATCH_SIZE, maxBatches: config.RETENTION_MAX_BATCHES, signal, metrics, logger: logger.child({ component: 'retention' }) });
+      await runRetention({
+        db: database.db,
+        now: clock.now(),
+        windows,
+        batchSize: config.RETENTION_BATCH_SIZE,
+        maxBatches: config.RETENTION_MAX_BATCHES,
+        signal,
+        metrics,
+        logger: logger.child({ component: 'retention' }),
+      });
     },
   });
 
   // --- stream health wiring (StreamHealthWorker, its providers and scheduled sweeps) ---
-  const eventSub = wireEventSub(config, { kv, clock, db: database.db, logger, metrics, scheduler }, telemetryProvidersFromConfig(config, { clock, logger, metrics }));
+  const eventSub = wireEventSub(
+    config,
+    { kv, clock, db: database.db, logger, metrics, scheduler },
+    telemetryProvidersFromConfig(config, { clock, logger, metrics }),
+  );
   const providers = eventSub.providers;
-  const streamHealth = wireStreamHealth({ config, db: database.db, kv, clock, logger, metrics, consumer, scheduler, providers, onOutboxWrite: () => relay.nudge() });
+  const streamHealth = wireStreamHealth({
+    config,
+    db: database.db,
+    kv,
+    clock,
+    logger,
+    metrics,
+    consumer,
+    scheduler,
+    providers,
+    onOutboxWrite: () => relay.nudge(),
+  });
   // --- end stream health wiring ---
 
   return {
@@ -257,7 +302,13 @@ export async function startService(config: Config, overrides: ServiceOverrides =
   try {
     await joining;
   } catch (error) {
-    await Promise.allSettled([app.close(), services.scheduler.stop(), services.provisioning.stop(), services.relay.stop(), services.stopOutboxListener()]);
+    await Promise.allSettled([
+      app.close(),
+      services.scheduler.stop(),
+      services.provisioning.stop(),
+      services.relay.stop(),
+      services.stopOutboxListener(),
+    ]);
     throw error;
   }
 

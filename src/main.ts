@@ -41,11 +41,22 @@ async function logTopicProblems(config: Config, logger: Logger): Promise<void> {
   const { compareTopics, inspectTopics } = await import('./cli/kafka-topics.js');
   const wanted = ALL_TOPICS.map((t) => ({ name: config.KAFKA_TOPIC_PREFIX + t, partitions: config.KAFKA_TOPIC_PARTITIONS, replicas: 1 }));
   try {
-    const report = compareTopics(wanted, await inspectTopics(config.KAFKA_BROKERS ?? [], wanted.map((w) => w.name)));
+    const report = compareTopics(
+      wanted,
+      await inspectTopics(
+        config.KAFKA_BROKERS ?? [],
+        wanted.map((w) => w.name),
+      ),
+    );
     const missing = report.filter((r) => r.verdict === 'missing').map((r) => r.name);
     const small = report.filter((r) => r.verdict === 'too_few_partitions').map((r) => r.name);
-    if (missing.length > 0) logger.error({ reason: 'TOPICS_MISSING', missing }, 'Kafka topics missing: run `flock-workers kafka topics --create`');
-    if (small.length > 0) logger.warn({ reason: 'TOPICS_TOO_FEW_PARTITIONS', topics: small, wanted: config.KAFKA_TOPIC_PARTITIONS }, 'Kafka topics with fewer partitions than KAFKA_TOPIC_PARTITIONS');
+    if (missing.length > 0)
+      logger.error({ reason: 'TOPICS_MISSING', missing }, 'Kafka topics missing: run `flock-workers kafka topics --create`');
+    if (small.length > 0)
+      logger.warn(
+        { reason: 'TOPICS_TOO_FEW_PARTITIONS', topics: small, wanted: config.KAFKA_TOPIC_PARTITIONS },
+        'Kafka topics with fewer partitions than KAFKA_TOPIC_PARTITIONS',
+      );
   } catch (error) {
     logger.warn({ err: error, reason: 'TOPICS_UNCHECKED' }, 'could not check the Kafka topics at start');
   }

@@ -82,7 +82,8 @@ export async function freshPostgresDatabase() {
 export async function requireRedis() {
   assertLoopback(REDIS_URL);
   const u = new URL(REDIS_URL);
-  if (!(await canConnect(u.hostname, Number(u.port || 6379)))) throw new Error(`Redis not reachable at ${REDIS_URL}: run \`npm run services:up\``);
+  if (!(await canConnect(u.hostname, Number(u.port || 6379))))
+    throw new Error(`Redis not reachable at ${REDIS_URL}: run \`npm run services:up\``);
   return REDIS_URL;
 }
 
@@ -118,7 +119,8 @@ export async function requireKafka(prefix, partitions = 3) {
   const { ensureTopics, pingKafka } = await dist('src/infra/bus/kafka-bus.js');
   const { ALL_TOPICS } = await dist('src/events/topics.js');
   const brokers = kafkaBrokers();
-  if (!(await pingKafka(brokers, 5000))) throw new Error(`Kafka not reachable at ${brokers.join(',')}: run \`node scripts/services.mjs up\``);
+  if (!(await pingKafka(brokers, 5000)))
+    throw new Error(`Kafka not reachable at ${brokers.join(',')}: run \`node scripts/services.mjs up\``);
   await ensureTopics(brokers, ALL_TOPICS, { prefix, partitions });
   return brokers;
 }
@@ -146,7 +148,10 @@ export async function insertReadyMatches(client, matchIds) {
        SELECT id, 'VERIFIED_STREAM', 'SCHEDULED', 500, 'USD', false, now(), now() FROM unnest($1::text[]) AS id`,
       [ids],
     );
-    await client.query(`INSERT INTO checklists (match_id, admin_hooks_ok, updated_at) SELECT id, true, now() FROM unnest($1::text[]) AS id`, [ids]);
+    await client.query(
+      `INSERT INTO checklists (match_id, admin_hooks_ok, updated_at) SELECT id, true, now() FROM unnest($1::text[]) AS id`,
+      [ids],
+    );
   }
 }
 
@@ -178,7 +183,11 @@ export async function startBenchService(env, overrides = {}) {
   };
   for (const name of ['DATABASE_URL', 'REDIS_URL', 'PTERO_APP_URL']) if (full[name]) assertLoopback(full[name]);
   const config = loadConfig(full, { service: true });
-  return startService(config, { logger: createLogger(config.LOG_LEVEL, { instanceId: config.instanceId }), metrics: new Metrics(), ...overrides });
+  return startService(config, {
+    logger: createLogger(config.LOG_LEVEL, { instanceId: config.instanceId }),
+    metrics: new Metrics(),
+    ...overrides,
+  });
 }
 
 // ---- numbers ---------------------------------------------------------------------------------------------------
@@ -226,11 +235,17 @@ export function machine() {
 
 /** Prints a small aligned table: rows of [figure, value, unit, note]. */
 export function printTable(title, rows) {
-  const cells = rows.map((r) => [String(r[0]), typeof r[1] === 'number' ? r[1].toLocaleString('en-US') : String(r[1]), r[2] ?? '', r[3] ?? '']);
+  const cells = rows.map((r) => [
+    String(r[0]),
+    typeof r[1] === 'number' ? r[1].toLocaleString('en-US') : String(r[1]),
+    r[2] ?? '',
+    r[3] ?? '',
+  ]);
   const widths = [0, 1, 2].map((i) => Math.max(...cells.map((c) => c[i].length), 4));
   console.log(`\n${title}`);
   console.log('-'.repeat(Math.min(120, widths[0] + widths[1] + widths[2] + 8)));
-  for (const c of cells) console.log(`${c[0].padEnd(widths[0])}  ${c[1].padStart(widths[1])}  ${c[2].padEnd(widths[2])}  ${c[3]}`.trimEnd());
+  for (const c of cells)
+    console.log(`${c[0].padEnd(widths[0])}  ${c[1].padStart(widths[1])}  ${c[2].padEnd(widths[2])}  ${c[3]}`.trimEnd());
 }
 
 /**
@@ -251,7 +266,10 @@ export function recordResult(name, { measured, figures, details = {} }) {
   latest.updatedAt = result.at;
   latest.benches = { ...(latest.benches ?? {}), [name]: result };
   writeFileSync(latestFile, JSON.stringify(latest, null, 2) + '\n');
-  printTable(`${name} — ${measured}`, figures.map((f) => [f.name, f.value, f.unit, f.note]));
+  printTable(
+    `${name} — ${measured}`,
+    figures.map((f) => [f.name, f.value, f.unit, f.note]),
+  );
   return result;
 }
 

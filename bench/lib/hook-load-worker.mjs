@@ -16,14 +16,11 @@ const agent = new http.Agent({ keepAlive: true, maxSockets: 1024, maxFreeSockets
 
 function sendOne(req) {
   return new Promise((resolve) => {
-    const r = http.request(
-      { host: target.hostname, port: target.port, method: 'POST', path, agent, headers: req.headers },
-      (res) => {
-        res.on('data', () => undefined);
-        res.on('end', () => resolve(res.statusCode ?? 0));
-        res.on('error', () => resolve(-1));
-      },
-    );
+    const r = http.request({ host: target.hostname, port: target.port, method: 'POST', path, agent, headers: req.headers }, (res) => {
+      res.on('data', () => undefined);
+      res.on('end', () => resolve(res.statusCode ?? 0));
+      res.on('error', () => resolve(-1));
+    });
     r.on('error', () => resolve(-1));
     r.end(req.body);
   });
@@ -36,7 +33,12 @@ function bodyFor(hookType, key) {
   if (hookType === 'gameplay.progress') {
     const seq = (seqOf.get(key.keyId) ?? 0) + 1;
     seqOf.set(key.keyId, seq);
-    return { type: 'gameplay.progress', matchId: key.matchId, seq, data: { round: seq, score: [seq % 13, (seq * 7) % 13], mvp: 'player-3' } };
+    return {
+      type: 'gameplay.progress',
+      matchId: key.matchId,
+      seq,
+      data: { round: seq, score: [seq % 13, (seq * 7) % 13], mvp: 'player-3' },
+    };
   }
   return { type: hookType, matchId: key.matchId };
 }

@@ -72,7 +72,11 @@ process.on('message', async (message) => {
         }
       }
       publishMany(srs, names);
-      process.send({ ok: true, twitch: { apiUrl: twitch.apiUrl, authUrl: twitch.authUrl, clientId: twitch.clientId, clientSecret: twitch.clientSecret }, srs: srs.url });
+      process.send({
+        ok: true,
+        twitch: { apiUrl: twitch.apiUrl, authUrl: twitch.authUrl, clientId: twitch.clientId, clientSecret: twitch.clientSecret },
+        srs: srs.url,
+      });
     } else if (message.cmd === 'advance') {
       clock.advance(message.ms);
       process.send({ ok: true });

@@ -87,7 +87,14 @@ const matches: Command = async (args, io) => {
     const page = json as { items: Record<string, unknown>[]; nextCursor: string | null };
     if (values.json) io.stdout(JSON.stringify(page));
     else {
-      io.stdout(page.items.map((m) => `${String(m.id)}  ${String(m.status)}  provisioning ${(m.provisioning as { state?: string } | null)?.state ?? 'none'}  enforcement ${(m.enforcement as unknown[] | undefined)?.length ?? 0}`).join('\n') || '(no matches)');
+      io.stdout(
+        page.items
+          .map(
+            (m) =>
+              `${String(m.id)}  ${String(m.status)}  provisioning ${(m.provisioning as { state?: string } | null)?.state ?? 'none'}  enforcement ${(m.enforcement as unknown[] | undefined)?.length ?? 0}`,
+          )
+          .join('\n') || '(no matches)',
+      );
       if (page.nextCursor) io.stdout(`more: --cursor ${page.nextCursor}`);
     }
     return 0;
@@ -97,7 +104,11 @@ const matches: Command = async (args, io) => {
   if (!id) throw new UsageError(`matches ${sub}: missing match ID`);
   const api = InternalApiClient.from(values, io);
   if (sub === 'create') {
-    const text = values.file ? await readFile(values.file, 'utf8').catch(() => { throw new UsageError(`cannot read ${values.file}`); }) : await io.readStdin();
+    const text = values.file
+      ? await readFile(values.file, 'utf8').catch(() => {
+          throw new UsageError(`cannot read ${values.file}`);
+        })
+      : await io.readStdin();
     const body = readJson(text, 'matches create');
     const { status, json } = await api.request('PUT', `/v1/internal/matches/${encodeURIComponent(id)}`, body);
     if (status >= 300) return fail(io, status, json);
@@ -154,7 +165,10 @@ const deadLetters: Command = async (args, io) => {
     const api = InternalApiClient.from(values, io);
     const { status, json } = await api.request('GET', `/v1/internal/dead-letters${listQuery(values, ['topic', 'state'])}`);
     if (status >= 300) return fail(io, status, json);
-    const page = json as { items: { id: string; topic: string; reason: string; state: string; createdAt: string }[]; nextCursor: string | null };
+    const page = json as {
+      items: { id: string; topic: string; reason: string; state: string; createdAt: string }[];
+      nextCursor: string | null;
+    };
     if (values.json) io.stdout(JSON.stringify(page));
     else {
       io.stdout(page.items.map((d) => `${d.id}  ${d.createdAt}  ${d.topic}  ${d.state}  ${d.reason}`).join('\n') || '(no dead letters)');
@@ -187,7 +201,8 @@ const events: Command = async (args, io) => {
   }
   if (sub !== 'publish') throw new UsageError(`events: unknown subcommand "${sub}"`);
   const topic = positionals[0];
-  if (!topic || !(INPUT_TOPICS as readonly string[]).includes(topic)) throw new UsageError(`events publish: TOPIC must be one of ${INPUT_TOPICS.join(', ')}`);
+  if (!topic || !(INPUT_TOPICS as readonly string[]).includes(topic))
+    throw new UsageError(`events publish: TOPIC must be one of ${INPUT_TOPICS.join(', ')}`);
   let body = readJson(await io.readStdin(), 'events publish');
   if (values['new-id']) {
     if (!body || typeof body !== 'object' || Array.isArray(body)) throw new UsageError('events publish: the event must be a JSON object');
@@ -197,7 +212,9 @@ const events: Command = async (args, io) => {
   const { status, json } = await api.request('POST', `/v1/internal/events/${topic}`, body);
   if (status >= 300) return fail(io, status, json);
   const result = json as { eventId: string; duplicate: boolean };
-  io.stdout(values.json ? JSON.stringify(json) : `accepted ${topic} ${result.eventId}${result.duplicate ? ' (duplicate: already published)' : ''}`);
+  io.stdout(
+    values.json ? JSON.stringify(json) : `accepted ${topic} ${result.eventId}${result.duplicate ? ' (duplicate: already published)' : ''}`,
+  );
   return 0;
 };
 
@@ -208,7 +225,12 @@ const keys: Command = async (args, io) => {
     io.stdout(usage);
     return sub ? 0 : 2;
   }
-  const { values, positionals } = parse(rest, { ...apiOptions, match: { type: 'string' }, kind: { type: 'string' }, 'ttl-ms': { type: 'string' } });
+  const { values, positionals } = parse(rest, {
+    ...apiOptions,
+    match: { type: 'string' },
+    kind: { type: 'string' },
+    'ttl-ms': { type: 'string' },
+  });
   if (values.help) {
     io.stdout(usage);
     return 0;
@@ -223,7 +245,11 @@ const keys: Command = async (args, io) => {
       ttlMs = Number(values['ttl-ms']);
       if (!Number.isSafeInteger(ttlMs) || ttlMs <= 0) throw new UsageError('keys issue: --ttl-ms must be a positive integer');
     }
-    const { status, json } = await api.request('POST', '/v1/internal/keys', { matchId: values.match, kind: values.kind, ...(ttlMs ? { ttlMs } : {}) });
+    const { status, json } = await api.request('POST', '/v1/internal/keys', {
+      matchId: values.match,
+      kind: values.kind,
+      ...(ttlMs ? { ttlMs } : {}),
+    });
     if (status >= 300) return fail(io, status, json);
     const key = json as { keyId: string; secret: string; expiresAt: string };
     io.stdout(values.json ? JSON.stringify(key) : `keyId: ${key.keyId}\nsecret: ${key.secret}\nexpiresAt: ${key.expiresAt}`);
@@ -241,7 +267,11 @@ const keys: Command = async (args, io) => {
 };
 
 const migrate: Command = async (args, io) => {
-  const { values } = parse(args, { help: { type: 'boolean', short: 'h', default: false }, json: { type: 'boolean', default: false } }, false);
+  const { values } = parse(
+    args,
+    { help: { type: 'boolean', short: 'h', default: false }, json: { type: 'boolean', default: false } },
+    false,
+  );
   if (values.help) {
     io.stdout('Usage: flock-workers migrate   (uses DATABASE_URL, or the embedded database under DATA_DIR)');
     return 0;
@@ -250,7 +280,11 @@ const migrate: Command = async (args, io) => {
   const database = await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR, queryTimeoutMs: config.DB_QUERY_TIMEOUT_MS });
   try {
     const report = await migrateToLatest(database.db);
-    io.stdout(values.json ? JSON.stringify({ database: database.kind, ...report }) : `${database.kind}: applied ${report.applied.length} migration(s)${report.applied.length ? `: ${report.applied.join(', ')}` : ''}`);
+    io.stdout(
+      values.json
+        ? JSON.stringify({ database: database.kind, ...report })
+        : `${database.kind}: applied ${report.applied.length} migration(s)${report.applied.length ? `: ${report.applied.join(', ')}` : ''}`,
+    );
     return 0;
   } finally {
     await database.close();
@@ -274,7 +308,9 @@ function summarizeMatch(view: Record<string, unknown>): string {
     streamWaiver?: { reason: string; grantedBy: string; gaps: { side: string; missing: string[] }[] } | null;
   };
   const waiver = v.streamWaiver
-    ? [`stream rules waived by ${v.streamWaiver.grantedBy}: ${v.streamWaiver.reason} (${v.streamWaiver.gaps.map((g) => `${g.side}: ${g.missing.join(', ')}`).join('; ') || 'no gaps'})`]
+    ? [
+        `stream rules waived by ${v.streamWaiver.grantedBy}: ${v.streamWaiver.reason} (${v.streamWaiver.gaps.map((g) => `${g.side}: ${g.missing.join(', ')}`).join('; ') || 'no gaps'})`,
+      ]
     : [];
   const checks = Object.entries(v.checklist)
     .map(([k, ok]) => `${ok ? '✓' : '·'} ${k}`)
@@ -302,7 +338,11 @@ function packageVersion(): string {
 }
 
 /** Runs one CLI command and returns its exit code; `start`/`demo` resolve only when the service stops. */
-export async function runCli(argv: string[], io: CliIo, services: { start: Command; demo: Command; sign?: Command; canonicalize?: Command; kafka?: Command }): Promise<number> {
+export async function runCli(
+  argv: string[],
+  io: CliIo,
+  services: { start: Command; demo: Command; sign?: Command; canonicalize?: Command; kafka?: Command },
+): Promise<number> {
   const [command, ...args] = argv;
   const commands: Record<string, Command | undefined> = {
     start: services.start,

@@ -22,8 +22,17 @@ function problems(env: Record<string, string>, options = { service: true }): str
 
 describe('loadConfig', () => {
   it('validates the systemic-anomaly guard settings (defaults: on, 30 % of 20 sides)', () => {
-    expect(loadConfig(service, { service: true })).toMatchObject({ STREAM_ANOMALY_GUARD: true, STREAM_ANOMALY_MIN_SHARE: 0.3, STREAM_ANOMALY_MIN_STREAMS: 20 });
-    expect(loadConfig({ ...service, STREAM_ANOMALY_GUARD: 'off', STREAM_ANOMALY_MIN_SHARE: '0.5', STREAM_ANOMALY_MIN_STREAMS: '50' }, { service: true })).toMatchObject({
+    expect(loadConfig(service, { service: true })).toMatchObject({
+      STREAM_ANOMALY_GUARD: true,
+      STREAM_ANOMALY_MIN_SHARE: 0.3,
+      STREAM_ANOMALY_MIN_STREAMS: 20,
+    });
+    expect(
+      loadConfig(
+        { ...service, STREAM_ANOMALY_GUARD: 'off', STREAM_ANOMALY_MIN_SHARE: '0.5', STREAM_ANOMALY_MIN_STREAMS: '50' },
+        { service: true },
+      ),
+    ).toMatchObject({
       STREAM_ANOMALY_GUARD: false,
       STREAM_ANOMALY_MIN_SHARE: 0.5,
       STREAM_ANOMALY_MIN_STREAMS: 50,
@@ -35,7 +44,10 @@ describe('loadConfig', () => {
       ['STREAM_ANOMALY_MIN_STREAMS', '1'],
       ['STREAM_ANOMALY_MIN_STREAMS', '2.5'],
     ] as const) {
-      expect(problems({ ...service, [name]: value }).map((p) => p.split(':')[0]), `${name}=${value}`).toEqual([name]);
+      expect(
+        problems({ ...service, [name]: value }).map((p) => p.split(':')[0]),
+        `${name}=${value}`,
+      ).toEqual([name]);
     }
   });
 
@@ -104,22 +116,31 @@ describe('loadConfig', () => {
 
   it('allows short secrets and missing service settings in the demo only', () => {
     expect(problems({ DEMO_MODE: 'true', OVERLAY_MASTER_SECRET: 'short' })).toEqual([]);
-    expect(problems({ OVERLAY_MASTER_SECRET: 'short' }, { service: false })).toEqual(['OVERLAY_MASTER_SECRET: must be at least 32 bytes outside the demo']);
+    expect(problems({ OVERLAY_MASTER_SECRET: 'short' }, { service: false })).toEqual([
+      'OVERLAY_MASTER_SECRET: must be at least 32 bytes outside the demo',
+    ]);
   });
 
   it('wants a 32-byte EventSub secret outside the demo, with Twitch app credentials, and never shows it', () => {
     const twitch = { TWITCH_CLIENT_ID: 'cid', TWITCH_CLIENT_SECRET: SECRET };
-    expect(problems({ ...service, ...twitch, TWITCH_EVENTSUB_SECRET: 'short-eventsub-value' })).toEqual(['TWITCH_EVENTSUB_SECRET: must be at least 32 bytes outside the demo']);
+    expect(problems({ ...service, ...twitch, TWITCH_EVENTSUB_SECRET: 'short-eventsub-value' })).toEqual([
+      'TWITCH_EVENTSUB_SECRET: must be at least 32 bytes outside the demo',
+    ]);
     expect(problems({ ...service, TWITCH_EVENTSUB_SECRET: SECRET })).toEqual([
       'TWITCH_EVENTSUB_SECRET: needs TWITCH_CLIENT_ID and TWITCH_CLIENT_SECRET (subscriptions use the app token)',
     ]);
-    expect(problems({ ...service, ...twitch, TWITCH_EVENTSUB_SECRET: 'y'.repeat(101) })).toEqual(['TWITCH_EVENTSUB_SECRET: at most 100 printable ASCII characters']);
+    expect(problems({ ...service, ...twitch, TWITCH_EVENTSUB_SECRET: 'y'.repeat(101) })).toEqual([
+      'TWITCH_EVENTSUB_SECRET: at most 100 printable ASCII characters',
+    ]);
     expect(problems({ ...service, ...twitch, TWITCH_EVENTSUB_SECRET: SECRET })).toEqual([]);
     expect(problems({ ...twitch, TWITCH_EVENTSUB_SECRET: 'short-eventsub-value', DEMO_MODE: 'true' })).toEqual([]);
   });
 
   it('parses lists: brokers, CIDRs, trusted proxies', () => {
-    const c = loadConfig({ ...service, KAFKA_BROKERS: 'k1:9092, k2:9092', TRUST_PROXY: '10.0.0.1,fd00::/8', HMAC_ALLOWED_CIDRS: '127.0.0.1/32' }, { service: true });
+    const c = loadConfig(
+      { ...service, KAFKA_BROKERS: 'k1:9092, k2:9092', TRUST_PROXY: '10.0.0.1,fd00::/8', HMAC_ALLOWED_CIDRS: '127.0.0.1/32' },
+      { service: true },
+    );
     expect(c.KAFKA_BROKERS).toEqual(['k1:9092', 'k2:9092']);
     expect(c.TRUST_PROXY).toEqual(['10.0.0.1/32', 'fd00::/8']);
     expect(c.HMAC_ALLOWED_CIDRS).toEqual(['127.0.0.1/32']);

@@ -183,11 +183,31 @@ export const configSchema = z.object({
   RETENTION_BATCH_SIZE: z.coerce.number().int().min(1).max(50_000).default(1_000),
   RETENTION_MAX_BATCHES: z.coerce.number().int().min(1).default(100),
   // Must exceed the input topics' retention: a redelivered event older than this would run again.
-  RETENTION_PROCESSED_EVENTS_MS: z.coerce.number().int().min(DAY_MS).default(8 * DAY_MS),
-  RETENTION_OUTBOX_MS: z.coerce.number().int().min(60 * 60_000).default(3 * DAY_MS),
-  RETENTION_OVERLAY_EVENTS_MS: z.coerce.number().int().min(60 * 60_000).default(14 * DAY_MS),
-  RETENTION_STREAM_SAMPLES_MS: z.coerce.number().int().min(60 * 60_000).default(14 * DAY_MS),
-  RETENTION_DEAD_LETTERS_MS: z.coerce.number().int().min(DAY_MS).default(30 * DAY_MS),
+  RETENTION_PROCESSED_EVENTS_MS: z.coerce
+    .number()
+    .int()
+    .min(DAY_MS)
+    .default(8 * DAY_MS),
+  RETENTION_OUTBOX_MS: z.coerce
+    .number()
+    .int()
+    .min(60 * 60_000)
+    .default(3 * DAY_MS),
+  RETENTION_OVERLAY_EVENTS_MS: z.coerce
+    .number()
+    .int()
+    .min(60 * 60_000)
+    .default(14 * DAY_MS),
+  RETENTION_STREAM_SAMPLES_MS: z.coerce
+    .number()
+    .int()
+    .min(60 * 60_000)
+    .default(14 * DAY_MS),
+  RETENTION_DEAD_LETTERS_MS: z.coerce
+    .number()
+    .int()
+    .min(DAY_MS)
+    .default(30 * DAY_MS),
 
   // Set by `demo` only: allows short secrets and generated defaults.
   DEMO_MODE: bool(false),
@@ -210,7 +230,12 @@ export class ConfigError extends Error {
 }
 
 const SECRET_NAMES = ['OVERLAY_MASTER_SECRET', 'ADMIN_HOOK_SECRET', 'INTERNAL_API_TOKEN', 'PTERO_APP_API_KEY'] as const;
-export const SECRET_CONFIG_KEYS: readonly string[] = [...SECRET_NAMES, 'TWITCH_CLIENT_SECRET', 'TWITCH_EVENTSUB_SECRET', 'KICK_CLIENT_SECRET'];
+export const SECRET_CONFIG_KEYS: readonly string[] = [
+  ...SECRET_NAMES,
+  'TWITCH_CLIENT_SECRET',
+  'TWITCH_EVENTSUB_SECRET',
+  'KICK_CLIENT_SECRET',
+];
 
 /** Validates the whole environment and reports every problem at once (never the value of a secret). */
 export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | undefined>, options: { service?: boolean } = {}): Config {
@@ -248,7 +273,13 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
   }
   if (options.service && !demo) {
     // A running service without these cannot do its job; the demo generates its own.
-    for (const name of ['PTERO_APP_URL', 'PTERO_APP_API_KEY', 'OVERLAY_MASTER_SECRET', 'ADMIN_HOOK_SECRET', 'INTERNAL_API_TOKEN'] as const) {
+    for (const name of [
+      'PTERO_APP_URL',
+      'PTERO_APP_API_KEY',
+      'OVERLAY_MASTER_SECRET',
+      'ADMIN_HOOK_SECRET',
+      'INTERNAL_API_TOKEN',
+    ] as const) {
       if (text(name) === undefined) problems.push(`${name}: required to run the service`);
     }
   }

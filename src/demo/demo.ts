@@ -111,7 +111,9 @@ function describeEvent(message: OutboundMessage): string {
     if (event[field] !== undefined) extra.push(`${field}=${String(event[field])}`);
   }
   if (Array.isArray(event.refunds)) {
-    extra.push(`refunds=${(event.refunds as { playerId: string; amountCents: number; currency: string }[]).map((r) => `${r.playerId}:${r.amountCents / 100} ${r.currency}`).join(',') || 'none'}`);
+    extra.push(
+      `refunds=${(event.refunds as { playerId: string; amountCents: number; currency: string }[]).map((r) => `${r.playerId}:${r.amountCents / 100} ${r.currency}`).join(',') || 'none'}`,
+    );
   }
   return `${message.topic} ${String(event.matchId)} ${extra.join(' ')}`.trim();
 }

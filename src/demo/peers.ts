@@ -134,7 +134,10 @@ export class DemoPeers {
   }
 
   private at(ms: number, run: () => void): void {
-    if (ms <= 0) return run();
+    if (ms <= 0) {
+      run();
+      return;
+    }
     const timer = setTimeout(() => {
       this.timers.delete(timer);
       run();

@@ -35,7 +35,13 @@ async function provisionTimesOut(ctx: ScenarioContext) {
   const serverId = ctx.panel.addServer({ status: 'installing' });
   await reserve(ctx, matchId, serverId);
   ctx.say(`  ${matchId}: the panel will never finish installing; deadline ${ctx.config.READY_DEADLINE_MS / 1000} s`);
-  const view = await waitForMatch(ctx, matchId, 'fail provisioning', (v) => provisioningState(v) === 'FAILED', ctx.config.READY_DEADLINE_MS + 20_000);
+  const view = await waitForMatch(
+    ctx,
+    matchId,
+    'fail provisioning',
+    (v) => provisioningState(v) === 'FAILED',
+    ctx.config.READY_DEADLINE_MS + 20_000,
+  );
   const refunds = (view.refunds as { playerId: string; amountCents: number }[]).map((r) => `${r.playerId} ${r.amountCents / 100} USD`);
   ctx.say(`✔ ${matchId}: FAILED (TIMEOUT), match ${String(view.status)}, refunded: ${refunds.join(', ')}`);
 }
@@ -44,9 +50,17 @@ async function installFails(ctx: ScenarioContext) {
   const matchId = `demo-${ctx.run}-installfail`;
   const serverId = ctx.panel.addServer({ installAfterMs: 4000, outcome: 'install_failed' });
   await reserve(ctx, matchId, serverId);
-  const view = await waitForMatch(ctx, matchId, 'finish panel cleanup', (v) => (v.provisioning as { cleanup?: string } | null)?.cleanup === 'DONE', 20_000);
+  const view = await waitForMatch(
+    ctx,
+    matchId,
+    'finish panel cleanup',
+    (v) => (v.provisioning as { cleanup?: string } | null)?.cleanup === 'DONE',
+    20_000,
+  );
   const p = view.provisioning as { failureReason: string };
-  ctx.say(`✔ ${matchId}: FAILED (${p.failureReason}) well before the deadline, match ${String(view.status)}, ${(view.refunds as unknown[]).length} refunds; panel server deleted: ${ctx.panel.has(serverId) ? 'no' : 'yes'}`);
+  ctx.say(
+    `✔ ${matchId}: FAILED (${p.failureReason}) well before the deadline, match ${String(view.status)}, ${(view.refunds as unknown[]).length} refunds; panel server deleted: ${ctx.panel.has(serverId) ? 'no' : 'yes'}`,
+  );
 }
 
 export async function runScenarios(ctx: ScenarioContext): Promise<void> {

@@ -89,13 +89,24 @@ async function shortDip(ctx: ScenarioContext) {
   await sleep(10 * check);
   const v = await view(ctx, m);
   const eps = await episodes(ctx, m);
-  ctx.say(`✔ ${m.id}: ${String(v.status)}, ${describeVerdict(v)}; grace episodes: ${eps.map((e) => `${e.side} ${e.state}`).join(', ') || 'none'} (one warning, closed on recovery)`);
+  ctx.say(
+    `✔ ${m.id}: ${String(v.status)}, ${describeVerdict(v)}; grace episodes: ${eps.map((e) => `${e.side} ${e.state}`).join(', ') || 'none'} (one warning, closed on recovery)`,
+  );
   await complete(ctx, m);
 }
 
 async function offlineWithGameplay(ctx: ScenarioContext) {
   const { check, grace } = timings(ctx);
-  const m = await startMatch(ctx, 'stream-forfeit', 3, [{ atMs: 0, state: 'healthy' }, { atMs: 3 * check, state: 'offline' }], healthyOnly);
+  const m = await startMatch(
+    ctx,
+    'stream-forfeit',
+    3,
+    [
+      { atMs: 0, state: 'healthy' },
+      { atMs: 3 * check, state: 'offline' },
+    ],
+    healthyOnly,
+  );
   ctx.say(`▶ ${m.id}: alice goes offline after ~${(3 * check) / 1000} s while the overlay keeps reporting gameplay`);
   const key = await issueKey(ctx, m.id, 'overlay');
   let seq = 0;
@@ -103,7 +114,9 @@ async function offlineWithGameplay(ctx: ScenarioContext) {
   const overlay = (async () => {
     while (!done) {
       seq++;
-      await postSigned(ctx, '/v1/overlay/events', key, { type: 'gameplay.progress', matchId: m.id, seq, round: seq }).catch(() => undefined);
+      await postSigned(ctx, '/v1/overlay/events', key, { type: 'gameplay.progress', matchId: m.id, seq, round: seq }).catch(
+        () => undefined,
+      );
       await sleep(Math.max(1000, check / 2));
     }
   })();
@@ -118,7 +131,10 @@ async function offlineWithGameplay(ctx: ScenarioContext) {
 
 async function offlineWithoutGameplay(ctx: ScenarioContext) {
   const { check, grace } = timings(ctx);
-  const m = await startMatch(ctx, 'stream-dispute', 4, healthyOnly, [{ atMs: 0, state: 'healthy' }, { atMs: 3 * check, state: 'offline' }]);
+  const m = await startMatch(ctx, 'stream-dispute', 4, healthyOnly, [
+    { atMs: 0, state: 'healthy' },
+    { atMs: 3 * check, state: 'offline' },
+  ]);
   ctx.say(`▶ ${m.id}: bob goes offline and the overlay reports no gameplay`);
   const v = await waitForStatus(ctx, m, 'DISPUTED', 3 * check + grace + 8 * check);
   ctx.say(`✔ ${m.id}: ${String(v.status)} — ${describeVerdict(v)} (a human decides)`);

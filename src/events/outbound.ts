@@ -59,7 +59,11 @@ export interface VerdictPayload {
   episodeId: string;
   episodeIds: readonly string[];
   verdict: 'FORFEIT' | 'DISPUTE';
-  rule: 'BOTH_SIDES_VIOLATING_DISPUTE' | 'GRACE_EXPIRED_WITH_GAMEPLAY_FORFEIT' | 'GRACE_EXPIRED_WITHOUT_GAMEPLAY_DISPUTE' | 'GRACE_EXPIRED_POLICY_DISPUTE';
+  rule:
+    | 'BOTH_SIDES_VIOLATING_DISPUTE'
+    | 'GRACE_EXPIRED_WITH_GAMEPLAY_FORFEIT'
+    | 'GRACE_EXPIRED_WITHOUT_GAMEPLAY_DISPUTE'
+    | 'GRACE_EXPIRED_POLICY_DISPUTE';
   /** The enforcement policy that judged the match (its enforcementMode). */
   policy: string;
   gameplayProgressEvents: number;

@@ -37,7 +37,12 @@ function isHookRoute(url: string): boolean {
 }
 
 /** The Fastify-backed Nest application of `module`, initialised but not yet listening. */
-export async function createHttpApp(module: DynamicModule, config: Config, logger: Logger, metrics: Metrics): Promise<NestFastifyApplication> {
+export async function createHttpApp(
+  module: DynamicModule,
+  config: Config,
+  logger: Logger,
+  metrics: Metrics,
+): Promise<NestFastifyApplication> {
   const adapter = new FastifyAdapter({
     loggerInstance: logger.child({ component: 'http' }),
     // Access lines are written below: probes at debug, the rest at info, under the same key as application lines.

@@ -1,4 +1,19 @@
-import { Body, Controller, Delete, Get, HttpCode, HttpException, Inject, Param, Post, Put, Query, Req, Res, UseGuards } from '@nestjs/common';
+import {
+  Body,
+  Controller,
+  Delete,
+  Get,
+  HttpCode,
+  HttpException,
+  Inject,
+  Param,
+  Post,
+  Put,
+  Query,
+  Req,
+  Res,
+  UseGuards,
+} from '@nestjs/common';
 import { z } from 'zod';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { decodeCursor, encodeCursor } from '../infra/db/cursor.js';
@@ -17,7 +32,12 @@ const issueKeySchema = z
   .object({
     matchId: matchIdSchema,
     kind: z.enum(['overlay', 'admin']),
-    ttlMs: z.number().int().positive().max(7 * 24 * 3600_000).optional(),
+    ttlMs: z
+      .number()
+      .int()
+      .positive()
+      .max(7 * 24 * 3600_000)
+      .optional(),
   })
   .strict();
 
@@ -56,7 +76,8 @@ const deadLetterIdSchema = z.uuid();
 function cursorOr400(cursor: string | undefined, length: number, valid: (key: string[]) => boolean = () => true): string[] | undefined {
   if (cursor === undefined) return undefined;
   const key = decodeCursor(cursor, length);
-  if (!key || !valid(key)) throw new HttpException({ error: 'invalid_request', issues: [{ field: 'query.cursor', message: 'not a cursor from this API' }] }, 400);
+  if (!key || !valid(key))
+    throw new HttpException({ error: 'invalid_request', issues: [{ field: 'query.cursor', message: 'not a cursor from this API' }] }, 400);
   return key;
 }
 
@@ -89,7 +110,11 @@ export class InternalApiController {
   @Get('dead-letters')
   async listDeadLetters(@Query() rawQuery: unknown) {
     const query = parseOr400(listDeadLettersQuerySchema, rawQuery, 'query');
-    const after = cursorOr400(query.cursor, 2, ([at, id]) => !Number.isNaN(Date.parse(at ?? '')) && deadLetterIdSchema.safeParse(id).success) as [string, string] | undefined;
+    const after = cursorOr400(
+      query.cursor,
+      2,
+      ([at, id]) => !Number.isNaN(Date.parse(at ?? '')) && deadLetterIdSchema.safeParse(id).success,
+    ) as [string, string] | undefined;
     return this.deadLetters.list({
       limit: query.limit,
       ...(query.topic ? { topic: query.topic } : {}),
@@ -127,7 +152,14 @@ export class InternalApiController {
     if (outcome.kind === 'not_found') throw new HttpException({ error: 'not_found', detail: `no dead letter ${id}` }, 404);
     if (outcome.kind === 'not_replayable') throw new HttpException({ error: 'not_replayable', detail: outcome.detail }, 422);
     if (outcome.kind === 'already_resolved') {
-      throw new HttpException({ error: 'conflict', reason: `ALREADY_${outcome.deadLetter.state}`, detail: `dead letter ${id} was already ${outcome.deadLetter.state.toLowerCase()}` }, 409);
+      throw new HttpException(
+        {
+          error: 'conflict',
+          reason: `ALREADY_${outcome.deadLetter.state}`,
+          detail: `dead letter ${id} was already ${outcome.deadLetter.state.toLowerCase()}`,
+        },
+        409,
+      );
     }
     request.log.info({ deadLetterId: id, action, topic: outcome.deadLetter.topic }, 'dead letter resolved');
     return outcome.deadLetter;
@@ -142,7 +174,8 @@ export class InternalApiController {
       reply.status(created ? 201 : 200);
       return view;
     } catch (error) {
-      if (error instanceof MatchConflictError) throw new HttpException({ error: 'conflict', reason: error.reason, detail: error.message }, 409);
+      if (error instanceof MatchConflictError)
+        throw new HttpException({ error: 'conflict', reason: error.reason, detail: error.message }, 409);
       if (error instanceof MatchRefusedError) throw new HttpException({ error: error.code, detail: error.message, ...error.body }, 400);
       throw error;
     }
@@ -173,7 +206,13 @@ export class InternalApiController {
     try {
       const key = await this.keys.issue(request);
       reply.status(201);
-      return { keyId: key.keyId, secret: key.secret, matchId: key.matchId, kind: key.kind, expiresAt: new Date(key.expiresAt).toISOString() };
+      return {
+        keyId: key.keyId,
+        secret: key.secret,
+        matchId: key.matchId,
+        kind: key.kind,
+        expiresAt: new Date(key.expiresAt).toISOString(),
+      };
     } catch (error) {
       if (error instanceof KeyServiceError) {
         const status = error.reason === 'KEY_ID_TAKEN' ? 409 : error.reason === 'NO_MASTER_SECRET' ? 503 : 400;

@@ -9,7 +9,10 @@ import { describePath, findNul } from '../infra/db/storable.js';
 export function parseOr400<T>(schema: z.ZodType<T>, value: unknown, where = 'body'): T {
   const nul = findNul(value);
   if (nul) {
-    throw new HttpException({ error: 'invalid_request', issues: [{ field: describePath(where, nul), message: 'must not contain the NUL character (\\u0000)' }] }, 400);
+    throw new HttpException(
+      { error: 'invalid_request', issues: [{ field: describePath(where, nul), message: 'must not contain the NUL character (\\u0000)' }] },
+      400,
+    );
   }
   const parsed = schema.safeParse(value);
   if (parsed.success) return parsed.data;

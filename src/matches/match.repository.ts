@@ -27,10 +27,21 @@ export async function upsertMatch(
 ): Promise<{ created: boolean }> {
   const at = new Date(now);
   const streamWaiver = waiver === null ? null : JSON.stringify(waiver);
-  const existing = await db.selectFrom('matches').select(['id', 'status', 'entry_fee_cents', 'currency']).where('id', '=', id).forUpdate().executeTakeFirst();
+  const existing = await db
+    .selectFrom('matches')
+    .select(['id', 'status', 'entry_fee_cents', 'currency'])
+    .where('id', '=', id)
+    .forUpdate()
+    .executeTakeFirst();
   if (existing) {
-    if (existing.status === 'CANCELLED') throw new MatchConflictError('MATCH_CANCELLED', `match ${id} was cancelled (and refunded); it cannot change`);
-    const fees = await db.selectFrom('ledger_entries').select('player_id').where('match_id', '=', id).where('kind', '=', 'ENTRY_FEE').execute();
+    if (existing.status === 'CANCELLED')
+      throw new MatchConflictError('MATCH_CANCELLED', `match ${id} was cancelled (and refunded); it cannot change`);
+    const fees = await db
+      .selectFrom('ledger_entries')
+      .select('player_id')
+      .where('match_id', '=', id)
+      .where('kind', '=', 'ENTRY_FEE')
+      .execute();
     if (fees.length > 0) {
       if (existing.entry_fee_cents !== input.entryFee.amountCents || existing.currency !== input.entryFee.currency) {
         throw new MatchConflictError('ENTRY_FEE_FIXED', `match ${id}: entry fees are already recorded; the fee cannot change`);
@@ -39,7 +50,10 @@ export async function upsertMatch(
       for (const seat of seats) {
         const next = input.players.find((p) => p.side === seat.side);
         if (next && next.playerId !== seat.player_id) {
-          throw new MatchConflictError('SEAT_TAKEN', `match ${id}: ${seat.side} already paid as ${seat.player_id}; a seat cannot change hands`);
+          throw new MatchConflictError(
+            'SEAT_TAKEN',
+            `match ${id}: ${seat.side} already paid as ${seat.player_id}; a seat cannot change hands`,
+          );
         }
       }
     }
@@ -79,7 +93,9 @@ export async function upsertMatch(
       .insertInto('match_players')
       .values({ match_id: id, side: player.side, player_id: player.playerId, stream_channels: JSON.stringify(player.streamChannels) })
       .onConflict((oc) =>
-        oc.columns(['match_id', 'side']).doUpdateSet({ player_id: player.playerId, stream_channels: JSON.stringify(player.streamChannels) }),
+        oc
+          .columns(['match_id', 'side'])
+          .doUpdateSet({ player_id: player.playerId, stream_channels: JSON.stringify(player.streamChannels) }),
       )
       .execute();
     if (input.entryFee.amountCents > 0) {
@@ -237,9 +253,28 @@ export async function getMatchView(db: Db, id: string): Promise<MatchView | unde
           cleanup: provision.cleanup_state,
         }
       : null,
-    refunds: ledger.map((r) => ({ playerId: r.player_id, amountCents: r.amount_cents, currency: r.currency, reason: r.reason, at: r.created_at.toISOString() })),
-    enforcement: enforcement.map((e) => ({ side: e.side, verdict: e.verdict, reason: e.reason, evidenceId: e.evidence_id, at: e.created_at.toISOString() })),
-    evidence: evidence.map((e) => ({ id: e.id, side: e.side as Side | null, episodeId: e.episode_id, kind: e.kind, bundle: e.bundle, at: e.created_at.toISOString() })),
+    refunds: ledger.map((r) => ({
+      playerId: r.player_id,
+      amountCents: r.amount_cents,
+      currency: r.currency,
+      reason: r.reason,
+      at: r.created_at.toISOString(),
+    })),
+    enforcement: enforcement.map((e) => ({
+      side: e.side,
+      verdict: e.verdict,
+      reason: e.reason,
+      evidenceId: e.evidence_id,
+      at: e.created_at.toISOString(),
+    })),
+    evidence: evidence.map((e) => ({
+      id: e.id,
+      side: e.side as Side | null,
+      episodeId: e.episode_id,
+      kind: e.kind,
+      bundle: e.bundle,
+      at: e.created_at.toISOString(),
+    })),
   };
 }
 
@@ -278,7 +313,10 @@ export async function listMatchIds(db: Db, filter: MatchFilter): Promise<{ ids: 
     });
   }
   if (filter.after !== undefined) q = q.where('m.id', '>', filter.after);
-  const rows = await q.orderBy('m.id').limit(filter.limit + 1).execute();
+  const rows = await q
+    .orderBy('m.id')
+    .limit(filter.limit + 1)
+    .execute();
   const ids = rows.slice(0, filter.limit).map((r) => r.id);
   return { ids, nextAfter: rows.length > filter.limit ? (ids.at(-1) ?? null) : null };
 }

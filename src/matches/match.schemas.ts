@@ -7,7 +7,9 @@ export const MATCH_STATUSES = ['SCHEDULED', 'IN_PROGRESS', 'COMPLETED', 'CANCELL
 export const TERMINAL_STATUSES: readonly string[] = ['COMPLETED', 'CANCELLED', 'FORFEITED', 'DISPUTED'];
 
 /** A stream channel is `<platform>:<id>`, e.g. `twitch:alice_tv` or `srs:live/alice`. */
-export const streamChannelSchema = z.string().regex(/^(twitch|srs|kick|youtube|mediamtx):[A-Za-z0-9_./-]{1,128}$/, 'must be <platform>:<channel>');
+export const streamChannelSchema = z
+  .string()
+  .regex(/^(twitch|srs|kick|youtube|mediamtx):[A-Za-z0-9_./-]{1,128}$/, 'must be <platform>:<channel>');
 
 export const upsertMatchSchema = z
   .object({

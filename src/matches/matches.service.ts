@@ -43,7 +43,11 @@ export class MatchesService {
     const { db, clock, enforcementModes } = this.deps;
     if (input.enforcementMode !== undefined && !enforcementModes.has(input.enforcementMode)) {
       const known = [...enforcementModes].sort();
-      throw new MatchRefusedError('unknown_enforcement_mode', `enforcementMode "${input.enforcementMode}" is not one of: ${known.join(', ')}`, { known });
+      throw new MatchRefusedError(
+        'unknown_enforcement_mode',
+        `enforcementMode "${input.enforcementMode}" is not one of: ${known.join(', ')}`,
+        { known },
+      );
     }
     const gaps = input.mode === 'VERIFIED_STREAM' ? enforcementGaps(input.players, this.deps.telemetryPlatforms) : [];
     if (gaps.length > 0 && !input.streamWaiver) {

@@ -58,7 +58,6 @@ export function missingSignals(installed: boolean, signals: SignalState): string
   return missing;
 }
 
-
 /** Never schedule work past the deadline: the deadline sweep owns what happens then. */
 export function clampToDeadline(at: number, deadlineAt: number): number {
   return Math.min(at, deadlineAt);

@@ -46,7 +46,16 @@ beforeEach(async () => {
     instanceId: 'w1',
     settings: { ...DEFAULT_PROVISION_SETTINGS, readyDeadlineMs: 300_000, pollEveryMs: 4000 },
     // A 12-request budget makes one listing's quiet period 10 s, longer than any pause of a loaded test machine.
-    listing: { kv, everyMs: 2000, fallbackMs: 10_000, budget: 12, windowMs: 60_000, budgetShare: 0.5, maxWatched: 2000, unusableCooldownMs: 300_000 },
+    listing: {
+      kv,
+      everyMs: 2000,
+      fallbackMs: 10_000,
+      budget: 12,
+      windowMs: 60_000,
+      budgetShare: 0.5,
+      maxWatched: 2000,
+      unusableCooldownMs: 300_000,
+    },
   });
 }, 60_000); // an embedded PostgreSQL per test: migrating it is slow on a loaded machine
 
@@ -80,7 +89,8 @@ async function reserve(matchId: string, panelServerId: number) {
   });
 }
 
-const provision = (matchId: string) => database.db.selectFrom('provisions').selectAll().where('match_id', '=', matchId).executeTakeFirstOrThrow();
+const provision = (matchId: string) =>
+  database.db.selectFrom('provisions').selectAll().where('match_id', '=', matchId).executeTakeFirstOrThrow();
 /** The next tick: the fleet-wide quiet period of the previous listing is over. */
 async function listingTick(): Promise<number> {
   await kv.del(LISTING_QUIET_KEY);

@@ -49,9 +49,16 @@ export class ProvisionPoller {
       now + listing.everyMs,
     );
     if (result.kind !== 'listed') {
-      await releaseWatched(db, instanceId, claimed.map((p) => p.match_id));
+      await releaseWatched(
+        db,
+        instanceId,
+        claimed.map((p) => p.match_id),
+      );
       if (result.kind === 'unusable') this.listingUnusableUntil = clock.now() + listing.unusableCooldownMs;
-      logger.warn({ reason: result.reason, outcome: result.kind, watched: claimed.length }, 'panel listing failed; per-server polling covers it');
+      logger.warn(
+        { reason: result.reason, outcome: result.kind, watched: claimed.length },
+        'panel listing failed; per-server polling covers it',
+      );
       await this.holdListing(result.requests);
       return 0;
     }

@@ -51,7 +51,11 @@ export function wireProvisioning(w: ProvisioningWiring): ServerProvisionWorker {
     },
   });
   if (listing) {
-    w.scheduler.register({ name: 'provisioning-panel-listing', everyMs: listing.everyMs, run: async () => void (await worker.pollListed()) });
+    w.scheduler.register({
+      name: 'provisioning-panel-listing',
+      everyMs: listing.everyMs,
+      run: async () => void (await worker.pollListed()),
+    });
   }
   return worker;
 }

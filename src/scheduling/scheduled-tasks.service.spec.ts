@@ -77,7 +77,7 @@ describe('ScheduledTasksService', () => {
     expect(await count('skipped_not_leader')).toBe(10);
   });
 
-  it('gives the last tick\'s winner a head start, so one live instance keeps a task', async () => {
+  it("gives the last tick's winner a head start, so one live instance keeps a task", async () => {
     const runs: string[] = [];
     const make = (id: string) => instance(id, { run: async () => void runs.push(id) }, { headStartMs: 200 });
     const b = make('b');
@@ -183,7 +183,7 @@ describe('ScheduledTasksService', () => {
     expect(failures[0]).toMatchObject({ task: 'sweep', level: 'error' });
   });
 
-  it('exports each task\'s period, and its last successful run (the scheduler start until the first run)', async () => {
+  it("exports each task's period, and its last successful run (the scheduler start until the first run)", async () => {
     let fail = false;
     await start(
       instance('a', {
@@ -194,7 +194,9 @@ describe('ScheduledTasksService', () => {
     );
     const { metrics } = services[0]!;
     const lastSuccess = async () => (await metrics.scheduledLastSuccess.get()).values.find((v) => v.labels.task === 'sweep')?.value;
-    expect((await metrics.scheduledPeriod.get()).values).toEqual([expect.objectContaining({ labels: { task: 'sweep' }, value: EVERY / 1_000 })]);
+    expect((await metrics.scheduledPeriod.get()).values).toEqual([
+      expect.objectContaining({ labels: { task: 'sweep' }, value: EVERY / 1_000 }),
+    ]);
     expect(await lastSuccess()).toBe(10.5);
     await ticks(2);
     const ranAt = clock.now() / 1_000;

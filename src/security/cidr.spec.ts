@@ -70,7 +70,10 @@ describe('resolveClientAddress', () => {
   });
 
   it('takes the right-most entry that is not a trusted proxy', () => {
-    const resolved = resolveClientAddress({ socketAddress: '127.0.0.1', forwardedFor: '127.0.0.1, 10.42.0.9, 203.0.113.7, 10.0.0.1' }, proxy);
+    const resolved = resolveClientAddress(
+      { socketAddress: '127.0.0.1', forwardedFor: '127.0.0.1, 10.42.0.9, 203.0.113.7, 10.0.0.1' },
+      proxy,
+    );
     expect(resolved).toEqual({ ok: true, address: '203.0.113.7', viaProxy: true });
   });
 

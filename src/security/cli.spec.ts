@@ -9,7 +9,16 @@ function run(fn: typeof runSign, args: string[], stdin: string | Uint8Array, ext
 }
 
 const VECTOR = {
-  args: ['--key-id', 'ovl_m-123_1767225600000', '--secret', 'Tyiu2Eowx1yh3uYKhJGMK3WVh8NKPhOoxGAnDX82SPU', '--ts', '1767225630000', '--nonce', 'q3v5X9bJ2kT8pZr1wYd0Ag'],
+  args: [
+    '--key-id',
+    'ovl_m-123_1767225600000',
+    '--secret',
+    'Tyiu2Eowx1yh3uYKhJGMK3WVh8NKPhOoxGAnDX82SPU',
+    '--ts',
+    '1767225630000',
+    '--nonce',
+    'q3v5X9bJ2kT8pZr1wYd0Ag',
+  ],
   body: '{"type":"gameplay.progress","matchId":"m-123","seq":7,"data":{"score":[3,1],"mvp":"Zoë"}}\n',
   canonical:
     'v1|ovl_m-123_1767225600000|1767225630000|q3v5X9bJ2kT8pZr1wYd0Ag|m-123|gameplay.progress|{"data":{"mvp":"Zoë","score":[3,1]},"matchId":"m-123","seq":7,"type":"gameplay.progress"}',
@@ -48,7 +57,10 @@ describe('sign', () => {
 
   it('takes the secret from FLOCK_HMAC_SECRET and defaults ts and nonce', () => {
     const args = ['--key-id', 'ovl_m-123_1767225600000'];
-    const out = run(runSign, args, VECTOR.body, { env: { FLOCK_HMAC_SECRET: 'Tyiu2Eowx1yh3uYKhJGMK3WVh8NKPhOoxGAnDX82SPU' }, clock: { now: () => 1767225699999 } });
+    const out = run(runSign, args, VECTOR.body, {
+      env: { FLOCK_HMAC_SECRET: 'Tyiu2Eowx1yh3uYKhJGMK3WVh8NKPhOoxGAnDX82SPU' },
+      clock: { now: () => 1767225699999 },
+    });
     expect(out.code).toBe(0);
     expect(out.stdout).toMatch(/^x-flock-ts: 1767225699999$/m);
     expect(out.stdout).toMatch(/^x-flock-nonce: [A-Za-z0-9_-]{22}$/m);
@@ -56,7 +68,16 @@ describe('sign', () => {
 
   it('takes a secret that starts with "-" in both spellings', () => {
     const dashed = '-yiu2Eowx1yh3uYKhJGMK3WVh8NKPhOoxGAnDX82SPU';
-    const args = (secretArgs: string[]) => ['--key-id', 'ovl_m-123_1767225600000', ...secretArgs, '--ts', '1767225630000', '--nonce', 'q3v5X9bJ2kT8pZr1wYd0Ag', '--json'];
+    const args = (secretArgs: string[]) => [
+      '--key-id',
+      'ovl_m-123_1767225600000',
+      ...secretArgs,
+      '--ts',
+      '1767225630000',
+      '--nonce',
+      'q3v5X9bJ2kT8pZr1wYd0Ag',
+      '--json',
+    ];
     const spaced = run(runSign, args(['--secret', dashed]), VECTOR.body);
     const joined = run(runSign, args([`--secret=${dashed}`]), VECTOR.body);
     expect([spaced.code, spaced.stderr]).toEqual([0, '']);
@@ -106,8 +127,14 @@ describe('sign', () => {
 
 describe('canonicalize', () => {
   it('prints JCS of stdin', () => {
-    expect(run(runCanonicalize, [], '{"b":[1E30, 4.50], "a":"\\u00e9"}')).toEqual({ code: 0, stdout: '{"a":"é","b":[1e+30,4.5]}\n', stderr: '' });
-    expect(run(runCanonicalize, ['--no-newline'], '[-0, 1e21, 1e20, 1e-7, 0.000001]').stdout).toBe('[0,1e+21,100000000000000000000,1e-7,0.000001]');
+    expect(run(runCanonicalize, [], '{"b":[1E30, 4.50], "a":"\\u00e9"}')).toEqual({
+      code: 0,
+      stdout: '{"a":"é","b":[1e+30,4.5]}\n',
+      stderr: '',
+    });
+    expect(run(runCanonicalize, ['--no-newline'], '[-0, 1e21, 1e20, 1e-7, 0.000001]').stdout).toBe(
+      '[0,1e+21,100000000000000000000,1e-7,0.000001]',
+    );
   });
 
   it('exits 2 with a one-line reason on input that is not I-JSON', () => {

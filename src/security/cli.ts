@@ -60,10 +60,21 @@ type OptionSpec = Record<string, { type: 'string' | 'boolean' }>;
 type OptionValues<O extends OptionSpec> = { [K in keyof O]?: O[K]['type'] extends 'string' ? string : boolean };
 
 /** Parses a command's flags strictly; `--help` prints the help. Returns the values, or the exit code to end with. */
-function parseCommand<O extends OptionSpec>(io: CliIo, command: string, help: string, args: string[], options: O): OptionValues<O> | number {
+function parseCommand<O extends OptionSpec>(
+  io: CliIo,
+  command: string,
+  help: string,
+  args: string[],
+  options: O,
+): OptionValues<O> | number {
   try {
     const stringOptions = Object.keys(options).filter((name) => options[name]?.type === 'string');
-    const { values } = parseArgs({ args: bindOptionValues(args, stringOptions), allowPositionals: false, strict: true, options: { ...options, help: { type: 'boolean', short: 'h' } } });
+    const { values } = parseArgs({
+      args: bindOptionValues(args, stringOptions),
+      allowPositionals: false,
+      strict: true,
+      options: { ...options, help: { type: 'boolean', short: 'h' } },
+    });
     if ((values as { help?: boolean }).help) {
       io.stdout(help);
       return EXIT_OK;
@@ -115,7 +126,11 @@ export function runSign(args: string[], io: CliIo): number {
     if (values.json) {
       io.stdout(JSON.stringify({ headers, canonical: signed.canonical }) + '\n');
     } else {
-      io.stdout(Object.entries(headers).map(([name, value]) => `${name}: ${value}\n`).join(''));
+      io.stdout(
+        Object.entries(headers)
+          .map(([name, value]) => `${name}: ${value}\n`)
+          .join(''),
+      );
       if (values['show-canonical']) io.stderr(`canonical: ${signed.canonical}\n`);
     }
     return EXIT_OK;
@@ -127,7 +142,10 @@ export function runSign(args: string[], io: CliIo): number {
 
 /** `flock-workers canonicalize …` */
 export function runCanonicalize(args: string[], io: CliIo): number {
-  const values = parseCommand(io, 'canonicalize', CANONICALIZE_HELP, args, { 'no-newline': { type: 'boolean' }, json: { type: 'boolean' } });
+  const values = parseCommand(io, 'canonicalize', CANONICALIZE_HELP, args, {
+    'no-newline': { type: 'boolean' },
+    json: { type: 'boolean' },
+  });
   if (typeof values === 'number') return values;
   try {
     const canonical = canonicalize(parseStrictJson(io.stdin, { numbers: 'i-json' }));

@@ -48,7 +48,13 @@ describe('HmacGuard through Nest + Fastify', () => {
     keys,
     kv,
     clock,
-    settings: { maxSkewMs: 60_000, maxBodyBytes: MAX_BODY, allowedCidrs: ['127.0.0.1/32', '10.42.0.0/16'], trustProxy: [], failureLimit: 1000 },
+    settings: {
+      maxSkewMs: 60_000,
+      maxBodyBytes: MAX_BODY,
+      allowedCidrs: ['127.0.0.1/32', '10.42.0.0/16'],
+      trustProxy: [],
+      failureLimit: 1000,
+    },
   });
   let app: NestFastifyApplication;
   let key: IssuedKey;
@@ -129,8 +135,21 @@ describe('HmacGuard through Nest + Fastify', () => {
 
   it('translates a Fastify request for the verifier', () => {
     const body = Buffer.from('{}');
-    const req = hookRequestFromHttp({ headers: { a: 'b' }, body, raw: { rawHeaders: ['A', 'b'], socket: { remoteAddress: '::1' } } }, 'admin');
-    expect(req).toEqual({ route: 'admin', remoteAddress: '::1', headers: { a: 'b' }, rawHeaders: ['A', 'b'], rawBody: body, bodyTooLarge: false });
-    expect(hookRequestFromHttp({ headers: {}, body: new OversizedBody(5, 0), raw: {} }, 'overlay')).toMatchObject({ rawBody: undefined, bodyTooLarge: true });
+    const req = hookRequestFromHttp(
+      { headers: { a: 'b' }, body, raw: { rawHeaders: ['A', 'b'], socket: { remoteAddress: '::1' } } },
+      'admin',
+    );
+    expect(req).toEqual({
+      route: 'admin',
+      remoteAddress: '::1',
+      headers: { a: 'b' },
+      rawHeaders: ['A', 'b'],
+      rawBody: body,
+      bodyTooLarge: false,
+    });
+    expect(hookRequestFromHttp({ headers: {}, body: new OversizedBody(5, 0), raw: {} }, 'overlay')).toMatchObject({
+      rawBody: undefined,
+      bodyTooLarge: true,
+    });
   });
 });

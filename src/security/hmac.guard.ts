@@ -82,7 +82,9 @@ export class HmacGuard implements CanActivate {
       return true;
     }
     if (result.retryAfterMs !== undefined) {
-      http.getResponse<{ header(name: string, value: string): unknown }>().header('retry-after', String(Math.max(1, Math.ceil(result.retryAfterMs / 1000))));
+      http
+        .getResponse<{ header(name: string, value: string): unknown }>()
+        .header('retry-after', String(Math.max(1, Math.ceil(result.retryAfterMs / 1000))));
     }
     throw new HttpException({ ...FAILURE_BODIES[result.status] }, result.status);
   }

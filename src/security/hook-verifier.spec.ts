@@ -47,7 +47,13 @@ interface Harness {
 }
 
 function harness(
-  options: { settings?: Partial<HookVerifierSettings>; sink?: SecurityEventSink; kv?: KeyValueStore; keys?: KeyDirectory; adminMaster?: string } = {},
+  options: {
+    settings?: Partial<HookVerifierSettings>;
+    sink?: SecurityEventSink;
+    kv?: KeyValueStore;
+    keys?: KeyDirectory;
+    adminMaster?: string;
+  } = {},
 ): Harness {
   const clock = new ManualClock(T0);
   const kv = new MemoryKeyValueStore(clock);
@@ -162,7 +168,13 @@ describe('HookVerifier: published vectors', () => {
         '{"type":"gameplay.progress","matchId":"m-123","seq":7,"data":{"score":[3,1],"mvp":"Zoë"}}',
       ),
     );
-    expect(result).toMatchObject({ ok: true, keyId: 'ovl_m-123_1767225600000', matchId: 'm-123', type: 'gameplay.progress', kind: 'overlay' });
+    expect(result).toMatchObject({
+      ok: true,
+      keyId: 'ovl_m-123_1767225600000',
+      matchId: 'm-123',
+      type: 'gameplay.progress',
+      kind: 'overlay',
+    });
     if (!result.ok) return;
     expect(result.body).toEqual({ type: 'gameplay.progress', matchId: 'm-123', seq: 7, data: { score: [3, 1], mvp: 'Zoë' } });
     expect(Object.isFrozen(result.body)).toBe(true);
@@ -315,10 +327,18 @@ describe('HookVerifier: header grammar (401)', () => {
   it('nonce variants', async () => {
     const { h, s } = await valid();
     for (const value of ['a'.repeat(21), 'a'.repeat(129), ...'+/=:*{}'.split('').map((c) => 'A'.repeat(21) + c), 'A'.repeat(21) + ' ']) {
-      expectFailure(await h.verifier.verify(httpRequest('overlay', { ...s.headers, 'x-flock-nonce': value }, s.body)), 401, 'NONCE_MALFORMED');
+      expectFailure(
+        await h.verifier.verify(httpRequest('overlay', { ...s.headers, 'x-flock-nonce': value }, s.body)),
+        401,
+        'NONCE_MALFORMED',
+      );
     }
     for (const value of ['a'.repeat(22), 'a'.repeat(128)]) {
-      expectFailure(await h.verifier.verify(httpRequest('overlay', { ...s.headers, 'x-flock-nonce': value }, s.body)), 401, 'SIGNATURE_MISMATCH');
+      expectFailure(
+        await h.verifier.verify(httpRequest('overlay', { ...s.headers, 'x-flock-nonce': value }, s.body)),
+        401,
+        'SIGNATURE_MISMATCH',
+      );
     }
   });
 
@@ -340,12 +360,20 @@ describe('HookVerifier: header grammar (401)', () => {
       key.keyId + '\n',
     ];
     for (const value of malformed) {
-      expectFailure(await h.verifier.verify(httpRequest('overlay', { ...s.headers, 'x-flock-key-id': value }, s.body)), 401, 'KEY_ID_MALFORMED');
+      expectFailure(
+        await h.verifier.verify(httpRequest('overlay', { ...s.headers, 'x-flock-key-id': value }, s.body)),
+        401,
+        'KEY_ID_MALFORMED',
+      );
     }
     const future = `ovl_m-123_${T0 + 24 * 60 * 60 * 1000}`;
     expectFailure(await h.verifier.verify(httpRequest('overlay', { ...s.headers, 'x-flock-key-id': future }, s.body)), 401, 'KEY_UNKNOWN');
     const admin = key.keyId.replace('ovl_', 'adm_');
-    expectFailure(await h.verifier.verify(httpRequest('overlay', { ...s.headers, 'x-flock-key-id': admin }, s.body)), 401, 'KEY_WRONG_ROUTE');
+    expectFailure(
+      await h.verifier.verify(httpRequest('overlay', { ...s.headers, 'x-flock-key-id': admin }, s.body)),
+      401,
+      'KEY_WRONG_ROUTE',
+    );
   });
 });
 
@@ -374,7 +402,11 @@ describe('HookVerifier: binding', () => {
     ['1e400', '{"type":"overlay.heartbeat","matchId":"m-123","n":1e400}', 'JSON_NUMBER_OUT_OF_RANGE'],
     ['lone surrogate', '{"type":"overlay.heartbeat","matchId":"m-123","s":"\\ud800"}', 'JSON_LONE_SURROGATE'],
     ['32 000-deep', '{"type":"overlay.heartbeat","matchId":"m-123","d":' + '['.repeat(32_000) + ']'.repeat(32_000) + '}', 'JSON_TOO_DEEP'],
-    ['invalid UTF-8', Buffer.concat([Buffer.from('{"type":"overlay.heartbeat","matchId":"m-123","s":"'), Buffer.from([0xff]), Buffer.from('"}')]), 'JSON_INVALID_UTF8'],
+    [
+      'invalid UTF-8',
+      Buffer.concat([Buffer.from('{"type":"overlay.heartbeat","matchId":"m-123","s":"'), Buffer.from([0xff]), Buffer.from('"}')]),
+      'JSON_INVALID_UTF8',
+    ],
     ['trailing garbage', '{"type":"overlay.heartbeat","matchId":"m-123"}x', 'JSON_TRAILING_DATA'],
     ['empty body', '', 'JSON_EMPTY'],
     ['null', 'null', 'BODY_NOT_OBJECT'],
@@ -404,8 +436,20 @@ describe('HookVerifier: binding', () => {
     const nonce = 'n'.repeat(22);
     const body = JSON.stringify(heartbeat('m-B'));
     // Signed correctly over the mismatching body, as an attacker holding A's secret could.
-    const canonical = canonicalString({ keyId: key.keyId, ts, nonce, matchId: 'm-B', type: 'overlay.heartbeat', canonicalBody: canonicalize(JSON.parse(body)) });
-    const headers = { 'x-flock-key-id': key.keyId, 'x-flock-ts': ts, 'x-flock-nonce': nonce, 'x-flock-signature': signCanonical(decodeSecret(key.secret), canonical) };
+    const canonical = canonicalString({
+      keyId: key.keyId,
+      ts,
+      nonce,
+      matchId: 'm-B',
+      type: 'overlay.heartbeat',
+      canonicalBody: canonicalize(JSON.parse(body)),
+    });
+    const headers = {
+      'x-flock-key-id': key.keyId,
+      'x-flock-ts': ts,
+      'x-flock-nonce': nonce,
+      'x-flock-signature': signCanonical(decodeSecret(key.secret), canonical),
+    };
     expectFailure(await h.verifier.verify(httpRequest('overlay', headers, body)), 401, 'MATCH_ID_MISMATCH');
   });
 
@@ -423,7 +467,8 @@ describe('HookVerifier: binding', () => {
   it('handles __proto__, constructor and toJSON as plain keys', async () => {
     const h = harness();
     const key = await h.issue();
-    const body = '{"type":"overlay.heartbeat","matchId":"m-123","__proto__":{"isAdmin":true},"constructor":{"prototype":{"x":1}},"toJSON":7}';
+    const body =
+      '{"type":"overlay.heartbeat","matchId":"m-123","__proto__":{"isAdmin":true},"constructor":{"prototype":{"x":1}},"toJSON":7}';
     const s = signed(key, body, h.clock.now());
     const result = await h.verifier.verify(httpRequest('overlay', s.headers, s.body));
     expect(result.ok).toBe(true);
@@ -434,7 +479,9 @@ describe('HookVerifier: binding', () => {
     expect((result.body as Record<string, unknown>)['isAdmin']).toBeUndefined();
     expect(({} as Record<string, unknown>)['isAdmin']).toBeUndefined();
     expect(JSON.stringify(result.body)).toBe(result.canonicalBody);
-    expect(result.canonicalBody).toBe('{"__proto__":{"isAdmin":true},"constructor":{"prototype":{"x":1}},"matchId":"m-123","toJSON":7,"type":"overlay.heartbeat"}');
+    expect(result.canonicalBody).toBe(
+      '{"__proto__":{"isAdmin":true},"constructor":{"prototype":{"x":1}},"matchId":"m-123","toJSON":7,"type":"overlay.heartbeat"}',
+    );
   });
 });
 
@@ -446,7 +493,13 @@ describe('HookVerifier: replay', () => {
     expect((await h.verifier.verify(httpRequest('overlay', s.headers, s.body))).ok).toBe(true);
     expectFailure(await h.verifier.verify(httpRequest('overlay', s.headers, s.body)), 401, 'REPLAY');
     expect(h.replays).toHaveLength(1);
-    expect(h.replays[0]).toMatchObject({ keyId: key.keyId, matchId: 'm-123', nonce: s.headers['x-flock-nonce'], type: 'overlay.heartbeat', route: 'overlay' });
+    expect(h.replays[0]).toMatchObject({
+      keyId: key.keyId,
+      matchId: 'm-123',
+      nonce: s.headers['x-flock-nonce'],
+      type: 'overlay.heartbeat',
+      route: 'overlay',
+    });
     expect(h.failed).toHaveLength(0);
     const replays = await h.metrics.registry.getSingleMetricAsString('flock_hook_replays_detected_total');
     expect(replays).toContain('flock_hook_replays_detected_total{route="overlay"} 1');
@@ -500,7 +553,7 @@ describe('HookVerifier: replay', () => {
     const inner = harness();
     const failing: KeyValueStore = Object.assign(Object.create(inner.kv) as KeyValueStore, {
       set: async () => {
-        throw new Error('READONLY You can\'t write against a read only replica');
+        throw new Error("READONLY You can't write against a read only replica");
       },
     });
     const h = harness({ kv: failing, keys: inner.keys });
@@ -545,8 +598,20 @@ describe('HookVerifier: keys', () => {
     const setupWithAdmin = harness();
     const admin = await setupWithAdmin.issue('admin');
     const h = harness({ adminMaster: undefined, kv: setupWithAdmin.kv });
-    const keys = new KeyService({ kv: setupWithAdmin.kv, clock: h.clock, overlayMasterSecret: OVERLAY_MASTER, adminHookSecret: undefined, defaultTtlMs: 1000, maxSkewMs: SKEW });
-    const verifier = new HookVerifier({ keys, kv: setupWithAdmin.kv, clock: h.clock, settings: { maxSkewMs: SKEW, maxBodyBytes: MAX_BODY, allowedCidrs: ['10.0.0.0/8'], trustProxy: [] } });
+    const keys = new KeyService({
+      kv: setupWithAdmin.kv,
+      clock: h.clock,
+      overlayMasterSecret: OVERLAY_MASTER,
+      adminHookSecret: undefined,
+      defaultTtlMs: 1000,
+      maxSkewMs: SKEW,
+    });
+    const verifier = new HookVerifier({
+      keys,
+      kv: setupWithAdmin.kv,
+      clock: h.clock,
+      settings: { maxSkewMs: SKEW, maxBodyBytes: MAX_BODY, allowedCidrs: ['10.0.0.0/8'], trustProxy: [] },
+    });
     const s = signed(admin, { type: 'admin.hooks.ok', matchId: 'm-123' }, h.clock.now());
     expectFailure(await verifier.verify(httpRequest('admin', s.headers, s.body)), 401, 'KEY_KIND_DISABLED');
   });
@@ -559,7 +624,14 @@ describe('HookVerifier: keys', () => {
       return h.verifier.verify(httpRequest('overlay', s.headers, s.body));
     };
     expect((await send()).ok).toBe(true);
-    const otherInstance = new KeyService({ kv: h.kv, clock: h.clock, overlayMasterSecret: OVERLAY_MASTER, adminHookSecret: ADMIN_MASTER, defaultTtlMs: 1000, maxSkewMs: SKEW });
+    const otherInstance = new KeyService({
+      kv: h.kv,
+      clock: h.clock,
+      overlayMasterSecret: OVERLAY_MASTER,
+      adminHookSecret: ADMIN_MASTER,
+      defaultTtlMs: 1000,
+      maxSkewMs: SKEW,
+    });
     await otherInstance.revoke(key.keyId);
     h.clock.advance(5_000);
     expectFailure(await send(), 401, 'KEY_REVOKED');
@@ -605,7 +677,10 @@ describe('HookVerifier: body size and media type', () => {
   const spyKeys = (inner: KeyDirectory) => {
     const calls: string[] = [];
     const dir: KeyDirectory = {
-      lookup: (id) => (calls.push(id), inner.lookup(id)),
+      lookup: (id) => {
+        calls.push(id);
+        return inner.lookup(id);
+      },
       secretFor: (id) => inner.secretFor(id),
     };
     return { dir, calls };
@@ -633,13 +708,21 @@ describe('HookVerifier: body size and media type', () => {
     const h = harness();
     const req = httpRequest('overlay', { 'content-length': String(MAX_BODY + 1) }, '{}');
     expectFailure(await h.verifier.verify(req), 413, 'BODY_TOO_LARGE');
-    expectFailure(await h.verifier.verify({ ...httpRequest('overlay', {}, ''), rawBody: undefined, bodyTooLarge: true }), 413, 'BODY_TOO_LARGE');
+    expectFailure(
+      await h.verifier.verify({ ...httpRequest('overlay', {}, ''), rawBody: undefined, bodyTooLarge: true }),
+      413,
+      'BODY_TOO_LARGE',
+    );
   });
 
   it('answers 415 to any content coding (gzip that would inflate past the limit included)', async () => {
     const h = harness();
     for (const coding of ['gzip', 'deflate', 'br', 'identity, gzip', 'x-custom']) {
-      expectFailure(await h.verifier.verify(httpRequest('overlay', { 'content-encoding': coding }, '{}')), 415, 'CONTENT_ENCODING_UNSUPPORTED');
+      expectFailure(
+        await h.verifier.verify(httpRequest('overlay', { 'content-encoding': coding }, '{}')),
+        415,
+        'CONTENT_ENCODING_UNSUPPORTED',
+      );
     }
     const key = await h.issue();
     const s = signed(key, heartbeat(), h.clock.now());
@@ -688,7 +771,11 @@ describe('HookVerifier: replays past the failure budget, and the per-key budget 
     // The attacker spends the budget first with junk for this key id, then replays a captured call.
     for (let i = 0; i < 3; i++) {
       const junk = signed(key, heartbeat(), h.clock.now());
-      expectFailure(await h.verifier.verify(httpRequest('overlay', { ...junk.headers, 'x-flock-signature': '0'.repeat(64) }, junk.body)), 401, 'SIGNATURE_MISMATCH');
+      expectFailure(
+        await h.verifier.verify(httpRequest('overlay', { ...junk.headers, 'x-flock-signature': '0'.repeat(64) }, junk.body)),
+        401,
+        'SIGNATURE_MISMATCH',
+      );
     }
     const captured = signed(key, heartbeat(), h.clock.now());
     expect((await h.verifier.verify(httpRequest('overlay', captured.headers, captured.body))).ok).toBe(true);
@@ -699,7 +786,15 @@ describe('HookVerifier: replays past the failure budget, and the per-key budget 
     expect(h.replays).toHaveLength(0);
     expect(await h.verifier.flushReplaySummaries()).toBe(1);
     expect(h.summaries).toEqual([
-      { keyId: key.keyId, matchId: 'm-123', route: 'overlay', count: 5, firstAt: h.clock.now(), lastAt: h.clock.now(), remoteAddresses: ['10.42.0.0', '10.42.0.1'] },
+      {
+        keyId: key.keyId,
+        matchId: 'm-123',
+        route: 'overlay',
+        count: 5,
+        firstAt: h.clock.now(),
+        lastAt: h.clock.now(),
+        remoteAddresses: ['10.42.0.0', '10.42.0.1'],
+      },
     ]);
     expect(await h.verifier.flushReplaySummaries()).toBe(0); // each replay is summed once
     expect(await h.metrics.registry.getSingleMetricAsString('flock_hmac_verifications_total')).toContain(
@@ -779,7 +874,11 @@ describe('HookVerifier: rate limiting, events, hygiene', () => {
   it('keeps 403 for unlisted addresses past the limit, without events', async () => {
     const h = harness({ settings: { failureLimit: 2 } });
     for (let i = 0; i < 5; i++) {
-      expectFailure(await h.verifier.verify(httpRequest('overlay', {}, '{}', { remoteAddress: '203.0.113.1' })), 403, 'ADDRESS_NOT_ALLOWED');
+      expectFailure(
+        await h.verifier.verify(httpRequest('overlay', {}, '{}', { remoteAddress: '203.0.113.1' })),
+        403,
+        'ADDRESS_NOT_ALLOWED',
+      );
     }
     expect(h.failed).toHaveLength(2);
     expect(h.failed[0]).toMatchObject({ reason: 'ADDRESS_NOT_ALLOWED', remoteAddress: '203.0.113.1', route: 'overlay', status: 403 });
@@ -790,7 +889,13 @@ describe('HookVerifier: rate limiting, events, hygiene', () => {
     const key = await h.issue();
     const s = signed(key, heartbeat(), h.clock.now() - 2 * SKEW);
     await h.verifier.verify(httpRequest('overlay', s.headers, s.body));
-    expect(h.failed[0]).toMatchObject({ reason: 'TS_OUT_OF_WINDOW', keyId: key.keyId, matchId: 'm-123', remoteAddress: CLIENT, status: 401 });
+    expect(h.failed[0]).toMatchObject({
+      reason: 'TS_OUT_OF_WINDOW',
+      keyId: key.keyId,
+      matchId: 'm-123',
+      remoteAddress: CLIENT,
+      status: 401,
+    });
     expect(h.failed[0]?.requestId).toMatch(/^[0-9a-f-]{36}$/);
 
     const broken = harness({
@@ -804,7 +909,11 @@ describe('HookVerifier: rate limiting, events, hygiene', () => {
     });
     const k = await broken.issue();
     const t = signed(k, heartbeat(), broken.clock.now());
-    expectFailure(await broken.verifier.verify(httpRequest('overlay', { ...t.headers, 'x-flock-signature': 'a'.repeat(64) }, t.body)), 401, 'SIGNATURE_MISMATCH');
+    expectFailure(
+      await broken.verifier.verify(httpRequest('overlay', { ...t.headers, 'x-flock-signature': 'a'.repeat(64) }, t.body)),
+      401,
+      'SIGNATURE_MISMATCH',
+    );
     expect((await broken.verifier.verify(httpRequest('overlay', t.headers, t.body))).ok).toBe(true);
     expectFailure(await broken.verifier.verify(httpRequest('overlay', t.headers, t.body)), 401, 'REPLAY');
   });
@@ -821,7 +930,14 @@ describe('HookVerifier: rate limiting, events, hygiene', () => {
     expect(log).toContain('REPLAY');
     expect(log).toContain('hook request verified');
     const secret = decodeSecret(key.secret);
-    for (const forbidden of [key.secret, secret.toString('hex'), secret.toString('base64'), OVERLAY_MASTER, s.headers['x-flock-signature'], '1'.repeat(64)]) {
+    for (const forbidden of [
+      key.secret,
+      secret.toString('hex'),
+      secret.toString('base64'),
+      OVERLAY_MASTER,
+      s.headers['x-flock-signature'],
+      '1'.repeat(64),
+    ]) {
       expect(log).not.toContain(forbidden);
     }
   });

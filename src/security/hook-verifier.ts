@@ -41,10 +41,9 @@ export type HookRoute = 'admin' | 'overlay';
 
 /** A verified call whose `body` tree is built only when someone reads it (the hot path never does). */
 // The class carries the fields of VerifiedHook (declaration merging) and adds the lazy body.
-// biome-ignore lint/suspicious/noUnsafeDeclarationMerging: the constructor assigns every merged field
-// biome-ignore lint/correctness/noUnusedVariables: used by merging with the class below
+// biome-ignore lint/correctness/noUnusedVariables: merged with the class below, which uses it
 interface LazyVerifiedHook extends Omit<VerifiedHook, 'ok' | 'body'> {}
-// biome-ignore lint/suspicious/noUnsafeDeclarationMerging: see above
+// biome-ignore lint/suspicious/noUnsafeDeclarationMerging: the constructor assigns every merged field
 class LazyVerifiedHook implements VerifiedHook {
   readonly ok = true as const;
   #body: JsonObject | undefined;
@@ -451,10 +450,20 @@ export class HookVerifier {
     if (fresh && used > this.keyBudget) {
       this.deps.metrics?.hmacVerifications.inc({ result: 'rate_limited', reason: 'KEY_BUDGET_EXCEEDED', route: ctx.route });
       if (used === this.keyBudget + 1) {
-        this.deps.logger?.warn({ requestId: ctx.requestId, route: ctx.route, keyId, matchId: key.matchId, budget: this.keyBudget }, 'hook key over its call budget');
+        this.deps.logger?.warn(
+          { requestId: ctx.requestId, route: ctx.route, keyId, matchId: key.matchId, budget: this.keyBudget },
+          'hook key over its call budget',
+        );
       }
       const windowEnd = (budgetWindow + 1) * this.keyBudgetWindowMs;
-      return { ok: false, status: 429, reason: 'RATE_LIMITED', detail: 'KEY_BUDGET_EXCEEDED', retryAfterMs: windowEnd - now, requestId: ctx.requestId };
+      return {
+        ok: false,
+        status: 429,
+        reason: 'RATE_LIMITED',
+        detail: 'KEY_BUDGET_EXCEEDED',
+        retryAfterMs: windowEnd - now,
+        requestId: ctx.requestId,
+      };
     }
     if (!fresh) {
       const replay: ReplayDetectedEvent = {
@@ -505,7 +514,9 @@ export class HookVerifier {
     }
     const forwarded = index.all('x-forwarded-for');
     const client = resolveClientAddress({ socketAddress: peer, forwardedFor: forwarded }, this.trustedProxies);
-    const result = client.ok ? { ok: true as const, address: client.address, allowed: this.allowed.contains(client.address) } : { ok: false as const };
+    const result = client.ok
+      ? { ok: true as const, address: client.address, allowed: this.allowed.contains(client.address) }
+      : { ok: false as const };
     if (memoisable) {
       if (this.peers.size >= MAX_MEMOISED_PEERS) this.peers.clear();
       this.peers.set(peer, result);
@@ -560,7 +571,10 @@ export class HookVerifier {
     try {
       await this.deps.kv.del(nonceKey(hook.keyId, hook.nonce));
     } catch (err) {
-      this.deps.logger?.warn({ requestId: hook.requestId, keyId: hook.keyId, errName: (err as Error)?.name }, 'hook nonce could not be given back');
+      this.deps.logger?.warn(
+        { requestId: hook.requestId, keyId: hook.keyId, errName: (err as Error)?.name },
+        'hook nonce could not be given back',
+      );
     }
   }
 
@@ -634,7 +648,16 @@ export class HookVerifier {
     this.deps.metrics?.hmacVerifications.inc({ result: 'rejected', reason, route });
     if (!limited) {
       this.deps.logger?.warn(
-        { requestId: ctx.requestId, route, status, reason, detail, keyId: ctx.keyId, matchId: ctx.matchId, remoteAddress: ctx.remoteAddress },
+        {
+          requestId: ctx.requestId,
+          route,
+          status,
+          reason,
+          detail,
+          keyId: ctx.keyId,
+          matchId: ctx.matchId,
+          remoteAddress: ctx.remoteAddress,
+        },
         reason === 'REPLAY' ? 'hmac verification failed: replayed nonce' : 'hmac verification failed',
       );
       const event: VerificationFailedEvent = {

@@ -10,9 +10,7 @@ const jcsBody = (text: string) => canonicalize(parseStrictJson(text));
 
 describe('RFC 8785 examples (hmac-v1.md), byte for byte', () => {
   it('numbers', () => {
-    expect(jcs('[333333333.33333329, 1E30, 4.50, 2e-3, 0.000000000000000000000000001]')).toBe(
-      '[333333333.3333333,1e+30,4.5,0.002,1e-27]',
-    );
+    expect(jcs('[333333333.33333329, 1E30, 4.50, 2e-3, 0.000000000000000000000000001]')).toBe('[333333333.3333333,1e+30,4.5,0.002,1e-27]');
     expect(jcs('[-0, 1e21, 1e20, 1e-7, 0.000001]')).toBe('[0,1e+21,100000000000000000000,1e-7,0.000001]');
   });
 
@@ -174,7 +172,11 @@ describe('canonicalize', () => {
     expect(reason({ '\udc00': 1 })).toBe('LONE_SURROGATE');
     const deep: unknown[] = [];
     let cursor = deep;
-    for (let i = 0; i < 40; i++) cursor.push((cursor = []));
+    for (let i = 0; i < 40; i++) {
+      const next: unknown[] = [];
+      cursor.push(next);
+      cursor = next;
+    }
     expect(reason(deep)).toBe('TOO_DEEP');
     expect(reason(Object.create(null))).toBe('accepted');
   });

@@ -210,7 +210,13 @@ describe('durable key records (PostgreSQL, Redis as cache)', () => {
     expect(await kv.get(keyRecordKey(issued.keyId))).not.toBeNull();
     await kv.del(keyRecordKey(issued.keyId));
     const fresh = new KeyService(options); // another instance: nothing in process memory either
-    expect(await fresh.lookup(issued.keyId)).toMatchObject({ keyId: issued.keyId, matchId: 'd-1', kind: 'overlay', revoked: false, expiresAt: issued.expiresAt });
+    expect(await fresh.lookup(issued.keyId)).toMatchObject({
+      keyId: issued.keyId,
+      matchId: 'd-1',
+      kind: 'overlay',
+      revoked: false,
+      expiresAt: issued.expiresAt,
+    });
     // The lookup filled the cache again, with the record's lifetime.
     expect(await kv.pttl(keyRecordKey(issued.keyId))).toBeGreaterThan(6 * HOUR);
   });

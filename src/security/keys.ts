@@ -48,7 +48,9 @@ export function formatKeyId(kind: KeyKind, matchId: string, issuedAt: number): s
 /** `HMAC-SHA256(master, "flock-hmac-v1|" + keyId)`: the key's 32-byte secret. */
 export function deriveSecret(master: string | Uint8Array | KeyObject, keyId: string): Buffer {
   const key = typeof master === 'string' ? Buffer.from(master, 'utf8') : master;
-  return createHmac('sha256', key).update(DERIVATION_LABEL + keyId, 'utf8').digest();
+  return createHmac('sha256', key)
+    .update(DERIVATION_LABEL + keyId, 'utf8')
+    .digest();
 }
 
 /** A secret as handed to callers: unpadded base64url. */

@@ -77,7 +77,12 @@ describe('registerRawJsonParser on Fastify', () => {
 
   it('marks oversized bodies on raw routes (declared or streamed) for the guard to answer in order', async () => {
     const f = await app();
-    const declared = await f.inject({ method: 'POST', url: '/raw', headers: { 'content-type': 'application/json' }, payload: 'x'.repeat(LIMIT + 1) });
+    const declared = await f.inject({
+      method: 'POST',
+      url: '/raw',
+      headers: { 'content-type': 'application/json' },
+      payload: 'x'.repeat(LIMIT + 1),
+    });
     expect(declared.json()).toEqual({ kind: 'oversized', declared: LIMIT + 1, received: 0 });
     const streamed = await f.inject({
       method: 'POST',
@@ -90,11 +95,26 @@ describe('registerRawJsonParser on Fastify', () => {
 
   it('parses other routes strictly and answers 413 / 400 there', async () => {
     const f = await app();
-    const ok = await f.inject({ method: 'POST', url: '/parsed', headers: { 'content-type': 'application/json' }, payload: '{"__proto__":{"x":1}}' });
+    const ok = await f.inject({
+      method: 'POST',
+      url: '/parsed',
+      headers: { 'content-type': 'application/json' },
+      payload: '{"__proto__":{"x":1}}',
+    });
     expect(ok.json()).toEqual({ kind: 'parsed', frozen: true, proto: true, body: { ['__proto__']: { x: 1 } } });
-    const big = await f.inject({ method: 'POST', url: '/parsed', headers: { 'content-type': 'application/json' }, payload: 'x'.repeat(LIMIT + 1) });
+    const big = await f.inject({
+      method: 'POST',
+      url: '/parsed',
+      headers: { 'content-type': 'application/json' },
+      payload: 'x'.repeat(LIMIT + 1),
+    });
     expect(big.statusCode).toBe(413);
-    const dup = await f.inject({ method: 'POST', url: '/parsed', headers: { 'content-type': 'application/json' }, payload: '{"a":1,"a":2}' });
+    const dup = await f.inject({
+      method: 'POST',
+      url: '/parsed',
+      headers: { 'content-type': 'application/json' },
+      payload: '{"a":1,"a":2}',
+    });
     expect(dup.statusCode).toBe(400);
   });
 

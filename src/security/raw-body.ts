@@ -95,7 +95,8 @@ export function readBody(
   const declared = contentLength !== undefined && /^[0-9]{1,15}$/.test(contentLength) ? Number(contentLength) : undefined;
   if (declared !== undefined && declared > limit) {
     payload.resume(); // discard, never buffer
-    return callback(null, new OversizedBody(declared, 0));
+    callback(null, new OversizedBody(declared, 0));
+    return;
   }
   const chunks: Buffer[] = [];
   let received = 0;

@@ -32,7 +32,10 @@ export class OutboxSecurityEventSink implements SecurityEventSink {
     const now = this.clock.now();
     if (now - this.windowStart >= 60_000) {
       if (this.droppedInWindow > 0) {
-        this.logger.warn({ reason: 'SECURITY_EVENTS_CAPPED', dropped: this.droppedInWindow }, 'hmac.verification.failed events were capped in the last window');
+        this.logger.warn(
+          { reason: 'SECURITY_EVENTS_CAPPED', dropped: this.droppedInWindow },
+          'hmac.verification.failed events were capped in the last window',
+        );
       }
       this.windowStart = now;
       this.inWindow = 0;
@@ -83,7 +86,10 @@ export class OutboxSecurityEventSink implements SecurityEventSink {
         requestId: event.requestId,
       },
     });
-    this.logger.warn({ reason: 'REPLAY', keyId: event.keyId, matchId: event.matchId, requestId: event.requestId, remoteAddress: event.remoteAddress }, 'replayed hook request refused');
+    this.logger.warn(
+      { reason: 'REPLAY', keyId: event.keyId, matchId: event.matchId, requestId: event.requestId, remoteAddress: event.remoteAddress },
+      'replayed hook request refused',
+    );
     this.onWrite();
   }
 

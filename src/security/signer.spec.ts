@@ -115,7 +115,12 @@ describe('sign', () => {
   });
 
   it('parses key ids', () => {
-    expect(parseKeyId('adm_m-1_1767225600000')).toEqual({ keyId: 'adm_m-1_1767225600000', prefix: 'adm', matchId: 'm-1', issuedAt: 1767225600000 });
+    expect(parseKeyId('adm_m-1_1767225600000')).toEqual({
+      keyId: 'adm_m-1_1767225600000',
+      prefix: 'adm',
+      matchId: 'm-1',
+      issuedAt: 1767225600000,
+    });
     expect(parseKeyId('ovl_m_1_1767225600000')).toBeNull();
     expect(parseKeyId('ovl_m-1_1767225600000\n')).toBeNull();
   });

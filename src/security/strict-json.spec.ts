@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { StrictJsonError, decodeUtf8Strict, firstLoneSurrogate, parseStrictJson, type JsonObject, type StrictJsonReason } from './strict-json.js';
+import {
+  StrictJsonError,
+  decodeUtf8Strict,
+  firstLoneSurrogate,
+  parseStrictJson,
+  type JsonObject,
+  type StrictJsonReason,
+} from './strict-json.js';
 
 function reasonOf(input: string | Uint8Array): StrictJsonReason | 'accepted' {
   try {
@@ -37,7 +44,7 @@ describe('parseStrictJson: accepts JSON', () => {
   });
 
   it('agrees with JSON.parse on ordinary documents', () => {
-    const text = JSON.stringify({ a: [1, 2.5, -3e-7, 'x\u2028y', { b: null, c: true }], '': 'empty key', 'é': '\u0000' });
+    const text = JSON.stringify({ a: [1, 2.5, -3e-7, 'x\u2028y', { b: null, c: true }], '': 'empty key', é: '\u0000' });
     expect(parseStrictJson(text)).toEqual(JSON.parse(text));
   });
 });

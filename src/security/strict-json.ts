@@ -357,10 +357,16 @@ export function scanNumber(t: string, start: number): number {
 }
 
 /** Why a number literal is refused under `numbers` (reason and message), or null when it is accepted. */
-export function numberProblem(value: number, lexeme: string, integerLiteral: boolean, numbers: NumberProfile): [StrictJsonReason, string] | null {
+export function numberProblem(
+  value: number,
+  lexeme: string,
+  integerLiteral: boolean,
+  numbers: NumberProfile,
+): [StrictJsonReason, string] | null {
   if (!Number.isFinite(value)) return ['NUMBER_OUT_OF_RANGE', 'number overflows a double'];
   if (value === 0 && /[1-9]/.test(mantissa(lexeme))) return ['NUMBER_OUT_OF_RANGE', 'non-zero number underflows to zero'];
-  if (Math.abs(value) > Number.MAX_SAFE_INTEGER && (numbers === 'safe-range' || integerLiteral)) return ['UNSAFE_INTEGER', 'integer beyond ±(2^53−1)'];
+  if (Math.abs(value) > Number.MAX_SAFE_INTEGER && (numbers === 'safe-range' || integerLiteral))
+    return ['UNSAFE_INTEGER', 'integer beyond ±(2^53−1)'];
   return null;
 }
 

@@ -72,13 +72,21 @@ describe('checkSample', () => {
     ['bitrate 2499', { bitrateKbps: 2499 }, { bitrate: 'violation', outcome: 'violating', violations: ['BITRATE_BELOW_MIN'] }],
     ['bitrate 2500', { bitrateKbps: 2500 }, { bitrate: 'ok', outcome: 'healthy' }],
     ['bitrate unknown', { bitrateKbps: 'unknown' }, { bitrate: 'unknown', outcome: 'unknown' }],
-    ['a known violation beats unknowns', { live: 'unknown', fps: 'unknown', bitrateKbps: 100 }, { outcome: 'violating', violations: ['BITRATE_BELOW_MIN'] }],
+    [
+      'a known violation beats unknowns',
+      { live: 'unknown', fps: 'unknown', bitrateKbps: 100 },
+      { outcome: 'violating', violations: ['BITRATE_BELOW_MIN'] },
+    ],
     [
       'everything wrong',
       { live: false, title: 'x', fps: 10, bitrateKbps: 10 },
       { outcome: 'violating', violations: ['STREAM_OFFLINE', 'TITLE_MISSING_MATCH_ID', 'FPS_BELOW_MIN', 'BITRATE_BELOW_MIN'] },
     ],
-    ['offline with everything else unknown (Twitch gives no title offline)', { live: false, title: 'unknown', fps: 'unknown', bitrateKbps: 'unknown' }, { outcome: 'violating', violations: ['STREAM_OFFLINE'] }],
+    [
+      'offline with everything else unknown (Twitch gives no title offline)',
+      { live: false, title: 'unknown', fps: 'unknown', bitrateKbps: 'unknown' },
+      { outcome: 'violating', violations: ['STREAM_OFFLINE'] },
+    ],
   ])('%s', (_name, patch, expected) => {
     expect(checkSample({ ...GOOD, ...patch }, OPTS)).toMatchObject(expected);
   });
@@ -132,7 +140,11 @@ describe('advanceGrace', () => {
   });
 
   it('opens at the first violating sample, warns once, and counts from the last healthy sample', () => {
-    const { grace, kinds } = run([[0, 'H'], [30, 'V'], [60, 'V']]);
+    const { grace, kinds } = run([
+      [0, 'H'],
+      [30, 'V'],
+      [60, 'V'],
+    ]);
     expect(kinds).toEqual(['episode-opened@30']);
     expect(ep(grace)).toMatchObject({
       id: `m-1:p1:${T0 + 30 * S}`,
@@ -147,19 +159,81 @@ describe('advanceGrace', () => {
   });
 
   it('a stream violating from its very first sample starts the clock at that sample', () => {
-    const { grace, kinds } = run([[0, 'V'], [30, 'V'], [60, 'V'], [90, 'V'], [120, 'V']]);
+    const { grace, kinds } = run([
+      [0, 'V'],
+      [30, 'V'],
+      [60, 'V'],
+      [90, 'V'],
+      [120, 'V'],
+    ]);
     expect(ep(grace).anchorAt).toBe(T0);
     expect(kinds).toEqual(['episode-opened@0', 'grace-expired@120']);
   });
 
   describe('the 90 s boundary with 30 s samples (last healthy at 0)', () => {
     it.each<[string, Step[], string[]]>([
-      ['recovered at 89 s, confirmed at 119 s → closed, no verdict', [[0, 'H'], [30, 'V'], [60, 'V'], [89, 'H'], [119, 'H']], ['episode-opened@30', 'episode-closed@119']],
-      ['still violating at 91 s → verdict at 91 s', [[0, 'H'], [30, 'V'], [60, 'V'], [91, 'V']], ['episode-opened@30', 'grace-expired@91']],
-      ['violating at exactly 90 s → not yet (grace must be exceeded)', [[0, 'H'], [30, 'V'], [60, 'V'], [90, 'V']], ['episode-opened@30']],
-      ['…and at 120 s → verdict', [[0, 'H'], [30, 'V'], [60, 'V'], [90, 'V'], [120, 'V']], ['episode-opened@30', 'grace-expired@120']],
-      ['a healthy sample after the deadline is never a verdict', [[0, 'H'], [30, 'V'], [60, 'V'], [95, 'H']], ['episode-opened@30']],
-      ['a short dip (one violating sample) closes after two healthy samples', [[0, 'H'], [30, 'V'], [60, 'H'], [90, 'H']], ['episode-opened@30', 'episode-closed@90']],
+      [
+        'recovered at 89 s, confirmed at 119 s → closed, no verdict',
+        [
+          [0, 'H'],
+          [30, 'V'],
+          [60, 'V'],
+          [89, 'H'],
+          [119, 'H'],
+        ],
+        ['episode-opened@30', 'episode-closed@119'],
+      ],
+      [
+        'still violating at 91 s → verdict at 91 s',
+        [
+          [0, 'H'],
+          [30, 'V'],
+          [60, 'V'],
+          [91, 'V'],
+        ],
+        ['episode-opened@30', 'grace-expired@91'],
+      ],
+      [
+        'violating at exactly 90 s → not yet (grace must be exceeded)',
+        [
+          [0, 'H'],
+          [30, 'V'],
+          [60, 'V'],
+          [90, 'V'],
+        ],
+        ['episode-opened@30'],
+      ],
+      [
+        '…and at 120 s → verdict',
+        [
+          [0, 'H'],
+          [30, 'V'],
+          [60, 'V'],
+          [90, 'V'],
+          [120, 'V'],
+        ],
+        ['episode-opened@30', 'grace-expired@120'],
+      ],
+      [
+        'a healthy sample after the deadline is never a verdict',
+        [
+          [0, 'H'],
+          [30, 'V'],
+          [60, 'V'],
+          [95, 'H'],
+        ],
+        ['episode-opened@30'],
+      ],
+      [
+        'a short dip (one violating sample) closes after two healthy samples',
+        [
+          [0, 'H'],
+          [30, 'V'],
+          [60, 'H'],
+          [90, 'H'],
+        ],
+        ['episode-opened@30', 'episode-closed@90'],
+      ],
     ])('%s', (_name, steps, expected) => {
       expect(run(steps).kinds).toEqual(expected);
     });
@@ -182,7 +256,14 @@ describe('advanceGrace', () => {
   });
 
   it('two healthy samples a few seconds apart (a manual check) are not a recovery', () => {
-    const { kinds } = run([[0, 'H'], [30, 'V'], [60, 'H'], [65, 'H'], [80, 'V'], [91, 'V']]);
+    const { kinds } = run([
+      [0, 'H'],
+      [30, 'V'],
+      [60, 'H'],
+      [65, 'H'],
+      [80, 'V'],
+      [91, 'V'],
+    ]);
     expect(kinds).toEqual(['episode-opened@30', 'grace-expired@91']);
   });
 
@@ -191,7 +272,16 @@ describe('advanceGrace', () => {
     expect(kinds).toEqual(['episode-opened@30']);
     expect(ep(grace)).toMatchObject({ state: 'open', elapsedMs: 30 * S, pausedMs: 330 * S });
     // Back to known violating: 60 s more of known time are left.
-    const after = run([[390, 'V'], [420, 'V'], [450, 'V'], [480, 'V']], GRACE, grace);
+    const after = run(
+      [
+        [390, 'V'],
+        [420, 'V'],
+        [450, 'V'],
+        [480, 'V'],
+      ],
+      GRACE,
+      grace,
+    );
     expect(after.kinds).toEqual(['grace-expired@480']);
   });
 
@@ -202,7 +292,15 @@ describe('advanceGrace', () => {
   });
 
   it('unknown in the middle pauses the clock by the intervals it touches', () => {
-    const steps: Step[] = [[0, 'H'], [30, 'V'], [60, 'V'], [90, 'U'], [120, 'V'], [150, 'V'], [180, 'V']];
+    const steps: Step[] = [
+      [0, 'H'],
+      [30, 'V'],
+      [60, 'V'],
+      [90, 'U'],
+      [120, 'V'],
+      [150, 'V'],
+      [180, 'V'],
+    ];
     const { kinds, grace } = run(steps);
     // 0→60 counts (60 s); 60→90 and 90→120 touch the unknown sample (60 s paused); 120→180 counts (60 s).
     expect(kinds).toEqual(['episode-opened@30', 'grace-expired@180']);
@@ -213,44 +311,84 @@ describe('advanceGrace', () => {
   });
 
   it('a gap longer than 3 check intervals (our monitor was down) pauses instead of counting', () => {
-    const { kinds, grace } = run([[0, 'H'], [30, 'V'], [330, 'V'], [360, 'V']]);
+    const { kinds, grace } = run([
+      [0, 'H'],
+      [30, 'V'],
+      [330, 'V'],
+      [360, 'V'],
+    ]);
     expect(kinds).toEqual(['episode-opened@30']);
     expect(ep(grace)).toMatchObject({ elapsedMs: 60 * S, pausedMs: 300 * S });
   });
 
   it('a gap before the first violation does not count either', () => {
-    const { grace } = run([[0, 'H'], [300, 'V']]);
+    const { grace } = run([
+      [0, 'H'],
+      [300, 'V'],
+    ]);
     expect(ep(grace)).toMatchObject({ anchorAt: T0 + 300 * S, elapsedMs: 0 });
   });
 
   it('an unknown sample neither extends nor breaks a healthy run', () => {
-    const base: Step[] = [[0, 'H'], [30, 'V'], [60, 'H'], [90, 'U'], [120, 'H']];
+    const base: Step[] = [
+      [0, 'H'],
+      [30, 'V'],
+      [60, 'H'],
+      [90, 'U'],
+      [120, 'H'],
+    ];
     expect(run(base).kinds).toEqual(['episode-opened@30']);
     expect(run([...base, [150, 'H']]).kinds).toEqual(['episode-opened@30', 'episode-closed@150']);
   });
 
   it('after recovery the next violation is a new episode with its own id, anchored at the last healthy sample', () => {
-    const { kinds, grace } = run([[0, 'H'], [30, 'V'], [60, 'H'], [90, 'H'], [120, 'H'], [150, 'V']]);
+    const { kinds, grace } = run([
+      [0, 'H'],
+      [30, 'V'],
+      [60, 'H'],
+      [90, 'H'],
+      [120, 'H'],
+      [150, 'V'],
+    ]);
     expect(kinds).toEqual(['episode-opened@30', 'episode-closed@90', 'episode-opened@150']);
     expect(ep(grace)).toMatchObject({ id: `m-1:p1:${T0 + 150 * S}`, anchorAt: T0 + 120 * S, elapsedMs: 30 * S });
   });
 
   it('keeps the distinct violations in order of first appearance', () => {
-    const { grace } = run([[0, 'H'], [30, 'V', ['FPS_BELOW_MIN']], [60, 'V', ['STREAM_OFFLINE', 'FPS_BELOW_MIN']], [90, 'V', ['FPS_BELOW_MIN']]]);
+    const { grace } = run([
+      [0, 'H'],
+      [30, 'V', ['FPS_BELOW_MIN']],
+      [60, 'V', ['STREAM_OFFLINE', 'FPS_BELOW_MIN']],
+      [90, 'V', ['FPS_BELOW_MIN']],
+    ]);
     expect(ep(grace).violations).toEqual(['FPS_BELOW_MIN', 'STREAM_OFFLINE']);
   });
 
   it('a verdict is final and a stale or repeated sample is a no-op', () => {
-    const { grace } = run([[0, 'H'], [30, 'V'], [60, 'V'], [91, 'V']]);
+    const { grace } = run([
+      [0, 'H'],
+      [30, 'V'],
+      [60, 'V'],
+      [91, 'V'],
+    ]);
     expect(advanceGrace(grace, 'violating', T0 + 121 * S, GRACE)).toEqual({ grace, effects: [] });
-    const open = run([[0, 'H'], [30, 'V']]).grace;
+    const open = run([
+      [0, 'H'],
+      [30, 'V'],
+    ]).grace;
     expect(advanceGrace(open, 'violating', T0 + 30 * S, GRACE)).toEqual({ grace: open, effects: [] });
     expect(advanceGrace(open, 'healthy', T0 + 10 * S, GRACE)).toEqual({ grace: open, effects: [] });
   });
 
   it('re-running the same sweep from the persisted state gives the same result (deterministic ids)', () => {
-    const a = run([[0, 'H'], [30, 'V']]);
-    const b = run([[0, 'H'], [30, 'V']]);
+    const a = run([
+      [0, 'H'],
+      [30, 'V'],
+    ]);
+    const b = run([
+      [0, 'H'],
+      [30, 'V'],
+    ]);
     expect(a.grace).toEqual(b.grace);
   });
 
@@ -261,7 +399,15 @@ describe('advanceGrace', () => {
 
   it('honours a configured grace and check interval', () => {
     const fast: GraceOptions = { graceMs: 20 * S, checkEveryMs: 10 * S };
-    const { kinds } = run([[0, 'H'], [10, 'V'], [20, 'V'], [30, 'V']], fast);
+    const { kinds } = run(
+      [
+        [0, 'H'],
+        [10, 'V'],
+        [20, 'V'],
+        [30, 'V'],
+      ],
+      fast,
+    );
     expect(kinds).toEqual(['episode-opened@10', 'grace-expired@30']);
   });
 });
@@ -278,7 +424,16 @@ function expiredEpisode(side: 'p1' | 'p2', openedSec: number, violations: Violat
 }
 
 function openEpisode(side: 'p1' | 'p2', openedSec: number): GraceEpisode {
-  return ep(run([[openedSec - 30, 'H'], [openedSec, 'V']], GRACE, emptySideGrace('m-1', side)).grace);
+  return ep(
+    run(
+      [
+        [openedSec - 30, 'H'],
+        [openedSec, 'V'],
+      ],
+      GRACE,
+      emptySideGrace('m-1', side),
+    ).grace,
+  );
 }
 
 const PLAYED = { gameplayProgressDuringEpisode: true };
@@ -328,7 +483,14 @@ describe('decideMatchVerdict', () => {
   });
 
   it('the other side recovered (closed episode) → still a single-side verdict', () => {
-    const closed = ep(run([[0, 'H'], [30, 'V'], [60, 'H'], [90, 'H']]).grace);
+    const closed = ep(
+      run([
+        [0, 'H'],
+        [30, 'V'],
+        [60, 'H'],
+        [90, 'H'],
+      ]).grace,
+    );
     const p2 = expiredEpisode('p2', 30);
     expect(decideMatchVerdict({ p1: { episode: closed, overlay: PLAYED }, p2: { episode: p2, overlay: PLAYED } })?.verdict).toBe('FORFEIT');
   });
@@ -347,11 +509,27 @@ describe('decideMatchVerdict', () => {
   it('is decided at the moment of expiry, so later sweeps re-derive the same verdict', () => {
     const p1 = expiredEpisode('p1', 30); // verdict at 120
     const p2Later = openEpisode('p2', 150); // the other side broke after the verdict
-    expect(decideMatchVerdict({ p1: { episode: p1, overlay: PLAYED }, p2: { episode: p2Later, overlay: PLAYED } })?.verdict).toBe('FORFEIT');
+    expect(decideMatchVerdict({ p1: { episode: p1, overlay: PLAYED }, p2: { episode: p2Later, overlay: PLAYED } })?.verdict).toBe(
+      'FORFEIT',
+    );
     // Violating at 120, recovered at 150: still the same both-sides dispute.
-    const p2Recovered = ep(run([[30, 'H'], [60, 'V'], [90, 'V'], [120, 'H'], [150, 'H']], GRACE, emptySideGrace('m-1', 'p2')).grace);
+    const p2Recovered = ep(
+      run(
+        [
+          [30, 'H'],
+          [60, 'V'],
+          [90, 'V'],
+          [120, 'H'],
+          [150, 'H'],
+        ],
+        GRACE,
+        emptySideGrace('m-1', 'p2'),
+      ).grace,
+    );
     expect(p2Recovered).toMatchObject({ state: 'closed', closedAt: T0 + 150 * S });
-    expect(decideMatchVerdict({ p1: { episode: p1, overlay: PLAYED }, p2: { episode: p2Recovered, overlay: PLAYED } })?.reason).toBe('BOTH_SIDES_VIOLATING');
+    expect(decideMatchVerdict({ p1: { episode: p1, overlay: PLAYED }, p2: { episode: p2Recovered, overlay: PLAYED } })?.reason).toBe(
+      'BOTH_SIDES_VIOLATING',
+    );
   });
 
   it('one side expired while the other is also violating → DISPUTE for the match', () => {

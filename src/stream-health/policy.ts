@@ -400,7 +400,10 @@ export interface SideForVerdict {
  * Deterministic: called again with the same or later states of the same episodes it gives the same answer,
  * so a worker can re-derive it after a crash; key the effect on the match (or the episode ids).
  */
-export function decideMatchVerdict(sides: Readonly<Record<Side, SideForVerdict>>, rule: PolicyVerdictRule = 'forfeit'): MatchVerdict | null {
+export function decideMatchVerdict(
+  sides: Readonly<Record<Side, SideForVerdict>>,
+  rule: PolicyVerdictRule = 'forfeit',
+): MatchVerdict | null {
   const expired = (['p1', 'p2'] as const)
     .filter((s) => sides[s].episode?.state === 'verdict')
     .sort((a, b) => (sides[a].episode?.verdictAt ?? 0) - (sides[b].episode?.verdictAt ?? 0));

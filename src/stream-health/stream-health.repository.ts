@@ -67,7 +67,17 @@ export async function loadActiveMatches(db: Db, matchId?: string): Promise<Activ
   const rows = await matchesQuery.execute();
   const sideRows = await sidesQuery.execute();
 
-  const byId = new Map<string, { id: string; overlayRequired: boolean; enforcementMode: string; channels: Record<Side, string[]>; checklist: StoredStreamChecklist | null; sides: Partial<Record<Side, StoredSide>> }>();
+  const byId = new Map<
+    string,
+    {
+      id: string;
+      overlayRequired: boolean;
+      enforcementMode: string;
+      channels: Record<Side, string[]>;
+      checklist: StoredStreamChecklist | null;
+      sides: Partial<Record<Side, StoredSide>>;
+    }
+  >();
   for (const row of rows) {
     let match = byId.get(row.id);
     if (!match) {

@@ -17,7 +17,10 @@ export function wireStreamHealth(w: StreamHealthWiring): StreamHealthWorker {
   const log = logger.child({ worker: 'StreamHealthWorker' });
   const { providers } = w;
   if (providers.length === 0) {
-    log.warn({ reason: 'NO_TELEMETRY_PROVIDER' }, 'no stream telemetry provider configured (TWITCH_CLIENT_ID/SECRET, KICK_CLIENT_ID/SECRET, INGEST_STATS_URL, MEDIAMTX_API_URL): every sample is unknown, nothing is enforced');
+    log.warn(
+      { reason: 'NO_TELEMETRY_PROVIDER' },
+      'no stream telemetry provider configured (TWITCH_CLIENT_ID/SECRET, KICK_CLIENT_ID/SECRET, INGEST_STATS_URL, MEDIAMTX_API_URL): every sample is unknown, nothing is enforced',
+    );
   } else {
     log.info({ providers: providers.map((p) => p.platform) }, 'stream telemetry providers');
   }
@@ -34,13 +37,21 @@ export function wireStreamHealth(w: StreamHealthWiring): StreamHealthWorker {
       minBitrateKbps: config.STREAM_MIN_BITRATE_KBPS,
       graceMs: config.OFFLINE_GRACE_MS,
       checkEveryMs: config.STREAM_CHECK_EVERY_MS,
-      anomalyGuard: { enabled: config.STREAM_ANOMALY_GUARD, minShare: config.STREAM_ANOMALY_MIN_SHARE, minStreams: config.STREAM_ANOMALY_MIN_STREAMS },
+      anomalyGuard: {
+        enabled: config.STREAM_ANOMALY_GUARD,
+        minShare: config.STREAM_ANOMALY_MIN_SHARE,
+        minStreams: config.STREAM_ANOMALY_MIN_STREAMS,
+      },
       policies: config.enforcementPolicies,
     },
     onOutboxWrite: w.onOutboxWrite,
   });
   w.consumer.register(worker.checkHandler());
   w.scheduler.register({ name: 'stream-sweep', everyMs: config.STREAM_CHECK_EVERY_MS, run: (tick) => worker.primaryTick(tick) });
-  w.scheduler.register({ name: 'stream-sweep-backup', everyMs: config.STREAM_BACKUP_EVERY_MS, run: async (tick) => void (await worker.backupTick(tick)) });
+  w.scheduler.register({
+    name: 'stream-sweep-backup',
+    everyMs: config.STREAM_BACKUP_EVERY_MS,
+    run: async (tick) => void (await worker.backupTick(tick)),
+  });
   return worker;
 }

@@ -131,7 +131,15 @@ describe('StreamHealthWorker (embedded PGlite, in-process KV)', () => {
     offline('m-both', 'b');
     await database.db
       .insertInto('overlay_events')
-      .values({ match_id: 'm-both', request_id: 'r1', key_id: 'ovl_m-both_1767225600000', type: 'gameplay.progress', seq: 1, body: '{}', received_at: new Date(clock.now() + 1000) })
+      .values({
+        match_id: 'm-both',
+        request_id: 'r1',
+        key_id: 'ovl_m-both_1767225600000',
+        type: 'gameplay.progress',
+        seq: 1,
+        body: '{}',
+        received_at: new Date(clock.now() + 1000),
+      })
       .execute();
     const reports = await ticks(4);
     expect(reports.map((r) => r.verdicts.length)).toEqual([0, 0, 1, 0]);
@@ -139,7 +147,11 @@ describe('StreamHealthWorker (embedded PGlite, in-process KV)', () => {
     const view = await getMatchView(database.db, 'm-both');
     expect(view?.status).toBe('DISPUTED');
     expect(view?.enforcement).toHaveLength(1);
-    const bundle = view?.evidence[0]?.bundle as { episodes: { side: string; state: string }[]; rule: string; samples: Record<string, unknown[]> };
+    const bundle = view?.evidence[0]?.bundle as {
+      episodes: { side: string; state: string }[];
+      rule: string;
+      samples: Record<string, unknown[]>;
+    };
     expect(bundle.rule).toBe('BOTH_SIDES_VIOLATING_DISPUTE');
     expect(bundle.episodes.map((e) => [e.side, e.state])).toEqual([
       ['p1', 'verdict'],
@@ -187,7 +199,12 @@ describe('StreamHealthWorker (embedded PGlite, in-process KV)', () => {
   it('an unknown check keeps the checklist item at its last known value; unknown never opens an episode', async () => {
     await createMatch('m-blind');
     await worker.sweep();
-    expect((await getMatchView(database.db, 'm-blind'))?.checklist).toMatchObject({ p1StreamLive: true, titlesContainMatchId: true, fpsOk: true, bitrateOk: true });
+    expect((await getMatchView(database.db, 'm-blind'))?.checklist).toMatchObject({
+      p1StreamLive: true,
+      titlesContainMatchId: true,
+      fpsOk: true,
+      bitrateOk: true,
+    });
     twitch.script.set('twitch:a_m-blind', 'down');
     srs.script.set('srs:live/b_m-blind', 'down');
     offline('m-blind', 'b');
@@ -195,7 +212,13 @@ describe('StreamHealthWorker (embedded PGlite, in-process KV)', () => {
     twitch.script.set('twitch:b_m-blind', 'down');
     const reports = await ticks(10);
     expect(reports.every((r) => r.samples.unknown === 2 && r.warnings === 0 && r.verdicts.length === 0)).toBe(true);
-    expect((await getMatchView(database.db, 'm-blind'))?.checklist).toMatchObject({ p1StreamLive: true, p2StreamLive: true, titlesContainMatchId: true, fpsOk: true, bitrateOk: true });
+    expect((await getMatchView(database.db, 'm-blind'))?.checklist).toMatchObject({
+      p1StreamLive: true,
+      p2StreamLive: true,
+      titlesContainMatchId: true,
+      fpsOk: true,
+      bitrateOk: true,
+    });
     expect(await database.db.selectFrom('grace_episodes').selectAll().execute()).toHaveLength(0);
   });
 

@@ -52,7 +52,10 @@ beforeEach(async () => {
     new SrsTelemetryProvider(new SrsClient({ baseUrl: srsFake.url, timeoutMs: TIMEOUT_MS }), clock, { checkEveryMs: 30_000 }),
   ];
   state = { p1: emptySideGrace(MATCH, 'p1'), p2: emptySideGrace(MATCH, 'p2') };
-  for (const [login, app] of [['alice_tv', 'alice'], ['bob_tv', 'bob']] as const) {
+  for (const [login, app] of [
+    ['alice_tv', 'alice'],
+    ['bob_tv', 'bob'],
+  ] as const) {
     twitchFake.setChannel(login, { live: true, title: `Grand final [${MATCH}]` });
     srsFake.publish('live', app, { fps: 60, kbps: 6000 });
   }
@@ -128,7 +131,12 @@ describe('a sweep over real providers', () => {
     twitchFake.setChannel('bob_tv', { live: false });
     const verdicts: (MatchVerdict | null)[] = [];
     for (let i = 0; i < 6; i++) verdicts.push((await sweep()).verdict);
-    const dispute = { side: 'p1', verdict: 'DISPUTE', reason: 'BOTH_SIDES_VIOLATING', episodeIds: [state.p1.episode?.id, state.p2.episode?.id] };
+    const dispute = {
+      side: 'p1',
+      verdict: 'DISPUTE',
+      reason: 'BOTH_SIDES_VIOLATING',
+      episodeIds: [state.p1.episode?.id, state.p2.episode?.id],
+    };
     // Last healthy at t=30, offline from t=60: t=120 is 90 s (not more), t=150 is 120 s → verdict.
     // Later sweeps re-derive the same verdict (the worker keys it on the match and stops anyway).
     expect(verdicts).toEqual([null, null, null, dispute, dispute, dispute]);

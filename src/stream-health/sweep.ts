@@ -76,7 +76,11 @@ async function sweepMatches(run: Run, mine: readonly ActiveMatch[]): Promise<voi
   const at = ctx.clock.now();
   const { plans, anomalies } = planBehindGuard(mine, telemetry, at, ctx.anomalyGuard, (m, t, found) => {
     const { policy, fallback } = policyOf(ctx, m.enforcementMode);
-    if (fallback) run.logger.warn({ matchId: m.id, enforcementMode: m.enforcementMode, reason: 'UNKNOWN_ENFORCEMENT_MODE' }, 'match names a policy no longer configured; judged by default');
+    if (fallback)
+      run.logger.warn(
+        { matchId: m.id, enforcementMode: m.enforcementMode, reason: 'UNKNOWN_ENFORCEMENT_MODE' },
+        'match names a policy no longer configured; judged by default',
+      );
     return planMatch(m, t, at, policy, ctx.settings.checkEveryMs, found);
   });
   reportAnomalies(run, anomalies);

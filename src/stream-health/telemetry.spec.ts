@@ -21,7 +21,8 @@ function srs(state: 'publishing' | 'absent' | 'down' | 'first', fps = 60, kbps =
   const channel = 'srs:live/alice';
   if (state === 'down') return unknownTelemetry(channel, AT, 'timeout');
   if (state === 'absent') return { channel, live: false, title: 'unknown', fps: 0, bitrateKbps: 0, observedAt: AT };
-  if (state === 'first') return { channel, live: true, title: 'unknown', fps: 'unknown', bitrateKbps: kbps, observedAt: AT, unknownReason: 'first_sample' };
+  if (state === 'first')
+    return { channel, live: true, title: 'unknown', fps: 'unknown', bitrateKbps: kbps, observedAt: AT, unknownReason: 'first_sample' };
   return { channel, live: true, title: 'unknown', fps, bitrateKbps: kbps, observedAt: AT };
 }
 function map(...ts: ChannelTelemetry[]): Map<string, ChannelTelemetry> {
@@ -44,12 +45,42 @@ describe('parseChannel', () => {
 describe('composeSideSample: platform and ingest disagreeing', () => {
   it.each<[string, ChannelTelemetry, ChannelTelemetry, Record<string, unknown>]>([
     ['both fine', twitch(true), srs('publishing'), { live: true, title: 'Finals #m-1', fps: 60, bitrateKbps: 6000, ingestLive: true }],
-    ['platform live, ingest absent → live, but fps/bitrate 0', twitch(true), srs('absent'), { live: true, fps: 0, bitrateKbps: 0, ingestLive: false }],
-    ['platform offline, ingest publishing → not live', twitch(false), srs('publishing'), { live: false, title: 'unknown', fps: 60, ingestLive: true }],
-    ['platform unknown, ingest publishing → live unknown (never guessed)', twitch('unknown'), srs('publishing'), { live: 'unknown', title: 'unknown', fps: 60 }],
-    ['platform unknown, ingest absent → live unknown, fps 0 (a known violation)', twitch('unknown'), srs('absent'), { live: 'unknown', fps: 0, bitrateKbps: 0 }],
-    ['platform live, ingest down → fps/bitrate unknown', twitch(true), srs('down'), { live: true, fps: 'unknown', bitrateKbps: 'unknown', ingestLive: 'unknown' }],
-    ['first ingest sample → fps unknown, bitrate known', twitch(true), srs('first'), { fps: 'unknown', bitrateKbps: 6000, unknownReasons: ['first_sample'] }],
+    [
+      'platform live, ingest absent → live, but fps/bitrate 0',
+      twitch(true),
+      srs('absent'),
+      { live: true, fps: 0, bitrateKbps: 0, ingestLive: false },
+    ],
+    [
+      'platform offline, ingest publishing → not live',
+      twitch(false),
+      srs('publishing'),
+      { live: false, title: 'unknown', fps: 60, ingestLive: true },
+    ],
+    [
+      'platform unknown, ingest publishing → live unknown (never guessed)',
+      twitch('unknown'),
+      srs('publishing'),
+      { live: 'unknown', title: 'unknown', fps: 60 },
+    ],
+    [
+      'platform unknown, ingest absent → live unknown, fps 0 (a known violation)',
+      twitch('unknown'),
+      srs('absent'),
+      { live: 'unknown', fps: 0, bitrateKbps: 0 },
+    ],
+    [
+      'platform live, ingest down → fps/bitrate unknown',
+      twitch(true),
+      srs('down'),
+      { live: true, fps: 'unknown', bitrateKbps: 'unknown', ingestLive: 'unknown' },
+    ],
+    [
+      'first ingest sample → fps unknown, bitrate known',
+      twitch(true),
+      srs('first'),
+      { fps: 'unknown', bitrateKbps: 6000, unknownReasons: ['first_sample'] },
+    ],
   ])('%s', (_name, p, i, expected) => {
     expect(composeSideSample(SIDE, map(p, i), AT)).toMatchObject(expected);
   });
@@ -67,19 +98,33 @@ describe('composeSideSample: platform and ingest disagreeing', () => {
   });
 
   it('with two platform channels, any live one is enough and gives the title', () => {
-    const kick: ChannelTelemetry = { channel: 'kick:alice', live: true, title: 'kick [m-1]', fps: 'unknown', bitrateKbps: 'unknown', observedAt: AT };
+    const kick: ChannelTelemetry = {
+      channel: 'kick:alice',
+      live: true,
+      title: 'kick [m-1]',
+      fps: 'unknown',
+      bitrateKbps: 'unknown',
+      observedAt: AT,
+    };
     const sample = composeSideSample(['twitch:alice_tv', 'kick:alice', 'srs:live/alice'], map(twitch(false), kick, srs('publishing')), AT);
     expect(sample).toMatchObject({ live: true, title: 'kick [m-1]' });
   });
 
   it('the publishing ingest channel is the one measured', () => {
     const backup: ChannelTelemetry = { ...srs('publishing', 30, 3000), channel: 'srs:backup/alice' };
-    const sample = composeSideSample(['twitch:alice_tv', 'srs:live/alice', 'srs:backup/alice'], map(twitch(true), srs('absent'), backup), AT);
+    const sample = composeSideSample(
+      ['twitch:alice_tv', 'srs:live/alice', 'srs:backup/alice'],
+      map(twitch(true), srs('absent'), backup),
+      AT,
+    );
     expect(sample).toMatchObject({ fps: 30, bitrateKbps: 3000 });
   });
 
   it('without an ingest channel FPS and bitrate stay unknown; without a platform channel live falls back to the ingest', () => {
-    expect(composeSideSample(['twitch:alice_tv'], map(twitch(true)), AT)).toMatchObject({ fps: 'unknown', unknownReasons: ['no_provider'] });
+    expect(composeSideSample(['twitch:alice_tv'], map(twitch(true)), AT)).toMatchObject({
+      fps: 'unknown',
+      unknownReasons: ['no_provider'],
+    });
     expect(composeSideSample(['srs:live/alice'], map(srs('absent')), AT)).toMatchObject({ live: false, title: 'unknown' });
   });
 });
@@ -106,7 +151,13 @@ describe('collectTelemetry', () => {
   };
   it('asks each provider once with its channels and fills the gaps with unknown', async () => {
     const calls: string[][] = [];
-    const spy: TelemetryProvider = { platform: 'twitch', fetch: (c) => (calls.push(c), ok.fetch(c)) };
+    const spy: TelemetryProvider = {
+      platform: 'twitch',
+      fetch: (c) => {
+        calls.push(c);
+        return ok.fetch(c);
+      },
+    };
     const result = await collectTelemetry(
       [spy, broken],
       ['twitch:a', 'twitch:b', 'twitch:a', 'twitch:ghost', 'srs:live/a', 'kick:x', 'nonsense'],

@@ -151,11 +151,7 @@ function anyLive(values: readonly (boolean | Unknown)[]): boolean | Unknown {
  *   unknown: VERIFIED_STREAM sides must name an ingest channel.
  * - A channel the providers did not report on, or of an unsupported platform, counts as unknown (`missing`).
  */
-export function composeSideSample(
-  channels: readonly string[],
-  telemetry: ReadonlyMap<string, ChannelTelemetry>,
-  at: number,
-): SideSample {
+export function composeSideSample(channels: readonly string[], telemetry: ReadonlyMap<string, ChannelTelemetry>, at: number): SideSample {
   const platform: ChannelTelemetry[] = [];
   const ingest: ChannelTelemetry[] = [];
   const all: ChannelTelemetry[] = [];

@@ -17,7 +17,7 @@ import { commitMatchState, type EpisodeWrite, type MatchCommit, type MatchCommit
 export async function commitMatch(ctx: SweepContext, plan: MatchPlan, report: SweepReport, logger: Logger): Promise<void> {
   const matchId = plan.match.id;
   const decided = await decideWithEvidence(ctx, plan);
-  const commit = matchCommit(ctx, plan, decided);
+  const commit = matchCommit(plan, decided);
   let result: MatchCommitResult;
   try {
     result = await commitMatchState(ctx.db, commit, () => ctx.trace?.('verdict-written', { matchId }));
@@ -59,7 +59,7 @@ export async function commitMatch(ctx: SweepContext, plan: MatchPlan, report: Sw
 }
 
 /** What the match's transaction writes: changed sides and their samples, episodes in play, warnings, checklist, verdict. */
-function matchCommit(ctx: SweepContext, plan: MatchPlan, decided: DecidedVerdict | null): MatchCommit {
+function matchCommit(plan: MatchPlan, decided: DecidedVerdict | null): MatchCommit {
   const matchId = plan.match.id;
   const changed = SIDES.map((side) => plan.sides[side]).filter((s) => s.changed);
   const settled = decided?.verdict.episodeIds ?? [];

@@ -13,7 +13,10 @@ import { startTestService } from '../support/service.js';
 const BIN = join(ROOT, 'bin', 'flock-workers.js');
 const NODE = join(ROOT, 'node_modules', 'node', 'bin', 'node');
 
-function cli(args: string[], options: { env?: Record<string, string>; stdin?: string; timeoutMs?: number } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function cli(
+  args: string[],
+  options: { env?: Record<string, string>; stdin?: string; timeoutMs?: number } = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(NODE, [BIN, ...args], { env: { PATH: process.env.PATH ?? '', ...options.env }, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
@@ -59,7 +62,8 @@ describe('flock-workers', () => {
   it('--help lists the commands; an unknown command exits 2 with one line', async () => {
     const help = await cli(['--help']);
     expect(help.code).toBe(0);
-    for (const command of ['start', 'demo', 'migrate', 'matches', 'events publish', 'keys issue', 'sign', 'canonicalize']) expect(help.stdout).toContain(command);
+    for (const command of ['start', 'demo', 'migrate', 'matches', 'events publish', 'keys issue', 'sign', 'canonicalize'])
+      expect(help.stdout).toContain(command);
     const bad = await cli(['frobnicate']);
     expect(bad.code).toBe(2);
     expect(bad.stderr.trim().split('\n')).toHaveLength(1);
@@ -73,8 +77,14 @@ describe('flock-workers', () => {
       expect([args, r.code, r.stdout]).toEqual([args, 0, expect.stringContaining('Usage: flock-workers')]);
     }
     const version = await cli(['--version'], { timeoutMs: 60_000 });
-    expect([version.code, version.stdout.trim()]).toEqual([0, (await import('../../package.json', { with: { type: 'json' } })).default.version]);
-    for (const args of [['start', '--bogus'], ['demo', '--fast']]) {
+    expect([version.code, version.stdout.trim()]).toEqual([
+      0,
+      (await import('../../package.json', { with: { type: 'json' } })).default.version,
+    ]);
+    for (const args of [
+      ['start', '--bogus'],
+      ['demo', '--fast'],
+    ]) {
       const r = await cli(args, { timeoutMs: 60_000 });
       expect([args, r.code]).toEqual([args, 2]);
       expect(r.stderr).toContain(`Unknown option '${args.at(-1)}'`);
@@ -101,10 +111,24 @@ describe('flock-workers', () => {
 
   it('start reports every invalid setting at once and exits 1, without echoing secrets', async () => {
     const r = await cli(['start'], {
-      env: { PORT: 'abc', READY_DEADLINE_MS: '-5', HMAC_ALLOWED_CIDRS: '10.0.0.0/8,not-a-cidr', OVERLAY_MASTER_SECRET: 'short-secret-xyz', KAFKA_BROKERS: 'nohostport' },
+      env: {
+        PORT: 'abc',
+        READY_DEADLINE_MS: '-5',
+        HMAC_ALLOWED_CIDRS: '10.0.0.0/8,not-a-cidr',
+        OVERLAY_MASTER_SECRET: 'short-secret-xyz',
+        KAFKA_BROKERS: 'nohostport',
+      },
     });
     expect(r.code).toBe(1);
-    for (const name of ['PORT', 'READY_DEADLINE_MS', 'HMAC_ALLOWED_CIDRS', 'OVERLAY_MASTER_SECRET', 'KAFKA_BROKERS', 'PTERO_APP_URL', 'INTERNAL_API_TOKEN']) {
+    for (const name of [
+      'PORT',
+      'READY_DEADLINE_MS',
+      'HMAC_ALLOWED_CIDRS',
+      'OVERLAY_MASTER_SECRET',
+      'KAFKA_BROKERS',
+      'PTERO_APP_URL',
+      'INTERNAL_API_TOKEN',
+    ]) {
       expect(r.stderr).toContain(name);
     }
     expect(r.stderr).not.toContain('short-secret-xyz');
@@ -120,7 +144,18 @@ describe('flock-workers', () => {
 
   it('sign reproduces the published admin vector', async () => {
     const r = await cli(
-      ['sign', '--key-id', 'adm_m-123_1767225600000', '--secret', '_vaSAd70Ots_YqCzI_xPhZEh1wy_m66xvYh_V8-8NPQ', '--ts', '1767225640000', '--nonce', 'Zm9vYmFyYmF6cXV4MTIzNA', '--json'],
+      [
+        'sign',
+        '--key-id',
+        'adm_m-123_1767225600000',
+        '--secret',
+        '_vaSAd70Ots_YqCzI_xPhZEh1wy_m66xvYh_V8-8NPQ',
+        '--ts',
+        '1767225640000',
+        '--nonce',
+        'Zm9vYmFyYmF6cXV4MTIzNA',
+        '--json',
+      ],
       { stdin: '{"type":"admin.hooks.ok","matchId":"m-123"}' },
     );
     expect(r.code).toBe(0);
@@ -160,7 +195,9 @@ describe('flock-workers', () => {
     const body = JSON.stringify({ ...match, streamWaiver: { reason: 'friendly, no stream rules', grantedBy: 'ops-ann' } });
     expect((await cli(['matches', 'create', 'cli-m1', ...url], { env: apiEnv(), stdin: body })).code).toBe(0);
     const summary = await cli(['matches', 'show', 'cli-m1', ...url], { env: apiEnv() });
-    expect(summary.stdout).toContain('stream rules waived by ops-ann: friendly, no stream rules (p1: live, title, fps, bitrate; p2: live, title, fps, bitrate)');
+    expect(summary.stdout).toContain(
+      'stream rules waived by ops-ann: friendly, no stream rules (p1: live, title, fps, bitrate; p2: live, title, fps, bitrate)',
+    );
     const shown = await cli(['matches', 'show', 'cli-m1', '--json', ...url], { env: apiEnv() });
     expect(shown.code).toBe(0);
     expect(JSON.parse(shown.stdout)).toMatchObject({
@@ -178,12 +215,17 @@ describe('flock-workers', () => {
     expect(invalid.code).toBe(2);
     expect(invalid.stderr).toContain('body.mode');
 
-    const published = await cli(['events', 'publish', 'stream.health.check', '--json', ...url], { env: apiEnv(), stdin: '{"v":"v1","eventId":"cli-evt-1","matchId":"cli-m1"}' });
+    const published = await cli(['events', 'publish', 'stream.health.check', '--json', ...url], {
+      env: apiEnv(),
+      stdin: '{"v":"v1","eventId":"cli-evt-1","matchId":"cli-m1"}',
+    });
     expect(published.code).toBe(0);
     expect(JSON.parse(published.stdout)).toMatchObject({ accepted: true, eventId: 'cli-evt-1' });
     expect((await cli(['events', 'publish', 'server.ready', ...url], { env: apiEnv(), stdin: '{}' })).code).toBe(2);
 
-    const issued = await cli(['keys', 'issue', '--match', 'cli-m1', '--kind', 'overlay', '--ttl-ms', '60000', '--json', ...url], { env: apiEnv() });
+    const issued = await cli(['keys', 'issue', '--match', 'cli-m1', '--kind', 'overlay', '--ttl-ms', '60000', '--json', ...url], {
+      env: apiEnv(),
+    });
     expect(issued.code).toBe(0);
     const key = JSON.parse(issued.stdout) as { keyId: string; secret: string; expiresAt: string };
     expect(key.keyId).toMatch(/^ovl_cli-m1_[0-9]{13}$/);

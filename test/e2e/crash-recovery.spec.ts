@@ -41,7 +41,11 @@ describe('crash recovery', () => {
     const first = await ServiceProcess.start(env, await freePort());
     procs.push(first);
     const api = (path: string, body: unknown) =>
-      fetch(`${first.url}${path}`, { method: 'PUT', headers: { authorization: `Bearer ${TEST_SECRETS.INTERNAL_API_TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      fetch(`${first.url}${path}`, {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${TEST_SECRETS.INTERNAL_API_TOKEN}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
     const matchIds = Array.from({ length: 40 }, (_, i) => `crash-${i}-${randomName('')}`);
     for (const id of matchIds) expect((await api(`/v1/internal/matches/${id}`, matchBody(id))).status).toBe(201);
     // Slow panel answers keep polls in flight when the process dies.
@@ -76,14 +80,20 @@ describe('crash recovery', () => {
     const second = await ServiceProcess.start(env, await freePort());
     procs.push(second);
     await eventually(async () => (await failedCount()) === 40, 90_000, 'all 40 failed after the restart');
-    await eventually(() => matchIds.every((id) => tap.distinct(Topics.matchCancelled, id).length === 1), 60_000, 'every match.cancelled relayed');
+    await eventually(
+      () => matchIds.every((id) => tap.distinct(Topics.matchCancelled, id).length === 1),
+      60_000,
+      'every match.cancelled relayed',
+    );
     await new Promise((r) => setTimeout(r, 2000));
 
     for (const id of matchIds) {
       expect(tap.distinct(Topics.serverFailed, id), id).toHaveLength(1);
       expect(tap.distinct(Topics.matchCancelled, id), id).toHaveLength(1);
     }
-    const refunds = await client.query(`select match_id, player_id, count(*)::int n from ledger_entries where kind = 'REFUND' group by 1, 2`);
+    const refunds = await client.query(
+      `select match_id, player_id, count(*)::int n from ledger_entries where kind = 'REFUND' group by 1, 2`,
+    );
     expect(refunds.rows).toHaveLength(80);
     expect(refunds.rows.every((r: { n: number }) => r.n === 1)).toBe(true);
     const processed = await client.query(`select count(*)::int n from processed_events`);

@@ -26,7 +26,10 @@ let redisUrl: string;
 let main: RunningService;
 let api: ReturnType<typeof internalApi>;
 
-async function startInstance(extra: Record<string, string>, options: { clock?: ManualClock; capture?: boolean; databaseVia?: (url: string) => Promise<string> } = {}) {
+async function startInstance(
+  extra: Record<string, string>,
+  options: { clock?: ManualClock; capture?: boolean; databaseVia?: (url: string) => Promise<string> } = {},
+) {
   const db = await freshPostgresDatabase();
   drops.push(db.drop);
   const env = {
@@ -83,7 +86,13 @@ async function newMatch(service: RunningService = main) {
 const OVERLAY = '/v1/overlay/events';
 const ADMIN = '/v1/hooks/admin';
 
-function post(path: string, headers: [string, string][], body?: Buffer | string, service: RunningService = main, opts: { host?: string; family?: 4 | 6 } = {}): Promise<RawResponse> {
+function post(
+  path: string,
+  headers: [string, string][],
+  body?: Buffer | string,
+  service: RunningService = main,
+  opts: { host?: string; family?: 4 | 6 } = {},
+): Promise<RawResponse> {
   return rawRequest(service.url, { path, headers, ...(body !== undefined ? { body } : {}), ...opts });
 }
 
@@ -93,10 +102,17 @@ describe('HmacGuard over real HTTP', () => {
   let matchId: string;
   let overlayKey: { keyId: string; secret: string };
   let adminKey: { keyId: string; secret: string };
-  const progress = (m: string, extra: object = {}) => ({ type: 'gameplay.progress', matchId: m, seq: Math.floor(Math.random() * 1e6), data: { score: [3, 1], mvp: 'Zoë' }, ...extra });
+  const progress = (m: string, extra: object = {}) => ({
+    type: 'gameplay.progress',
+    matchId: m,
+    seq: Math.floor(Math.random() * 1e6),
+    data: { score: [3, 1], mvp: 'Zoë' },
+    ...extra,
+  });
   const call = (body: object | string, opts: { ts?: number; nonce?: string; key?: { keyId: string; secret: string } } = {}) =>
     signed((opts.key ?? overlayKey).keyId, (opts.key ?? overlayKey).secret, body, opts.ts ?? clock.now(), opts.nonce);
-  const send = (c: { headers: Record<string, string>; body: string }, extra: [string, string][] = [], path = OVERLAY) => post(path, headerPairs(c.headers, extra), c.body);
+  const send = (c: { headers: Record<string, string>; body: string }, extra: [string, string][] = [], path = OVERLAY) =>
+    post(path, headerPairs(c.headers, extra), c.body);
 
   beforeAll(async () => {
     matchId = await newMatch();
@@ -120,17 +136,24 @@ describe('HmacGuard over real HTTP', () => {
       expect(json.checklist.adminHooksOk).toBe(true);
     });
 
-    it('carries the caller\'s x-request-id as the correlation id of the stored call', async () => {
+    it("carries the caller's x-request-id as the correlation id of the stored call", async () => {
       const body = progress(matchId);
       const requestId = `req-${randomBytes(6).toString('hex')}`;
       expect((await send(call(body), [['x-request-id', requestId]])).status).toBe(202);
-      const row = await main.services.db.selectFrom('overlay_events').select(['request_id', 'seq']).where('request_id', '=', requestId).executeTakeFirst();
+      const row = await main.services.db
+        .selectFrom('overlay_events')
+        .select(['request_id', 'seq'])
+        .where('request_id', '=', requestId)
+        .executeTakeFirst();
       expect(row?.seq).toBe(body.seq);
     });
 
     it('accepts header names in any case', async () => {
       const c = call(progress(matchId));
-      const pairs: [string, string][] = [['Content-Type', 'application/json'], ...Object.entries(c.headers).map(([k, v]) => [k.toUpperCase(), v] as [string, string])];
+      const pairs: [string, string][] = [
+        ['Content-Type', 'application/json'],
+        ...Object.entries(c.headers).map(([k, v]) => [k.toUpperCase(), v] as [string, string]),
+      ];
       expect((await post(OVERLAY, pairs, c.body)).status).toBe(202);
     });
 
@@ -203,7 +226,15 @@ describe('HmacGuard over real HTTP', () => {
       // Sign with the mutated key id so only the key id itself is wrong.
       const s = signed(keyId, overlayKey.secret, c.body, clock.now());
       const headers: [string, string][] = [['content-type', 'application/json'], ...(Object.entries(s.headers) as [string, string][])];
-      expect((await post(OVERLAY, headers.map(([k, v]) => [k, k === 'x-flock-key-id' ? Buffer.from(v, 'utf8').toString('latin1') : v]), s.body)).status).toBe(401);
+      expect(
+        (
+          await post(
+            OVERLAY,
+            headers.map(([k, v]) => [k, k === 'x-flock-key-id' ? Buffer.from(v, 'utf8').toString('latin1') : v]),
+            s.body,
+          )
+        ).status,
+      ).toBe(401);
     });
   });
 
@@ -227,7 +258,10 @@ describe('HmacGuard over real HTTP', () => {
       ['2^53+1', (m: string) => `{"type":"gameplay.progress","matchId":"${m}","n":9007199254740993}`],
       ['1e400', (m: string) => `{"type":"gameplay.progress","matchId":"${m}","n":1e400}`],
       ['lone surrogate', (m: string) => `{"type":"gameplay.progress","matchId":"${m}","s":"\\ud800"}`],
-      ['32 000-deep nesting', (m: string) => `{"type":"gameplay.progress","matchId":"${m}","d":${'['.repeat(32_000)}${']'.repeat(32_000)}}`],
+      [
+        '32 000-deep nesting',
+        (m: string) => `{"type":"gameplay.progress","matchId":"${m}","d":${'['.repeat(32_000)}${']'.repeat(32_000)}}`,
+      ],
       ['empty body', () => ''],
       ['null', () => 'null'],
       ['an array', () => '[1,2]'],
@@ -270,7 +304,11 @@ describe('HmacGuard over real HTTP', () => {
       const c = call(progress(matchId));
       expect((await send(c)).status).toBe(202);
       expect((await send(c)).status).toBe(401);
-      const events = await main.services.db.selectFrom('outbox').select('payload').where('topic', '=', Topics.replayAttackDetected).execute();
+      const events = await main.services.db
+        .selectFrom('outbox')
+        .select('payload')
+        .where('topic', '=', Topics.replayAttackDetected)
+        .execute();
       expect(events.some((e) => (e.payload as { keyId: string }).keyId === overlayKey.keyId)).toBe(true);
     });
 
@@ -340,14 +378,25 @@ describe('HmacGuard over real HTTP', () => {
         const c = signed(key.keyId, key.secret, progress(m, { seq: 2 }), clock.now());
         const down = await post(OVERLAY, headerPairs(c.headers), c.body, service);
         expect({ status: down.status, retryAfter: down.headers['retry-after'] }).toEqual({ status: 503, retryAfter: '2' });
-        const apiDown = await fetch(`${service.url}/v1/internal/matches/${m}`, { headers: { authorization: `Bearer ${TEST_SECRETS.INTERNAL_API_TOKEN}` } });
+        const apiDown = await fetch(`${service.url}/v1/internal/matches/${m}`, {
+          headers: { authorization: `Bearer ${TEST_SECRETS.INTERNAL_API_TOKEN}` },
+        });
         expect({ status: apiDown.status, retryAfter: apiDown.headers.get('retry-after') }).toEqual({ status: 503, retryAfter: '2' });
 
         proxy!.restore();
         expect((await post(OVERLAY, headerPairs(c.headers), c.body, service)).status).toBe(202);
-        const stored = await service.services.db.selectFrom('overlay_events').select('seq').where('key_id', '=', key.keyId).orderBy('seq').execute();
+        const stored = await service.services.db
+          .selectFrom('overlay_events')
+          .select('seq')
+          .where('key_id', '=', key.keyId)
+          .orderBy('seq')
+          .execute();
         expect(stored.map((r) => r.seq)).toEqual([1, 2]);
-        const replays = await service.services.db.selectFrom('outbox').select('payload').where('topic', '=', Topics.replayAttackDetected).execute();
+        const replays = await service.services.db
+          .selectFrom('outbox')
+          .select('payload')
+          .where('topic', '=', Topics.replayAttackDetected)
+          .execute();
         expect(replays).toEqual([]);
 
         // A hung database (connections open, nothing answers) holds a hook call only for a bounded time.
@@ -437,14 +486,26 @@ describe('HmacGuard over real HTTP', () => {
       const m = await newMatch(dual);
       const key = await issue(dual, m, 'overlay');
       const c = signed(key.keyId, key.secret, progress(m), clock.now());
-      const r = await rawRequest(dualUrl, { path: OVERLAY, headers: headerPairs(c.headers), body: c.body, host: '::ffff:127.0.0.1', family: 6 });
+      const r = await rawRequest(dualUrl, {
+        path: OVERLAY,
+        headers: headerPairs(c.headers),
+        body: c.body,
+        host: '::ffff:127.0.0.1',
+        family: 6,
+      });
       expect(r.status).toBe(202); // peer ::ffff:127.0.0.1 is 127.0.0.1/32
 
       const dualRestricted = await startInstance({ HOST: '::', HMAC_ALLOWED_CIDRS: '10.0.0.0/8,::1/128' });
       const m2 = await newMatch(dualRestricted);
       const key2 = await issue(dualRestricted, m2, 'overlay');
       const c2 = signed(key2.keyId, key2.secret, progress(m2), clock.now());
-      const r2 = await rawRequest(dualRestricted.url, { path: OVERLAY, headers: headerPairs(c2.headers), body: c2.body, host: '::ffff:127.0.0.1', family: 6 });
+      const r2 = await rawRequest(dualRestricted.url, {
+        path: OVERLAY,
+        headers: headerPairs(c2.headers),
+        body: c2.body,
+        host: '::ffff:127.0.0.1',
+        family: 6,
+      });
       expect(r2.status).toBe(403);
     });
 
@@ -453,7 +514,9 @@ describe('HmacGuard over real HTTP', () => {
       const m = await newMatch(proxied);
       const key = await issue(proxied, m, 'overlay');
       const external = signed(key.keyId, key.secret, progress(m), clock.now());
-      expect((await post(OVERLAY, headerPairs(external.headers, [['x-forwarded-for', '203.0.113.9']]), external.body, proxied)).status).toBe(403);
+      expect(
+        (await post(OVERLAY, headerPairs(external.headers, [['x-forwarded-for', '203.0.113.9']]), external.body, proxied)).status,
+      ).toBe(403);
       const mesh = signed(key.keyId, key.secret, progress(m), clock.now());
       expect((await post(OVERLAY, headerPairs(mesh.headers, [['x-forwarded-for', '10.42.3.4']]), mesh.body, proxied)).status).toBe(202);
     });
@@ -504,8 +567,14 @@ describe('HmacGuard over real HTTP', () => {
       expect(logs).not.toContain(adminKey.secret);
       expect(logs).not.toContain(TEST_SECRETS.OVERLAY_MASTER_SECRET);
       expect(logs).not.toContain(c.headers['x-flock-signature']); // the expected MAC of that request
-      const failed = await main.services.db.selectFrom('outbox').select('payload').where('topic', '=', Topics.hmacVerificationFailed).execute();
-      expect(failed.map((f) => (f.payload as { reason: string }).reason)).toEqual(expect.arrayContaining(['SIGNATURE_MISMATCH', 'TS_OUT_OF_WINDOW']));
+      const failed = await main.services.db
+        .selectFrom('outbox')
+        .select('payload')
+        .where('topic', '=', Topics.hmacVerificationFailed)
+        .execute();
+      expect(failed.map((f) => (f.payload as { reason: string }).reason)).toEqual(
+        expect.arrayContaining(['SIGNATURE_MISMATCH', 'TS_OUT_OF_WINDOW']),
+      );
       expect(JSON.stringify(failed)).not.toContain(overlayKey.secret);
       const metrics = await (await fetch(`${main.url}/metrics`)).text();
       expect(metrics).toMatch(/flock_hmac_verifications_total\{result="rejected",reason="SIGNATURE_MISMATCH",route="overlay"\} [1-9]/);
@@ -529,7 +598,11 @@ describe('HmacGuard over real HTTP', () => {
       // A replay past the failure budget is answered 429 but still recorded: summed into one summary event.
       for (let i = 0; i < 3; i++) expect((await post(OVERLAY, headerPairs(good.headers), good.body, limited)).status).toBe(429);
       expect(await limited.services.hookVerifier.flushReplaySummaries()).toBe(1);
-      const replays = await limited.services.db.selectFrom('outbox').select('payload').where('topic', '=', Topics.replayAttackDetected).execute();
+      const replays = await limited.services.db
+        .selectFrom('outbox')
+        .select('payload')
+        .where('topic', '=', Topics.replayAttackDetected)
+        .execute();
       expect(replays.map((r) => r.payload)).toEqual([expect.objectContaining({ keyId: key.keyId, summary: true, count: 3 })]);
     });
 
@@ -562,23 +635,46 @@ describe('HmacGuard over real HTTP', () => {
       await main.services.db
         .insertInto('provisions')
         .values({
-          match_id: m, panel_server_id: 4242, state: 'WAITING_SIGNALS', reserved_event_id: 'e-1', reserved_at: at,
-          deadline_at: new Date(clock.now() + 300_000), next_poll_at: null, poll_failures: 0, last_panel_status: 'null',
-          ready_at: null, failed_at: null, failure_reason: null, released_event_id: null, released_at: null,
-          cleanup_state: 'NONE', cleanup_attempts: 0, cleanup_next_at: null, lease_owner: null, lease_until: null, updated_at: at,
+          match_id: m,
+          panel_server_id: 4242,
+          state: 'WAITING_SIGNALS',
+          reserved_event_id: 'e-1',
+          reserved_at: at,
+          deadline_at: new Date(clock.now() + 300_000),
+          next_poll_at: null,
+          poll_failures: 0,
+          last_panel_status: 'null',
+          ready_at: null,
+          failed_at: null,
+          failure_reason: null,
+          released_event_id: null,
+          released_at: null,
+          cleanup_state: 'NONE',
+          cleanup_attempts: 0,
+          cleanup_next_at: null,
+          lease_owner: null,
+          lease_until: null,
+          updated_at: at,
         })
         .execute();
       await main.services.db.updateTable('checklists').set({ server_installed: true }).where('match_id', '=', m).execute();
       const admin = await issue(main, m, 'admin');
       const overlay = await issue(main, m, 'overlay');
-      expect((await send(signed(admin.keyId, admin.secret, { type: 'admin.hooks.ok', matchId: m }, clock.now()), [], ADMIN)).status).toBe(202);
+      expect((await send(signed(admin.keyId, admin.secret, { type: 'admin.hooks.ok', matchId: m }, clock.now()), [], ADMIN)).status).toBe(
+        202,
+      );
       expect((await api('GET', `/v1/internal/matches/${m}`)).json.provisioning.state).toBe('WAITING_SIGNALS');
       expect((await send(call({ type: 'overlay.connected', matchId: m, seq: 1 }, { key: overlay }))).status).toBe(202);
       expect((await send(call({ type: 'overlay.heartbeat', matchId: m, seq: 2 }, { key: overlay }))).status).toBe(202);
       const view = (await api('GET', `/v1/internal/matches/${m}`)).json;
       expect(view.provisioning.state).toBe('READY');
       expect(view.checklist).toMatchObject({ serverInstalled: true, adminHooksOk: true, overlayConnected: true });
-      const ready = await main.services.db.selectFrom('outbox').select('id').where('topic', '=', Topics.serverReady).where('key', '=', m).execute();
+      const ready = await main.services.db
+        .selectFrom('outbox')
+        .select('id')
+        .where('topic', '=', Topics.serverReady)
+        .where('key', '=', m)
+        .execute();
       expect(ready).toHaveLength(1);
     });
 
@@ -589,7 +685,12 @@ describe('HmacGuard over real HTTP', () => {
       expect((await send(call({ type: 'overlay.connected', matchId: m, seq: 10 }, { key: k }))).status).toBe(202);
       expect((await api('GET', `/v1/internal/matches/${m}`)).json.checklist.overlayConnected).toBe(true);
       expect((await send(call({ type: 'gameplay.progress', matchId: m, seq: 5 }, { key: k }))).status).toBe(202);
-      const violations = await main.services.db.selectFrom('outbox').select('payload').where('topic', '=', Topics.overlayViolation).where('key', '=', m).execute();
+      const violations = await main.services.db
+        .selectFrom('outbox')
+        .select('payload')
+        .where('topic', '=', Topics.overlayViolation)
+        .where('key', '=', m)
+        .execute();
       expect(violations.map((v) => (v.payload as { reason: string }).reason)).toEqual(['SEQUENCE_REGRESSION']);
       expect((await send(call({ type: 'overlay.disconnected', matchId: m, seq: 11 }, { key: k }))).status).toBe(202);
       expect((await api('GET', `/v1/internal/matches/${m}`)).json.checklist.overlayConnected).toBe(false);
@@ -598,11 +699,21 @@ describe('HmacGuard over real HTTP', () => {
       expect((await api('GET', `/v1/internal/matches/${m}`)).json.checklist.overlayConnected).toBe(true);
       // A violating sequence number does not raise the bar for later calls.
       expect((await send(call({ type: 'gameplay.progress', matchId: m, seq: 12 }, { key: k }))).status).toBe(202);
-      const reasons = (await main.services.db.selectFrom('outbox').select('payload').where('topic', '=', Topics.overlayViolation).where('key', '=', m).execute()).map(
-        (v) => (v.payload as { reason: string }).reason,
-      );
+      const reasons = (
+        await main.services.db
+          .selectFrom('outbox')
+          .select('payload')
+          .where('topic', '=', Topics.overlayViolation)
+          .where('key', '=', m)
+          .execute()
+      ).map((v) => (v.payload as { reason: string }).reason);
       expect(reasons).toEqual(['SEQUENCE_REGRESSION', 'SEQUENCE_REGRESSION']);
-      const evidence = await main.services.db.selectFrom('overlay_events').select(['type', 'seq']).where('match_id', '=', m).orderBy('id').execute();
+      const evidence = await main.services.db
+        .selectFrom('overlay_events')
+        .select(['type', 'seq'])
+        .where('match_id', '=', m)
+        .orderBy('id')
+        .execute();
       expect(evidence.map((e) => `${e.type}#${e.seq}`)).toEqual([
         'overlay.connected#10',
         'violation:gameplay.progress#5',
@@ -621,7 +732,12 @@ describe('HmacGuard over real HTTP', () => {
       const stored = await main.services.db.selectFrom('overlay_events').select('type').where('match_id', '=', m).execute();
       expect(stored).toHaveLength(12);
       expect(stored.filter((e) => e.type === 'gameplay.progress')).toHaveLength(1);
-      const violations = await main.services.db.selectFrom('outbox').select('payload').where('topic', '=', Topics.overlayViolation).where('key', '=', m).execute();
+      const violations = await main.services.db
+        .selectFrom('outbox')
+        .select('payload')
+        .where('topic', '=', Topics.overlayViolation)
+        .where('key', '=', m)
+        .execute();
       expect(violations.map((v) => (v.payload as { reason: string }).reason)).toEqual(Array(11).fill('SEQUENCE_REGRESSION'));
     });
   });

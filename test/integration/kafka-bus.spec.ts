@@ -15,7 +15,11 @@ import { ALL_TOPICS, Topics } from '../../src/events/topics.js';
 
 function brokersFromEnvironment(): string[] {
   const env = process.env.KAFKA_BROKERS?.trim();
-  if (env) return env.split(',').map((s) => s.trim()).filter(Boolean);
+  if (env)
+    return env
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
   try {
     const text = readFileSync(join(process.cwd(), '.cache', 'kafka', 'brokers'), 'utf8').trim();
     if (text) return text.split(',');
@@ -101,9 +105,12 @@ describe('Kafka bus (real broker)', () => {
   it('round-trips a message with its key and event-id header; the prefix is stripped on the way in', async () => {
     const received: InboundMessage[] = [];
     const source = newSource('roundtrip');
-    await source.start([Topics.serverReserved], oneByOne(async (m) => {
-      received.push(m);
-    }));
+    await source.start(
+      [Topics.serverReserved],
+      oneByOne(async (m) => {
+        received.push(m);
+      }),
+    );
     expect(source.isHealthy()).toBe(true);
 
     const out = event(Topics.serverReserved, 'match-rt-1', { panelServerId: 42 });
@@ -132,11 +139,14 @@ describe('Kafka bus (real broker)', () => {
     const eventId = out.headers['event-id']!;
     const attempts: number[] = [];
     const source = newSource('retry');
-    await source.start([Topics.serverReleased], oneByOne(async (m) => {
-      if (m.headers['event-id'] !== eventId) return;
-      attempts.push(Date.now());
-      if (attempts.length <= 2) throw new Error(`transient failure #${attempts.length}`);
-    }));
+    await source.start(
+      [Topics.serverReleased],
+      oneByOne(async (m) => {
+        if (m.headers['event-id'] !== eventId) return;
+        attempts.push(Date.now());
+        if (attempts.length <= 2) throw new Error(`transient failure #${attempts.length}`);
+      }),
+    );
     await sink.send([out]);
     await waitUntil(() => attempts.length >= 3 && source.stats.commits >= 1, 'three deliveries and a commit');
     expect(attempts).toHaveLength(3);
@@ -152,9 +162,12 @@ describe('Kafka bus (real broker)', () => {
     // A new member of the same group resumes after the committed offset: it sees only the new marker.
     const seen: string[] = [];
     const next = newSource('retry');
-    await next.start([Topics.serverReleased], oneByOne(async (m) => {
-      seen.push(m.headers['event-id'] ?? '?');
-    }));
+    await next.start(
+      [Topics.serverReleased],
+      oneByOne(async (m) => {
+        seen.push(m.headers['event-id'] ?? '?');
+      }),
+    );
     const marker = event(Topics.serverReleased, 'match-retry-1');
     await sink.send([marker]);
     await waitUntil(() => seen.includes(marker.headers['event-id']!), 'the marker message');
@@ -168,10 +181,13 @@ describe('Kafka bus (real broker)', () => {
     const eventId = out.headers['event-id']!;
     let firstSaw = 0;
     const stuck = newSource('stuck', { stopTimeoutMs: 3000 });
-    await stuck.start([Topics.streamHealthCheck], oneByOne(async (m) => {
-      if (m.headers['event-id'] === eventId) firstSaw += 1;
-      await new Promise<void>(() => undefined); // never resolves: a hung effect
-    }));
+    await stuck.start(
+      [Topics.streamHealthCheck],
+      oneByOne(async (m) => {
+        if (m.headers['event-id'] === eventId) firstSaw += 1;
+        await new Promise<void>(() => undefined); // never resolves: a hung effect
+      }),
+    );
     await sink.send([out]);
     await waitUntil(() => firstSaw === 1, 'the first member to receive the message');
     const t0 = Date.now();
@@ -182,9 +198,12 @@ describe('Kafka bus (real broker)', () => {
 
     const redelivered: InboundMessage[] = [];
     const second = newSource('stuck');
-    await second.start([Topics.streamHealthCheck], oneByOne(async (m) => {
-      redelivered.push(m);
-    }));
+    await second.start(
+      [Topics.streamHealthCheck],
+      oneByOne(async (m) => {
+        redelivered.push(m);
+      }),
+    );
     await waitUntil(() => redelivered.some((m) => m.headers['event-id'] === eventId), 'redelivery to the second member');
     await waitUntil(() => second.stats.commits >= 1, 'the second member to commit');
     await second.stop();
@@ -197,12 +216,15 @@ describe('Kafka bus (real broker)', () => {
     let started = false;
     let finished = false;
     const slow = newSource('slow', { stopTimeoutMs: 10_000 });
-    await slow.start([Topics.matchDispute], oneByOne(async (m) => {
-      if (m.headers['event-id'] !== eventId) return;
-      started = true;
-      await new Promise((r) => setTimeout(r, 1500));
-      finished = true;
-    }));
+    await slow.start(
+      [Topics.matchDispute],
+      oneByOne(async (m) => {
+        if (m.headers['event-id'] !== eventId) return;
+        started = true;
+        await new Promise((r) => setTimeout(r, 1500));
+        finished = true;
+      }),
+    );
     await sink.send([out]);
     await waitUntil(() => started, 'the slow handler to start');
     await slow.stop();
@@ -211,9 +233,12 @@ describe('Kafka bus (real broker)', () => {
 
     const seen: string[] = [];
     const next = newSource('slow');
-    await next.start([Topics.matchDispute], oneByOne(async (m) => {
-      seen.push(m.headers['event-id'] ?? '?');
-    }));
+    await next.start(
+      [Topics.matchDispute],
+      oneByOne(async (m) => {
+        seen.push(m.headers['event-id'] ?? '?');
+      }),
+    );
     const marker = event(Topics.matchDispute, 'match-slow-1');
     await sink.send([marker]);
     await waitUntil(() => seen.includes(marker.headers['event-id']!), 'the marker message');
@@ -248,9 +273,12 @@ describe('Kafka bus (real broker)', () => {
     // rebalance), never a message nobody handled; once it has drained, every offset is committed.
     const late: string[] = [];
     const c = newSource('rebalance');
-    await c.start([topic], oneByOne(async (m) => {
-      late.push(m.headers['event-id'] ?? '?');
-    }));
+    await c.start(
+      [topic],
+      oneByOne(async (m) => {
+        late.push(m.headers['event-id'] ?? '?');
+      }),
+    );
     const sumCommitted = async () => [...(await committedOffsets('rebalance', topic)).values()].reduce((x, y) => x + y, 0n);
     const deadline = Date.now() + 20_000;
     while ((await sumCommitted()) < BigInt(total) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));

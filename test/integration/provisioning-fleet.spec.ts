@@ -8,7 +8,15 @@ import type { RunningService } from '../../src/app.module.js';
 import type { FakePanel } from '../fakes/pterodactyl-panel.js';
 import { randomName } from '../support/infra.js';
 import { eventually, KafkaTap } from '../support/kafka-tap.js';
-import { matchBody, platformProducer, realStack, serviceEnv, startTestService, type RealStack, type TestStack } from '../support/service.js';
+import {
+  matchBody,
+  platformProducer,
+  realStack,
+  serviceEnv,
+  startTestService,
+  type RealStack,
+  type TestStack,
+} from '../support/service.js';
 
 // Several instances in one consumer group, a fleet-wide panel budget, and restarts — on the real stack.
 // The panel's throttle window is scaled from 60 s to 6 s (PTERO_RATE_LIMIT_WINDOW_MS, as Pelican allows) so the
@@ -43,7 +51,13 @@ afterAll(async () => {
 });
 
 const env = (extra: Record<string, string> = {}) =>
-  serviceEnv(stack, { ...PER_SERVER, PTERO_RATE_LIMIT_PER_MIN: '240', PTERO_RATE_LIMIT_WINDOW_MS: String(WINDOW_MS), READY_DEADLINE_MS: String(READY_DEADLINE_MS), ...extra });
+  serviceEnv(stack, {
+    ...PER_SERVER,
+    PTERO_RATE_LIMIT_PER_MIN: '240',
+    PTERO_RATE_LIMIT_WINDOW_MS: String(WINDOW_MS),
+    READY_DEADLINE_MS: String(READY_DEADLINE_MS),
+    ...extra,
+  });
 
 async function reserveAll(matchIds: string[], serverIds: number[]) {
   const db = instances[0]!.services.db;
@@ -62,7 +76,11 @@ async function reserveAll(matchIds: string[], serverIds: number[]) {
 }
 
 async function states(matchIds: string[]): Promise<Record<string, number>> {
-  const rows = await instances[0]!.services.db.selectFrom('provisions').select(['match_id', 'state']).where('match_id', 'in', matchIds).execute();
+  const rows = await instances[0]!.services.db
+    .selectFrom('provisions')
+    .select(['match_id', 'state'])
+    .where('match_id', 'in', matchIds)
+    .execute();
   const counts: Record<string, number> = {};
   for (const r of rows) counts[r.state] = (counts[r.state] ?? 0) + 1;
   return counts;
@@ -80,7 +98,11 @@ describe('provisioning across a fleet', () => {
     expect(panel.stats.throttled).toBe(0);
     expect(panel.maxInSlidingWindow({ windowMs: WINDOW_MS })).toBeLessThanOrEqual(240);
     // Both instances took part in polling: the last poller of each server still holds its lease.
-    const owners = await instances[0]!.services.db.selectFrom('provisions').select('lease_owner').where('match_id', 'in', matchIds).execute();
+    const owners = await instances[0]!.services.db
+      .selectFrom('provisions')
+      .select('lease_owner')
+      .where('match_id', 'in', matchIds)
+      .execute();
     expect(new Set(owners.map((o) => o.lease_owner))).toEqual(new Set(['fleet-a', 'fleet-b']));
     // Leases keep a server with one poller at a time: nobody polled a server more often than POLL_EVERY_MS allows.
     const gets = panel.stats.log.filter((e) => e.method === 'GET');
@@ -93,10 +115,16 @@ describe('provisioning across a fleet', () => {
     // Half get their admin hook (through either instance); the other half run into the deadline.
     const ready = matchIds.slice(0, 100);
     const late = matchIds.slice(100);
-    const verdicts = await Promise.all(ready.map((id, i) => instances[i % 2]!.services.provisioning.recordReadinessSignal(id, { adminHooksOk: true })));
+    const verdicts = await Promise.all(
+      ready.map((id, i) => instances[i % 2]!.services.provisioning.recordReadinessSignal(id, { adminHooksOk: true })),
+    );
     expect(verdicts.every((v) => v === 'ready')).toBe(true); // each signal landed before its deadline
     await eventually(() => ready.every((id) => tap.distinct(Topics.serverReady, id).length === 1), 30_000, '100 server.ready');
-    await eventually(() => late.every((id) => tap.distinct(Topics.matchCancelled, id).length === 1), READY_DEADLINE_MS + 15_000, '100 match.cancelled');
+    await eventually(
+      () => late.every((id) => tap.distinct(Topics.matchCancelled, id).length === 1),
+      READY_DEADLINE_MS + 15_000,
+      '100 match.cancelled',
+    );
     await new Promise((r) => setTimeout(r, 2000));
     for (const id of ready) {
       expect(tap.distinct(Topics.serverReady, id)).toHaveLength(1);
@@ -106,7 +134,12 @@ describe('provisioning across a fleet', () => {
       expect(tap.distinct(Topics.serverFailed, id)).toHaveLength(1);
       expect(tap.distinct(Topics.serverReady, id)).toHaveLength(0);
     }
-    const refunds = await instances[0]!.services.db.selectFrom('ledger_entries').select(['match_id']).where('kind', '=', 'REFUND').where('match_id', 'in', matchIds).execute();
+    const refunds = await instances[0]!.services.db
+      .selectFrom('ledger_entries')
+      .select(['match_id'])
+      .where('kind', '=', 'REFUND')
+      .where('match_id', 'in', matchIds)
+      .execute();
     expect(refunds).toHaveLength(200); // two players × 100 failed matches
     expect(panel.stats.throttled).toBe(0);
   }, 180_000); // the late half waits out the deadline
@@ -117,7 +150,11 @@ describe('provisioning across a fleet', () => {
     const serverIds = matchIds.map(() => panel.addServer({ installAfterMs: 12_000 }));
     await reserveAll(matchIds, serverIds);
     await eventually(async () => (await states(matchIds)).INSTALLING === 5, 30_000, 'installing');
-    const before = await instances[0]!.services.db.selectFrom('provisions').select(['match_id', 'deadline_at']).where('match_id', 'in', matchIds).execute();
+    const before = await instances[0]!.services.db
+      .selectFrom('provisions')
+      .select(['match_id', 'deadline_at'])
+      .where('match_id', 'in', matchIds)
+      .execute();
 
     while (instances.length) await instances.pop()!.close();
     // A graceful stop hands the leases back: the next instance takes over at once, not after the 20 s lease lapses.
@@ -134,12 +171,20 @@ describe('provisioning across a fleet', () => {
     }
     instances.push(await startTestService(env({ INSTANCE_ID: 'fleet-c' })));
 
-    const after = await instances[0]!.services.db.selectFrom('provisions').select(['match_id', 'deadline_at']).where('match_id', 'in', matchIds).execute();
+    const after = await instances[0]!.services.db
+      .selectFrom('provisions')
+      .select(['match_id', 'deadline_at'])
+      .where('match_id', 'in', matchIds)
+      .execute();
     expect(Object.fromEntries(after.map((r) => [r.match_id, r.deadline_at!.toISOString()]))).toEqual(
       Object.fromEntries(before.map((r) => [r.match_id, r.deadline_at!.toISOString()])),
     );
     await eventually(async () => (await states(matchIds)).WAITING_SIGNALS === 5, 30_000, 'resumed and detected after restart');
-    const owners = await instances[0]!.services.db.selectFrom('provisions').select('lease_owner').where('match_id', 'in', matchIds).execute();
+    const owners = await instances[0]!.services.db
+      .selectFrom('provisions')
+      .select('lease_owner')
+      .where('match_id', 'in', matchIds)
+      .execute();
     expect(owners.every((o) => o.lease_owner === 'fleet-c')).toBe(true);
   });
 });

@@ -21,10 +21,14 @@ beforeAll(async () => {
   real = await realStack({ rateLimitPerMin: 6, rateLimitWindowMs: 2000 });
   panel = real.panel;
   service = await startTestService(
-    serviceEnv(
-      real.stack,
-      { ...PER_SERVER, PTERO_RATE_LIMIT_PER_MIN: '600', PTERO_RATE_LIMIT_WINDOW_MS: '2000', PTERO_TIMEOUT_MS: '700', READY_DEADLINE_MS: '30000', POLL_EVERY_MS: '100' },
-    ),
+    serviceEnv(real.stack, {
+      ...PER_SERVER,
+      PTERO_RATE_LIMIT_PER_MIN: '600',
+      PTERO_RATE_LIMIT_WINDOW_MS: '2000',
+      PTERO_TIMEOUT_MS: '700',
+      READY_DEADLINE_MS: '30000',
+      POLL_EVERY_MS: '100',
+    }),
   );
   api = internalApi(service);
 });
@@ -48,7 +52,12 @@ describe('provisioning against a misbehaving panel', () => {
     for (const [i, matchId] of matchIds.entries()) {
       await api('PUT', `/v1/internal/matches/${matchId}`, matchBody(matchId));
       await service.services.provisioning.recordReadinessSignal(matchId, { adminHooksOk: true });
-      const { status } = await api('POST', '/v1/internal/events/server.reserved', { v: 'v1', eventId: randomUUID(), matchId, panelServerId: serverIds[i] });
+      const { status } = await api('POST', '/v1/internal/events/server.reserved', {
+        v: 'v1',
+        eventId: randomUUID(),
+        matchId,
+        panelServerId: serverIds[i],
+      });
       expect(status).toBe(202);
     }
     for (const matchId of matchIds) await eventually(async () => (await state(matchId)) === 'READY', 30_000, `${matchId} ready`);
@@ -63,7 +72,9 @@ describe('provisioning against a misbehaving panel', () => {
     expect(metrics).toMatch(/flock_pterodactyl_requests_total\{operation="get_server",status="500"\} 3/);
     // The injected hang never answers, so the client gave up on it by its timeout. Not exactly one: on a loaded
     // machine an ordinary GET may also outlast PTERO_TIMEOUT_MS, which is the same retryable TIMEOUT path.
-    expect(panel.stats.log.some((e) => e.method === 'GET' && e.path === `/api/application/servers/${serverIds[1]}` && e.status === 0)).toBe(true);
+    expect(panel.stats.log.some((e) => e.method === 'GET' && e.path === `/api/application/servers/${serverIds[1]}` && e.status === 0)).toBe(
+      true,
+    );
     expect(metrics).toMatch(/flock_pterodactyl_requests_total\{operation="get_server",status="timeout"\} [1-9]/);
   });
 

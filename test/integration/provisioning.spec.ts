@@ -37,7 +37,12 @@ beforeAll(async () => {
   service = await startTestService(serviceEnv(real.stack, { ...PER_SERVER, READY_DEADLINE_MS: String(READY_DEADLINE_MS) }));
   api = internalApi(service);
   producer = platformProducer(real);
-  tap = await KafkaTap.start(real.brokers, real.prefix, [Topics.serverReady, Topics.serverFailed, Topics.matchCancelled, Topics.deadLetter]);
+  tap = await KafkaTap.start(real.brokers, real.prefix, [
+    Topics.serverReady,
+    Topics.serverFailed,
+    Topics.matchCancelled,
+    Topics.deadLetter,
+  ]);
 });
 
 afterAll(async () => {
@@ -72,7 +77,12 @@ describe('ServerProvisionWorker on real PostgreSQL, Redis and Kafka', () => {
     await createMatch(matchId);
     const serverId = panel.addServer({ installAfterMs: 800 });
     await produce(Topics.serverReserved, reserved(matchId, serverId), matchId);
-    await eventually(async () => (await view(matchId))?.provisioning?.state === 'INSTALLING' || (await view(matchId))?.provisioning?.state === 'WAITING_SIGNALS', 20_000, 'provisioning to start');
+    await eventually(
+      async () =>
+        (await view(matchId))?.provisioning?.state === 'INSTALLING' || (await view(matchId))?.provisioning?.state === 'WAITING_SIGNALS',
+      20_000,
+      'provisioning to start',
+    );
     await eventually(async () => (await view(matchId))?.provisioning?.state === 'WAITING_SIGNALS', 20_000, 'install detected');
     expect((await view(matchId)).checklist.serverInstalled).toBe(true);
     expect(tap.of(Topics.serverReady, matchId)).toHaveLength(0);
@@ -100,7 +110,11 @@ describe('ServerProvisionWorker on real PostgreSQL, Redis and Kafka', () => {
     expect((await view(matchId)).provisioning.failureReason).toBe('INSTALL_FAILED');
     // The service's own timestamps, not the (possibly starved) test's wall clock: it failed with most of the
     // deadline still ahead. The reason alone already rules out the deadline (that one would say TIMEOUT).
-    const row = await service.services.db.selectFrom('provisions').select(['failed_at', 'deadline_at']).where('match_id', '=', matchId).executeTakeFirstOrThrow();
+    const row = await service.services.db
+      .selectFrom('provisions')
+      .select(['failed_at', 'deadline_at'])
+      .where('match_id', '=', matchId)
+      .executeTakeFirstOrThrow();
     expect(row.deadline_at!.getTime() - row.failed_at!.getTime()).toBeGreaterThan(READY_DEADLINE_MS / 2);
     await eventually(() => tap.distinct(Topics.serverFailed, matchId).length === 1, 20_000, 'server.failed');
     expect(tap.distinct(Topics.serverFailed, matchId)[0]!.value.reason).toBe('INSTALL_FAILED');
@@ -133,9 +147,18 @@ describe('ServerProvisionWorker on real PostgreSQL, Redis and Kafka', () => {
     expect(await redis.exists(`${redisPrefix}wk:idemp:srv:reserved:${event.eventId}`)).toBe(0);
     await produce(Topics.serverReserved, event, matchId);
     await produce(Topics.serverReserved, reserved(matchId, serverId), matchId); // a new event id for the same match
-    await eventually(async () => (await redis.exists(`${redisPrefix}wk:idemp:srv:reserved:${event.eventId}`)) === 1, 20_000, 'redelivery consumed');
+    await eventually(
+      async () => (await redis.exists(`${redisPrefix}wk:idemp:srv:reserved:${event.eventId}`)) === 1,
+      20_000,
+      'redelivery consumed',
+    );
     await new Promise((r) => setTimeout(r, 1000));
-    const refunds = await service.services.db.selectFrom('ledger_entries').selectAll().where('match_id', '=', matchId).where('kind', '=', 'REFUND').execute();
+    const refunds = await service.services.db
+      .selectFrom('ledger_entries')
+      .selectAll()
+      .where('match_id', '=', matchId)
+      .where('kind', '=', 'REFUND')
+      .execute();
     expect(refunds).toHaveLength(2);
     expect(tap.distinct(Topics.serverFailed, matchId)).toHaveLength(1);
   });
@@ -166,7 +189,11 @@ describe('ServerProvisionWorker on real PostgreSQL, Redis and Kafka', () => {
     await eventually(async () => (await view(matchId))?.provisioning?.state === 'RELEASED', 20_000, 'tombstone');
     await produce(Topics.serverReserved, reserved(matchId, serverId), matchId);
     await eventually(async () => {
-      const rows = await service.services.db.selectFrom('processed_events').select('event_id').where('topic', '=', Topics.serverReserved).execute();
+      const rows = await service.services.db
+        .selectFrom('processed_events')
+        .select('event_id')
+        .where('topic', '=', Topics.serverReserved)
+        .execute();
       return rows.length > 0 && (await view(matchId))?.provisioning?.state === 'RELEASED';
     }, 20_000);
     await new Promise((r) => setTimeout(r, 1500));
@@ -189,7 +216,10 @@ describe('ServerProvisionWorker on real PostgreSQL, Redis and Kafka', () => {
     await produce(Topics.serverReserved, reserved(matchId, serverId), matchId); // same key → same partition, after the poison
     await eventually(() => tap.distinct(Topics.serverFailed, matchId).length === 1, 20_000, 'valid event after the poison processed');
     await eventually(() => tap.of(Topics.deadLetter, matchId).length >= 4, 20_000, 'dead letters');
-    const reasons = tap.distinct(Topics.deadLetter, matchId).map((e) => e.value.reason).sort();
+    const reasons = tap
+      .distinct(Topics.deadLetter, matchId)
+      .map((e) => e.value.reason)
+      .sort();
     expect(reasons).toEqual(['INVALID_FIELDS', 'INVALID_JSON', 'NOT_AN_OBJECT', 'UNSUPPORTED_VERSION']);
     const dl = tap.distinct(Topics.deadLetter, matchId).find((e) => e.value.reason === 'INVALID_FIELDS')!;
     expect(dl.value).toMatchObject({ sourceTopic: Topics.serverReserved, type: Topics.deadLetter });
@@ -201,7 +231,12 @@ describe('ServerProvisionWorker on real PostgreSQL, Redis and Kafka', () => {
   it('a poison message carrying NUL characters (key, header, body) is dead-lettered too, not retried forever', async () => {
     const matchId = randomName('m-nul-');
     await producer.send([
-      { topic: Topics.serverReserved, key: `${matchId}\u0000x`, value: '\u0000{"v":"v1"', headers: { 'event-id': 'e\u0000vil', 'event-type': Topics.serverReserved } },
+      {
+        topic: Topics.serverReserved,
+        key: `${matchId}\u0000x`,
+        value: '\u0000{"v":"v1"',
+        headers: { 'event-id': 'e\u0000vil', 'event-type': Topics.serverReserved },
+      },
     ]);
     const serverId = panel.addServer({ installAfterMs: 50, outcome: 'install_failed' });
     await createMatch(matchId);
@@ -219,12 +254,19 @@ describe('ServerProvisionWorker on real PostgreSQL, Redis and Kafka', () => {
     const body = matchBody(matchId);
     const swapped = { ...body, players: [{ ...body.players[0]!, playerId: 'mallory' }, body.players[1]!] };
     expect(await api('PUT', `/v1/internal/matches/${matchId}`, swapped)).toMatchObject({ status: 409, json: { reason: 'SEAT_TAKEN' } });
-    expect(await api('PUT', `/v1/internal/matches/${matchId}`, { ...body, entryFee: { amountCents: 900, currency: 'USD' } })).toMatchObject({ status: 409, json: { reason: 'ENTRY_FEE_FIXED' } });
+    expect(await api('PUT', `/v1/internal/matches/${matchId}`, { ...body, entryFee: { amountCents: 900, currency: 'USD' } })).toMatchObject(
+      { status: 409, json: { reason: 'ENTRY_FEE_FIXED' } },
+    );
     expect((await api('PUT', `/v1/internal/matches/${matchId}`, { ...body, status: 'IN_PROGRESS' })).status).toBe(200);
   });
 
   it('the internal API rejects bad input with field-level reasons and unknown ids with 404', async () => {
-    const bad = await api('PUT', '/v1/internal/matches/m-bad', { mode: 'NOPE', entryFee: { amountCents: -1, currency: 'usd' }, overlayRequired: true, players: [] });
+    const bad = await api('PUT', '/v1/internal/matches/m-bad', {
+      mode: 'NOPE',
+      entryFee: { amountCents: -1, currency: 'usd' },
+      overlayRequired: true,
+      players: [],
+    });
     expect(bad.status).toBe(400);
     const fields = bad.json.issues.map((i: { field: string }) => i.field);
     expect(fields).toEqual(expect.arrayContaining(['body.mode', 'body.entryFee.amountCents', 'body.entryFee.currency', 'body.players']));
@@ -238,7 +280,11 @@ describe('ServerProvisionWorker on real PostgreSQL, Redis and Kafka', () => {
     // A fleet-wide stream.health.check keeps its shape: no matchId in the event, partition key "all".
     const all = await api('POST', '/v1/internal/events/stream.health.check', { v: 'v1', eventId: 'check-all-1' });
     expect(all.status).toBe(202);
-    const row = await service.services.db.selectFrom('outbox').select(['key', 'payload']).where('payload', '@>', JSON.stringify({ eventId: 'check-all-1' }) as never).executeTakeFirstOrThrow();
+    const row = await service.services.db
+      .selectFrom('outbox')
+      .select(['key', 'payload'])
+      .where('payload', '@>', JSON.stringify({ eventId: 'check-all-1' }) as never)
+      .executeTakeFirstOrThrow();
     expect(row.key).toBe('all');
     expect(row.payload).not.toHaveProperty('matchId');
   });
@@ -285,7 +331,11 @@ describe('ServerProvisionWorker on the real stack, an instance with a short read
     const v = await view(matchId);
     expect(v.status).toBe('CANCELLED');
     expect(v.provisioning).toMatchObject({ state: 'FAILED', failureReason: 'TIMEOUT' });
-    const row = await service.services.db.selectFrom('provisions').select(['reserved_at', 'deadline_at', 'failed_at']).where('match_id', '=', matchId).executeTakeFirstOrThrow();
+    const row = await service.services.db
+      .selectFrom('provisions')
+      .select(['reserved_at', 'deadline_at', 'failed_at'])
+      .where('match_id', '=', matchId)
+      .executeTakeFirstOrThrow();
     expect(row.deadline_at!.getTime() - row.reserved_at!.getTime()).toBe(SHORT_READY_DEADLINE_MS); // this instance's deadline
     expect(row.failed_at!.getTime()).toBeGreaterThanOrEqual(row.deadline_at!.getTime()); // not a moment early
     expect(v.refunds.map((r: { playerId: string; amountCents: number }) => [r.playerId, r.amountCents]).sort()).toEqual([

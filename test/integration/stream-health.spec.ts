@@ -9,7 +9,13 @@ import { ManualClock } from '../../src/infra/clock.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { Metrics } from '../../src/observability/metrics.js';
 import { sign } from '../../src/security/signer.js';
-import { LAST_SWEEP_KEY, StreamHealthWorker, type StreamHealthSettings, type SweepReport, type SweepTracePoint } from '../../src/stream-health/stream-health.worker.js';
+import {
+  LAST_SWEEP_KEY,
+  StreamHealthWorker,
+  type StreamHealthSettings,
+  type SweepReport,
+  type SweepTracePoint,
+} from '../../src/stream-health/stream-health.worker.js';
 import { telemetryProvidersFromConfig } from '../../src/integrations/telemetry-providers.js';
 import { FakeSrs } from '../fakes/srs.js';
 import { FakeTwitchHelix } from '../fakes/twitch-helix.js';
@@ -140,7 +146,13 @@ async function newMatch(tag: string, options: { overlayRequired?: boolean; enfor
 // Every test leaves its matches completed, so a full sweep of a later test sees only its own.
 afterEach(async () => {
   const ids = created.splice(0).map((m) => m.id);
-  if (ids.length) await service.services.db.updateTable('matches').set({ status: 'COMPLETED' }).where('id', 'in', ids).where('status', '=', 'IN_PROGRESS').execute();
+  if (ids.length)
+    await service.services.db
+      .updateTable('matches')
+      .set({ status: 'COMPLETED' })
+      .where('id', 'in', ids)
+      .where('status', '=', 'IN_PROGRESS')
+      .execute();
 });
 
 const sweepOf = (m: TestMatch, s: RunningService = service) => s.services.streamHealth.sweep({ matchId: m.id });
@@ -197,14 +209,27 @@ async function enforcements(m: TestMatch) {
 }
 
 async function sideState(m: TestMatch, side: 'p1' | 'p2') {
-  return service.services.db.selectFrom('stream_sides').selectAll().where('match_id', '=', m.id).where('side', '=', side).executeTakeFirst();
+  return service.services.db
+    .selectFrom('stream_sides')
+    .selectAll()
+    .where('match_id', '=', m.id)
+    .where('side', '=', side)
+    .executeTakeFirst();
 }
 
 /** Overlay evidence written as the hook endpoint writes it (that path is covered by the hook tests). */
 async function insertOverlay(m: TestMatch, type: string, at = clock.now()) {
   await service.services.db
     .insertInto('overlay_events')
-    .values({ match_id: m.id, request_id: randomUUID(), key_id: `ovl_${m.id}_1767225600000`, type, seq: null, body: JSON.stringify({ type, matchId: m.id }), received_at: new Date(at) })
+    .values({
+      match_id: m.id,
+      request_id: randomUUID(),
+      key_id: `ovl_${m.id}_1767225600000`,
+      type,
+      seq: null,
+      body: JSON.stringify({ type, matchId: m.id }),
+      received_at: new Date(at),
+    })
     .execute();
 }
 
@@ -254,7 +279,13 @@ describe('StreamHealthWorker on real PostgreSQL, Redis and Kafka with the Twitch
     expect(v.enforcement).toEqual([]);
     const warns = await kafkaEvents(Topics.streamHealthWarn, m, 1);
     expect(warns).toHaveLength(1);
-    expect(warns[0]!.value).toMatchObject({ type: 'stream.health.warn', matchId: m.id, side: 'p1', reason: 'STREAM_OFFLINE', graceMs: GRACE });
+    expect(warns[0]!.value).toMatchObject({
+      type: 'stream.health.warn',
+      matchId: m.id,
+      side: 'p1',
+      reason: 'STREAM_OFFLINE',
+      graceMs: GRACE,
+    });
     expect(warns[0]!.key).toBe(m.id);
     const episodes = await service.services.db.selectFrom('grace_episodes').selectAll().where('match_id', '=', m.id).execute();
     expect(episodes.map((e) => [e.side, e.state])).toEqual([['p1', 'closed']]);
@@ -266,7 +297,11 @@ describe('StreamHealthWorker on real PostgreSQL, Redis and Kafka with the Twitch
     const key = (await api('POST', '/v1/internal/keys', { matchId: m.id, kind: 'overlay' })).json as { keyId: string; secret: string };
     const postOverlay = async (type: string, seq: number) => {
       const signed = sign({ keyId: key.keyId, secret: key.secret, body: { type, matchId: m.id, seq, round: seq }, ts: clock.now() });
-      const r = await fetch(`${service.url}/v1/overlay/events`, { method: 'POST', headers: { ...signed.headers, 'content-type': 'application/json' }, body: signed.body });
+      const r = await fetch(`${service.url}/v1/overlay/events`, {
+        method: 'POST',
+        headers: { ...signed.headers, 'content-type': 'application/json' },
+        body: signed.body,
+      });
       expect(r.status, await r.text()).toBe(202);
     };
     const lastHealthy = await warmUp(m);
@@ -287,14 +322,29 @@ describe('StreamHealthWorker on real PostgreSQL, Redis and Kafka with the Twitch
     expect(forfeits).toHaveLength(1);
     expect(await kafkaEvents(Topics.matchDispute, m, 0)).toHaveLength(0);
     const event = forfeits[0]!.value;
-    expect(event).toMatchObject({ v: 'v1', type: 'match.forfeit', matchId: m.id, side: 'p1', reason: 'STREAM_OFFLINE', verdict: 'FORFEIT' });
+    expect(event).toMatchObject({
+      v: 'v1',
+      type: 'match.forfeit',
+      matchId: m.id,
+      side: 'p1',
+      reason: 'STREAM_OFFLINE',
+      verdict: 'FORFEIT',
+    });
     expect(event.episodeId).toBe(`${m.id}:p1:${lastHealthy + CHECK}`);
     expect(event.gameplayProgressEvents).toBe(3); // progress at +15 s (before the episode) does not count; +45, +75, +105 do
     expect(forfeits[0]!.key).toBe(m.id);
 
     const v = await view(m);
     expect(v.status).toBe('FORFEITED');
-    expect(v.enforcement).toEqual([{ side: 'p1', verdict: 'FORFEIT', reason: 'STREAM_OFFLINE', evidenceId: event.evidenceId, at: new Date(lastHealthy + 4 * CHECK).toISOString() }]);
+    expect(v.enforcement).toEqual([
+      {
+        side: 'p1',
+        verdict: 'FORFEIT',
+        reason: 'STREAM_OFFLINE',
+        evidenceId: event.evidenceId,
+        at: new Date(lastHealthy + 4 * CHECK).toISOString(),
+      },
+    ]);
     const evidence = v.evidence.find((e: { id: string }) => e.id === event.evidenceId);
     expect(evidence).toMatchObject({ side: 'p1', episodeId: event.episodeId, kind: 'stream-health-verdict' });
     const bundle = evidence.bundle;
@@ -304,7 +354,11 @@ describe('StreamHealthWorker on real PostgreSQL, Redis and Kafka with the Twitch
     expect(bundle.samples.p1.map((s: { outcome: string }) => s.outcome)).toEqual(['violating', 'violating', 'violating', 'violating']);
     expect(bundle.samples.p1[0].sample.checks.live).toBe('violation');
     expect(bundle.overlay.p1.gameplayProgressEvents).toBe(3);
-    expect(bundle.overlay.p1.events.map((e: { type: string }) => e.type)).toEqual(['gameplay.progress', 'gameplay.progress', 'gameplay.progress']);
+    expect(bundle.overlay.p1.events.map((e: { type: string }) => e.type)).toEqual([
+      'gameplay.progress',
+      'gameplay.progress',
+      'gameplay.progress',
+    ]);
     expect((await enforcements(m)).length).toBe(1);
     const verdicts = await service.services.metrics.registry.getSingleMetricAsString('flock_stream_verdicts_total');
     expect(verdicts).toMatch(/flock_stream_verdicts_total\{verdict="FORFEIT",reason="STREAM_OFFLINE"\} [1-9]/);
@@ -327,7 +381,10 @@ describe('StreamHealthWorker on real PostgreSQL, Redis and Kafka with the Twitch
     const v = await view(m);
     expect(v.status).toBe('DISPUTED');
     expect(v.enforcement).toMatchObject([{ side: 'p2', verdict: 'DISPUTE', reason: 'STREAM_OFFLINE' }]);
-    expect(v.evidence[0].bundle).toMatchObject({ rule: 'GRACE_EXPIRED_WITHOUT_GAMEPLAY_DISPUTE', overlay: { p2: { gameplayProgressEvents: 0 } } });
+    expect(v.evidence[0].bundle).toMatchObject({
+      rule: 'GRACE_EXPIRED_WITHOUT_GAMEPLAY_DISPUTE',
+      overlay: { p2: { gameplayProgressEvents: 0 } },
+    });
     expect(v.evidence[0].bundle.overlay.p2.eventsInWindow).toBeGreaterThan(0);
   });
 
@@ -338,13 +395,20 @@ describe('StreamHealthWorker on real PostgreSQL, Redis and Kafka with the Twitch
     goOffline(m.p2);
     const twitchFaults = [
       { kind: 'status', status: 503 },
-      { kind: 'status', status: 429, headers: { 'Ratelimit-Remaining': '0', 'Ratelimit-Reset': String(Math.floor(clock.now() / 1000) + 30) } },
+      {
+        kind: 'status',
+        status: 429,
+        headers: { 'Ratelimit-Remaining': '0', 'Ratelimit-Reset': String(Math.floor(clock.now() / 1000) + 30) },
+      },
       { kind: 'hang' },
       { kind: 'reset' },
       { kind: 'status', status: 500 },
     ] as const;
     const srsFaults = [{ kind: 'status', status: 502 }, { kind: 'code', code: 1028 }, { kind: 'hang' }, { kind: 'reset' }] as const;
-    const unknownBefore = (await service.services.metrics.registry.getSingleMetric('flock_stream_samples_total')!.get()).values.find((v) => v.labels.outcome === 'unknown')?.value ?? 0;
+    const unknownBefore =
+      (await service.services.metrics.registry.getSingleMetric('flock_stream_samples_total')!.get()).values.find(
+        (v) => v.labels.outcome === 'unknown',
+      )?.value ?? 0;
     const twitchLogged = twitch.requests.length;
     const srsLogged = srs.requests.length;
     // The blind sweeps run on an in-process instance of the worker (as in the crash test below) on the same database,
@@ -358,8 +422,16 @@ describe('StreamHealthWorker on real PostgreSQL, Redis and Kafka with the Twitch
       clock,
       logger: createLogger('silent'),
       metrics,
-      providers: telemetryProvidersFromConfig({ ...config, TELEMETRY_TIMEOUT_MS: OUTAGE_TIMEOUT_MS }, { clock, logger: createLogger('silent'), metrics }),
-      settings: { minFps: config.STREAM_MIN_FPS, minBitrateKbps: config.STREAM_MIN_BITRATE_KBPS, graceMs: config.OFFLINE_GRACE_MS, checkEveryMs: config.STREAM_CHECK_EVERY_MS },
+      providers: telemetryProvidersFromConfig(
+        { ...config, TELEMETRY_TIMEOUT_MS: OUTAGE_TIMEOUT_MS },
+        { clock, logger: createLogger('silent'), metrics },
+      ),
+      settings: {
+        minFps: config.STREAM_MIN_FPS,
+        minBitrateKbps: config.STREAM_MIN_BITRATE_KBPS,
+        graceMs: config.OFFLINE_GRACE_MS,
+        checkEveryMs: config.STREAM_CHECK_EVERY_MS,
+      },
       instanceId: 'blind',
     });
     try {
@@ -390,12 +462,20 @@ describe('StreamHealthWorker on real PostgreSQL, Redis and Kafka with the Twitch
     // The checklist kept the last known values during the outage.
     expect(v.checklist).toMatchObject({ p1StreamLive: true, p2StreamLive: true });
     expect(await kafkaEvents(Topics.streamHealthWarn, m, 0)).toHaveLength(0);
-    const unknownAfter = (await service.services.metrics.registry.getSingleMetric('flock_stream_samples_total')!.get()).values.find((v) => v.labels.outcome === 'unknown')?.value ?? 0;
+    const unknownAfter =
+      (await service.services.metrics.registry.getSingleMetric('flock_stream_samples_total')!.get()).values.find(
+        (v) => v.labels.outcome === 'unknown',
+      )?.value ?? 0;
     // 12 blind sweeps × 2 sides, plus the first sweep after the outage: SRS's previous frame count is older than
     // 3 intervals, so FPS (hence the sample) is unknown once more.
     expect(unknownAfter - unknownBefore).toBe(26);
     // The start of the blind spell is kept as a sample row (with its reasons), not every unknown sample.
-    const unknownRows = await service.services.db.selectFrom('stream_samples').select(['sample']).where('match_id', '=', m.id).where('outcome', '=', 'unknown').execute();
+    const unknownRows = await service.services.db
+      .selectFrom('stream_samples')
+      .select(['sample'])
+      .where('match_id', '=', m.id)
+      .where('outcome', '=', 'unknown')
+      .execute();
     expect(unknownRows.length).toBe(4); // first sweep (2 sides) + start of the outage (2 sides)
     const requestsMetric = await service.services.metrics.registry.getSingleMetricAsString('flock_telemetry_requests_total');
     expect(requestsMetric).toMatch(/provider="twitch",status="timeout"/);
@@ -538,7 +618,9 @@ describe('StreamHealthWorker on real PostgreSQL, Redis and Kafka with the Twitch
     expect(all.reduce((n, r) => n + r.verdicts.length, 0)).toBe(1);
     expect(all.reduce((n, r) => n + r.warnings, 0)).toBe(1);
     // Each tick, one instance swept the match; the other found it leased (or swept it after, at the same instant, changing nothing).
-    expect(all.some((r) => r.leasedElsewhere === 1 || r.stale > 0 || r.samples.violating + r.samples.healthy + r.samples.unknown === 0)).toBe(true);
+    expect(
+      all.some((r) => r.leasedElsewhere === 1 || r.stale > 0 || r.samples.violating + r.samples.healthy + r.samples.unknown === 0),
+    ).toBe(true);
     expect(await enforcements(m)).toHaveLength(1);
     expect(await kafkaEvents(Topics.matchDispute, m, 1)).toHaveLength(1);
     expect(await kafkaEvents(Topics.streamHealthWarn, m, 1)).toHaveLength(1);
@@ -555,21 +637,41 @@ describe('StreamHealthWorker on real PostgreSQL, Redis and Kafka with the Twitch
     clock.advance(CHECK);
     const event = { v: 'v1', eventId: randomUUID(), matchId: m.id };
     for (let i = 0; i < 3; i++) {
-      await producer.send([{ topic: Topics.streamHealthCheck, key: m.id, value: JSON.stringify(event), headers: { 'event-id': event.eventId, 'event-type': Topics.streamHealthCheck } }]);
+      await producer.send([
+        {
+          topic: Topics.streamHealthCheck,
+          key: m.id,
+          value: JSON.stringify(event),
+          headers: { 'event-id': event.eventId, 'event-type': Topics.streamHealthCheck },
+        },
+      ]);
     }
     const other = { v: 'v1', eventId: randomUUID(), matchId: m.id };
-    await producer.send([{ topic: Topics.streamHealthCheck, key: m.id, value: JSON.stringify(other), headers: { 'event-id': other.eventId, 'event-type': Topics.streamHealthCheck } }]);
+    await producer.send([
+      {
+        topic: Topics.streamHealthCheck,
+        key: m.id,
+        value: JSON.stringify(other),
+        headers: { 'event-id': other.eventId, 'event-type': Topics.streamHealthCheck },
+      },
+    ]);
     await eventually(async () => (await sideState(m, 'p1'))!.version > before, 30_000, 'the check to sweep the match');
-    await eventually(async () => {
-      // Any member of the group may own the partition (the two-instance test left a second one running).
-      let total = 0;
-      for (const member of [service, ...extra]) {
-        const consumed = (await member.services.metrics.registry.getSingleMetric('flock_events_consumed_total')!.get()).values.filter((v) => v.labels.topic === Topics.streamHealthCheck);
-        const n = (result: string) => consumed.find((v) => v.labels.result === result)?.value ?? 0;
-        total += n('processed') + n('duplicate');
-      }
-      return total >= 4;
-    }, 30_000, 'all four deliveries consumed');
+    await eventually(
+      async () => {
+        // Any member of the group may own the partition (the two-instance test left a second one running).
+        let total = 0;
+        for (const member of [service, ...extra]) {
+          const consumed = (await member.services.metrics.registry.getSingleMetric('flock_events_consumed_total')!.get()).values.filter(
+            (v) => v.labels.topic === Topics.streamHealthCheck,
+          );
+          const n = (result: string) => consumed.find((v) => v.labels.result === result)?.value ?? 0;
+          total += n('processed') + n('duplicate');
+        }
+        return total >= 4;
+      },
+      30_000,
+      'all four deliveries consumed',
+    );
     await new Promise((r) => setTimeout(r, 500));
     expect((await sideState(m, 'p1'))!.version).toBe(before + 1);
     expect((await countSamples(m)) - samplesBefore).toBe(2);
@@ -694,7 +796,8 @@ describe('Fairness under bad telemetry (issue 8): no scripted provider fault pro
   async function noEventsFor(list: readonly TestMatch[]) {
     await new Promise((r) => setTimeout(r, 1_000));
     for (const m of list) {
-      for (const topic of [Topics.streamHealthWarn, Topics.matchForfeit, Topics.matchDispute]) expect(tap.distinct(topic, m.id), `${topic} ${m.id}`).toHaveLength(0);
+      for (const topic of [Topics.streamHealthWarn, Topics.matchForfeit, Topics.matchDispute])
+        expect(tap.distinct(topic, m.id), `${topic} ${m.id}`).toHaveLength(0);
     }
   }
 
@@ -714,10 +817,20 @@ describe('Fairness under bad telemetry (issue 8): no scripted provider fault pro
       twitch.thaw();
     }
     // The stored start of the blind spell says why.
-    const stored = await service.services.db.selectFrom('stream_samples').select('sample').where('match_id', '=', list[0]!.id).where('outcome', '=', 'unknown').execute();
-    expect(stored.map((row) => (row.sample as { unknownReasons: string[] }).unknownReasons)).toContainEqual(expect.arrayContaining(['source_stale']));
+    const stored = await service.services.db
+      .selectFrom('stream_samples')
+      .select('sample')
+      .where('match_id', '=', list[0]!.id)
+      .where('outcome', '=', 'unknown')
+      .execute();
+    expect(stored.map((row) => (row.sample as { unknownReasons: string[] }).unknownReasons)).toContainEqual(
+      expect.arrayContaining(['source_stale']),
+    );
     // Thawed: FPS needs one fresh baseline (the last one is over 3 intervals old), then everyone is healthy.
-    for (const expected of [{ healthy: 0, violating: 0, unknown: 2 * LIVE }, { healthy: 2 * LIVE, violating: 0, unknown: 0 }]) {
+    for (const expected of [
+      { healthy: 0, violating: 0, unknown: 2 * LIVE },
+      { healthy: 2 * LIVE, violating: 0, unknown: 0 },
+    ]) {
       clock.advance(CHECK);
       expect((await sweepAll()).samples).toEqual(expected);
     }
@@ -740,7 +853,14 @@ describe('Fairness under bad telemetry (issue 8): no scripted provider fault pro
     expect(reports[0]!.anomalies[0]).toMatchObject({ streams: 2 * LIVE, turnedViolating: 2 * LIVE, minShare: 0.3, minStreams: 20 });
     expect(await anomaliesCounted('srs')).toBe(before + 6);
     // Only the title violator, judged on Twitch's reading after the usual grace (4th tick, as in the dispute test).
-    expect(reports.map((r) => r.verdicts.map((v) => [v.matchId, v.side, v.reason]))).toEqual([[], [], [], [[violator.id, 'p1', 'TITLE_MISSING_MATCH_ID']], [], []]);
+    expect(reports.map((r) => r.verdicts.map((v) => [v.matchId, v.side, v.reason]))).toEqual([
+      [],
+      [],
+      [],
+      [[violator.id, 'p1', 'TITLE_MISSING_MATCH_ID']],
+      [],
+      [],
+    ]);
     expect(reports.map((r) => r.warnings)).toEqual([1, 0, 0, 0, 0, 0]);
     const v = await view(violator);
     expect(v.status).toBe('DISPUTED');
@@ -788,7 +908,11 @@ describe('Fairness under bad telemetry (issue 8): no scripted provider fault pro
     expect(reports[0]!.samples).toEqual({ healthy: 2 * LIVE - 1, violating: 1, unknown: 0 });
     expect(reports.flatMap((r) => r.verdicts.map((v) => [v.matchId, v.side, v.reason]))).toEqual([[violator.id, 'p2', 'FPS_BELOW_MIN']]);
     const v = await view(violator);
-    expect(v.evidence[0].bundle).toMatchObject({ rule: 'GRACE_EXPIRED_WITHOUT_GAMEPLAY_DISPUTE', guard: { enabled: true }, systemicAnomalies: { p1: [], p2: [] } });
+    expect(v.evidence[0].bundle).toMatchObject({
+      rule: 'GRACE_EXPIRED_WITHOUT_GAMEPLAY_DISPUTE',
+      guard: { enabled: true },
+      systemicAnomalies: { p1: [], p2: [] },
+    });
     expect(await kafkaEvents(Topics.matchDispute, violator, 1)).toHaveLength(1);
   });
 });
@@ -820,7 +944,7 @@ describe('no unenforceable match (Twitch and SRS configured here; Kick and Media
     expect((await api('GET', `/v1/internal/matches/${id}`)).status).toBe(404);
   });
 
-  it('refuses a side without an FPS measurement, and an update that removes a side\'s ingest', async () => {
+  it("refuses a side without an FPS measurement, and an update that removes a side's ingest", async () => {
     const id = `m-unenf-${randomBytes(3).toString('hex')}`;
     const noFps = await api('PUT', `/v1/internal/matches/${id}`, body(['twitch:bob_tv']));
     expect(noFps.status).toBe(400);
@@ -836,12 +960,18 @@ describe('no unenforceable match (Twitch and SRS configured here; Kick and Media
     const { status, json } = await api('PUT', `/v1/internal/matches/${id}`, body(['youtube:bob'], { streamWaiver: waiver }));
     expect(status).toBe(201);
     expect(json).toMatchObject({
-      streamWaiver: { ...waiver, gaps: [{ side: 'p2', missing: ['live', 'title', 'fps', 'bitrate'] }], at: new Date(clock.now()).toISOString() },
+      streamWaiver: {
+        ...waiver,
+        gaps: [{ side: 'p2', missing: ['live', 'title', 'fps', 'bitrate'] }],
+        at: new Date(clock.now()).toISOString(),
+      },
     });
     // A later update without the waiver is judged again: refused while the gap remains.
     expect((await api('PUT', `/v1/internal/matches/${id}`, body(['youtube:bob']))).status).toBe(400);
     expect((await api('GET', `/v1/internal/matches/${id}`)).json).toMatchObject({ streamWaiver: waiver });
-    expect((await api('PUT', `/v1/internal/matches/${id}`, { ...body(['youtube:bob']), status: 'COMPLETED', streamWaiver: waiver })).status).toBe(200);
+    expect(
+      (await api('PUT', `/v1/internal/matches/${id}`, { ...body(['youtube:bob']), status: 'COMPLETED', streamWaiver: waiver })).status,
+    ).toBe(200);
   });
 });
 

@@ -12,7 +12,15 @@ export interface RawResponse {
 /** One HTTP request with full control of the header lines (repeats, case) and the body bytes. */
 export function rawRequest(
   url: string,
-  options: { method?: string; path: string; headers: [string, string][]; body?: Buffer | string; localAddress?: string; family?: 4 | 6; host?: string },
+  options: {
+    method?: string;
+    path: string;
+    headers: [string, string][];
+    body?: Buffer | string;
+    localAddress?: string;
+    family?: 4 | 6;
+    host?: string;
+  },
 ): Promise<RawResponse> {
   const u = new URL(url);
   return new Promise((resolve, reject) => {
@@ -59,12 +67,26 @@ export function signed(keyId: string, secret: string, body: object | string, ts:
   } catch {
     const parsed = parseStrictJson(text) as { matchId?: string; type?: string };
     const n = nonce ?? 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA';
-    const canonical = canonicalString({ keyId, ts: String(ts), nonce: n, matchId: String(parsed.matchId), type: String(parsed.type), canonicalBody: canonicalize(parsed as never) });
+    const canonical = canonicalString({
+      keyId,
+      ts: String(ts),
+      nonce: n,
+      matchId: String(parsed.matchId),
+      type: String(parsed.type),
+      canonicalBody: canonicalize(parsed as never),
+    });
     const signature = signCanonical(Buffer.from(secret, 'base64url'), canonical);
-    return { headers: { 'x-flock-key-id': keyId, 'x-flock-ts': String(ts), 'x-flock-nonce': n, 'x-flock-signature': signature }, body: text };
+    return {
+      headers: { 'x-flock-key-id': keyId, 'x-flock-ts': String(ts), 'x-flock-nonce': n, 'x-flock-signature': signature },
+      body: text,
+    };
   }
 }
 
-export function headerPairs(headers: Record<string, string>, extra: [string, string][] = [], contentType = 'application/json'): [string, string][] {
+export function headerPairs(
+  headers: Record<string, string>,
+  extra: [string, string][] = [],
+  contentType = 'application/json',
+): [string, string][] {
   return [['content-type', contentType], ...Object.entries(headers), ...extra];
 }

@@ -48,8 +48,37 @@ export function randomDouble(rng: Rng): number {
 }
 
 const STRING_ALPHABET = [
-  'a', 'Z', '0', ' ', '"', '\\', '/', '\b', '\f', '\n', '\r', '\t', '\u0000', '\u001f', '\u007f', '\u0080',
-  'é', 'e\u0301', 'ö', '€', '\u2028', '\u2029', '\ufb33', '\ufeff', '\uffff', '😂', '😀', '𝄞', '|', ':', ',',
+  'a',
+  'Z',
+  '0',
+  ' ',
+  '"',
+  '\\',
+  '/',
+  '\b',
+  '\f',
+  '\n',
+  '\r',
+  '\t',
+  '\u0000',
+  '\u001f',
+  '\u007f',
+  '\u0080',
+  'é',
+  'e\u0301',
+  'ö',
+  '€',
+  '\u2028',
+  '\u2029',
+  '\ufb33',
+  '\ufeff',
+  '\uffff',
+  '😂',
+  '😀',
+  '𝄞',
+  '|',
+  ':',
+  ',',
 ];
 
 export function randomString(rng: Rng, maxLength = 8): string {
@@ -146,7 +175,16 @@ export function spellString(rng: Rng, s: string): string {
       out += ch;
       continue;
     }
-    const short: Record<string, string> = { '"': '\\"', '\\': '\\\\', '\b': '\\b', '\f': '\\f', '\n': '\\n', '\r': '\\r', '\t': '\\t', '/': '\\/' };
+    const short: Record<string, string> = {
+      '"': '\\"',
+      '\\': '\\\\',
+      '\b': '\\b',
+      '\f': '\\f',
+      '\n': '\\n',
+      '\r': '\\r',
+      '\t': '\\t',
+      '/': '\\/',
+    };
     const shortForm = short[ch];
     if (shortForm !== undefined && rng.bool()) {
       out += shortForm;

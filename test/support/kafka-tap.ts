@@ -24,10 +24,13 @@ export class KafkaTap {
       maxWaitTimeMs: 200,
     });
     const tap = new KafkaTap(source);
-    await source.start(topics, oneByOne(async (m) => {
-      const value = JSON.parse(m.value.toString('utf8')) as Record<string, unknown>;
-      tap.events.push({ topic: m.topic, key: m.key, eventId: m.headers['event-id'] ?? String(value.eventId), value });
-    }));
+    await source.start(
+      topics,
+      oneByOne(async (m) => {
+        const value = JSON.parse(m.value.toString('utf8')) as Record<string, unknown>;
+        tap.events.push({ topic: m.topic, key: m.key, eventId: m.headers['event-id'] ?? String(value.eventId), value });
+      }),
+    );
     return tap;
   }
 
@@ -47,7 +50,11 @@ export class KafkaTap {
   }
 }
 
-export async function eventually<T>(probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000, what = 'condition'): Promise<T> {
+export async function eventually<T>(
+  probe: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs = 30_000,
+  what = 'condition',
+): Promise<T> {
   const until = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -57,7 +64,8 @@ export async function eventually<T>(probe: () => Promise<T | undefined | false> 
     } catch (error) {
       last = error;
     }
-    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    if (Date.now() > until)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }

@@ -44,10 +44,14 @@ export async function startTestService(env: Record<string, string>, overrides: S
 
 /** The internal API of a running service. */
 export function internalApi(service: RunningService) {
+  // biome-ignore lint/suspicious/noExplicitAny: tests read the API's answers loosely
   return async (method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> => {
     const response = await fetch(`${service.url}${path}`, {
       method,
-      headers: { authorization: `Bearer ${TEST_SECRETS.INTERNAL_API_TOKEN}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      headers: {
+        authorization: `Bearer ${TEST_SECRETS.INTERNAL_API_TOKEN}`,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
       body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
     });
     const text = await response.text();
@@ -113,5 +117,10 @@ export async function realStack(panelOptions: Partial<FakePanelOptions> = {}): P
 
 /** Produces input events to Kafka exactly as the platform would (key = matchId, header event-id). */
 export function platformProducer(real: RealStack): KafkaMessageSink {
-  return new KafkaMessageSink({ brokers: real.brokers, clientId: 'test-platform', topicPrefix: real.prefix, logger: createLogger('silent') });
+  return new KafkaMessageSink({
+    brokers: real.brokers,
+    clientId: 'test-platform',
+    topicPrefix: real.prefix,
+    logger: createLogger('silent'),
+  });
 }

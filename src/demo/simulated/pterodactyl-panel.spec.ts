@@ -29,6 +29,7 @@ interface Reply {
   status: number;
   headers: Headers;
   text: string;
+  // biome-ignore lint/suspicious/noExplicitAny: tests read the fake's answers loosely
   json: () => any;
 }
 
@@ -46,7 +47,9 @@ async function call(
 }
 
 const server = (id: number | string, suffix = '') => `/api/application/servers/${id}${suffix}`;
-const notFound = { errors: [{ code: 'NotFoundHttpException', status: '404', detail: 'The requested resource could not be found on the server.' }] };
+const notFound = {
+  errors: [{ code: 'NotFoundHttpException', status: '404', detail: 'The requested resource could not be found on the server.' }],
+};
 
 describe('fake panel: the server object (§1.2)', () => {
   it('serves the 1.11 field set in order, with status null and installed 1 when installed', async () => {
@@ -61,8 +64,24 @@ describe('fake panel: the server object (§1.2)', () => {
     expect(body.object).toBe('server');
     const a = body.attributes;
     expect(Object.keys(a)).toEqual([
-      'id', 'external_id', 'uuid', 'identifier', 'name', 'description', 'status', 'suspended', 'limits', 'feature_limits',
-      'user', 'node', 'allocation', 'nest', 'egg', 'container', 'updated_at', 'created_at',
+      'id',
+      'external_id',
+      'uuid',
+      'identifier',
+      'name',
+      'description',
+      'status',
+      'suspended',
+      'limits',
+      'feature_limits',
+      'user',
+      'node',
+      'allocation',
+      'nest',
+      'egg',
+      'container',
+      'updated_at',
+      'created_at',
     ]);
     expect(a).toMatchObject({ id: 57, external_id: 'match-0007', name: 'match-0007', description: '', status: null, suspended: false });
     expect(a.uuid).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
@@ -244,7 +263,13 @@ describe('fake panel: transitions (§2)', () => {
     const r = await call('POST', server(id, '/suspend'));
     expect(r.status).toBe(409);
     expect(r.json()).toEqual({
-      errors: [{ code: 'ConflictHttpException', status: '409', detail: 'Cannot toggle suspension status on a server that is currently being transferred.' }],
+      errors: [
+        {
+          code: 'ConflictHttpException',
+          status: '409',
+          detail: 'Cannot toggle suspension status on a server that is currently being transferred.',
+        },
+      ],
     });
   });
 });
@@ -259,7 +284,13 @@ describe('fake panel: cleanup endpoints (§3)', () => {
     expect(r.headers.get('content-type')).toBeNull();
     expect(r.headers.get('x-ratelimit-remaining')).toBe('239');
     expect(p.has(id)).toBe(false);
-    for (const [method, suffix] of [['GET', ''], ['DELETE', ''], ['DELETE', '/force'], ['POST', '/suspend'], ['POST', '/reinstall']] as const) {
+    for (const [method, suffix] of [
+      ['GET', ''],
+      ['DELETE', ''],
+      ['DELETE', '/force'],
+      ['POST', '/suspend'],
+      ['POST', '/reinstall'],
+    ] as const) {
       const again = await call(method, server(id, suffix));
       expect(again.status).toBe(404);
       expect(again.json()).toEqual(notFound);
@@ -461,7 +492,11 @@ describe('fake panel: fault injection', () => {
     expect(r.status).toBe(500);
     expect(r.json()).toEqual({
       errors: [
-        { code: 'QueryException', status: '500', detail: 'An unexpected error was encountered while processing this request, please try again.' },
+        {
+          code: 'QueryException',
+          status: '500',
+          detail: 'An unexpected error was encountered while processing this request, please try again.',
+        },
       ],
     });
     expect(r.headers.get('x-ratelimit-remaining')).toBe('239');
@@ -492,7 +527,10 @@ describe('fake panel: fault injection', () => {
     // Abort only once the panel holds the request (logged past the throttle, fault consumed, never answered).
     const abort = new AbortController();
     const hung = call('GET', server(id), { signal: abort.signal });
-    const settled = hung.then(() => true, () => true);
+    const settled = hung.then(
+      () => true,
+      () => true,
+    );
     await eventually(() => p.stats.log.length === 1, 10_000, 'the fake holding the request');
     expect(p.stats.log[0]).toMatchObject({ status: 0, counted: true });
     expect(await Promise.race([settled, new Promise((r) => setTimeout(() => r(false), 50))])).toBe(false);

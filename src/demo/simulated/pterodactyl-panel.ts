@@ -12,14 +12,7 @@ import { SystemClock, type Clock } from '../../infra/clock.js';
  * throttle 429 → [hang] → route binding 404 → root admin / key ACL 403 → [500 fault] → controller (Wings faults).
  */
 
-export type PanelStatus =
-  | null
-  | 'installing'
-  | 'install_failed'
-  | 'reinstall_failed'
-  | 'suspended'
-  | 'restoring_backup'
-  | (string & {});
+export type PanelStatus = null | 'installing' | 'install_failed' | 'reinstall_failed' | 'suspended' | 'restoring_backup' | (string & {});
 
 /**
  * What the panel's transformer looks like: `1.11` (default), `1.10` (a failed reinstall reads `install_failed`),
@@ -242,7 +235,9 @@ export async function startFakePanel(options: FakePanelOptions): Promise<FakePan
     // ServerInstallController: a suspended server stays suspended whatever the outcome.
     if (server.status === 'suspended') return;
     if (pending.outcome === 'installed') server.status = null;
-    else server.status = pending.reinstall && (server.flavor === '1.11' || server.flavor === 'pelican') ? 'reinstall_failed' : 'install_failed';
+    else
+      server.status =
+        pending.reinstall && (server.flavor === '1.11' || server.flavor === 'pelican') ? 'reinstall_failed' : 'install_failed';
   }
 
   function find(id: number): ServerRecord | undefined {
@@ -274,8 +269,7 @@ export async function startFakePanel(options: FakePanelOptions): Promise<FakePan
   function render(server: ServerRecord): Record<string, unknown> {
     const s = server.status;
     const flavor = server.flavor;
-    const installedInt =
-      s === 'installing' || s === 'install_failed' || (flavor === 'pelican' && s === 'reinstall_failed') ? 0 : 1;
+    const installedInt = s === 'installing' || s === 'install_failed' || (flavor === 'pelican' && s === 'reinstall_failed') ? 0 : 1;
     const startup = 'java -Xms128M -Xmx{{SERVER_MEMORY}}M -jar {{SERVER_JARFILE}}';
     const environment: Record<string, unknown> = {
       SERVER_JARFILE: 'server.jar',
@@ -343,14 +337,17 @@ export async function startFakePanel(options: FakePanelOptions): Promise<FakePan
     const status = fault.status < 400 ? 502 : fault.status;
     const detail =
       fault.detail ??
-      (status === 409 ? DAEMON_BUSY_DETAIL : `An error occurred on the remote host: ${http.STATUS_CODES[status] ?? 'error'}. (request id: fake-req)`);
+      (status === 409
+        ? DAEMON_BUSY_DETAIL
+        : `An error occurred on the remote host: ${http.STATUS_CODES[status] ?? 'error'}. (request id: fake-req)`);
     return new HttpError(status, 'DaemonConnectionException', detail);
   }
 
   // ---- controller ------------------------------------------------------------------------------------------------
 
   function controller(route: Exclude<Route, { kind: 'list' }>, server: ServerRecord, method: string): { status: number; body?: unknown } {
-    if (route.kind === 'external' || route.action === 'view') return { status: 200, body: { object: 'server', attributes: render(server) } };
+    if (route.kind === 'external' || route.action === 'view')
+      return { status: 200, body: { object: 'server', attributes: render(server) } };
     const wings = () => takeFault(['daemon_unreachable', 'daemon_error'], method, server.id);
     switch (route.action) {
       case 'delete': {
@@ -404,7 +401,11 @@ export async function startFakePanel(options: FakePanelOptions): Promise<FakePan
     const sorts = sortParam === '' ? [] : sortParam.split(',');
     const bad = sorts.filter((s) => !['id', 'uuid'].includes(s.replace(/^-/, '')));
     if (bad.length > 0) {
-      throw new HttpError(400, 'InvalidSortQuery', `Requested sort(s) \`${bad.join(', ')}\` is not allowed. Allowed sort(s) are \`id, uuid\`.`);
+      throw new HttpError(
+        400,
+        'InvalidSortQuery',
+        `Requested sort(s) \`${bad.join(', ')}\` is not allowed. Allowed sort(s) are \`id, uuid\`.`,
+      );
     }
     const perPageRaw = Number(url.searchParams.get('per_page') ?? 50);
     const perPage = Number.isInteger(perPageRaw) && perPageRaw > 0 ? perPageRaw : 50;
@@ -429,7 +430,9 @@ export async function startFakePanel(options: FakePanelOptions): Promise<FakePan
       body: {
         object: 'list',
         data,
-        meta: { pagination: { total: rows.length, count: data.length, per_page: perPage, current_page: page, total_pages: totalPages, links: {} } },
+        meta: {
+          pagination: { total: rows.length, count: data.length, per_page: perPage, current_page: page, total_pages: totalPages, links: {} },
+        },
       },
     };
   }
@@ -514,7 +517,8 @@ export async function startFakePanel(options: FakePanelOptions): Promise<FakePan
           throw new HttpError(403, 'AccessDeniedHttpException', 'This account does not have permission to access the API.');
         }
         const listFault = takeFault(['listing_error'], method, undefined);
-        if (!apiKey.serversRead || listFault?.status === 403) throw new HttpError(403, 'AccessDeniedHttpException', 'This action is unauthorized.');
+        if (!apiKey.serversRead || listFault?.status === 403)
+          throw new HttpError(403, 'AccessDeniedHttpException', 'This action is unauthorized.');
         if (listFault?.status === 404) throw new HttpError(404, 'NotFoundHttpException', NOT_FOUND_DETAIL);
         if (listFault || takeFault(['server_error'], method, undefined)) throw new HttpError(500, 'QueryException', GENERIC_DETAIL);
         const result = listing(url);
@@ -570,7 +574,14 @@ export async function startFakePanel(options: FakePanelOptions): Promise<FakePan
 
   const httpServer = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://fake-panel');
-    const entry: RequestLogEntry = { at: clock.now(), method: req.method ?? 'GET', path: url.pathname, status: 0, owner: null, counted: false };
+    const entry: RequestLogEntry = {
+      at: clock.now(),
+      method: req.method ?? 'GET',
+      path: url.pathname,
+      status: 0,
+      owner: null,
+      counted: false,
+    };
     stats.requestsTotal++;
     stats.log.push(entry);
     bump(stats.byPath, `${entry.method} ${entry.path}`);
@@ -702,9 +713,7 @@ export async function startFakePanel(options: FakePanelOptions): Promise<FakePan
       return stats;
     },
     maxInSlidingWindow({ owner, windowMs: span = windowMs } = {}) {
-      const times = stats.log
-        .filter((e) => e.counted && (owner === undefined || e.owner === owner))
-        .map((e) => e.at);
+      const times = stats.log.filter((e) => e.counted && (owner === undefined || e.owner === owner)).map((e) => e.at);
       return maxInSlidingWindow(times, span);
     },
     resetStats() {
@@ -736,7 +745,9 @@ function matchRoute(method: string, path: string): RouteMatch {
   const verb = method === 'HEAD' ? 'GET' : method;
   if (first === 'external') {
     if (second === undefined) return undefined;
-    return verb === 'GET' ? { kind: 'external', externalId: decodeURIComponent(second) } : { kind: 'method_not_allowed', allowed: ['GET', 'HEAD'] };
+    return verb === 'GET'
+      ? { kind: 'external', externalId: decodeURIComponent(second) }
+      : { kind: 'method_not_allowed', allowed: ['GET', 'HEAD'] };
   }
   if (second === undefined) {
     if (verb === 'GET') return { kind: 'server', id: first, action: 'view' };

@@ -84,7 +84,7 @@ describe('FakeSrs /api/v1/streams', () => {
     ]);
   });
 
-  it('stickCounters() stops one stream\'s counters while live_ms goes on', async () => {
+  it("stickCounters() stops one stream's counters while live_ms goes on", async () => {
     srs.publish('live', 'alice', { fps: 30, kbps: 3000 });
     clock.advance(10_000);
     srs.stickCounters('live', 'alice');
@@ -156,7 +156,10 @@ describe('FakeSrs /api/v1/streams', () => {
     // Abort only once the fake holds the request (logged, fault consumed, never answered): no race with the fault.
     const abort = new AbortController();
     const hung = fetch(`${srs.url}/api/v1/streams`, { signal: abort.signal });
-    const settled = hung.then(() => true, () => true);
+    const settled = hung.then(
+      () => true,
+      () => true,
+    );
     await eventually(() => srs.requests.length === 4, 10_000, 'the fake holding the request');
     expect(srs.requests[3]?.status).toBe(0);
     expect(await Promise.race([settled, new Promise((r) => setTimeout(() => r(false), 50))])).toBe(false);

@@ -81,7 +81,12 @@ describe('FakeTwitchHelix /helix/streams', () => {
     ]);
     fake.setChannel('bob', { live: true, title: 'bob' });
     const t = await bearer();
-    const read = async () => ((await (await streams('user_login=alice_tv&user_login=BOB&user_login=carol', t)).json()) as { data: { user_login: string; type: string; title: string }[] }).data;
+    const read = async () =>
+      (
+        (await (await streams('user_login=alice_tv&user_login=BOB&user_login=carol', t)).json()) as {
+          data: { user_login: string; type: string; title: string }[];
+        }
+      ).data;
     expect((await read()).map((s) => [s.user_login, s.type, s.title])).toEqual([
       ['alice_tv', 'live', 'Finals #m-1'],
       ['bob', 'live', 'bob'],
@@ -140,7 +145,10 @@ describe('FakeTwitchHelix /helix/streams', () => {
     // Abort only once the fake holds the request (logged, fault consumed, never answered): no race with the fault.
     const abort = new AbortController();
     const hung = fetch(`${fake.apiUrl}/streams?user_login=a`, { signal: abort.signal });
-    const settled = hung.then(() => true, () => true);
+    const settled = hung.then(
+      () => true,
+      () => true,
+    );
     await eventually(() => fake.streamsRequests().length === 3, 10_000, 'the fake holding the request');
     expect(fake.streamsRequests()[2]?.status).toBe(0);
     expect(await Promise.race([settled, new Promise((r) => setTimeout(() => r(false), 50))])).toBe(false);

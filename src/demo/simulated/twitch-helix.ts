@@ -201,7 +201,12 @@ export class FakeTwitchHelix {
         return;
       }
       if (fault?.kind === 'status') {
-        entry.status = this.json(res, fault.status, fault.body ?? { error: 'Fault', status: fault.status, message: 'injected' }, fault.headers);
+        entry.status = this.json(
+          res,
+          fault.status,
+          fault.body ?? { error: 'Fault', status: fault.status, message: 'injected' },
+          fault.headers,
+        );
         return;
       }
     }
@@ -256,7 +261,12 @@ export class FakeTwitchHelix {
 
     const logins = url.searchParams.getAll('user_login').map((l) => l.toLowerCase());
     if (logins.length > 100) {
-      return this.json(res, 400, { error: 'Bad Request', status: 400, message: 'The number of user_login parameters must be less than or equal to 100' }, limitHeaders());
+      return this.json(
+        res,
+        400,
+        { error: 'Bad Request', status: 400, message: 'The number of user_login parameters must be less than or equal to 100' },
+        limitHeaders(),
+      );
     }
     const firstRaw = url.searchParams.get('first');
     const first = firstRaw === null ? 20 : Number(firstRaw);
@@ -290,7 +300,9 @@ export class FakeTwitchHelix {
     if (logins.length > 100) return this.json(res, 400, { error: 'Bad Request', status: 400, message: 'too many logins' });
     const data = logins.flatMap((login) => {
       const id = this.userIds.get(login);
-      return id ? [{ id, login, display_name: login, type: '', broadcaster_type: '', description: '', created_at: new Date(0).toISOString() }] : [];
+      return id
+        ? [{ id, login, display_name: login, type: '', broadcaster_type: '', description: '', created_at: new Date(0).toISOString() }]
+        : [];
     });
     return this.json(res, 200, { data });
   }

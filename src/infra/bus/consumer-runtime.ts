@@ -55,7 +55,13 @@ interface BatchOutcome {
   deferred: Decoded[];
 }
 
-export type DeadLetterReason = 'INVALID_JSON' | 'NOT_AN_OBJECT' | 'UNSUPPORTED_VERSION' | 'INVALID_FIELDS' | 'UNKNOWN_TOPIC' | 'HANDLER_FAILED';
+export type DeadLetterReason =
+  | 'INVALID_JSON'
+  | 'NOT_AN_OBJECT'
+  | 'UNSUPPORTED_VERSION'
+  | 'INVALID_FIELDS'
+  | 'UNKNOWN_TOPIC'
+  | 'HANDLER_FAILED';
 
 export interface ConsumerRuntimeOptions {
   consumer: string;
@@ -119,7 +125,9 @@ export class ConsumerRuntime {
     const invalid: Invalid[] = [];
     const candidates: Decoded[] = [];
     const firstOf = new Set<string>();
-    const seen = await Promise.all(messages.map((m) => this.decode(m)).map(async (d) => (d.kind === 'event' && (await this.fastPathSeen(d)) ? null : d)));
+    const seen = await Promise.all(
+      messages.map((m) => this.decode(m)).map(async (d) => (d.kind === 'event' && (await this.fastPathSeen(d)) ? null : d)),
+    );
     for (const d of seen) {
       if (d === null) continue;
       if (d.kind === 'invalid') invalid.push(d);
@@ -155,7 +163,12 @@ export class ConsumerRuntime {
     }
     const version = (value as { v?: unknown }).v;
     if (version !== 'v1') {
-      return { kind: 'invalid', message, reason: 'UNSUPPORTED_VERSION', detail: `unsupported event version ${JSON.stringify(version ?? null)}` };
+      return {
+        kind: 'invalid',
+        message,
+        reason: 'UNSUPPORTED_VERSION',
+        detail: `unsupported event version ${JSON.stringify(version ?? null)}`,
+      };
     }
     const parsed = handler.schema.safeParse(value);
     if (!parsed.success) {
@@ -163,7 +176,11 @@ export class ConsumerRuntime {
       return { kind: 'invalid', message, reason: 'INVALID_FIELDS', detail };
     }
     const event = parsed.data;
-    const log = this.options.logger.child({ eventId: event.eventId, topic: message.topic, matchId: (event as { matchId?: string }).matchId });
+    const log = this.options.logger.child({
+      eventId: event.eventId,
+      topic: message.topic,
+      matchId: (event as { matchId?: string }).matchId,
+    });
     return { kind: 'event', message, handler, event, log, idemKey: handler.idempotencyKey?.(event.eventId) };
   }
 
@@ -175,7 +192,12 @@ export class ConsumerRuntime {
     for (let attempt = 1; ; attempt++) {
       try {
         const result = await this.applyOnce(handler, event, message.topic, log);
-        await this.afterBatch({ processed: result === 'processed' ? [d] : [], duplicates: result === 'duplicate' ? [d] : [], deadLettered: [], deferred: [] });
+        await this.afterBatch({
+          processed: result === 'processed' ? [d] : [],
+          duplicates: result === 'duplicate' ? [d] : [],
+          deadLettered: [],
+          deferred: [],
+        });
         return;
       } catch (error) {
         // The database (or the network to it) being down is not the message's fault: deliver it again later.
@@ -210,7 +232,9 @@ export class ConsumerRuntime {
             ? []
             : await trx
                 .insertInto('processed_events')
-                .values(candidates.map((d) => ({ consumer, event_id: d.event.eventId, topic: d.message.topic, processed_at: new Date(now) })))
+                .values(
+                  candidates.map((d) => ({ consumer, event_id: d.event.eventId, topic: d.message.topic, processed_at: new Date(now) })),
+                )
                 .onConflict((oc) => oc.columns(['consumer', 'event_id']).doNothing())
                 .returning('event_id')
                 .execute();
@@ -336,7 +360,14 @@ export class ConsumerRuntime {
   }
 
   /** The dead_letters row and its outbox event, in `trx`; false when this topic/partition/offset was already recorded. */
-  private async writeDeadLetter(trx: Transaction<Database>, message: InboundMessage, reason: DeadLetterReason, detail: string, now: number, eventId?: string): Promise<boolean> {
+  private async writeDeadLetter(
+    trx: Transaction<Database>,
+    message: InboundMessage,
+    reason: DeadLetterReason,
+    detail: string,
+    now: number,
+    eventId?: string,
+  ): Promise<boolean> {
     const raw = printableRaw(message.value);
     const id = randomUUID();
     const sourceEventId = storable(eventId ?? message.headers['event-id'] ?? null);
@@ -384,7 +415,14 @@ export class ConsumerRuntime {
     metrics.deadLetters.inc({ topic: message.topic, reason });
     metrics.eventsConsumed.inc({ topic: message.topic, result: 'dead_lettered' });
     logger.warn(
-      { topic: message.topic, partition: message.partition, offset: message.offset, reason, detail: storable(detail).slice(0, 300), eventId: storable(eventId) },
+      {
+        topic: message.topic,
+        partition: message.partition,
+        offset: message.offset,
+        reason,
+        detail: storable(detail).slice(0, 300),
+        eventId: storable(eventId),
+      },
       'message dead-lettered',
     );
   }
@@ -401,4 +439,3 @@ function printableRaw(value: Buffer): string {
 function storable<T extends string | null | undefined>(value: T): T {
   return (typeof value === 'string' ? value.replaceAll('\u0000', '\\u0000') : value) as T;
 }
-

@@ -341,7 +341,8 @@ export class KafkaMessageSource implements MessageSource {
       const lags: PartitionLag[] = [];
       for (const [topic, partitions] of await consumer.getLag({ topics: this.#topics })) {
         // Negative values mark partitions this member is not assigned.
-        for (const [partition, lag] of partitions.entries()) if (lag >= 0n) lags.push({ topic: this.#logical(topic), partition, lag: Number(lag) });
+        for (const [partition, lag] of partitions.entries())
+          if (lag >= 0n) lags.push({ topic: this.#logical(topic), partition, lag: Number(lag) });
       }
       this.#options.onLag(lags);
     } catch (err) {
@@ -360,7 +361,10 @@ export class KafkaMessageSource implements MessageSource {
     let lane = this.#lanes.get(key);
     if ((committed !== undefined && message.offset < committed) || (lane && message.offset < lane.next)) {
       // Already committed or queued by this member: a replay of a buffered/refetched record after a rejoin.
-      this.#logger.debug({ topic: message.topic, partition: message.partition, offset: String(message.offset) }, 'skipping a record already queued or committed');
+      this.#logger.debug(
+        { topic: message.topic, partition: message.partition, offset: String(message.offset) },
+        'skipping a record already queued or committed',
+      );
       return;
     }
     if (!lane) {
@@ -372,7 +376,9 @@ export class KafkaMessageSource implements MessageSource {
     this.#buffered += 1;
     if (!lane.active) {
       lane.active = true;
-      this.#drainLane(lane, handler).catch((err: unknown) => this.#logger.error({ err, partition: lane.key }, 'kafka partition lane crashed'));
+      this.#drainLane(lane, handler).catch((err: unknown) =>
+        this.#logger.error({ err, partition: lane.key }, 'kafka partition lane crashed'),
+      );
     }
   }
 
@@ -416,7 +422,13 @@ export class KafkaMessageSource implements MessageSource {
     const last = batch[batch.length - 1]!;
     const key = `${last.topic}:${last.partition}`;
     const inbound = batch.map((m) => this.#toInbound(m));
-    const logCtx = { topic: inbound[0]!.topic, partition: last.partition, firstOffset: inbound[0]!.offset, lastOffset: inbound[inbound.length - 1]!.offset, size: batch.length };
+    const logCtx = {
+      topic: inbound[0]!.topic,
+      partition: last.partition,
+      firstOffset: inbound[0]!.offset,
+      lastOffset: inbound[inbound.length - 1]!.offset,
+      size: batch.length,
+    };
 
     // 1. Handler, retried on the same batch until it resolves (or the source stops, or the partition moved away:
     //    then it is not committed and the next owner of the partition receives it again).

@@ -23,7 +23,12 @@ const failed = {
 
 describe('enqueueEvent: one payload type per topic', () => {
   it('writes the envelope around the payload, with the header matching the body', async () => {
-    const envelope = await enqueueEvent(database.db, { topic: Topics.serverFailed, matchId: 'm-1', now: Date.UTC(2026, 0, 1), payload: failed });
+    const envelope = await enqueueEvent(database.db, {
+      topic: Topics.serverFailed,
+      matchId: 'm-1',
+      now: Date.UTC(2026, 0, 1),
+      payload: failed,
+    });
     expect(envelope).toMatchObject({ v: 'v1', type: 'server.failed', matchId: 'm-1', occurredAt: '2026-01-01T00:00:00.000Z', ...failed });
     const row = await database.db.selectFrom('outbox').selectAll().where('id', '=', envelope!.eventId).executeTakeFirstOrThrow();
     expect(row.payload).toEqual(envelope);

@@ -29,7 +29,10 @@ export interface EnqueueRequest<T extends EventTopic> {
  * Writes an event into the transactional outbox, inside the caller's transaction.
  * Returns the envelope, or null when `dedupeKey` says it was already emitted.
  */
-export async function enqueueEvent<T extends EventTopic>(db: Db, request: EnqueueRequest<T>): Promise<EventEnvelope<T, EventPayloads[T]> | null> {
+export async function enqueueEvent<T extends EventTopic>(
+  db: Db,
+  request: EnqueueRequest<T>,
+): Promise<EventEnvelope<T, EventPayloads[T]> | null> {
   // The row's id is always ours; a replayed input event keeps its own eventId, which need not be a UUID.
   const id = randomUUID();
   const eventId = request.eventId ?? id;

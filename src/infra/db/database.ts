@@ -60,7 +60,12 @@ function listenWithReconnect(url: string, channel: string, listener: () => void)
 }
 
 /** PostgreSQL when a URL is given, otherwise PGlite (real Postgres in WASM) persisted under `dataDir`. */
-export async function openDatabase(options: { url?: string; dataDir: string; poolSize?: number; queryTimeoutMs?: number }): Promise<DatabaseHandle> {
+export async function openDatabase(options: {
+  url?: string;
+  dataDir: string;
+  poolSize?: number;
+  queryTimeoutMs?: number;
+}): Promise<DatabaseHandle> {
   if (options.url) {
     const timeout = options.queryTimeoutMs ?? 5_000;
     const pool = new pg.Pool({
@@ -87,7 +92,7 @@ export async function openDatabase(options: { url?: string; dataDir: string; poo
     };
   }
   const { PGlite } = await import('@electric-sql/pglite');
-  let pglite;
+  let pglite: InstanceType<typeof PGlite>;
   if (options.dataDir === 'memory://') {
     pglite = await PGlite.create();
   } else {

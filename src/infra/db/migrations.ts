@@ -8,7 +8,9 @@ import type { Database } from './schema.js';
 const migrations: Record<string, Migration> = {
   '0001_foundation': {
     async up(db: Kysely<unknown>) {
-      await runStatements(db, `
+      await runStatements(
+        db,
+        `
         CREATE TABLE matches (
           id text PRIMARY KEY,
           mode text NOT NULL CHECK (mode IN ('VERIFIED_STREAM', 'STANDARD')),
@@ -107,12 +109,15 @@ const migrations: Record<string, Migration> = {
           created_at timestamptz NOT NULL,
           CONSTRAINT dead_letter_once_per_message UNIQUE (topic, partition, "offset")
         );
-      `);
+      `,
+      );
     },
   },
   '0002_stream_health_and_hooks': {
     async up(db: Kysely<unknown>) {
-      await runStatements(db, `
+      await runStatements(
+        db,
+        `
         CREATE TABLE grace_episodes (
           id text PRIMARY KEY,
           match_id text NOT NULL,
@@ -165,7 +170,8 @@ const migrations: Record<string, Migration> = {
           received_at timestamptz NOT NULL
         );
         CREATE INDEX overlay_events_by_match ON overlay_events (match_id, received_at);
-      `);
+      `,
+      );
     },
   },
   '0003_stream_health_sides': {
@@ -173,7 +179,9 @@ const migrations: Record<string, Migration> = {
       // The StreamHealthWorker's durable grace state: one row per (match, side), written with an optimistic
       // version check so two sweeps of one match can never both apply (PostgreSQL is authoritative; Redis's
       // str:grace:<matchId>:<side> is only a mirror). The partial index finds the active matches of a sweep.
-      await runStatements(db, `
+      await runStatements(
+        db,
+        `
         CREATE TABLE stream_sides (
           match_id text NOT NULL,
           side text NOT NULL CHECK (side IN ('p1', 'p2')),
@@ -187,7 +195,8 @@ const migrations: Record<string, Migration> = {
         CREATE INDEX matches_active_verified_stream ON matches (id) WHERE mode = 'VERIFIED_STREAM' AND status = 'IN_PROGRESS';
         CREATE INDEX stream_samples_by_episode ON stream_samples (episode_id) WHERE episode_id IS NOT NULL;
         CREATE INDEX enforcements_by_match ON enforcements (match_id);
-      `);
+      `,
+      );
     },
   },
   '0004_overlay_sequence_index': {
@@ -210,7 +219,9 @@ const migrations: Record<string, Migration> = {
     async up(db: Kysely<unknown>) {
       // Issued hook keys survive a Redis restart: this row is the record, hmac:secret:<keyId> only caches it.
       // The primary key is what makes a key id issued once. Times are ms since the epoch, as in the key id.
-      await runStatements(db, `
+      await runStatements(
+        db,
+        `
         CREATE TABLE hmac_keys (
           key_id text PRIMARY KEY,
           match_id text NOT NULL,
@@ -220,7 +231,8 @@ const migrations: Record<string, Migration> = {
           revoked_at bigint
         );
         CREATE INDEX hmac_keys_by_expiry ON hmac_keys (expires_at);
-      `);
+      `,
+      );
     },
   },
   '0007_match_enforcement': {
@@ -237,7 +249,9 @@ const migrations: Record<string, Migration> = {
   '0008_dead_letter_resolutions': {
     async up(db: Kysely<unknown>) {
       // One resolution per dead letter (the primary key): a second replay or discard is a no-op answered 409.
-      await runStatements(db, `
+      await runStatements(
+        db,
+        `
         CREATE TABLE dead_letter_resolutions (
           dead_letter_id uuid PRIMARY KEY REFERENCES dead_letters (id) ON DELETE CASCADE,
           action text NOT NULL CHECK (action IN ('REPLAYED', 'DISCARDED')),
@@ -246,14 +260,18 @@ const migrations: Record<string, Migration> = {
           resolved_at timestamptz NOT NULL
         );
         CREATE INDEX dead_letters_by_created ON dead_letters (created_at, id)
-      `);
+      `,
+      );
     },
   },
 };
 
 /** One statement per round trip: the embedded database's extended protocol takes a single command. */
 async function runStatements(db: Kysely<unknown>, script: string): Promise<void> {
-  for (const statement of script.split(/;\s*\n/).map((s) => s.trim()).filter(Boolean)) {
+  for (const statement of script
+    .split(/;\s*\n/)
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     await sql.raw(statement).execute(db);
   }
 }

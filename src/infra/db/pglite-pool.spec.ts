@@ -14,7 +14,10 @@ describe('PGlitePool', () => {
     const pool = new PGlitePool(pglite);
     const a = await pool.connect();
     let bGot = false;
-    const b = pool.connect().then((c) => ((bGot = true), c));
+    const b = pool.connect().then((c) => {
+      bGot = true;
+      return c;
+    });
     await new Promise((r) => setTimeout(r, 20));
     expect(bGot).toBe(false);
     a.release();

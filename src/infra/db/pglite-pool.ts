@@ -54,10 +54,7 @@ export class PGlitePool {
   }
 }
 
-type PGliteQuery = (
-  sql: string,
-  parameters?: unknown[],
-) => Promise<{ command: string; rowCount: number; rows: Record<string, unknown>[] }>;
+type PGliteQuery = (sql: string, parameters?: unknown[]) => Promise<{ command: string; rowCount: number; rows: Record<string, unknown>[] }>;
 
 function commandOf(sql: string): string {
   const match = /^\s*(?:with\b[\s\S]*?\)\s*)?(insert|update|delete|merge|select)\b/i.exec(sql);

@@ -10,7 +10,17 @@ const PG_OUTAGE_CODE = /^(08|53|57P)|^57014$/;
 /** Serialization failure and deadlock: the statement was fine, a retry succeeds. */
 const PG_RETRY_CODE = /^(40001|40P01)$/;
 /** Socket errors of the pg driver or any other client. */
-const SOCKET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNABORTED']);
+const SOCKET_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ECONNABORTED',
+]);
 /** node-postgres and the embedded pool report a lost or never-made connection, and their own timeouts, by message only. */
 const DRIVER_MESSAGES =
   /Connection terminated|timeout exceeded when trying to connect|Query read timeout|Client has encountered a connection error|Cannot use a pool after calling end|connection timeout|not released in time/i;

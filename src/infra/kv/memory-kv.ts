@@ -157,8 +157,7 @@ export class MemoryKeyValueStore implements KeyValueStore {
   private afterWrite(): void {
     this.writesSinceSweep++;
     const now = this.clock.now();
-    const due =
-      now - this.lastSweepAt >= SWEEP_INTERVAL_MS || this.writesSinceSweep >= Math.max(SWEEP_MIN_WRITES, this.keysAfterSweep);
+    const due = now - this.lastSweepAt >= SWEEP_INTERVAL_MS || this.writesSinceSweep >= Math.max(SWEEP_MIN_WRITES, this.keysAfterSweep);
     if (due) this.sweep(now);
   }
 

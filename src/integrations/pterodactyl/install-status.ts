@@ -36,7 +36,7 @@ export interface InstallSignals {
 }
 
 export function readInstallState(attributes: InstallSignals): InstallVerdict {
-  if (Object.prototype.hasOwnProperty.call(attributes, 'status')) {
+  if (Object.hasOwn(attributes, 'status')) {
     const status = attributes.status;
     if (status === null) return verdict('installed', null, 'status:null');
     if (typeof status !== 'string') {

@@ -30,4 +30,3 @@ export function panelFromConfig(config: Config, deps: { kv: KeyValueStore; clock
     }),
   );
 }
-

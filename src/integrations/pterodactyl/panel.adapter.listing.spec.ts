@@ -19,7 +19,13 @@ afterEach(async () => {
 async function setup(): Promise<{ panel: FakePanel; adapter: PterodactylPanel }> {
   panel = await startFakePanel({ apiKeys: { [KEY]: 'admin' } });
   const clock = new SystemClock();
-  const limiter = new PanelRateLimiter({ store: new MemoryKeyValueStore(clock), clock, budget: 10_000, windowMs: 60_000, instanceId: 'i-1' });
+  const limiter = new PanelRateLimiter({
+    store: new MemoryKeyValueStore(clock),
+    clock,
+    budget: 10_000,
+    windowMs: 60_000,
+    instanceId: 'i-1',
+  });
   const client = new PterodactylClient({
     baseUrl: panel.url,
     apiKey: KEY,
@@ -121,7 +127,13 @@ describe('PterodactylPanel.observeMany (GET /servers?sort=-id)', () => {
         apiKey: KEY,
         timeoutMs: 2_000,
         mutationTimeoutMs: 2_000,
-        limiter: new PanelRateLimiter({ store: new MemoryKeyValueStore(new SystemClock()), clock: new SystemClock(), budget: 1000, windowMs: 60_000, instanceId: 'i' }),
+        limiter: new PanelRateLimiter({
+          store: new MemoryKeyValueStore(new SystemClock()),
+          clock: new SystemClock(),
+          budget: 1000,
+          windowMs: 60_000,
+          instanceId: 'i',
+        }),
         metrics: new Metrics(),
         logger: createLogger('silent'),
         fetch: (input, init) => real(String(input).replace(/\?.*$/, ''), init),

@@ -46,7 +46,7 @@ export class PterodactylPanel implements PanelPort {
     let requests = 0;
     let lastId = Number.POSITIVE_INFINITY;
     for (let page = 1; page <= this.maxListPages && watched.size > 0; page++) {
-      let result;
+      let result: Awaited<ReturnType<typeof this.client.listServersNewestFirst>>;
       try {
         requests++;
         result = await this.client.listServersNewestFirst(page, PER_PAGE, { deadline });

@@ -227,7 +227,12 @@ describe('PterodactylClient: failures are classified', () => {
     const h = await harness();
     const id = h.panel.addServer();
     h.panel.injectFault({ kind: 'server_error', times: 1 });
-    expect(await panelError(h.client.getServer(id))).toMatchObject({ reason: 'SERVER_ERROR', retryable: true, status: 500, code: 'QueryException' });
+    expect(await panelError(h.client.getServer(id))).toMatchObject({
+      reason: 'SERVER_ERROR',
+      retryable: true,
+      status: 500,
+      code: 'QueryException',
+    });
     h.panel.setMaintenance(true);
     expect(await panelError(h.client.getServer(id))).toMatchObject({ reason: 'MAINTENANCE', retryable: true, status: 503 });
   });
@@ -336,13 +341,16 @@ describe('PterodactylClient: odd upstream answers (a proxy, a wrong base URL)', 
       if (path.endsWith('/1')) res.writeHead(502, { 'Content-Type': 'text/html' }).end('<h1>Bad Gateway</h1>');
       else if (path.endsWith('/2')) res.writeHead(404, { 'Content-Type': 'text/html' }).end('<h1>Not Found</h1>');
       else if (path.endsWith('/3')) res.writeHead(302, { Location: 'http://x/auth/login' }).end();
-      else if (path.endsWith('/4')) res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"object":"server","attributes":{"id":"4"}}');
-      else if (path.endsWith('/5')) res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"object":"server","attributes":{"id":6,"uuid":"u"}}');
+      else if (path.endsWith('/4'))
+        res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"object":"server","attributes":{"id":"4"}}');
+      else if (path.endsWith('/5'))
+        res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"object":"server","attributes":{"id":6,"uuid":"u"}}');
       else if (path.endsWith('/6'))
-        res.writeHead(400, { 'Content-Type': 'application/json' }).end(
-          JSON.stringify({ errors: [{ code: 'BadRequestHttpException', status: '400', detail: `bad header Bearer ${KEY}` }] }),
-        );
-      else if (path.endsWith('/7')) res.writeHead(429, { 'Retry-After': 'soon', 'X-RateLimit-Reset': String(Math.floor(Date.now() / 1000) + 30) }).end();
+        res
+          .writeHead(400, { 'Content-Type': 'application/json' })
+          .end(JSON.stringify({ errors: [{ code: 'BadRequestHttpException', status: '400', detail: `bad header Bearer ${KEY}` }] }));
+      else if (path.endsWith('/7'))
+        res.writeHead(429, { 'Retry-After': 'soon', 'X-RateLimit-Reset': String(Math.floor(Date.now() / 1000) + 30) }).end();
       else res.writeHead(418).end();
     });
     const c = buildClient(url);

@@ -71,7 +71,13 @@ export class PterodactylClient {
     if (response.status !== 200) throw this.failure(operation, id, response);
     const server = this.parseServer(operation, id, response);
     if (server.id !== id) {
-      throw new PanelError({ reason: 'MALFORMED_RESPONSE', operation, serverId: id, status: 200, detail: `answered for server ${server.id}` });
+      throw new PanelError({
+        reason: 'MALFORMED_RESPONSE',
+        operation,
+        serverId: id,
+        status: 200,
+        detail: `answered for server ${server.id}`,
+      });
     }
     return server;
   }
@@ -160,7 +166,8 @@ export class PterodactylClient {
       const reason: PanelErrorReason = timeout.aborted ? 'TIMEOUT' : options.signal?.aborted ? 'ABORTED' : 'CONNECTION';
       const label = reason === 'TIMEOUT' ? 'timeout' : reason === 'ABORTED' ? 'aborted' : 'connection_error';
       this.record(operation, label, started);
-      const detail = reason === 'TIMEOUT' ? `no answer within ${timeoutMs} ms` : reason === 'CONNECTION' ? describeNetworkError(cause) : undefined;
+      const detail =
+        reason === 'TIMEOUT' ? `no answer within ${timeoutMs} ms` : reason === 'CONNECTION' ? describeNetworkError(cause) : undefined;
       this.logger.warn({ operation, serverId, reason }, 'pterodactyl request failed');
       throw new PanelError({ reason, operation, serverId, detail: detail && this.redact(detail) });
     }
@@ -222,9 +229,18 @@ export class PterodactylClient {
     }
     const parsed = serverEnvelopeSchema.safeParse(json);
     if (!parsed.success) {
-      const where = parsed.error.issues.map((i) => i.path.join('.') || '(root)').slice(0, 5).join(', ');
+      const where = parsed.error.issues
+        .map((i) => i.path.join('.') || '(root)')
+        .slice(0, 5)
+        .join(', ');
       this.logger.warn({ operation, serverId, fields: where }, 'pterodactyl server object has an unexpected shape');
-      throw new PanelError({ reason: 'MALFORMED_RESPONSE', operation, serverId, status: response.status, detail: `unexpected shape at ${where}` });
+      throw new PanelError({
+        reason: 'MALFORMED_RESPONSE',
+        operation,
+        serverId,
+        status: response.status,
+        detail: `unexpected shape at ${where}`,
+      });
     }
     return parsed.data.attributes;
   }

@@ -23,7 +23,6 @@ const SAFETY_MARGIN = 0.8;
 /** What the limiter may grant in any sliding window: floor(budget · margin) slots, plus one at the window's edge. */
 const MAX_GRANTS_PER_WINDOW = Math.floor(BUDGET * SAFETY_MARGIN) + 1;
 
-
 let panel: FakePanel | undefined;
 afterEach(async () => {
   await panel?.close();
@@ -57,7 +56,15 @@ async function hammer(
       grants.push(clock.now());
       return waited;
     };
-    return new PterodactylClient({ baseUrl: panel!.url, apiKey: KEY, timeoutMs: 2_000, mutationTimeoutMs: 2_000, limiter, metrics: new Metrics(), logger });
+    return new PterodactylClient({
+      baseUrl: panel!.url,
+      apiKey: KEY,
+      timeoutMs: 2_000,
+      mutationTimeoutMs: 2_000,
+      limiter,
+      metrics: new Metrics(),
+      logger,
+    });
   });
   const stopAt = Date.now() + runMs;
   let ok = 0;

@@ -17,7 +17,6 @@ function seeded(seed: number): () => number {
 
 const flush = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-
 function setup(overrides: Partial<PanelRateLimiterOptions> = {}) {
   const clock = new ManualClock(1_700_000_000_123);
   const store = new MemoryKeyValueStore(clock);

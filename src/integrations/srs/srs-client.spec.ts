@@ -40,12 +40,18 @@ describe('SrsTelemetryProvider over real HTTP', () => {
     srs.publish('live', 'alice', { fps: 60, kbps: 6000 });
     const p = provider();
     const first = await p.fetch([ALICE]);
-    expect(first.get(ALICE)).toMatchObject({ live: true, title: 'unknown', fps: 'unknown', bitrateKbps: 6000, unknownReason: 'first_sample' });
+    expect(first.get(ALICE)).toMatchObject({
+      live: true,
+      title: 'unknown',
+      fps: 'unknown',
+      bitrateKbps: 6000,
+      unknownReason: 'first_sample',
+    });
     clock.advance(30_000);
     const second = (await p.fetch([ALICE])).get(ALICE);
     expect(second).toMatchObject({ live: true, fps: 60, bitrateKbps: 6000, detail: { frames: 1801 } });
     expect(second?.unknownReason).toBeUndefined();
-        srs.set('live', 'alice', { fps: 24, kbps: 2400 });
+    srs.set('live', 'alice', { fps: 24, kbps: 2400 });
     clock.advance(30_000);
     expect((await p.fetch([ALICE])).get(ALICE)).toMatchObject({ fps: 24, bitrateKbps: 2400 });
   });
@@ -133,7 +139,8 @@ describe('SrsTelemetryProvider over real HTTP', () => {
     const down = await p.fetch([ALICE, 'srs:live/nobody']);
     // The hung request reached the fake and was never answered (status 0).
     if (hang) expect(listings().map((r) => r.status)).toEqual([200, 0]);
-    for (const t of down.values()) expect(t).toMatchObject({ live: 'unknown', fps: 'unknown', bitrateKbps: 'unknown', unknownReason: reason });
+    for (const t of down.values())
+      expect(t).toMatchObject({ live: 'unknown', fps: 'unknown', bitrateKbps: 'unknown', unknownReason: reason });
     clock.advance(30_000);
     expect((await p.fetch([ALICE])).get(ALICE)).toMatchObject({ fps: 60 });
   });
@@ -221,7 +228,12 @@ describe('SrsTelemetryProvider: stale telemetry (issue 8)', () => {
     srs.thaw();
     clock.advance(30_000);
     // The last accepted samples are 120 s old by now (over 3 intervals): FPS restarts from a fresh baseline.
-    expect((await p.fetch(channels)).get(channels[0] as string)).toMatchObject({ live: true, fps: 'unknown', unknownReason: 'stale_sample', bitrateKbps: 6000 });
+    expect((await p.fetch(channels)).get(channels[0] as string)).toMatchObject({
+      live: true,
+      fps: 'unknown',
+      unknownReason: 'stale_sample',
+      bitrateKbps: 6000,
+    });
     clock.advance(30_000);
     expect((await p.fetch(channels)).get(channels[0] as string)).toMatchObject({ live: true, fps: 60 });
   });
@@ -234,7 +246,7 @@ describe('SrsTelemetryProvider: stale telemetry (issue 8)', () => {
     expect((await p.fetch([ALICE])).get(ALICE)).toMatchObject({ live: true, bitrateKbps: 6000, unknownReason: 'window_too_short' });
   });
 
-  it('one stream whose counters stopped while SRS\'s clock went on → FPS and bitrate unknown (counters_frozen), the others measured', async () => {
+  it("one stream whose counters stopped while SRS's clock went on → FPS and bitrate unknown (counters_frozen), the others measured", async () => {
     srs.publish('live', 'alice', { fps: 60, kbps: 6000 });
     srs.publish('live', 'bob', { fps: 60, kbps: 6000 });
     const p = provider();
@@ -246,7 +258,7 @@ describe('SrsTelemetryProvider: stale telemetry (issue 8)', () => {
     expect(result.get('srs:live/bob')).toMatchObject({ live: true, fps: 60, bitrateKbps: 6000 });
   });
 
-  it('SRS\'s clock stepped back 60 s → unknown (source_stale) until it passes the old samples, then measured', async () => {
+  it("SRS's clock stepped back 60 s → unknown (source_stale) until it passes the old samples, then measured", async () => {
     srs.publish('live', 'alice', { fps: 60, kbps: 6000 });
     const p = provider();
     await p.fetch([ALICE]);
@@ -290,12 +302,22 @@ describe('SrsTelemetryProvider: frame counters per SRS version (issue 8)', () =>
   });
 
   it('SRS 7.0.143 without `video_frames` (stripped by a proxy) → FPS unknown, never derived from audio+video', async () => {
-    expect(await fpsOn('7.0.143', (f) => (f.stripFrameDetail = true))).toMatchObject({ live: true, fps: 'unknown', bitrateKbps: 3000, unknownReason: 'frames_include_audio' });
+    expect(await fpsOn('7.0.143', (f) => (f.stripFrameDetail = true))).toMatchObject({
+      live: true,
+      fps: 'unknown',
+      bitrateKbps: 3000,
+      unknownReason: 'frames_include_audio',
+    });
   });
 
   it('SRS 6.0.184, an SRT publisher (frames never counted) → FPS unknown, never 0; on 7.0.143 it is measured', async () => {
     const srt: PublishOptions = { fps: 20, kbps: 3000, protocol: 'srt' };
-    expect(await fpsOn('6.0.184', undefined, srt)).toMatchObject({ live: true, fps: 'unknown', bitrateKbps: 3000, unknownReason: 'frames_not_counted' });
+    expect(await fpsOn('6.0.184', undefined, srt)).toMatchObject({
+      live: true,
+      fps: 'unknown',
+      bitrateKbps: 3000,
+      unknownReason: 'frames_not_counted',
+    });
     expect(await fpsOn('7.0.143', undefined, srt)).toMatchObject({ live: true, fps: 20 });
   });
 
@@ -304,7 +326,11 @@ describe('SrsTelemetryProvider: frame counters per SRS version (issue 8)', () =>
   });
 
   it('version unreadable and no `video_frames` → FPS unknown (version_unknown)', async () => {
-    expect(await fpsOn('6.0.184', (f) => (f.versionsStatus = 404))).toMatchObject({ live: true, fps: 'unknown', unknownReason: 'version_unknown' });
+    expect(await fpsOn('6.0.184', (f) => (f.versionsStatus = 404))).toMatchObject({
+      live: true,
+      fps: 'unknown',
+      unknownReason: 'version_unknown',
+    });
   });
 
   it('reads the version once per SRS process, not per sweep', async () => {

@@ -135,12 +135,14 @@ export class SrsClient {
         if (s.success) seen.set(s.data.id, s.data);
         else malformed++;
       }
-      const done =
-        items.length === 0 ||
-        (answer.total !== undefined ? start + items.length >= answer.total : items.length < this.pageSize);
+      const done = items.length === 0 || (answer.total !== undefined ? start + items.length >= answer.total : items.length < this.pageSize);
       if (done) {
         if (malformed > 0) this.options.logger?.warn({ provider: 'srs', malformed }, 'srs listed streams it could not parse');
-        if (!complete) this.options.logger?.warn({ provider: 'srs', pages: page }, 'srs listing shifted while paging; absent streams count as unknown this sweep');
+        if (!complete)
+          this.options.logger?.warn(
+            { provider: 'srs', pages: page },
+            'srs listing shifted while paging; absent streams count as unknown this sweep',
+          );
         return { ok: true, streams: [...seen.values()], malformed, pages: page, complete, service };
       }
       start += Math.max(1, items.length - overlap);
@@ -303,7 +305,8 @@ export class SrsTelemetryProvider implements TelemetryProvider {
       const candidates = byKey.get(ref.id) ?? [];
       // Several vhosts may carry the same app/name: the publishing one with the most data wins.
       const stream = [...candidates].sort(
-        (a, b) => Number(b.publish?.active === true) - Number(a.publish?.active === true) || (b.kbps?.recv_30s ?? 0) - (a.kbps?.recv_30s ?? 0),
+        (a, b) =>
+          Number(b.publish?.active === true) - Number(a.publish?.active === true) || (b.kbps?.recv_30s ?? 0) - (a.kbps?.recv_30s ?? 0),
       )[0];
       if (!stream) {
         // Absent while SRS answered: nothing reaches our ingest. Unless part of the listing was unreadable.
@@ -384,7 +387,10 @@ export class SrsTelemetryProvider implements TelemetryProvider {
       return null;
     }
     this.version = { service, value: answer };
-    this.logger?.info({ provider: 'srs', version: `${answer.major}.${answer.minor}.${answer.revision}`, framesIncludeAudio: srsFramesIncludeAudio(answer) }, 'srs version');
+    this.logger?.info(
+      { provider: 'srs', version: `${answer.major}.${answer.minor}.${answer.revision}`, framesIncludeAudio: srsFramesIncludeAudio(answer) },
+      'srs version',
+    );
     return answer;
   }
 
@@ -410,7 +416,11 @@ export class SrsTelemetryProvider implements TelemetryProvider {
     let reading: Reading;
     const backwards = (a: number | null, b: number | null) => a !== null && b !== null && a > b;
     // SRS never rewinds a stream object's counters or clock (a new object gets a new id); a decrease is still handled.
-    if (samples.some((s) => backwards(s.videoFrames, current.videoFrames) || backwards(s.recvBytes, current.recvBytes) || s.serverMs > current.serverMs)) {
+    if (
+      samples.some(
+        (s) => backwards(s.videoFrames, current.videoFrames) || backwards(s.recvBytes, current.recvBytes) || s.serverMs > current.serverMs,
+      )
+    ) {
       samples = [];
       reading = { unknown: 'counter_reset' };
     } else {
@@ -445,7 +455,14 @@ export class SrsTelemetryProvider implements TelemetryProvider {
  */
 function framesNotCounted(stream: SrsStream, prev: FrameSample, current: FrameSample): boolean {
   const bytesGrew = prev.recvBytes !== null && current.recvBytes !== null && current.recvBytes > prev.recvBytes;
-  return stream.video_frames === undefined && prev.videoFrames === 0 && current.videoFrames === 0 && bytesGrew && stream.video !== null && stream.video !== undefined;
+  return (
+    stream.video_frames === undefined &&
+    prev.videoFrames === 0 &&
+    current.videoFrames === 0 &&
+    bytesGrew &&
+    stream.video !== null &&
+    stream.video !== undefined
+  );
 }
 
 /**

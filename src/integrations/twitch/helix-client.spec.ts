@@ -66,8 +66,21 @@ describe('TwitchTelemetryProvider over real HTTP', () => {
     fake.setChannel('glitchy', { live: true, type: '', title: 'x' });
     fake.setChannel('literal', { live: true, title: 'unknown' });
     const { twitch } = provider();
-    const result = await twitch.fetch(['twitch:Alice_TV', 'twitch:rerun_guy', 'twitch:glitchy', 'twitch:literal', 'twitch:offline_one', 'twitch:not a login']);
-    expect(result.get('twitch:Alice_TV')).toMatchObject({ live: true, title: 'Finals #m-1', fps: 'unknown', bitrateKbps: 'unknown', observedAt: clock.now() });
+    const result = await twitch.fetch([
+      'twitch:Alice_TV',
+      'twitch:rerun_guy',
+      'twitch:glitchy',
+      'twitch:literal',
+      'twitch:offline_one',
+      'twitch:not a login',
+    ]);
+    expect(result.get('twitch:Alice_TV')).toMatchObject({
+      live: true,
+      title: 'Finals #m-1',
+      fps: 'unknown',
+      bitrateKbps: 'unknown',
+      observedAt: clock.now(),
+    });
     expect(result.get('twitch:rerun_guy')).toMatchObject({ live: false, title: 'yesterday #m-1', detail: { type: 'rerun' } });
     expect(result.get('twitch:glitchy')).toMatchObject({ live: 'unknown', unknownReason: 'platform_error' });
     expect(result.get('twitch:literal')).toMatchObject({ live: true, title: '"unknown"' });

@@ -228,7 +228,13 @@ export class HelixClient {
     const receivedAt = this.options.clock.now();
     if (prev && dateMs <= prev.dateMs && sentAt - prev.receivedAt >= this.minClockAdvanceMs) {
       this.options.logger?.warn(
-        { provider: 'twitch', reason: 'source_stale', date: new Date(dateMs).toISOString(), previousDate: new Date(prev.dateMs).toISOString(), sinceMs: sentAt - prev.receivedAt },
+        {
+          provider: 'twitch',
+          reason: 'source_stale',
+          date: new Date(dateMs).toISOString(),
+          previousDate: new Date(prev.dateMs).toISOString(),
+          sinceMs: sentAt - prev.receivedAt,
+        },
         'twitch answer dated no later than the previous one: a replayed snapshot, its batch is unknown this sweep',
       );
       return true;
@@ -284,7 +290,14 @@ export class TwitchTelemetryProvider implements TelemetryProvider {
   ) {}
 
   fetch(channels: string[]): Promise<Map<string, ChannelTelemetry>> {
-    return fetchPlatformChannels(this.platform, channels, this.clock, (id) => id.toLowerCase(), (logins) => this.client.getStreams(logins), toTelemetry);
+    return fetchPlatformChannels(
+      this.platform,
+      channels,
+      this.clock,
+      (id) => id.toLowerCase(),
+      (logins) => this.client.getStreams(logins),
+      toTelemetry,
+    );
   }
 }
 
