@@ -12,8 +12,8 @@
  * - Bearer token required (401); no rate-limit headers; faults (status, hang, reset) queued per route.
  */
 import { randomBytes } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { closeLoopback, listenOnLoopback } from './loopback-server.js';
 import type { Clock } from '../../infra/clock.js';
 
 export type KickRoute = 'token' | 'livestreams' | 'channels';
@@ -52,14 +52,11 @@ export class FakeKick {
 
   static async start(options: { clock: Clock }): Promise<FakeKick> {
     const fake = new FakeKick(options.clock);
-    const server = createServer((req, res) => {
+    ({ server: fake.server, base: fake.base } = await listenOnLoopback((req, res) => {
       fake.handle(req, res).catch(() => {
         if (!res.headersSent) fake.json(res, 500, { message: 'Internal Server Error' });
       });
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    fake.server = server;
-    fake.base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    }));
     return fake;
   }
 
@@ -95,12 +92,8 @@ export class FakeKick {
 
   async close(): Promise<void> {
     const server = this.server;
-    if (!server) return;
     this.server = null;
-    await new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    });
+    await closeLoopback(server);
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {

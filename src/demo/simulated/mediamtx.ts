@@ -12,8 +12,8 @@
  *   new session (new `onlineTime`, counter from 0); unpublish keeps the path (configured) but offline.
  * - faults: HTTP status, hang, connection reset.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { closeLoopback, listenOnLoopback } from './loopback-server.js';
 import type { Clock } from '../../infra/clock.js';
 
 export type MediaMtxFault = { kind: 'status'; status: number; body?: unknown } | { kind: 'hang' } | { kind: 'reset' };
@@ -42,10 +42,7 @@ export class FakeMediaMtx {
   static async start(options: { clock: Clock; schema?: MediaMtxSchema }): Promise<FakeMediaMtx> {
     const fake = new FakeMediaMtx(options.clock);
     fake.schema = options.schema ?? 'current';
-    const server = createServer((req, res) => fake.handle(req, res));
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    fake.server = server;
-    fake.base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    ({ server: fake.server, base: fake.base } = await listenOnLoopback((req, res) => fake.handle(req, res)));
     return fake;
   }
 
@@ -86,12 +83,8 @@ export class FakeMediaMtx {
 
   async close(): Promise<void> {
     const server = this.server;
-    if (!server) return;
     this.server = null;
-    await new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    });
+    await closeLoopback(server);
   }
 
   private must(name: string): FakePath {

@@ -19,8 +19,8 @@
  * - faults: HTTP status, SRS error code in a 200 answer, hang, connection reset.
  */
 import { randomBytes } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { closeLoopback, listenOnLoopback } from './loopback-server.js';
 import type { Clock } from '../../infra/clock.js';
 
 export type SrsFault =
@@ -234,13 +234,8 @@ export class FakeSrs {
 
   async close(): Promise<void> {
     const server = this.server;
-    if (!server) return;
     this.server = null;
-    await new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      // Hung requests included, as the panel fake does.
-      server.closeAllConnections();
-    });
+    await closeLoopback(server);
   }
 
   // ─── internals ─────────────────────────────────────────────────────────────────────────────────────────────
@@ -273,10 +268,7 @@ export class FakeSrs {
   }
 
   private async listen(): Promise<void> {
-    const server = createServer((req, res) => this.handle(req, res));
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    this.server = server;
-    this.base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    ({ server: this.server, base: this.base } = await listenOnLoopback((req, res) => this.handle(req, res)));
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {

@@ -11,8 +11,8 @@
  *   redelivers a message with the same id (at-least-once); the timestamp can be backdated (replay tests).
  */
 import { createHmac, randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { closeLoopback, listenOnLoopback } from './loopback-server.js';
 import type { Clock } from '../../infra/clock.js';
 
 export interface FakeSubscription {
@@ -46,14 +46,11 @@ export class FakeTwitchEventSub {
 
   static async start(options: { clock: Clock }): Promise<FakeTwitchEventSub> {
     const fake = new FakeTwitchEventSub(options.clock);
-    const server = createServer((req, res) => {
+    ({ server: fake.server, base: fake.base } = await listenOnLoopback((req, res) => {
       fake.handle(req, res).catch(() => {
         if (!res.headersSent) json(res, 500, { error: 'Internal Server Error', status: 500, message: '' });
       });
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    fake.server = server;
-    fake.base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    }));
     return fake;
   }
 
@@ -104,7 +101,7 @@ export class FakeTwitchEventSub {
   async close(): Promise<void> {
     const server = this.server;
     this.server = null;
-    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+    await closeLoopback(server);
   }
 
   private async deliver(sub: FakeSubscription & { secret: string }, type: string, body: string, sentAt?: number) {

@@ -16,8 +16,8 @@
  *   edge replaying a snapshot).
  */
 import { randomBytes } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { closeLoopback, listenOnLoopback } from './loopback-server.js';
 import type { Clock } from '../../infra/clock.js';
 
 export interface TwitchChannelState {
@@ -154,26 +154,18 @@ export class FakeTwitchHelix {
 
   async close(): Promise<void> {
     const server = this.server;
-    if (!server) return;
     this.server = null;
-    await new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      // Hung requests included, as the panel fake does.
-      server.closeAllConnections();
-    });
+    await closeLoopback(server);
   }
 
   // ─── HTTP ──────────────────────────────────────────────────────────────────────────────────────────────────
 
   private async listen(): Promise<void> {
-    const server = createServer((req, res) => {
+    ({ server: this.server, base: this.base } = await listenOnLoopback((req, res) => {
       this.handle(req, res).catch(() => {
         if (!res.headersSent) this.json(res, 500, { error: 'Internal Server Error', status: 500, message: '' });
       });
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    this.server = server;
-    this.base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    }));
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
