@@ -142,17 +142,11 @@ export async function buildServices(config: Config, overrides: ServiceOverrides 
     instanceId: config.instanceId,
   });
   // --- provisioning wiring (ServerProvisionWorker, its panel and the deadline monitor; hookSignals is called at tick time) ---
+  // What every feature's wiring gets (FeatureWiring), built once.
+  const feature = { config, db: database.db, kv, clock, logger, metrics, consumer, scheduler, onOutboxWrite: () => relay.nudge() };
   const provisioning = wireProvisioning({
-    config,
-    db: database.db,
-    kv,
-    clock,
-    logger,
-    metrics,
-    consumer,
-    scheduler,
+    ...feature,
     panel: overrides.panel ?? panelFromConfig(config, { kv, clock, logger, metrics }),
-    onOutboxWrite: () => relay.nudge(),
     beforeDeadlineSweep: () => hookSignals.expireStaleOverlays(config.OVERLAY_HEARTBEAT_TIMEOUT_MS),
   });
   // --- end provisioning wiring ---
@@ -191,18 +185,7 @@ export async function buildServices(config: Config, overrides: ServiceOverrides 
     telemetryProvidersFromConfig(config, { clock, logger, metrics }),
   );
   const providers = eventSub.providers;
-  const streamHealth = wireStreamHealth({
-    config,
-    db: database.db,
-    kv,
-    clock,
-    logger,
-    metrics,
-    consumer,
-    scheduler,
-    providers,
-    onOutboxWrite: () => relay.nudge(),
-  });
+  const streamHealth = wireStreamHealth({ ...feature, providers });
   // --- end stream health wiring ---
 
   return {
