@@ -1,5 +1,4 @@
 import type { Kysely } from 'kysely';
-import { sql } from 'kysely';
 import type { Logger } from 'pino';
 import type { Clock } from '../infra/clock.js';
 import type { Database } from '../infra/db/schema.js';
@@ -11,6 +10,7 @@ import type { VerifiedHook } from '../security/hook-verifier.js';
 import { TERMINAL_STATUSES } from '../matches/match.schemas.js';
 import { updateChecklist } from '../matches/match.repository.js';
 import { HookCallRejected, readHookCall } from './hook-call.policy.js';
+import { expireStaleOverlays, lockKeyAndReadLastSeq, matchStatus, storeOverlayCall } from './overlay-events.repository.js';
 
 export type HookOutcome = 'applied' | 'violation';
 
@@ -48,36 +48,24 @@ export class HookSignalsService {
     const now = clock.now();
     let readiness: string | undefined;
     const violation = await db.transaction().execute(async (trx) => {
-      const match = await trx.selectFrom('matches').select(['status']).where('id', '=', hook.matchId).executeTakeFirst();
+      const status = await matchStatus(trx, hook.matchId);
       let reason: OverlayViolationPayload['reason'] | null = null;
-      if (!match) reason = 'MATCH_UNKNOWN';
-      else if (TERMINAL_STATUSES.includes(match.status)) reason = 'MATCH_NOT_ACTIVE';
+      if (status === undefined) reason = 'MATCH_UNKNOWN';
+      else if (TERMINAL_STATUSES.includes(status)) reason = 'MATCH_NOT_ACTIVE';
       else if (seq !== null) {
-        // One key's calls are judged one at a time: two concurrent calls must not both pass against the same max.
-        await sql`select pg_advisory_xact_lock(hashtextextended(${hook.keyId}, 0))`.execute(trx);
-        const last = await trx
-          .selectFrom('overlay_events')
-          .select(sql<number | null>`max(seq)`.as('seq'))
-          .where('key_id', '=', hook.keyId)
-          // A bogus sequence number that was itself a violation must not poison every later call.
-          .where('type', 'not like', 'violation:%')
-          .executeTakeFirst();
-        if (last?.seq !== null && last?.seq !== undefined && seq <= Number(last.seq)) reason = 'SEQUENCE_REGRESSION';
+        const last = await lockKeyAndReadLastSeq(trx, hook.keyId);
+        if (last !== null && seq <= last) reason = 'SEQUENCE_REGRESSION';
       }
-      await trx
-        .insertInto('overlay_events')
-        .values({
-          match_id: hook.matchId,
-          request_id: hook.requestId,
-          key_id: hook.keyId,
-          // A call that violates the overlay rules is kept for review but never counts as evidence of play.
-          type: reason ? `violation:${hook.type}` : hook.type,
-          seq,
-          body: hook.canonicalBody,
-          received_at: new Date(now),
-        })
-        .onConflict((oc) => oc.column('request_id').doNothing())
-        .execute();
+      await storeOverlayCall(trx, {
+        matchId: hook.matchId,
+        requestId: hook.requestId,
+        keyId: hook.keyId,
+        // A call that violates the overlay rules is kept for review but never counts as evidence of play.
+        type: reason ? `violation:${hook.type}` : hook.type,
+        seq,
+        body: hook.canonicalBody,
+        receivedAt: now,
+      });
       if (reason) {
         await enqueueEvent(trx, {
           topic: Topics.overlayViolation,
@@ -111,12 +99,6 @@ export class HookSignalsService {
   /** Marks overlays silent for longer than the heartbeat timeout as disconnected (provisioning monitor tick). */
   async expireStaleOverlays(heartbeatTimeoutMs: number): Promise<number> {
     const now = this.deps.clock.now();
-    const result = await this.deps.db
-      .updateTable('checklists')
-      .set({ overlay_connected: false, updated_at: new Date(now) })
-      .where('overlay_connected', '=', true)
-      .where('overlay_last_seen_at', '<', new Date(now - heartbeatTimeoutMs))
-      .executeTakeFirst();
-    return Number(result.numUpdatedRows);
+    return expireStaleOverlays(this.deps.db, now, now - heartbeatTimeoutMs);
   }
 }
