@@ -118,6 +118,8 @@ export async function buildServices(config: Config, overrides: ServiceOverrides 
     logger: logger.child({ component: 'outbox-relay' }),
     metrics,
     leadership: relayLeadership,
+    // Embedded: the outbox is the consumer's queue, so its unpublished input rows are the consumer's lag.
+    ...(embeddedBus ? { consumerInputTopics: INPUT_TOPICS } : {}),
   });
   // Rows committed by other instances wake this one's relay too (the leader may run anywhere).
   const stopOutboxListener = database.listen?.('outbox_rows', () => relay.nudge());

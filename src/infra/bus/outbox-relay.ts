@@ -25,6 +25,11 @@ export interface OutboxRelayOptions {
   idleMs?: number;
   /** How often every instance (leader or not) samples the pending rows for the metrics (default 5 s). */
   sampleEveryMs?: number;
+  /**
+   * Input topics this outbox feeds to the consumer (the embedded bus): their unpublished rows are the consumer's
+   * backlog, reported as `flock_consumer_lag` (partition 0) as Kafka's committed-offset lag is.
+   */
+  consumerInputTopics?: readonly string[];
 }
 
 /** After a failed pass: 400 ms doubling to 5 s (200·2^failures), no jitter: the lease leaves one relay, so no herd to spread. */
@@ -70,6 +75,18 @@ export class OutboxRelay {
       metrics.outboxPending.set(Number(row?.pending ?? 0));
       const oldest = row?.oldest ? new Date(row.oldest as Date | string).getTime() : undefined;
       metrics.outboxOldestUnpublishedSeconds.set(oldest === undefined ? 0 : Math.max(0, (clock.now() - oldest) / 1000));
+      const inputs = this.options.consumerInputTopics ?? [];
+      if (inputs.length > 0) {
+        const backlog = await db
+          .selectFrom('outbox')
+          .select((eb) => ['topic', eb.fn.countAll<string>().as('pending')])
+          .where('published_at', 'is', null)
+          .where('topic', 'in', [...inputs])
+          .groupBy('topic')
+          .execute();
+        const byTopic = new Map(backlog.map((r) => [r.topic, Number(r.pending)]));
+        for (const topic of inputs) metrics.consumerLag.set({ topic, partition: '0' }, byTopic.get(topic) ?? 0);
+      }
     } catch (error) {
       logger.debug({ err: error }, 'outbox sample failed');
     }
