@@ -6,7 +6,8 @@ import { ConsumerRuntime } from './infra/bus/consumer-runtime.js';
 import { EmbeddedBus } from './infra/bus/embedded-bus.js';
 import { KafkaMessageSink, KafkaMessageSource, pingKafka } from './infra/bus/kafka-bus.js';
 import { OutboxRelay, type RelayLeadership } from './infra/bus/outbox-relay.js';
-import { INPUT_TOPICS } from './events/topics.js';
+import { ALL_TOPICS, INPUT_TOPICS } from './events/topics.js';
+import { checkTopics, TopicWatch, wantedTopics } from './infra/bus/topic-check.js';
 import { type Clock, SystemClock } from './infra/clock.js';
 import { openDatabase } from './infra/db/database.js';
 import { migrateToLatest } from './infra/db/migrations.js';
@@ -124,6 +125,16 @@ export async function buildServices(config: Config, overrides: ServiceOverrides 
   // Rows committed by other instances wake this one's relay too (the leader may run anywhere).
   const stopOutboxListener = database.listen?.('outbox_rows', () => relay.nudge());
 
+  // With Kafka, /readyz names the topics the cluster lacks (they are created at deploy: `flock-workers kafka topics`).
+  const brokers = config.KAFKA_BROKERS;
+  const topicWatch = brokers
+    ? new TopicWatch(
+        () => checkTopics(brokers, wantedTopics(ALL_TOPICS, { prefix: config.KAFKA_TOPIC_PREFIX, partitions: 1, replicas: 1 })),
+        // Wall time, not the service clock: this only paces metadata calls.
+        () => Date.now(),
+      )
+    : undefined;
+
   const consumer = new ConsumerRuntime({
     consumer: config.KAFKA_GROUP_ID,
     db: database.db,
@@ -230,6 +241,13 @@ export async function buildServices(config: Config, overrides: ServiceOverrides 
           if (state !== 'ok' || !config.KAFKA_BROKERS) checks.bus = state;
           else checks.bus = (await pingKafka(config.KAFKA_BROKERS, 2_000)) ? 'ok' : 'unavailable';
         })(),
+        ...(topicWatch
+          ? [
+              topicWatch.state().then((state) => {
+                checks.topics = state;
+              }),
+            ]
+          : []),
       ]);
       return checks;
     },

@@ -38,23 +38,15 @@ function stopOnSignals(service: RunningService, timeoutMs: number): Promise<numb
 /** Names the topics that are missing or too small, once at start (`flock-workers kafka topics --create` fixes them). */
 async function logTopicProblems(config: Config, logger: Logger): Promise<void> {
   const { ALL_TOPICS } = await import('./events/topics.js');
-  const { compareTopics, inspectTopics } = await import('./cli/kafka-topics.js');
-  const wanted = ALL_TOPICS.map((t) => ({ name: config.KAFKA_TOPIC_PREFIX + t, partitions: config.KAFKA_TOPIC_PARTITIONS, replicas: 1 }));
+  const { checkTopics, topicProblems, wantedTopics } = await import('./infra/bus/topic-check.js');
+  const wanted = wantedTopics(ALL_TOPICS, { prefix: config.KAFKA_TOPIC_PREFIX, partitions: config.KAFKA_TOPIC_PARTITIONS, replicas: 1 });
   try {
-    const report = compareTopics(
-      wanted,
-      await inspectTopics(
-        config.KAFKA_BROKERS ?? [],
-        wanted.map((w) => w.name),
-      ),
-    );
-    const missing = report.filter((r) => r.verdict === 'missing').map((r) => r.name);
-    const small = report.filter((r) => r.verdict === 'too_few_partitions').map((r) => r.name);
+    const { missing, tooSmall } = topicProblems(await checkTopics(config.KAFKA_BROKERS ?? [], wanted));
     if (missing.length > 0)
       logger.error({ reason: 'TOPICS_MISSING', missing }, 'Kafka topics missing: run `flock-workers kafka topics --create`');
-    if (small.length > 0)
+    if (tooSmall.length > 0)
       logger.warn(
-        { reason: 'TOPICS_TOO_FEW_PARTITIONS', topics: small, wanted: config.KAFKA_TOPIC_PARTITIONS },
+        { reason: 'TOPICS_TOO_FEW_PARTITIONS', topics: tooSmall, wanted: config.KAFKA_TOPIC_PARTITIONS },
         'Kafka topics with fewer partitions than KAFKA_TOPIC_PARTITIONS',
       );
   } catch (error) {

@@ -1,54 +1,11 @@
-import { Admin } from '@platformatic/kafka';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/config.js';
 import { ensureTopics } from '../infra/bus/kafka-bus.js';
+import { checkTopics, wantedTopics } from '../infra/bus/topic-check.js';
+
+export { compareTopics, inspectTopics, type TopicSpec, type TopicState, type TopicVerdict } from '../infra/bus/topic-check.js';
 import { ALL_TOPICS } from '../events/topics.js';
 import { UsageError, type CliIo } from './io.js';
-
-export interface TopicSpec {
-  name: string;
-  partitions: number;
-  replicas: number;
-}
-export interface TopicState {
-  partitions: number;
-  replicas: number;
-}
-export type TopicVerdict = 'ok' | 'missing' | 'too_few_partitions' | 'too_few_replicas';
-
-/** Compares what the service needs with what the cluster has; more partitions or replicas than asked is fine. */
-export function compareTopics(
-  wanted: readonly TopicSpec[],
-  actual: ReadonlyMap<string, TopicState>,
-): { name: string; verdict: TopicVerdict; actual?: TopicState }[] {
-  return wanted.map((spec) => {
-    const found = actual.get(spec.name);
-    if (!found) return { name: spec.name, verdict: 'missing' };
-    const verdict: TopicVerdict =
-      found.partitions < spec.partitions ? 'too_few_partitions' : found.replicas < spec.replicas ? 'too_few_replicas' : 'ok';
-    return { name: spec.name, verdict, actual: found };
-  });
-}
-
-/** Partition count and (smallest) replica count of each named topic that exists. */
-export async function inspectTopics(brokers: string[], names: readonly string[]): Promise<Map<string, TopicState>> {
-  const admin = new Admin({ clientId: 'flocknode-workers-topics', bootstrapBrokers: brokers, retries: 2, retryDelay: 500 });
-  try {
-    const existing = new Set(await admin.listTopics());
-    const present = names.filter((n) => existing.has(n));
-    const result = new Map<string, TopicState>();
-    if (present.length === 0) return result;
-    const metadata = await admin.metadata({ topics: present });
-    for (const name of present) {
-      const topic = metadata.topics.get(name);
-      if (!topic) continue;
-      result.set(name, { partitions: topic.partitionsCount, replicas: Math.min(...topic.partitions.map((p) => p.replicas.length)) });
-    }
-    return result;
-  } finally {
-    await admin.close().catch(() => undefined);
-  }
-}
 
 const USAGE = `Usage: flock-workers kafka topics [--create] [--json]
 Checks that the ${ALL_TOPICS.length} topics exist (KAFKA_TOPIC_PREFIX + name) with at least KAFKA_TOPIC_PARTITIONS
@@ -86,11 +43,11 @@ export async function runKafka(args: string[], io: CliIo): Promise<number> {
   }
   const config = loadConfig(io.env);
   if (!config.KAFKA_BROKERS) throw new UsageError('kafka topics: KAFKA_BROKERS is not set');
-  const wanted = ALL_TOPICS.map((t) => ({
-    name: config.KAFKA_TOPIC_PREFIX + t,
+  const wanted = wantedTopics(ALL_TOPICS, {
+    prefix: config.KAFKA_TOPIC_PREFIX,
     partitions: config.KAFKA_TOPIC_PARTITIONS,
     replicas: config.KAFKA_REPLICATION_FACTOR,
-  }));
+  });
   let created: string[] = [];
   if (values.create) {
     created = await ensureTopics(config.KAFKA_BROKERS, ALL_TOPICS, {
@@ -99,13 +56,16 @@ export async function runKafka(args: string[], io: CliIo): Promise<number> {
       replicas: config.KAFKA_REPLICATION_FACTOR,
     });
   }
-  const report = compareTopics(
-    wanted,
-    await inspectTopics(
-      config.KAFKA_BROKERS,
-      wanted.map((w) => w.name),
-    ),
-  );
+  // A topic just created can take a moment to appear in the metadata the broker answers with: ask again briefly.
+  let report = await checkTopics(config.KAFKA_BROKERS, wanted);
+  for (
+    let attempt = 0;
+    created.length > 0 && attempt < 20 && report.some((r) => created.includes(r.name) && r.verdict === 'missing');
+    attempt++
+  ) {
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    report = await checkTopics(config.KAFKA_BROKERS, wanted);
+  }
   const ok = report.every((r) => r.verdict === 'ok');
   if (values.json) {
     io.stdout(JSON.stringify({ ok, created, topics: report }));

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { compareTopics, runKafka } from '../../src/cli/kafka-topics.js';
+import { checkTopics, TopicWatch, wantedTopics } from '../../src/infra/bus/topic-check.js';
 import type { CliIo } from '../../src/cli/io.js';
 import { ALL_TOPICS } from '../../src/events/topics.js';
 import { kafkaBrokers, randomName } from '../support/infra.js';
@@ -62,5 +63,41 @@ describe('flock-workers kafka topics (real broker)', () => {
     expect(report).toMatchObject({ ok: true, created: [] });
     expect(report.topics.map((t) => t.name)).toEqual(ALL_TOPICS.map((t) => env.KAFKA_TOPIC_PREFIX + t));
     expect(report.topics.every((t) => t.verdict === 'ok' && t.actual.partitions === 2)).toBe(true);
+  });
+});
+
+describe('/readyz topic check (TopicWatch on a real broker)', () => {
+  it('names every missing topic, then says ok once they exist (after its short re-check interval)', async () => {
+    const brokers = kafkaBrokers();
+    const prefix = randomName('rz') + '.';
+    let now = 0;
+    const watch = new TopicWatch(
+      () => checkTopics(brokers, wantedTopics(ALL_TOPICS, { prefix, partitions: 1, replicas: 1 })),
+      () => now,
+      { okMs: 60_000, problemMs: 5_000 },
+    );
+    const before = await watch.state();
+    expect(before.startsWith('missing: ')).toBe(true);
+    expect(before.slice('missing: '.length).split(', ')).toEqual(ALL_TOPICS.map((t) => prefix + t));
+
+    const env = {
+      KAFKA_BROKERS: brokers.join(','),
+      KAFKA_TOPIC_PREFIX: prefix,
+      KAFKA_TOPIC_PARTITIONS: '1',
+      KAFKA_REPLICATION_FACTOR: '1',
+    };
+    expect(await runKafka(['topics', '--create'], io(env).io)).toBe(0);
+    now += 4_999;
+    expect(await watch.state()).toBe(before); // still the cached answer: metadata is not fetched on every probe
+    now += 1;
+    expect(await watch.state()).toBe('ok');
+  });
+
+  it('says unchecked when the cluster cannot be asked', async () => {
+    const watch = new TopicWatch(
+      () => checkTopics(['127.0.0.1:1'], wantedTopics(['x'], { prefix: '', partitions: 1, replicas: 1 })),
+      () => 0,
+    );
+    expect(await watch.state()).toBe('unchecked');
   });
 });

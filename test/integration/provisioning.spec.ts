@@ -304,7 +304,7 @@ describe('ServerProvisionWorker on real PostgreSQL, Redis and Kafka', () => {
   it('exposes readiness and provisioning metrics', async () => {
     const ready = await fetch(`${service.url}/readyz`);
     expect(ready.status).toBe(200);
-    expect(await ready.json()).toMatchObject({ status: 'ready', checks: { database: 'ok', redis: 'ok', bus: 'ok' } });
+    expect(await ready.json()).toMatchObject({ status: 'ready', checks: { database: 'ok', redis: 'ok', bus: 'ok', topics: 'ok' } });
     const metrics = await (await fetch(`${service.url}/metrics`)).text();
     expect(metrics).toMatch(/flock_provisioning_outcomes_total\{outcome="failed",reason="INSTALL_FAILED"\} [1-9]/);
     expect(metrics).toMatch(/flock_pterodactyl_requests_total\{operation="get_server",status="200"\} [1-9]/);
