@@ -169,6 +169,7 @@ export async function buildServices(config: Config, overrides: ServiceOverrides 
     onOutboxWrite: () => relay.nudge(),
     telemetryPlatforms: telemetryPlatformsFromConfig(config),
     enforcementModes: new Set(config.enforcementPolicies.keys()),
+    graceMsByMode: new Map([...config.enforcementPolicies].map(([name, policy]) => [name, policy.graceMs])),
   });
   const hookSignals = wireHooks({ db: database.db, clock, logger, readiness: provisioning, onOutboxWrite: () => relay.nudge() });
   scheduler.register({ name: 'hmac-key-prune', everyMs: 60 * 60 * 1000, run: async () => void (await security.keys.pruneExpired()) });

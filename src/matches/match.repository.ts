@@ -1,7 +1,15 @@
 import { sql } from 'kysely';
 import type { Db } from '../infra/db/db.js';
-import type { Checklist, StreamWaiverRecord } from '../infra/db/schema.js';
-import { TERMINAL_STATUSES, type ChecklistView, type MatchView, type Side, type UpsertMatch } from './match.schemas.js';
+import type { Checklist, StreamSidesTable, StreamWaiverRecord } from '../infra/db/schema.js';
+import { graceDeadline, type GraceEpisode } from '../stream-health/policy.js';
+import {
+  TERMINAL_STATUSES,
+  type ChecklistView,
+  type MatchView,
+  type Side,
+  type StreamSideView,
+  type UpsertMatch,
+} from './match.schemas.js';
 
 /** An update that would rewrite money already taken or undo a cancellation (answered 409). */
 export class MatchConflictError extends Error {
@@ -219,18 +227,28 @@ export async function cancelAndRefund(db: Db, matchId: string, reason: string, e
   return refunds.map((r) => ({ playerId: r.player_id, amountCents: r.amount_cents, currency: r.currency }));
 }
 
+/** The grace (ms) of an enforcement mode's policy, or undefined for a mode no longer configured. */
+export type GraceOf = (enforcementMode: string) => number | undefined;
+
 /** The match view of the internal API (SPEC §5), or undefined for an unknown id. */
-export async function getMatchView(db: Db, id: string): Promise<MatchView | undefined> {
+export async function getMatchView(db: Db, id: string, graceOf: GraceOf = () => undefined): Promise<MatchView | undefined> {
   const match = await db.selectFrom('matches').selectAll().where('id', '=', id).executeTakeFirst();
   const provision = await db.selectFrom('provisions').selectAll().where('match_id', '=', id).executeTakeFirst();
   if (!match && !provision) return undefined;
-  const [players, checklist, ledger, enforcement, evidence] = await Promise.all([
+  const [players, checklist, ledger, enforcement, evidence, sides] = await Promise.all([
     db.selectFrom('match_players').selectAll().where('match_id', '=', id).orderBy('side').execute(),
     getChecklist(db, id),
     db.selectFrom('ledger_entries').selectAll().where('match_id', '=', id).where('kind', '=', 'REFUND').orderBy('player_id').execute(),
     db.selectFrom('enforcements').selectAll().where('match_id', '=', id).orderBy('created_at').execute(),
     db.selectFrom('evidence').selectAll().where('match_id', '=', id).orderBy('created_at').execute(),
+    db
+      .selectFrom('stream_sides')
+      .select(['side', 'grace', 'last_sample_at', 'last_outcome'])
+      .where('match_id', '=', id)
+      .orderBy('side')
+      .execute(),
   ]);
+  const graceMs = graceOf(match?.enforcement_mode ?? 'default') ?? null;
   const iso = (d: Date | null | undefined) => (d ? d.toISOString() : null);
   return {
     id,
@@ -260,6 +278,7 @@ export async function getMatchView(db: Db, id: string): Promise<MatchView | unde
       reason: r.reason,
       at: r.created_at.toISOString(),
     })),
+    streamHealth: sides.map((row) => streamSideView(row, graceMs)),
     enforcement: enforcement.map((e) => ({
       side: e.side,
       verdict: e.verdict,
@@ -276,6 +295,46 @@ export async function getMatchView(db: Db, id: string): Promise<MatchView | unde
       at: e.created_at.toISOString(),
     })),
   };
+}
+
+type StoredSideRow = Pick<StreamSidesTable, 'side' | 'last_outcome'> & { grace: unknown; last_sample_at: Date | null };
+
+/** A persisted side state as the match view shows it; an episode that is not the policy's shape is left out. */
+export function streamSideView(row: StoredSideRow, graceMs: number | null): StreamSideView {
+  const iso = (ms: number | null | undefined) => (typeof ms === 'number' && Number.isFinite(ms) ? new Date(ms).toISOString() : null);
+  const stored = (row.grace as { episode?: unknown } | null)?.episode;
+  const ep = isEpisode(stored) ? stored : null;
+  return {
+    side: row.side,
+    graceMs,
+    lastSampleAt: row.last_sample_at ? row.last_sample_at.toISOString() : null,
+    lastOutcome: row.last_outcome,
+    episode: ep
+      ? {
+          id: ep.id,
+          state: ep.state,
+          openedAt: iso(ep.openedAt) as string,
+          anchorAt: iso(ep.anchorAt) as string,
+          elapsedMs: ep.elapsedMs,
+          pausedMs: ep.pausedMs,
+          violations: [...ep.violations],
+          graceDeadlineAt: graceMs === null ? null : iso(graceDeadline(ep, graceMs)),
+          closedAt: iso(ep.closedAt),
+          verdictAt: iso(ep.verdictAt),
+        }
+      : null,
+  };
+}
+
+function isEpisode(value: unknown): value is GraceEpisode {
+  if (!value || typeof value !== 'object') return false;
+  const e = value as Record<string, unknown>;
+  return (
+    typeof e.id === 'string' &&
+    typeof e.state === 'string' &&
+    ['openedAt', 'anchorAt', 'elapsedMs', 'pausedMs'].every((k) => typeof e[k] === 'number' && Number.isFinite(e[k])) &&
+    Array.isArray(e.violations)
+  );
 }
 
 /** Ledger balance per player (entry fees minus refunds), for audits and tests. */

@@ -84,6 +84,34 @@ export interface MatchView {
     cleanup: string;
   } | null;
   refunds: { playerId: string; amountCents: number; currency: string; reason: string | null; at: string }[];
+  /** Each side's stream health as the StreamHealthWorker last persisted it (sides it has not sampled yet are absent). */
+  streamHealth: StreamSideView[];
   enforcement: { side: Side; verdict: string; reason: string; evidenceId: string; at: string }[];
   evidence: { id: string; side: Side | null; episodeId: string | null; kind: string; bundle: unknown; at: string }[];
+}
+
+/** One side's stream health: its last sample and its current (or latest) grace episode with the grace timer. */
+export interface StreamSideView {
+  side: Side;
+  /** The grace of the match's enforcement policy (null when that policy is no longer configured). */
+  graceMs: number | null;
+  lastSampleAt: string | null;
+  /** healthy | violating | unknown */
+  lastOutcome: string | null;
+  episode: {
+    id: string;
+    /** open (grace running) | closed (recovered) | verdict (grace ran out) */
+    state: string;
+    openedAt: string;
+    /** The grace clock's zero: the last healthy sample before the episode. */
+    anchorAt: string;
+    /** Known grace consumed as of `lastSampleAt`, and time that did not count (telemetry unknown or a sampling gap). */
+    elapsedMs: number;
+    pausedMs: number;
+    violations: string[];
+    /** The earliest time a verdict can fall due if telemetry stays known (anchor + grace + paused); null without graceMs. */
+    graceDeadlineAt: string | null;
+    closedAt: string | null;
+    verdictAt: string | null;
+  } | null;
 }

@@ -5,7 +5,7 @@ import { enqueueEvent } from '../infra/bus/outbox.js';
 import type { Clock } from '../infra/clock.js';
 import type { Database } from '../infra/db/schema.js';
 import { enforcementGaps } from '../stream-health/enforceability.js';
-import { getMatchView, listMatchIds, type MatchFilter, upsertMatch } from './match.repository.js';
+import { type GraceOf, getMatchView, listMatchIds, type MatchFilter, upsertMatch } from './match.repository.js';
 import type { MatchView, UpsertMatch } from './match.schemas.js';
 
 export interface MatchesServiceDeps {
@@ -16,6 +16,8 @@ export interface MatchesServiceDeps {
   telemetryPlatforms: ReadonlySet<string>;
   /** The configured enforcement policies' names: a match's enforcementMode must be one. */
   enforcementModes: ReadonlySet<string>;
+  /** The grace (ms) of each configured enforcement policy, by name: the match view's grace timers. */
+  graceOf?: GraceOf;
 }
 
 /** A match refused as bad input (answered 400 with `code` and `body`). */
@@ -55,19 +57,19 @@ export class MatchesService {
     }
     const waiver = input.streamWaiver ? { ...input.streamWaiver, gaps, at: new Date(clock.now()).toISOString() } : null;
     const { created } = await db.transaction().execute((trx) => upsertMatch(trx, id, input, clock.now(), waiver));
-    return { created, view: await getMatchView(db, id) };
+    return { created, view: await getMatchView(db, id, this.deps.graceOf) };
   }
 
   /** One page of match views, filtered; `nextAfter` is the id to continue after. */
   async list(filter: MatchFilter): Promise<{ items: MatchView[]; nextAfter: string | null }> {
     const { ids, nextAfter } = await listMatchIds(this.deps.db, filter);
-    const views = await Promise.all(ids.map((id) => getMatchView(this.deps.db, id)));
+    const views = await Promise.all(ids.map((id) => getMatchView(this.deps.db, id, this.deps.graceOf)));
     return { items: views.filter((v): v is MatchView => v !== undefined), nextAfter };
   }
 
   /** The match view, or undefined for an unknown id. */
   view(id: string): Promise<MatchView | undefined> {
-    return getMatchView(this.deps.db, id);
+    return getMatchView(this.deps.db, id, this.deps.graceOf);
   }
 
   /**

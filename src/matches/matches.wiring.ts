@@ -8,13 +8,16 @@ export interface MatchesWiring extends Pick<FeatureWiring, 'db' | 'clock' | 'onO
   telemetryPlatforms: ReadonlySet<string>;
   /** The configured enforcement policies' names: a match's enforcementMode must be one. */
   enforcementModes: ReadonlySet<string>;
+  /** The grace (ms) of each configured enforcement policy, by name. */
+  graceMsByMode?: ReadonlyMap<string, number>;
 }
 
 /** The matches feature: the internal API's match service (upsert, view, list, input-event replay) and dead letters. */
 export function wireMatches(w: MatchesWiring): { matches: MatchesService; deadLetters: DeadLettersService } {
-  const { db, clock, onOutboxWrite, telemetryPlatforms, enforcementModes } = w;
+  const { db, clock, onOutboxWrite, telemetryPlatforms, enforcementModes, graceMsByMode } = w;
+  const graceOf = (mode: string) => graceMsByMode?.get(mode);
   return {
-    matches: new MatchesService({ db, clock, onOutboxWrite, telemetryPlatforms, enforcementModes }),
+    matches: new MatchesService({ db, clock, onOutboxWrite, telemetryPlatforms, enforcementModes, graceOf }),
     deadLetters: new DeadLettersService({ db, clock, onOutboxWrite }),
   };
 }
