@@ -16,6 +16,8 @@ COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY package.json ./
 COPY bin ./bin
+# The operator console (/console): plain files, served as they are.
+COPY console ./console
 USER node
 EXPOSE 8080
 # SIGTERM drains (DRAIN_MS with /readyz 503), then stops within SHUTDOWN_TIMEOUT_MS.

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm test`: checks the imports of src/ (scripts/check-imports.mjs), starts what the suite needs (PostgreSQL and
-// Redis from the machine, a local Kafka broker fetched from Maven Central, promtool and prometheus from Debian's
-// package), runs every test project (unit, integration, e2e) and prints one closing line.
+// Redis from the machine, a local Kafka broker fetched from Maven Central, promtool, prometheus and chromium from
+// Debian's packages), runs every test project (unit, integration, e2e) and prints one closing line.
 // A Kafka broker this run started is stopped again at the end; one that was already running is left alone.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
@@ -47,6 +47,13 @@ console.log('▶ checking promtool and prometheus (alert-rule and dashboard test
 const tools = run([join(ROOT, 'scripts', 'prometheus.mjs'), 'ensure']);
 if (tools.status !== 0) {
   console.error('✖ promtool/prometheus could not be installed; see the messages above');
+  process.exit(1);
+}
+
+console.log('▶ checking chromium (operator console browser test)');
+const browser = run([join(ROOT, 'scripts', 'chromium.mjs'), 'ensure']);
+if (browser.status !== 0) {
+  console.error('✖ chromium could not be installed; see the messages above');
   process.exit(1);
 }
 

@@ -7,6 +7,7 @@ import type { Logger } from '../observability/logger.js';
 import { registerHttpMetrics } from '../observability/http-metrics.js';
 import { Metrics } from '../observability/metrics.js';
 import { registerRawJsonParser } from '../security/raw-body.js';
+import { ConsoleController } from './console.controller.js';
 import { ErrorFilter } from './error.filter.js';
 import { HealthController, READINESS_CHECK, type ReadinessCheck } from './health.controller.js';
 import { HooksController } from './hooks.controller.js';
@@ -14,7 +15,7 @@ import { InternalApiController } from './internal-api.controller.js';
 import { InternalTokenGuard } from './internal-token.guard.js';
 import { TwitchEventSubController } from './twitch-eventsub.controller.js';
 
-export const HTTP_CONTROLLERS = [HealthController, InternalApiController, HooksController, TwitchEventSubController];
+export const HTTP_CONTROLLERS = [HealthController, InternalApiController, HooksController, TwitchEventSubController, ConsoleController];
 
 /** What the HTTP layer itself needs; the features' services come from their own wiring. */
 export function httpProviders(parts: { config: Config; metrics: Metrics; readiness: ReadinessCheck }): Provider[] {
