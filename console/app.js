@@ -1,9 +1,9 @@
 // The operator console: a token prompt, then matches, verdicts and dead letters from the internal API, refreshed
 // every few seconds, with countdowns ticking in between. No framework and no build step: ES modules served as files.
-import { api, clockSkewMs, token } from './api.js';
+import { api, token } from './api.js';
 import { byId, replaceChildren } from './dom.js';
-import { countdown, time } from './format.js';
-import { deadLetterRow, matchDetail, matchRow, verdictNodes } from './views.js';
+import { time } from './format.js';
+import { deadLetterRow, matchDetail, matchRow, updateCountdown, verdictNodes } from './views.js';
 
 const REFRESH_MS = 2000;
 const TICK_MS = 500;
@@ -93,9 +93,9 @@ async function renderVerdicts() {
 async function renderDeadLetters() {
   const stateFilter = byId('dead-letter-filter').value;
   const tbody = byId('dead-letter-rows');
-  // A discard awaiting its confirmation is not redrawn away under the operator's pointer.
-  if (state.confirmingDiscard) return;
   const { items, nextCursor } = await pagesOf(api.listDeadLetters, { state: stateFilter, limit: 50 }, state.deadLetterPages);
+  // A discard awaiting its confirmation (asked for while this page loaded, too) is not redrawn away under the pointer.
+  if (state.confirmingDiscard) return;
   const open = new Set([...tbody.querySelectorAll('details[open]')].map((d) => d.closest('tr')?.dataset.deadLetterId));
   const confirming = (id) => {
     state.confirmingDiscard = id;
@@ -157,14 +157,9 @@ async function refresh() {
   }
 }
 
-/** Rewrites every countdown from the (server-corrected) clock. */
+/** Rewrites every countdown on the page. */
 function tick() {
-  const now = Date.now() + clockSkewMs;
-  for (const node of document.querySelectorAll('[data-deadline]')) {
-    const text = countdown(node.dataset.deadline, now);
-    node.textContent = node.dataset.label ? `${node.dataset.label} ${text}` : text;
-    node.classList.toggle('overdue', text.startsWith('overdue'));
-  }
+  for (const node of document.querySelectorAll('[data-deadline]')) updateCountdown(node);
 }
 
 async function act(what, run, id) {

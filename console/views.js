@@ -1,6 +1,7 @@
 // Rendering of API data into DOM nodes. Pure with respect to the page: each function returns nodes built with h().
+import { clockSkewMs } from './api.js';
 import { h, jsonBlock } from './dom.js';
-import { time } from './format.js';
+import { countdown, time } from './format.js';
 
 const ACTIVE_PROVISIONING = new Set(['RESERVED', 'INSTALLING', 'WAITING_SIGNALS']);
 
@@ -17,9 +18,19 @@ const CHECKLIST_LABELS = {
 
 const badge = (text, kind = text) => h('span', { className: `badge badge-${String(kind).toLowerCase()}`, text });
 
-/** A live countdown: app.js rewrites every [data-deadline] each tick. */
-export const countdownNode = (deadlineIso, label) =>
-  h('span', { className: 'countdown', data: { deadline: deadlineIso, label: label ?? '' }, title: deadlineIso });
+/** Sets a countdown node's text from the (server-corrected) clock. */
+export function updateCountdown(node) {
+  const text = countdown(node.dataset.deadline, Date.now() + clockSkewMs);
+  node.textContent = text;
+  node.classList.toggle('overdue', text.startsWith('overdue'));
+}
+
+/** A live countdown: shown at once, then app.js rewrites every [data-deadline] each tick. */
+export function countdownNode(deadlineIso) {
+  const node = h('span', { className: 'countdown', data: { deadline: deadlineIso }, title: deadlineIso });
+  updateCountdown(node);
+  return node;
+}
 
 function provisioningCells(match) {
   const p = match.provisioning;

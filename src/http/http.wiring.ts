@@ -67,6 +67,8 @@ export async function createHttpApp(
     if (PROBE_PATHS.has(path)) request.log.debug(line, 'request completed');
     else request.log.info(line, 'request completed');
   });
+  // The console's page is /console (its files are /console/<name>); a typed trailing slash finds it too.
+  fastify.get('/console/', (_request, reply) => reply.redirect('/console', 308));
   // Hook routes get the raw bytes (the guard verifies them); every other route gets strictly parsed JSON.
   registerRawJsonParser(app.getHttpAdapter().getInstance(), config.MAX_BODY_BYTES, { rawWhen: (req) => isHookRoute(req.url) });
   registerHttpMetrics(app.getHttpAdapter().getInstance(), metrics);

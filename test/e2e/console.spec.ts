@@ -202,6 +202,8 @@ describe('operator console in headless Chromium', () => {
       expect(asset.status, file).toBe(200);
       expect(asset.headers.get('content-security-policy')).toBe(csp);
     }
+    const slash = await fetch(`${service.url}/console/`, { redirect: 'manual' });
+    expect([slash.status, slash.headers.get('location')]).toEqual([308, '/console']);
     expect((await fetch(`${service.url}/console/..%2Fpackage.json`)).status).toBe(404);
     expect((await fetch(`${service.url}/console/secret.txt`)).status).toBe(404);
     // Values reach the page as text: no module of the console parses markup.
@@ -323,6 +325,17 @@ describe('operator console in headless Chromium', () => {
         60_000,
         'the replayed message back through the consumer',
       );
+      // The screenshot: the waiting match's deadline and the slow match's grace timer running, the forfeit's evidence open.
+      expect(await matchRow(page, waitingId).locator('.countdown').textContent()).toMatch(/left$/);
+      await page.locator('#match-filter').selectOption('all');
+      await expect.poll(() => matchRow(page, forfeitId).textContent()).toMatch(/FORFEITED.*FORFEIT p1 STREAM_OFFLINE/);
+      await page.locator('#dead-letter-filter').selectOption('');
+      await expect.poll(() => page.locator(`#dead-letter-rows tr[data-dead-letter-id="${again}"]`).count(), { timeout: 10_000 }).toBe(1);
+      expect(await page.locator('#dead-letter-rows tr').count()).toBe(2);
+      const target = process.env.UPDATE_CONSOLE_SCREENSHOT ? join(ROOT, 'docs', 'console.png') : join(ROOT, '.cache', 'console-e2e.png');
+      mkdirSync(join(target, '..'), { recursive: true });
+      await page.screenshot({ path: target, fullPage: true });
+
       // Two operators at once: while this one confirms a discard, another replays the letter; the console shows the
       // API's refusal in its own words.
       const second = page.locator(`#dead-letter-rows tr[data-dead-letter-id="${again}"]`);
@@ -332,14 +345,6 @@ describe('operator console in headless Chromium', () => {
       await second.locator('button', { hasText: 'Confirm discard' }).click();
       await expect.poll(() => page.locator('#flash').textContent()).toBe(`409: dead letter ${again} was already replayed`);
       expect((await api('GET', `/v1/internal/dead-letters/${again}`)).json.state).toBe('REPLAYED');
-
-      // The screenshot: the waiting match's deadline and the slow match's grace timer running, the forfeit's evidence open.
-      expect(await matchRow(page, waitingId).locator('.countdown').textContent()).toMatch(/left$/);
-      await page.locator('#dead-letter-filter').selectOption('');
-      await expect.poll(() => page.locator('#dead-letter-rows tr').count()).toBeGreaterThanOrEqual(2);
-      const target = process.env.UPDATE_CONSOLE_SCREENSHOT ? join(ROOT, 'docs', 'console.png') : join(ROOT, '.cache', 'console-e2e.png');
-      mkdirSync(join(target, '..'), { recursive: true });
-      await page.screenshot({ path: target, fullPage: true });
 
       // A token revoked while the page is open: the next refresh returns to the prompt and forgets it.
       await page.evaluate(() => sessionStorage.setItem('flocknode.internalApiToken', 'rotated-away-0123456789'));
