@@ -64,6 +64,7 @@ export async function runDemo(args: string[], io: CliIo, stopOnSignals: StopOnSi
   say(`service on ${service.url} (embedded: PGlite in ${config.DATA_DIR}, in-process store and bus)`);
   say(`simulated Pterodactyl panel on ${panel.url}`);
   say(`explore: INTERNAL_API_TOKEN=${config.INTERNAL_API_TOKEN} npx flock-workers matches show <id> --url ${service.url}`);
+  say(`operator console: ${service.url}/console (token: ${config.INTERNAL_API_TOKEN})`);
 
   const unsubscribe = service.services.embeddedBus?.onMessage((m: OutboundMessage) => say(`◀ ${describeEvent(m)}`));
   const run = `${new Date().toISOString().slice(11, 19).replaceAll(':', '')}`;
