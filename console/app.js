@@ -66,8 +66,10 @@ async function pagesOf(load, params, pages) {
 }
 
 async function renderMatches() {
-  const filter = MATCH_FILTERS[byId('match-filter').value] ?? {};
-  const { items, nextCursor } = await pagesOf(api.listMatches, { ...filter, limit: 50 }, state.matchPages);
+  const chosen = byId('match-filter').value;
+  const { items, nextCursor } = await pagesOf(api.listMatches, { ...(MATCH_FILTERS[chosen] ?? {}), limit: 50 }, state.matchPages);
+  // The operator changed the filter while this page loaded: the refresh queued by the change draws it.
+  if (byId('match-filter').value !== chosen) return;
   replaceChildren(
     byId('match-rows'),
     items.map((m) => matchRow(m, openDetail)),
@@ -94,8 +96,9 @@ async function renderDeadLetters() {
   const stateFilter = byId('dead-letter-filter').value;
   const tbody = byId('dead-letter-rows');
   const { items, nextCursor } = await pagesOf(api.listDeadLetters, { state: stateFilter, limit: 50 }, state.deadLetterPages);
-  // A discard awaiting its confirmation (asked for while this page loaded, too) is not redrawn away under the pointer.
-  if (state.confirmingDiscard) return;
+  // A discard awaiting its confirmation (asked for while this page loaded, too) is not redrawn away under the pointer,
+  // and a filter changed meanwhile is drawn by the refresh its change queued.
+  if (state.confirmingDiscard || byId('dead-letter-filter').value !== stateFilter) return;
   const open = new Set([...tbody.querySelectorAll('details[open]')].map((d) => d.closest('tr')?.dataset.deadLetterId));
   const confirming = (id) => {
     state.confirmingDiscard = id;

@@ -130,7 +130,7 @@ async function streamMatch(tag: string, p1Timeline: StreamSegment[], p2Timeline:
 }
 
 /** A match with a reserved server on the simulated panel, as the platform creates one. */
-async function reservedMatch(tag: string, installAfterMs: number) {
+async function reservedMatch(tag: string, installAfterMs: number, p1PlayerId = `alice-${tag}`) {
   const id = `con-${run}-${tag}`;
   const serverId = real.panel.addServer({ installAfterMs, outcome: 'installed' });
   const created = await api('PUT', `/v1/internal/matches/${id}`, {
@@ -138,7 +138,7 @@ async function reservedMatch(tag: string, installAfterMs: number) {
     entryFee: { amountCents: 500, currency: 'USD' },
     overlayRequired: false,
     players: [
-      { side: 'p1', playerId: `alice-${tag}`, streamChannels: [] },
+      { side: 'p1', playerId: p1PlayerId, streamChannels: [] },
       { side: 'p2', playerId: `bob-${tag}`, streamChannels: [] },
     ],
   });
@@ -232,7 +232,14 @@ describe('operator console in headless Chromium', () => {
       {
         topic: Topics.serverReserved,
         key: badMatch,
-        value: JSON.stringify({ v: 'v9', eventId: badEventId, type: 'server.reserved', matchId: badMatch, panelServerId: 1 }),
+        value: JSON.stringify({
+          v: 'v9',
+          eventId: badEventId,
+          type: 'server.reserved',
+          matchId: badMatch,
+          panelServerId: 1,
+          note: '<script>window.__pwned=2</script><img src=x onerror="window.__pwned=3">',
+        }),
         headers: { 'event-id': badEventId, 'event-type': 'server.reserved' },
       },
     ]);
@@ -246,7 +253,9 @@ describe('operator console in headless Chromium', () => {
     );
 
     const readyId = await reservedMatch('ready', 1500);
-    const waitingId = await reservedMatch('waiting', 600_000);
+    // Markup in data (a player id, a message) must reach the page as text.
+    const hostile = '<img src=x onerror="window.__pwned=1">';
+    const waitingId = await reservedMatch('waiting', 600_000, hostile);
     const forfeitId = await streamMatch(
       'forfeit',
       [
@@ -330,11 +339,24 @@ describe('operator console in headless Chromium', () => {
       await page.locator('#match-filter').selectOption('all');
       await expect.poll(() => matchRow(page, forfeitId).textContent()).toMatch(/FORFEITED.*FORFEIT p1 STREAM_OFFLINE/);
       await page.locator('#dead-letter-filter').selectOption('');
-      await expect.poll(() => page.locator(`#dead-letter-rows tr[data-dead-letter-id="${again}"]`).count(), { timeout: 10_000 }).toBe(1);
-      expect(await page.locator('#dead-letter-rows tr').count()).toBe(2);
+      // Both letters of the event: the replayed one and the pending one its replay produced.
+      await expect.poll(() => page.locator('#dead-letter-rows tr').count(), { timeout: 10_000 }).toBe(2);
+      expect(await page.locator(`#dead-letter-rows tr[data-dead-letter-id="${again}"]`).count()).toBe(1);
       const target = process.env.UPDATE_CONSOLE_SCREENSHOT ? join(ROOT, 'docs', 'console.png') : join(ROOT, '.cache', 'console-e2e.png');
       mkdirSync(join(target, '..'), { recursive: true });
       await page.screenshot({ path: target, fullPage: true });
+
+      // Values are text: the hostile player id shows as typed in the match's detail, and no markup of data ran.
+      await matchRow(page, waitingId).locator('button.link').click();
+      await expect.poll(() => page.locator('#detail-body').textContent()).toContain(`p1: ${hostile}`);
+      await page.locator(`#dead-letter-rows tr[data-dead-letter-id="${again}"] summary`).click();
+      expect(await page.locator(`#dead-letter-rows tr[data-dead-letter-id="${again}"] pre`).textContent()).toContain(
+        '<script>window.__pwned=2',
+      );
+      expect(await page.evaluate("[document.querySelectorAll('img, #console script').length, typeof window.__pwned]")).toEqual([
+        0,
+        'undefined',
+      ]);
 
       // Two operators at once: while this one confirms a discard, another replays the letter; the console shows the
       // API's refusal in its own words.
