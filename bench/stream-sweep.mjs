@@ -116,6 +116,8 @@ async function runSize(n, redisUrl) {
       INGEST_STATS_URL: fakes.srs,
       TELEMETRY_TIMEOUT_MS: '25000',
       STREAM_CHECK_EVERY_MS: String(CHECK_MS),
+      // The seed's 100k-row inserts and a cold sweep's writes outlast the 5 s default on a loaded shared machine.
+      DB_QUERY_TIMEOUT_MS: process.env.BENCH_DB_QUERY_TIMEOUT_MS ?? '60000',
       LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn',
     },
     { clock },

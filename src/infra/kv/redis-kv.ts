@@ -31,7 +31,7 @@ for _, k in ipairs(KEYS) do
 end
 return n`;
 /** Keys per script call: bounded so one call never holds the server for long. */
-const MANY_CHUNK = 1000;
+const MANY_CHUNK = 500;
 
 interface Scripts {
   flockDelIfEquals(key: string, expected: string): Promise<number>;
