@@ -1,15 +1,21 @@
 #!/usr/bin/env node
-// StreamHealthWorker sweep cost at 1k, 10k and 50k active VERIFIED_STREAM matches, on the real PostgreSQL and
-// Redis, against the Twitch Helix and SRS fakes over real HTTP (in a child process, so the CPU figures are the
-// service's own). One real service instance in this process (scheduler stopped; the bench calls
-// `services.streamHealth.sweep()`), its clock and the fakes' clock advanced together by STREAM_CHECK_EVERY_MS.
+// StreamHealthWorker sweep cost at 1k / 10k / 50k / 100k active VERIFIED_STREAM matches, beside a bare sweep of the
+// same matches (bench/lib/bare-sweep-child.mjs: same database, same fakes, same requests, the least a sweep must
+// do), on the real PostgreSQL and Redis, against the Twitch Helix and SRS fakes over real HTTP.
+// Three processes: this one runs the service alone (scheduler stopped; the bench calls
+// `services.streamHealth.sweep()`), the fakes run in one child, the bare sweep in another, so each CPU figure and
+// this process's memory are the service's own. The service's clock and the fakes' clock advance together by
+// STREAM_CHECK_EVERY_MS before each tick; per tick the service sweeps, then the bare sweep.
 // Per size: a fresh database, N matches with two players each (one Twitch + one SRS channel per player),
-// three sweeps: #1 cold (first state rows, FPS unknown: needs two samples), #2 and #3 steady (all healthy).
-// Reports wall time and process CPU (user+system, this process only: PostgreSQL and Redis are separate
-// processes) per sweep, provider requests per sweep, samples by outcome, and memory after the largest size.
+// BENCH_STREAM_TICKS ticks (default 3: #1 cold — first state rows, FPS unknown: needs two samples — then steady,
+// all healthy); at BENCH_STREAM_MEMORY_SIZE (default 50000) BENCH_STREAM_MEMORY_TICKS ticks (default 20).
+// Reports per tick: wall time and process CPU (user+system) of the service sweep and of the bare sweep, provider
+// requests, samples by outcome, and this process's RSS and V8 heap right after the sweep (no forced GC);
+// figures: steady CPU per sweep (mean of ticks 2..n), the ratio service / bare, CPU per 1k matches (linearity),
+// requests against ⌈streams per provider / 100⌉ + token requests, memory per tick at the memory size.
 //
 //   npx tsc -p tsconfig.build.json && node_modules/.bin/node --expose-gc bench/stream-sweep.mjs
-//   (BENCH_STREAM_SIZES=1000,10000 for a shorter run)
+//   (BENCH_STREAM_SIZES=1000,10000 for a shorter run; --cpu-prof to profile the service)
 import { fork } from 'node:child_process';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -28,35 +34,48 @@ import {
 } from './lib/common.mjs';
 
 const NAME = 'stream-sweep';
-const SIZES = (process.env.BENCH_STREAM_SIZES ?? '1000,10000,50000').split(',').map(Number);
-const SWEEPS = 3;
+const SIZES = (process.env.BENCH_STREAM_SIZES ?? '1000,10000,50000,100000').split(',').map(Number);
+const TICKS = Number(process.env.BENCH_STREAM_TICKS ?? 3);
+const MEMORY_SIZE = Number(process.env.BENCH_STREAM_MEMORY_SIZE ?? 50000);
+const MEMORY_TICKS = Number(process.env.BENCH_STREAM_MEMORY_TICKS ?? 20);
 const CHECK_MS = 30_000;
 const T0 = Date.UTC(2026, 0, 1, 12, 0, 0);
 
-/** The fakes' child process, with a request/answer helper. */
-async function startFakes(n) {
-  const child = fork(join(ROOT, 'bench', 'lib', 'stream-fakes-child.mjs'), [], {
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    execArgv: [],
-  });
+/** A bench child process driven over IPC, with a request/answer helper. */
+async function startChild(file) {
+  const child = fork(join(ROOT, 'bench', 'lib', file), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] });
   await new Promise((resolve, reject) => {
-    child.once('message', (m) => (m.ready ? resolve() : reject(new Error('fakes child failed to start'))));
-    child.once('exit', (code) => reject(new Error(`fakes child exited with ${code}`)));
+    child.once('message', (m) => (m.ready ? resolve() : reject(new Error(`${file} failed to start`))));
+    child.once('exit', (code) => reject(new Error(`${file} exited with ${code}`)));
   });
   const ask = (message) =>
     new Promise((resolve, reject) => {
       child.once('message', (m) => (m.ok ? resolve(m) : reject(new Error(m.error))));
       child.send(message);
     });
-  const started = await ask({ cmd: 'start', n, clockMs: T0 });
+  const close = async () => {
+    if (child.exitCode === null) await ask({ cmd: 'close' }).catch(() => child.kill('SIGKILL'));
+  };
+  return { ask, close };
+}
+
+/** The fakes' child process. */
+async function startFakes(n) {
+  const child = await startChild('stream-fakes-child.mjs');
+  const started = await child.ask({ cmd: 'start', n, clockMs: T0 });
   return {
     ...started,
-    advance: (ms) => ask({ cmd: 'advance', ms }),
-    stats: () => ask({ cmd: 'stats' }),
-    close: async () => {
-      if (child.exitCode === null) await ask({ cmd: 'close' }).catch(() => child.kill('SIGKILL'));
-    },
+    advance: (ms) => child.ask({ cmd: 'advance', ms }),
+    stats: () => child.ask({ cmd: 'stats' }),
+    close: child.close,
   };
+}
+
+/** The bare sweep's child process. */
+async function startBare(databaseUrl, fakes) {
+  const child = await startChild('bare-sweep-child.mjs');
+  await child.ask({ cmd: 'start', databaseUrl, twitch: fakes.twitch, srs: fakes.srs });
+  return { sweep: (at) => child.ask({ cmd: 'sweep', at }), close: child.close };
 }
 
 /** N active matches, players and checklists in three statements. */
@@ -78,8 +97,10 @@ function mib(bytes) {
 
 async function runSize(n, redisUrl) {
   const { ManualClock } = await dist('src/infra/clock.js');
+  const ticks = n === MEMORY_SIZE ? Math.max(TICKS, MEMORY_TICKS) : TICKS;
   const db = await freshPostgresDatabase();
   const fakes = await startFakes(n);
+  const bare = await startBare(db.url, fakes);
   const clock = new ManualClock(T0);
   const service = await startBenchService(
     {
@@ -95,6 +116,8 @@ async function runSize(n, redisUrl) {
       INGEST_STATS_URL: fakes.srs,
       TELEMETRY_TIMEOUT_MS: '25000',
       STREAM_CHECK_EVERY_MS: String(CHECK_MS),
+      // The seed's 100k-row inserts and a cold sweep's writes outlast the 5 s default on a loaded shared machine.
+      DB_QUERY_TIMEOUT_MS: process.env.BENCH_DB_QUERY_TIMEOUT_MS ?? '60000',
       LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn',
     },
     { clock },
@@ -107,7 +130,7 @@ async function runSize(n, redisUrl) {
   const memBefore = process.memoryUsage();
 
   const sweeps = [];
-  for (let i = 0; i < SWEEPS; i++) {
+  for (let i = 0; i < ticks; i++) {
     if (i > 0) {
       clock.advance(CHECK_MS);
       await fakes.advance(CHECK_MS);
@@ -118,25 +141,37 @@ async function runSize(n, redisUrl) {
     const report = await service.services.streamHealth.sweep();
     const wallMs = performance.now() - t0;
     const cpu = process.cpuUsage(cpu0);
+    const mem = process.memoryUsage();
     const requests = await fakes.stats();
+    const b = await bare.sweep(clock.now());
+    const bareRequests = await fakes.stats();
     sweeps.push({
       sweep: i + 1,
       wallMs: round(wallMs, 0),
       cpuMs: round((cpu.user + cpu.system) / 1000, 0),
+      bareCpuMs: b.cpuMs,
+      bareWallMs: b.wallMs,
+      bareOutcomes: b.outcomes,
+      rssMiB: mib(mem.rss),
+      heapUsedMiB: mib(mem.heapUsed),
+      heapTotalMiB: mib(mem.heapTotal),
+      externalMiB: mib(mem.external),
       twitchStreamsRequests: requests.twitchStreams,
       twitchTokenRequests: requests.twitchTokens,
       srsPages: requests.srsPages,
+      bareRequests: { twitch: bareRequests.twitchStreams, tokens: bareRequests.twitchTokens, srsPages: bareRequests.srsPages },
       providerErrors: requests.errors,
       samples: report.samples,
       swept: report.swept,
       stale: report.stale,
       phases: report.phases,
     });
-    console.log(`n=${n} sweep ${i + 1}: ${JSON.stringify(sweeps.at(-1))}`);
+    console.log(`n=${n} tick ${i + 1}: ${JSON.stringify(sweeps.at(-1))}`);
   }
   global.gc?.();
   const memAfter = process.memoryUsage();
   await service.close();
+  await bare.close();
   await fakes.close();
   await db.drop();
   return { n, seedMs: round(seedMs, 0), sweeps, memory: { before: memBefore, after: memAfter } };
@@ -149,10 +184,14 @@ async function main() {
   for (const n of SIZES) results.push(await runSize(n, redisUrl));
 
   const figures = [];
+  const perK = [];
   for (const r of results) {
     const steady = r.sweeps.slice(1);
     const avg = (f) => round(steady.reduce((a, s) => a + f(s), 0) / steady.length, 0);
     const cold = r.sweeps[0];
+    const cpu = avg((s) => s.cpuMs);
+    const bareCpu = avg((s) => s.bareCpuMs);
+    perK.push(cpu / (r.n / 1000));
     figures.push({
       name: `${r.n} matches: cold sweep (first state rows)`,
       value: cold.wallMs,
@@ -160,44 +199,77 @@ async function main() {
       note: `${cold.cpuMs} ms CPU`,
     });
     figures.push({
-      name: `${r.n} matches: steady sweep`,
-      value: avg((s) => s.wallMs),
-      unit: 'ms wall',
-      note: `${avg((s) => s.cpuMs)} ms CPU; ${round(avg((s) => s.wallMs) / (r.n / 1000), 0)} ms per 1k matches`,
+      name: `${r.n} matches: steady sweep CPU, service`,
+      value: cpu,
+      unit: 'ms CPU',
+      note: `${avg((s) => s.wallMs)} ms wall; ${round(cpu / (r.n / 1000), 0)} ms CPU per 1k matches; mean of ${steady.length} ticks`,
     });
     figures.push({
+      name: `${r.n} matches: steady sweep CPU, bare sweep`,
+      value: bareCpu,
+      unit: 'ms CPU',
+      note: `${avg((s) => s.bareWallMs)} ms wall`,
+    });
+    figures.push({
+      name: `${r.n} matches: service / bare CPU`,
+      value: round(cpu / Math.max(1, bareCpu), 2),
+      unit: '×',
+      note: 'target ≤ 1.5',
+    });
+    const streams = r.n * 2;
+    const s1 = steady[0];
+    figures.push({
       name: `${r.n} matches: provider requests per sweep`,
-      value: steady[0].twitchStreamsRequests + steady[0].srsPages,
+      value: s1.twitchStreamsRequests + s1.srsPages,
       unit: 'requests',
-      note: `Twitch ${steady[0].twitchStreamsRequests} (100 logins each), SRS ${steady[0].srsPages} pages (1000 streams each)`,
+      note: `Twitch ${s1.twitchStreamsRequests} (⌈${streams}/100⌉ = ${Math.ceil(streams / 100)}) + ${r.sweeps.reduce((a, s) => a + s.twitchTokenRequests, 0)} token over the run; SRS ${s1.srsPages} pages of 1000 (bare: ${s1.bareRequests.twitch} + ${s1.bareRequests.srsPages})`,
     });
     figures.push({
       name: `${r.n} matches: steady samples`,
-      value: steady[0].samples.healthy,
+      value: s1.samples.healthy,
       unit: 'healthy',
-      note: `${steady[0].samples.unknown} unknown, ${steady[0].samples.violating} violating`,
+      note: `${s1.samples.unknown} unknown, ${s1.samples.violating} violating (bare: ${s1.bareOutcomes.healthy} healthy)`,
+    });
+    if (r.sweeps.length >= 10) {
+      const rss = r.sweeps.map((s) => s.rssMiB);
+      const heap = r.sweeps.map((s) => s.heapUsedMiB);
+      figures.push({
+        name: `${r.n} matches: service RSS after each of ${r.sweeps.length} ticks`,
+        value: Math.max(...rss),
+        unit: 'MiB max',
+        note: `min ${Math.min(...rss)}, first ${rss[0]}, last ${rss.at(-1)}; target ≤ 256 MB (244 MiB)`,
+      });
+      figures.push({
+        name: `${r.n} matches: service heap used after each tick`,
+        value: Math.max(...heap),
+        unit: 'MiB max',
+        note: `min ${Math.min(...heap)}, first ${heap[0]}, last ${heap.at(-1)}`,
+      });
+    }
+  }
+  if (perK.length > 1) {
+    figures.push({
+      name: 'steady CPU per 1k matches, largest / smallest size',
+      value: round(perK.at(-1) / perK[0], 2),
+      unit: '×',
+      note: perK.map((v, i) => `${results[i].n}: ${round(v, 0)} ms`).join(', '),
     });
   }
   const last = results.at(-1);
   figures.push({
-    name: `memory after ${last.n} matches: rss`,
+    name: `memory after ${last.n} matches (gc): rss`,
     value: mib(last.memory.after.rss),
     unit: 'MiB',
-    note: `before the first sweep ${mib(last.memory.before.rss)} MiB`,
-  });
-  figures.push({
-    name: `memory after ${last.n} matches: heap used`,
-    value: mib(last.memory.after.heapUsed),
-    unit: 'MiB',
-    note: `before ${mib(last.memory.before.heapUsed)} MiB${global.gc ? ' (after gc)' : ' (run with --expose-gc for post-gc figures)'}`,
+    note: `before the first sweep ${mib(last.memory.before.rss)} MiB; heap ${mib(last.memory.after.heapUsed)} MiB${global.gc ? '' : ' (run with --expose-gc)'}`,
   });
 
   recordResult(NAME, {
-    measured: 'StreamHealthWorker.sweep() on real PostgreSQL + Redis, Twitch/SRS fakes over HTTP in a child process',
+    measured:
+      'StreamHealthWorker.sweep() on real PostgreSQL + Redis, Twitch/SRS fakes over HTTP in a child process, a bare sweep of the same matches in another',
     figures,
     details: { sizes: SIZES, checkEveryMs: CHECK_MS, results },
   });
 }
 
 onCleanup(async () => undefined);
-runBench(NAME, main, { hardLimitMs: 1_200_000 });
+runBench(NAME, main, { hardLimitMs: 3_600_000 });

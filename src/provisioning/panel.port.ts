@@ -11,11 +11,14 @@ export type ListingResult =
   | { kind: 'listed'; seen: Map<number, PanelObservation>; requests: number }
   | { kind: 'unusable' | 'retry'; reason: string; requests: number };
 
+/** Servers per listing page (the most the panel's client API allows; docs/panel.md). */
+export const LISTING_PAGE_SIZE = 100;
+
 /** What provisioning needs from the game-server panel (implemented in integrations/pterodactyl/panel.adapter.ts). */
 export interface PanelPort {
   /** One look at the server; waits for a fleet-wide request slot no later than `deadline`. */
   observe(panelServerId: number, deadline: number): Promise<PanelObservation>;
-  /** Looks at many servers with as few listing requests as the panel allows (docs/panel.md). */
+  /** Looks at many servers with as few listing requests as the panel allows (docs/panel.md); every page's slot by `deadline`. */
   observeMany?(panelServerIds: readonly number[], deadline: number): Promise<ListingResult>;
   /** Deletes the server; a server the panel does not know counts as already gone. */
   remove(panelServerId: number, deadline: number): Promise<CleanupResult>;

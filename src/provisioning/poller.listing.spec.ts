@@ -10,7 +10,7 @@ import { MemoryKeyValueStore } from '../infra/kv/memory-kv.js';
 import { upsertMatch } from '../matches/match.repository.js';
 import { createLogger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
-import { LISTING_QUIET_KEY } from './poller.js';
+import { LISTING_HEALTHY_KEY, LISTING_QUIET_KEY } from './poller.js';
 import { DEFAULT_PROVISION_SETTINGS, ServerProvisionWorker } from './server-provision.worker.js';
 
 // Coalesced polling end to end below the service: the worker on PGlite, the fake panel over real HTTP. Every
@@ -118,6 +118,24 @@ describe('coalesced panel polling', () => {
     // The quiet period holds the fleet to its share of the budget: a second pass in the same tick does nothing.
     expect(await worker.pollListed()).toBe(0);
     expect(listings()).toBe(1);
+  });
+
+  it('while listings answer, per-server polling stays off; when they stop, it takes over', async () => {
+    const id = panel.addServer({ installAfterMs: 600_000 });
+    await reserve('m-1', id);
+    expect(await listingTick()).toBe(1);
+    // Its own poll is due (as after a long pass), but the listings cover it: no GET competes for the budget.
+    await database.db
+      .updateTable('provisions')
+      .set({ next_poll_at: new Date(clock.now() - 1) })
+      .execute();
+    panel.resetStats();
+    expect(await worker.pollDue()).toBe(0);
+    expect(gets()).toBe(0);
+    // The healthy mark lapses (no listing within the fallback time): the server is polled on its own.
+    await kv.del(LISTING_HEALTHY_KEY);
+    expect(await worker.pollDue()).toBe(1);
+    expect(gets()).toBe(1);
   });
 
   it.each([403, 404] as const)('listing answered %i: nothing decided, per-server polling takes over', async (status) => {

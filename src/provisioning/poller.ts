@@ -4,12 +4,31 @@ import type { Provision } from '../infra/db/schema.js';
 import { updateChecklist } from '../matches/match.repository.js';
 import type { ProvisionOutcomes } from './outcomes.js';
 import { decideAfterPoll, isActive, type Decision, type PanelObservation } from './policy.js';
-import { claimDue, claimWatched, lockProvision, releaseWatched, savePollProgress } from './provisioning.repository.js';
+import {
+  claimDue,
+  claimWatched,
+  lockLeased,
+  lockProvision,
+  markServersInstalled,
+  releaseWatched,
+  saveListedProgress,
+  savePollProgress,
+  signalsOf,
+  type ListedProgress,
+} from './provisioning.repository.js';
 import { signalStateOf } from './readiness.js';
-import type { ProvisioningDeps } from './settings.js';
+import { LISTING_PAGE_SIZE } from './panel.port.js';
+import type { ListingSettings, ProvisioningDeps } from './settings.js';
 
 /** Fleet-wide: while this key lives, no instance lists (the last listing's share of the panel budget). */
 export const LISTING_QUIET_KEY = 'prov:listing:quiet';
+
+/**
+ * Fleet-wide: while this key lives, listings are answering (set after each listing that read the panel, for the
+ * fallback time), so per-server polling stays off. Its GETs would only compete with the listing's pages for the
+ * fleet's request slots, and lose the listing its slots at large fleets.
+ */
+export const LISTING_HEALTHY_KEY = 'prov:listing:healthy';
 
 /** How an observation reached us: its own GET, or a coalesced listing (then the listing schedules the next look). */
 type Via = { listed: false } | { listed: true; fallbackMs: number };
@@ -18,6 +37,8 @@ type Via = { listed: false } | { listed: true; fallbackMs: number };
 export class ProvisionPoller {
   /** Until then this instance does not list: the panel answered the listing in a way retrying will not fix. */
   private listingUnusableUntil = 0;
+  /** How long this instance's last listing pass took (listing plus writes). */
+  private lastPassMs = 0;
 
   constructor(
     private readonly deps: ProvisioningDeps,
@@ -27,6 +48,7 @@ export class ProvisionPoller {
   /** Claims provisions whose poll is due (and not leased by a live instance) and polls them. */
   async pollDue(): Promise<number> {
     const { db, clock, instanceId, settings } = this.deps;
+    if (await this.listingsHealthy()) return 0;
     const claimed = await claimDue(db, 'poll', { instanceId, now: clock.now(), leaseMs: settings.leaseMs, limit: settings.concurrency });
     await Promise.all(claimed.map((p) => this.pollOne(p)));
     return claimed.length;
@@ -43,10 +65,9 @@ export class ProvisionPoller {
     const now = clock.now();
     const claimed = await claimWatched(db, { instanceId, now, leaseMs: settings.leaseMs, limit: listing.maxWatched });
     if (claimed.length === 0) return 0;
-    // A listing that cannot get a slot within a tick is stale anyway: the next tick tries again.
     const result = await panel.observeMany(
       claimed.map((p) => p.panel_server_id),
-      now + listing.everyMs,
+      listingDeadline(now, claimed.length, listing),
     );
     if (result.kind !== 'listed') {
       await releaseWatched(
@@ -54,7 +75,10 @@ export class ProvisionPoller {
         instanceId,
         claimed.map((p) => p.match_id),
       );
-      if (result.kind === 'unusable') this.listingUnusableUntil = clock.now() + listing.unusableCooldownMs;
+      if (result.kind === 'unusable') {
+        this.listingUnusableUntil = clock.now() + listing.unusableCooldownMs;
+        await listing.kv.del(LISTING_HEALTHY_KEY).catch(() => undefined);
+      }
       logger.warn(
         { reason: result.reason, outcome: result.kind, watched: claimed.length },
         'panel listing failed; per-server polling covers it',
@@ -64,9 +88,91 @@ export class ProvisionPoller {
     }
     const absent = claimed.filter((p) => !result.seen.has(p.panel_server_id)).length;
     const quietMs = await this.holdListing(result.requests + absent);
-    const via: Via = { listed: true, fallbackMs: Math.max(listing.fallbackMs, 3 * Math.max(quietMs, listing.everyMs)) };
-    await inBatches(claimed, settings.concurrency, (p) => this.pollOne(p, via, result.seen.get(p.panel_server_id)));
+    // The next listing comes after the quiet period (or the tick) plus a pass: the own poll waits three of those,
+    // so per-server polling stays off while listings are healthy, however long a pass takes at this fleet size.
+    const passMs = Math.max(this.lastPassMs, clock.now() - now);
+    const via: Via = { listed: true, fallbackMs: Math.max(listing.fallbackMs, 3 * (Math.max(quietMs, listing.everyMs) + passMs)) };
+    await listing.kv.set(LISTING_HEALTHY_KEY, instanceId, { px: via.fallbackMs }).catch(() => undefined);
+    // What the listing showed: one transaction, its waits in one statement. The absent: a confirming GET each.
+    const rest = await this.saveListed(claimed, result.seen, via);
+    await inBatches(rest, settings.concurrency, (p) => this.pollOne(p, via, result.seen.get(p.panel_server_id)));
+    this.lastPassMs = clock.now() - now;
     return claimed.length;
+  }
+
+  /**
+   * Every claim the listing showed (installing, installed, failed) in one transaction: lock them, read their
+   * signals, apply the policy to each, write the `wait` steps (nearly all of them) in one statement and the
+   * outcomes (ready, failed) one by one. Returns the claims the listing did not show (they need a confirming GET).
+   */
+  private async saveListed(claimed: readonly Provision[], seen: ReadonlyMap<number, PanelObservation>, via: Via): Promise<Provision[]> {
+    const { db, clock, instanceId, logger } = this.deps;
+    const rest = claimed.filter((p) => seen.get(p.panel_server_id)?.kind !== 'install');
+    const listed = claimed.filter((p) => seen.get(p.panel_server_id)?.kind === 'install');
+    if (listed.length === 0) return rest;
+    const wroteOutbox = await db.transaction().execute(async (trx) => {
+      const locked = await lockLeased(
+        trx,
+        instanceId,
+        listed.map((p) => p.match_id),
+      );
+      const signals = await signalsOf(
+        trx,
+        locked.map((p) => p.match_id),
+      );
+      const now = clock.now();
+      const progress: ListedProgress[] = [];
+      const installed: string[] = [];
+      const moved = new Map<string, number>();
+      let outbox = false;
+      for (const provision of locked) {
+        const observation = seen.get(provision.panel_server_id) ?? null;
+        const deadlineAt = provision.deadline_at!.getTime();
+        const log = logger.child({ matchId: provision.match_id, panelServerId: provision.panel_server_id });
+        logObservation(observation, log);
+        const decision = rescheduleListed(
+          observation === null || now >= deadlineAt
+            ? { kind: 'fail', reason: 'TIMEOUT', detail: 'readiness deadline passed' }
+            : decideAfterPoll(
+                { state: provision.state, deadlineAt, pollFailures: provision.poll_failures },
+                observation,
+                signals.get(provision.match_id) ?? { adminHooksOk: false, overlayConnected: false, overlayRequired: false },
+                now,
+                this.deps.settings,
+                this.deps.random(),
+              ),
+          observation,
+          via,
+          now,
+          deadlineAt,
+        );
+        if (decision.kind !== 'wait') {
+          outbox = (await this.apply(trx, provision, decision, now, log, panelStatusOf(observation), via)) || outbox;
+          continue;
+        }
+        const { state, nextPollAt, pollFailures } = decision;
+        progress.push({ matchId: provision.match_id, state, nextPollAt, pollFailures, panelStatus: panelStatusOf(observation) });
+        if (decision.serverInstalled) installed.push(provision.match_id);
+        if (state !== provision.state) moved.set(`${provision.state}→${state}`, (moved.get(`${provision.state}→${state}`) ?? 0) + 1);
+      }
+      await markServersInstalled(trx, installed, now);
+      await saveListedProgress(trx, progress, now);
+      for (const [change, provisions] of moved) logger.info({ change, provisions }, 'provisioning state changed');
+      return outbox;
+    });
+    if (wroteOutbox) this.deps.onOutboxWrite?.();
+    return rest;
+  }
+
+  /** Whether a listing answered within the fallback time (then the listings cover every installing provision). */
+  private async listingsHealthy(): Promise<boolean> {
+    const { listing, clock } = this.deps;
+    if (!listing || clock.now() < this.listingUnusableUntil) return false;
+    try {
+      return (await listing.kv.get(LISTING_HEALTHY_KEY)) !== null;
+    } catch {
+      return false; // no key-value store: per-server polling, as without listings
+    }
   }
 
   /** Keeps the fleet from listing again until these requests fit in the listing's share of the budget. */
@@ -165,6 +271,17 @@ export class ProvisionPoller {
         return false;
     }
   }
+}
+
+/**
+ * By when a listing's last page must have its fleet-wide slot. The limiter spaces requests about windowMs / budget
+ * apart (a little more: its safety margin), so a listing of N pages needs N spacings however idle the panel is:
+ * a tick's wait plus two spacings per page it will likely read. A listing that cannot make that is stale anyway
+ * (the next tick tries again); a bare tick would fail every listing past ~7 pages at 240/min (1,000 installs).
+ */
+export function listingDeadline(now: number, watched: number, listing: Pick<ListingSettings, 'everyMs' | 'windowMs' | 'budget'>): number {
+  const pages = Math.ceil(watched / LISTING_PAGE_SIZE) + 1;
+  return now + listing.everyMs + Math.ceil((2 * pages * listing.windowMs) / listing.budget);
 }
 
 /** A listed server still installing is looked at by the next listing; its own poll waits as the fallback. */

@@ -219,6 +219,88 @@ export async function savePollProgress(db: Db, matchId: string, p: PollProgress,
     .execute();
 }
 
+/**
+ * Locks the given provisions that are still active and leased by `instanceId` (in match id order, so two
+ * passes cannot deadlock). Read their signals with `signalsOf` AFTER this, in its own statement: a readiness
+ * signal committed while we waited for a lock must be seen.
+ */
+export async function lockLeased(db: Db, instanceId: string, matchIds: readonly string[]): Promise<Provision[]> {
+  if (matchIds.length === 0) return [];
+  return db
+    .selectFrom('provisions')
+    .selectAll()
+    .where('match_id', 'in', matchIds)
+    .where('lease_owner', '=', instanceId)
+    .where('state', 'in', ACTIVE_STATES)
+    .orderBy('match_id')
+    .forUpdate()
+    .execute();
+}
+
+/** The readiness signals of many matches (checklist items and overlay requirement), one statement. */
+export async function signalsOf(
+  db: Db,
+  matchIds: readonly string[],
+): Promise<Map<string, { adminHooksOk: boolean; overlayConnected: boolean; overlayRequired: boolean }>> {
+  const out = new Map<string, { adminHooksOk: boolean; overlayConnected: boolean; overlayRequired: boolean }>();
+  if (matchIds.length === 0) return out;
+  const rows = await db
+    .selectFrom('provisions as p')
+    .leftJoin('checklists as c', 'c.match_id', 'p.match_id')
+    .leftJoin('matches as m', 'm.id', 'p.match_id')
+    .select(['p.match_id', 'c.admin_hooks_ok', 'c.overlay_connected', 'm.overlay_required'])
+    .where('p.match_id', 'in', matchIds)
+    .execute();
+  for (const r of rows) {
+    out.set(r.match_id, {
+      adminHooksOk: r.admin_hooks_ok ?? false,
+      overlayConnected: r.overlay_connected ?? false,
+      overlayRequired: r.overlay_required ?? false,
+    });
+  }
+  return out;
+}
+
+/** A listed provision's poll progress (the `wait` step of the policy), written with many others at once. */
+export interface ListedProgress {
+  matchId: string;
+  state: 'INSTALLING' | 'WAITING_SIGNALS';
+  nextPollAt: number | null;
+  pollFailures: number;
+  panelStatus: string | null;
+}
+
+/**
+ * `savePollProgress` for many provisions in one statement, leases handed back to the fleet (the next listing
+ * answers for them). Call it under `lockLeased` of the same rows.
+ */
+export async function saveListedProgress(db: Db, rows: readonly ListedProgress[], now: number): Promise<void> {
+  if (rows.length === 0) return;
+  const input = rows.map((r) => ({
+    match_id: r.matchId,
+    state: r.state,
+    next_poll_at: r.nextPollAt === null ? null : new Date(r.nextPollAt).toISOString(),
+    poll_failures: r.pollFailures,
+    status: r.panelStatus,
+  }));
+  await sql`
+    UPDATE provisions AS p SET
+      state = x.state, next_poll_at = x.next_poll_at, poll_failures = x.poll_failures, last_panel_status = x.status,
+      lease_owner = NULL, lease_until = NULL, updated_at = ${new Date(now)}
+    FROM jsonb_to_recordset(${JSON.stringify(input)}::jsonb)
+      AS x(match_id text, state text, next_poll_at timestamptz, poll_failures integer, status text)
+    WHERE p.match_id = x.match_id`.execute(db);
+}
+
+/** Ticks `serverInstalled` on many checklists at once (created when missing). */
+export async function markServersInstalled(db: Db, matchIds: readonly string[], now: number): Promise<void> {
+  if (matchIds.length === 0) return;
+  await sql`
+    INSERT INTO checklists (match_id, server_installed, updated_at)
+    SELECT id, true, ${new Date(now)} FROM jsonb_array_elements_text(${JSON.stringify(matchIds)}::jsonb) AS x(id)
+    ON CONFLICT (match_id) DO UPDATE SET server_installed = true, updated_at = EXCLUDED.updated_at`.execute(db);
+}
+
 /** Active → READY; false when the provision was no longer active (somebody else decided first). */
 export async function markReady(db: Db, matchId: string, now: number): Promise<boolean> {
   const at = new Date(now);

@@ -22,6 +22,24 @@ export class Leases {
     return this.kv.set(this.key(name), owner, { nx: true, px: ttlMs });
   }
 
+  /** `tryAcquire` for many names in one round trip; true per name now held by `owner`, in order. */
+  async tryAcquireMany(names: readonly string[], owner: string, ttlMs: number): Promise<boolean[]> {
+    assertTtl(ttlMs);
+    return this.kv.setManyNx(
+      names.map((n) => this.key(n)),
+      owner,
+      ttlMs,
+    );
+  }
+
+  /** `release` for many names in one round trip; returns how many `owner` held (and dropped). */
+  async releaseMany(names: readonly string[], owner: string): Promise<number> {
+    return this.kv.delManyIfEquals(
+      names.map((n) => this.key(n)),
+      owner,
+    );
+  }
+
   /** Extends the lease to `ttlMs` from now; false when `owner` no longer holds it (expired or taken over). */
   async renew(name: string, owner: string, ttlMs: number): Promise<boolean> {
     assertTtl(ttlMs);

@@ -55,18 +55,25 @@ export type CheckableSample = Pick<SideSample, 'live' | 'title' | 'fps' | 'bitra
 /** Characters of a match id: the matchId grammar of HMAC key ids (hmac-v1.md: `[A-Za-z0-9-]{1,64}`). */
 export const MATCH_ID_CHAR = '[A-Za-z0-9-]';
 
-function escapeRegExp(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+/** Whether `c` (one UTF-16 unit, or undefined past the end) is a match id character (`MATCH_ID_CHAR`). */
+function isMatchIdChar(c: number): boolean {
+  return (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 45;
 }
 
 /**
  * Title rule: the title contains `#<matchId>` or `[<matchId>]`, case-sensitive. After `#`, the id must not
  * continue with another id character, so `#m-12` and `#m-1-2` do not satisfy match `m-1`.
+ * Plain string search (a sweep checks 100k titles: no pattern is compiled per call).
  */
 export function titleContainsMatchId(title: string, matchId: string): boolean {
   if (matchId === '') return false;
-  const id = escapeRegExp(matchId);
-  return new RegExp(`#${id}(?!${MATCH_ID_CHAR})|\\[${id}\\]`).test(title);
+  if (title.includes(`[${matchId}]`)) return true;
+  const tagged = `#${matchId}`;
+  for (let at = title.indexOf(tagged); at !== -1; at = title.indexOf(tagged, at + 1)) {
+    const after = at + tagged.length;
+    if (after >= title.length || !isMatchIdChar(title.charCodeAt(after))) return true;
+  }
+  return false;
 }
 
 function knownNumber(v: number | Unknown): number | null {

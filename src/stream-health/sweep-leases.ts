@@ -17,25 +17,23 @@ export class MatchLeases {
   }
 
   /**
-   * Takes the lease of each match, 1000 at a time; the map says which are held (true), which are not needed
+   * Takes the lease of each match, 1000 per round trip; the map says which are held (true), which are not needed
    * because the store is down (false), and leaves out those leased elsewhere. Without the key-value store the
    * sweep goes on for all matches: the version check and the database constraints still make every effect happen once.
    */
   async acquire(ids: readonly string[], owner: string, logger: Logger): Promise<Map<string, boolean>> {
     const held = new Map<string, boolean>();
     let kvDown = false;
-    for (let i = 0; i < ids.length; i += CHUNK) {
-      await Promise.all(
-        ids.slice(i, i + CHUNK).map(async (id) => {
-          if (kvDown) return void held.set(id, false);
-          try {
-            if (await this.leases.tryAcquire(id, owner, this.leaseMs)) held.set(id, true);
-          } catch {
-            kvDown = true;
-            held.set(id, false);
-          }
-        }),
-      );
+    for (let i = 0; i < ids.length && !kvDown; i += CHUNK) {
+      const chunk = ids.slice(i, i + CHUNK);
+      try {
+        const taken = await this.leases.tryAcquireMany(chunk, owner, this.leaseMs);
+        chunk.forEach((id, j) => {
+          if (taken[j]) held.set(id, true);
+        });
+      } catch {
+        kvDown = true;
+      }
     }
     if (kvDown) {
       logger.warn({ reason: 'KV_UNAVAILABLE' }, 'match leases unavailable; sweeping on the database guarantees alone');
@@ -45,17 +43,12 @@ export class MatchLeases {
   }
 
   async release(held: ReadonlyMap<string, boolean>, owner: string, logger: Logger): Promise<void> {
-    const taken = [...held].filter(([, mine]) => mine).map(([id]) => id);
+    const taken: string[] = [];
+    for (const [id, mine] of held) if (mine) taken.push(id);
     for (let i = 0; i < taken.length; i += CHUNK) {
-      await Promise.all(
-        taken
-          .slice(i, i + CHUNK)
-          .map((id) =>
-            this.leases
-              .release(id, owner)
-              .catch((err: unknown) => logger.debug({ err, matchId: id, reason: 'LEASE_RELEASE_FAILED' }, 'lease expires on its own')),
-          ),
-      );
+      await this.leases
+        .releaseMany(taken.slice(i, i + CHUNK), owner)
+        .catch((err: unknown) => logger.debug({ err, reason: 'LEASE_RELEASE_FAILED' }, 'leases expire on their own'));
     }
   }
 }

@@ -179,7 +179,7 @@ export function composeSideSample(channels: readonly string[], telemetry: Readon
   if (ingest.length === 0) reasons.add('no_provider');
 
   return {
-    channels: [...channels],
+    channels,
     live,
     title,
     fps,

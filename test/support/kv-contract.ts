@@ -194,6 +194,25 @@ export function describeKeyValueStoreContract(
         expect(await kv.pttl('missing')).toBe(-2);
       });
 
+      it('setManyNx writes only the keys that do not exist, with the ttl, and says which', async () => {
+        await kv.set('many:b', 'someone-else');
+        expect(await kv.setManyNx(['many:a', 'many:b', 'many:c'], 'owner-a', 100 * TTL)).toEqual([true, false, true]);
+        expect(await kv.get('many:a')).toBe('owner-a');
+        expect(await kv.get('many:b')).toBe('someone-else');
+        expect(await kv.pttl('many:c')).toBeGreaterThan(50 * TTL);
+        expect(await kv.setManyNx(['many:a'], 'owner-b', 100 * TTL)).toEqual([false]);
+        expect(await kv.setManyNx([], 'owner-a', TTL)).toEqual([]);
+      });
+
+      it('delManyIfEquals deletes only the keys holding the value', async () => {
+        await kv.setManyNx(['many:a', 'many:c'], 'owner-a', 100 * TTL);
+        await kv.set('many:b', 'owner-b');
+        expect(await kv.delManyIfEquals(['many:a', 'many:b', 'many:c', 'many:missing'], 'owner-a')).toBe(2);
+        expect(await kv.get('many:a')).toBeNull();
+        expect(await kv.get('many:b')).toBe('owner-b');
+        expect(await kv.delManyIfEquals([], 'owner-a')).toBe(0);
+      });
+
       // As above: the short ttl only has to be over before the checks, never to outlast them.
       it('an expired value cannot be renewed or released', async () => {
         await kv.set('lease', 'owner-a', { px: 50 });
@@ -216,6 +235,8 @@ export function describeKeyValueStoreContract(
         await expect(closing.set('k', 'v')).rejects.toBeInstanceOf(KvUnavailableError);
         await expect(closing.incr('k')).rejects.toBeInstanceOf(KvUnavailableError);
         await expect(closing.delIfEquals('k', 'v')).rejects.toBeInstanceOf(KvUnavailableError);
+        await expect(closing.setManyNx(['k'], 'v', 1000)).rejects.toBeInstanceOf(KvUnavailableError);
+        await expect(closing.delManyIfEquals(['k'], 'v')).rejects.toBeInstanceOf(KvUnavailableError);
         await expect(closing.close()).resolves.toBeUndefined();
       });
     });

@@ -25,6 +25,13 @@ export interface KeyValueStore {
   delIfEquals(key: string, expected: string): Promise<boolean>;
   /** Extends the ttl only when the value equals `expected` (lease renewal). */
   pexpireIfEquals(key: string, expected: string, ms: number): Promise<boolean>;
+  /**
+   * `set(key, value, { nx: true, px })` for many keys in one round trip (leases of a whole sweep); one boolean
+   * per key, in order: true when written. Each key is atomic on its own, not the set.
+   */
+  setManyNx(keys: readonly string[], value: string, px: number): Promise<boolean[]>;
+  /** `delIfEquals` for many keys in one round trip; returns how many were deleted. */
+  delManyIfEquals(keys: readonly string[], expected: string): Promise<number>;
   /** Round trip to the store; throws when it is unreachable. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -104,6 +104,20 @@ export class MemoryKeyValueStore implements KeyValueStore {
     return true;
   }
 
+  async setManyNx(keys: readonly string[], value: string, px: number): Promise<boolean[]> {
+    this.assertAvailable();
+    const out: boolean[] = [];
+    for (const key of keys) out.push(await this.set(key, value, { nx: true, px }));
+    return out;
+  }
+
+  async delManyIfEquals(keys: readonly string[], expected: string): Promise<number> {
+    this.assertAvailable();
+    let deleted = 0;
+    for (const key of keys) if (await this.delIfEquals(key, expected)) deleted++;
+    return deleted;
+  }
+
   async pexpireIfEquals(key: string, expected: string, ms: number): Promise<boolean> {
     this.assertAvailable();
     const ttl = integerMs(ms);

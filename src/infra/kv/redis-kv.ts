@@ -18,9 +18,28 @@ const DEL_IF_EQUALS = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redi
 /** Compare-and-expire: only the holder of a lease may renew it. */
 const PEXPIRE_IF_EQUALS = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end`;
 
+/** SET NX PX for every key: 1 per key written, 0 per key that existed. */
+const SET_MANY_NX = `local out = {}
+for i, k in ipairs(KEYS) do
+  if redis.call('SET', k, ARGV[1], 'PX', ARGV[2], 'NX') then out[i] = 1 else out[i] = 0 end
+end
+return out`;
+/** Compare-and-delete for every key; returns how many were deleted. */
+const DEL_MANY_IF_EQUALS = `local n = 0
+for _, k in ipairs(KEYS) do
+  if redis.call('GET', k) == ARGV[1] then n = n + redis.call('DEL', k) end
+end
+return n`;
+/** Keys per script call: bounded so one call never holds the server for long. */
+const MANY_CHUNK = 500;
+
 interface Scripts {
   flockDelIfEquals(key: string, expected: string): Promise<number>;
   flockPexpireIfEquals(key: string, expected: string, ms: number): Promise<number>;
+  /** Variadic: (numKeys, ...keys, value, px). */
+  flockSetManyNx(...args: (string | number)[]): Promise<number[]>;
+  /** Variadic: (numKeys, ...keys, expected). */
+  flockDelManyIfEquals(...args: (string | number)[]): Promise<number>;
 }
 
 /** Replies that mean "the server cannot serve you now" rather than "this command is wrong". */
@@ -55,6 +74,9 @@ export class RedisKeyValueStore implements KeyValueStore {
     });
     this.redis.defineCommand('flockDelIfEquals', { numberOfKeys: 1, lua: DEL_IF_EQUALS });
     this.redis.defineCommand('flockPexpireIfEquals', { numberOfKeys: 1, lua: PEXPIRE_IF_EQUALS });
+    // No fixed key count: the first argument says how many keys follow (ioredis still prefixes them).
+    this.redis.defineCommand('flockSetManyNx', { lua: SET_MANY_NX });
+    this.redis.defineCommand('flockDelManyIfEquals', { lua: DEL_MANY_IF_EQUALS });
     this.scripts = this.redis as unknown as Scripts;
     this.redis.on('error', (err: Error) => {
       if (this.failing || this.closed) return;
@@ -113,6 +135,27 @@ export class RedisKeyValueStore implements KeyValueStore {
 
   async delIfEquals(key: string, expected: string): Promise<boolean> {
     return (await this.command('delIfEquals', () => this.scripts.flockDelIfEquals(key, expected))) === 1;
+  }
+
+  async setManyNx(keys: readonly string[], value: string, px: number): Promise<boolean[]> {
+    this.assertOpen();
+    const out: boolean[] = [];
+    for (let i = 0; i < keys.length; i += MANY_CHUNK) {
+      const chunk = keys.slice(i, i + MANY_CHUNK);
+      const reply = await this.command('setManyNx', () => this.scripts.flockSetManyNx(chunk.length, ...chunk, value, Math.round(px)));
+      for (const r of reply) out.push(r === 1);
+    }
+    return out;
+  }
+
+  async delManyIfEquals(keys: readonly string[], expected: string): Promise<number> {
+    this.assertOpen();
+    let deleted = 0;
+    for (let i = 0; i < keys.length; i += MANY_CHUNK) {
+      const chunk = keys.slice(i, i + MANY_CHUNK);
+      deleted += await this.command('delManyIfEquals', () => this.scripts.flockDelManyIfEquals(chunk.length, ...chunk, expected));
+    }
+    return deleted;
   }
 
   async pexpireIfEquals(key: string, expected: string, ms: number): Promise<boolean> {

@@ -1,11 +1,11 @@
-import type { CleanupResult, ListingResult, PanelPort } from '../../provisioning/panel.port.js';
+import { LISTING_PAGE_SIZE, type CleanupResult, type ListingResult, type PanelPort } from '../../provisioning/panel.port.js';
 import type { PanelObservation } from '../../provisioning/policy.js';
 import { readInstallState } from './install-status.js';
 import { PanelError } from './panel-error.js';
 import type { PanelServer } from './panel-server.js';
 import type { PterodactylClient } from './pterodactyl-client.js';
 
-const PER_PAGE = 100;
+const PER_PAGE = LISTING_PAGE_SIZE;
 /** Reasons after which listing cannot work on this panel until someone changes it (403 ACL, no route, no sort). */
 const UNUSABLE: ReadonlySet<string> = new Set(['FORBIDDEN', 'NOT_FOUND', 'BAD_REQUEST', 'UNAUTHORIZED', 'MALFORMED_RESPONSE']);
 

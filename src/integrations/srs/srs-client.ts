@@ -291,7 +291,9 @@ export class SrsTelemetryProvider implements TelemetryProvider {
     for (const s of listing.streams) {
       if (s.publish?.active === true) readings.set(s.id, this.read(s, release, at));
       const key = `${s.app}/${s.name}`;
-      byKey.set(key, [...(byKey.get(key) ?? []), s]);
+      const same = byKey.get(key);
+      if (same) same.push(s);
+      else byKey.set(key, [s]);
     }
     this.prune(at);
 
@@ -302,12 +304,8 @@ export class SrsTelemetryProvider implements TelemetryProvider {
         out.set(channel, unknownTelemetry(channel, at, 'invalid_channel'));
         continue;
       }
-      const candidates = byKey.get(ref.id) ?? [];
-      // Several vhosts may carry the same app/name: the publishing one with the most data wins.
-      const stream = [...candidates].sort(
-        (a, b) =>
-          Number(b.publish?.active === true) - Number(a.publish?.active === true) || (b.kbps?.recv_30s ?? 0) - (a.kbps?.recv_30s ?? 0),
-      )[0];
+      // Several vhosts may carry the same app/name: the publishing one with the most data wins (the first on a tie).
+      const stream = byKey.get(ref.id)?.reduce((best, s) => (preferStream(s, best) ? s : best));
       if (!stream) {
         // Absent while SRS answered: nothing reaches our ingest. Unless part of the listing was unreadable.
         out.set(
@@ -424,7 +422,7 @@ export class SrsTelemetryProvider implements TelemetryProvider {
       samples = [];
       reading = { unknown: 'counter_reset' };
     } else {
-      const baseline = [...samples].reverse().find((s) => at - s.localMs >= this.minWindowMs);
+      const baseline = samples.findLast((s) => at - s.localMs >= this.minWindowMs);
       if (!baseline) reading = { unknown: samples.length > 0 ? 'window_too_short' : 'first_sample' };
       else if (at - baseline.localMs > this.maxAgeMs) reading = { unknown: 'stale_sample' };
       else if (current.serverMs <= baseline.serverMs) reading = { unknown: 'source_stale', bitrateToo: true };
@@ -434,8 +432,11 @@ export class SrsTelemetryProvider implements TelemetryProvider {
       else if (framesNotCounted(stream, baseline, current)) reading = { unknown: 'frames_not_counted' };
       else reading = { fps: ((counter - baseline.videoFrames) * 1000) / (current.serverMs - baseline.serverMs) };
     }
-    samples = [...samples.filter((s) => at - s.localMs <= this.maxAgeMs), current].slice(-HISTORY_PER_STREAM);
-    this.history.set(stream.id, samples);
+    // One new array per sample (was three: filter, spread, slice).
+    const kept = samples.filter((s) => at - s.localMs <= this.maxAgeMs);
+    kept.push(current);
+    if (kept.length > HISTORY_PER_STREAM) kept.splice(0, kept.length - HISTORY_PER_STREAM);
+    this.history.set(stream.id, kept);
     return reading;
   }
 
@@ -446,6 +447,12 @@ export class SrsTelemetryProvider implements TelemetryProvider {
       if (!last || at - last.localMs > this.maxAgeMs) this.history.delete(id);
     }
   }
+}
+
+/** Whether `a` beats `b` for the same app/name: publishing first, then the higher bitrate. */
+function preferStream(a: SrsStream, b: SrsStream): boolean {
+  const active = Number(a.publish?.active === true) - Number(b.publish?.active === true);
+  return active > 0 || (active === 0 && (a.kbps?.recv_30s ?? 0) > (b.kbps?.recv_30s ?? 0));
 }
 
 /**
