@@ -87,12 +87,23 @@ export class HookSignalsService {
    */
   private async coalesceHeartbeat(hook: VerifiedHook, seq: number | null): Promise<boolean> {
     const { kv, clock, presence, presenceTtlMs } = this.deps;
-    const [status, present] = await Promise.all([matchStatus(this.deps.db, hook.matchId), kv.pexpire(overlayKeys.presence(hook.matchId), presenceTtlMs)]);
+    const [status, present] = await Promise.all([
+      matchStatus(this.deps.db, hook.matchId),
+      kv.pexpire(overlayKeys.presence(hook.matchId), presenceTtlMs),
+    ]);
     if (!present || status === undefined || TERMINAL_STATUSES.includes(status)) return false;
     const now = clock.now();
     const check = seq === null ? ({ ok: true } as SeqCheck) : await this.checkSeq(hook.keyId, seq);
     if (!check.ok) return false;
-    const row = { matchId: hook.matchId, requestId: hook.requestId, keyId: hook.keyId, type: hook.type, seq, body: hook.canonicalBody, receivedAt: now };
+    const row = {
+      matchId: hook.matchId,
+      requestId: hook.requestId,
+      keyId: hook.keyId,
+      type: hook.type,
+      seq,
+      body: hook.canonicalBody,
+      receivedAt: now,
+    };
     if (presence.offer(row)) return true;
     // Buffer full: this call is stored on the direct path, which must not see its own sequence number as a regression.
     await this.undoSeq(hook.keyId, check);
@@ -166,7 +177,8 @@ export class HookSignalsService {
     const key = overlayKeys.presence(hook.matchId);
     try {
       if (hook.type === 'overlay.disconnected') await this.deps.kv.del(key);
-      else if (hook.type === 'overlay.connected' || hook.type === 'overlay.heartbeat') await this.deps.kv.set(key, '1', { px: this.deps.presenceTtlMs });
+      else if (hook.type === 'overlay.connected' || hook.type === 'overlay.heartbeat')
+        await this.deps.kv.set(key, '1', { px: this.deps.presenceTtlMs });
     } catch (error) {
       log.warn({ err: error }, 'overlay presence key not updated; the next heartbeat takes the direct path');
     }
@@ -191,7 +203,10 @@ export class HookSignalsService {
     try {
       await this.deps.kv.restoreHighWater(overlayKeys.seq(keyId), check.raised.to, check.raised.previous);
     } catch (error) {
-      this.deps.logger.warn({ err: error, keyId }, 'sequence mark not restored after a failed call; its retry may be reported as a regression');
+      this.deps.logger.warn(
+        { err: error, keyId },
+        'sequence mark not restored after a failed call; its retry may be reported as a regression',
+      );
     }
   }
 

@@ -86,7 +86,10 @@ export class PresenceBuffer {
         },
         (error: unknown) => {
           if (!this.failing || !isDependencyOutage(error)) {
-            this.options.logger.warn({ err: error, pending: this.rows.length }, 'overlay presence flush failed; rows kept for the next tick');
+            this.options.logger.warn(
+              { err: error, pending: this.rows.length },
+              'overlay presence flush failed; rows kept for the next tick',
+            );
           }
           this.failing = true;
         },

@@ -734,10 +734,19 @@ describe('HmacGuard over real HTTP', () => {
           (e) => `${e.type}#${e.seq}`,
         );
       const checklistOf = (m: string) =>
-        svc.services.db.selectFrom('checklists').select(['overlay_connected', 'overlay_last_seen_at']).where('match_id', '=', m).executeTakeFirstOrThrow();
+        svc.services.db
+          .selectFrom('checklists')
+          .select(['overlay_connected', 'overlay_last_seen_at'])
+          .where('match_id', '=', m)
+          .executeTakeFirstOrThrow();
       const violationsOf = async (m: string) =>
         (
-          await svc.services.db.selectFrom('outbox').select('payload').where('topic', '=', Topics.overlayViolation).where('key', '=', m).execute()
+          await svc.services.db
+            .selectFrom('outbox')
+            .select('payload')
+            .where('topic', '=', Topics.overlayViolation)
+            .where('key', '=', m)
+            .execute()
         ).map((v) => (v.payload as { reason: string }).reason);
 
       beforeAll(async () => {
@@ -781,7 +790,9 @@ describe('HmacGuard over real HTTP', () => {
 
       it('concurrent heartbeats with one sequence number → exactly one is presence, the rest violations', async () => {
         const { m, k } = await connectedOverlay();
-        const calls = Array.from({ length: 12 }, () => signed(k.keyId, k.secret, { type: 'overlay.heartbeat', matchId: m, seq: 9 }, own.now()));
+        const calls = Array.from({ length: 12 }, () =>
+          signed(k.keyId, k.secret, { type: 'overlay.heartbeat', matchId: m, seq: 9 }, own.now()),
+        );
         expect(await Promise.all(calls.map((c) => sendTo(c).then((r) => r.status)))).toEqual(Array(12).fill(202));
         await svc.services.hookSignals.flushPresence();
         const rows = await rowsOf(m);
@@ -807,7 +818,9 @@ describe('HmacGuard over real HTTP', () => {
         const timeout = svc.services.config.OVERLAY_HEARTBEAT_TIMEOUT_MS;
         for (let i = 0; i < 4; i++) {
           own.advance(timeout / 4);
-          expect((await sendTo(signed(k.keyId, k.secret, { type: 'overlay.heartbeat', matchId: m, seq: 2 + i }, own.now()))).status).toBe(202);
+          expect((await sendTo(signed(k.keyId, k.secret, { type: 'overlay.heartbeat', matchId: m, seq: 2 + i }, own.now()))).status).toBe(
+            202,
+          );
         }
         own.advance(1_000);
         await svc.services.hookSignals.expireStaleOverlays(timeout);

@@ -116,7 +116,8 @@ export class MemoryKeyValueStore implements KeyValueStore {
   async raiseHighWater(key: string, value: number, ttlMs: number, floor?: number | null): Promise<HighWaterResult> {
     this.assertAvailable();
     const ttl = integerMs(ttlMs);
-    if (!Number.isSafeInteger(value) || (floor !== undefined && floor !== null && !Number.isSafeInteger(floor))) throw new Error(NOT_AN_INTEGER);
+    if (!Number.isSafeInteger(value) || (floor !== undefined && floor !== null && !Number.isSafeInteger(floor)))
+      throw new Error(NOT_AN_INTEGER);
     const entry = this.live(key);
     let current: number | null;
     if (entry) {
