@@ -28,6 +28,7 @@ beforeAll(async () => {
     ALLOW_EMBEDDED: 'kafka', // one process, embedded bus: the test is about PostgreSQL
     // Held heartbeats are never flushed before the kill: only the direct path can have stored anything.
     OVERLAY_PRESENCE_FLUSH_MS: '3600000',
+    PROVISION_MONITOR_EVERY_MS: '3600000', // its stale-overlay sweep flushes held heartbeats too
   };
 });
 
