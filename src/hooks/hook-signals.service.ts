@@ -63,7 +63,7 @@ export class HookSignalsService {
       this.log(hook).info({ readiness: result }, 'admin hook accepted');
       return 'applied';
     }
-    if (hook.type === 'overlay.heartbeat' && (await this.coalesceHeartbeat(hook, call.seq))) return 'applied';
+    if (hook.type === 'overlay.heartbeat') return this.coalesceHeartbeat(hook, call.seq);
     return this.applyOverlay(hook, call.seq);
   }
 
@@ -83,44 +83,57 @@ export class HookSignalsService {
 
   /**
    * The heartbeat of an overlay known connected (its presence key is live: refreshed here), of an active match, in
-   * order: presence only, no transaction. Anything else returns false and takes the direct path, which decides again.
+   * order: presence only, no transaction. Anything else takes the direct path, with the status and check found here.
    */
-  private async coalesceHeartbeat(hook: VerifiedHook, seq: number | null): Promise<boolean> {
+  private async coalesceHeartbeat(hook: VerifiedHook, seq: number | null): Promise<HookOutcome> {
     const { kv, clock, presence, presenceTtlMs } = this.deps;
-    const [status, present] = await Promise.all([
+    // One round trip: the match's status, the presence key (refreshed) and the sequence check go out together.
+    const [status, present, check] = await Promise.all([
       matchStatus(this.deps.db, hook.matchId),
       kv.pexpire(overlayKeys.presence(hook.matchId), presenceTtlMs),
+      seq === null ? ({ ok: true } as SeqCheck) : this.checkSeq(hook.keyId, seq),
     ]);
-    if (!present || status === undefined || TERMINAL_STATUSES.includes(status)) return false;
-    const now = clock.now();
-    const check = seq === null ? ({ ok: true } as SeqCheck) : await this.checkSeq(hook.keyId, seq);
-    if (!check.ok) return false;
-    const row = {
-      matchId: hook.matchId,
-      requestId: hook.requestId,
-      keyId: hook.keyId,
-      type: hook.type,
-      seq,
-      body: hook.canonicalBody,
-      receivedAt: now,
-    };
-    if (presence.offer(row)) return true;
-    // Buffer full: this call is stored on the direct path, which must not see its own sequence number as a regression.
-    await this.undoSeq(hook.keyId, check);
-    return false;
+    if (status === undefined || TERMINAL_STATUSES.includes(status)) {
+      // A violation that is not about the sequence: the mark must not have moved for it.
+      await this.undoSeq(hook.keyId, check);
+      return this.applyOverlay(hook, seq, { status, check: { ok: true } });
+    }
+    if (present && check.ok) {
+      const now = clock.now();
+      const row = {
+        matchId: hook.matchId,
+        requestId: hook.requestId,
+        keyId: hook.keyId,
+        type: hook.type,
+        seq,
+        body: hook.canonicalBody,
+        receivedAt: now,
+      };
+      if (presence.offer(row)) return 'applied';
+    }
+    // Not known connected, out of sequence, or the buffer is full: the direct path, with what was found out here.
+    return this.applyOverlay(hook, seq, { status, check });
   }
 
-  private async applyOverlay(hook: VerifiedHook, seq: number | null): Promise<HookOutcome> {
+  /**
+   * The direct path: the call and its effects in one transaction before the 202. `known`: the match's status and
+   * the sequence check, already taken by the caller (a heartbeat that could not be coalesced).
+   */
+  private async applyOverlay(
+    hook: VerifiedHook,
+    seq: number | null,
+    known?: { status: string | undefined; check: SeqCheck },
+  ): Promise<HookOutcome> {
     const { db, clock } = this.deps;
     const log = this.log(hook);
     const now = clock.now();
-    const status = await matchStatus(db, hook.matchId);
+    const status = known ? known.status : await matchStatus(db, hook.matchId);
     let reason: OverlayViolationPayload['reason'] | null = null;
     let check: SeqCheck = { ok: true };
     if (status === undefined) reason = 'MATCH_UNKNOWN';
     else if (TERMINAL_STATUSES.includes(status)) reason = 'MATCH_NOT_ACTIVE';
     else if (seq !== null) {
-      check = await this.checkSeq(hook.keyId, seq);
+      check = known ? known.check : await this.checkSeq(hook.keyId, seq);
       if (!check.ok) reason = 'SEQUENCE_REGRESSION';
     }
     let readiness: string | undefined;
