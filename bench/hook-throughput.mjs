@@ -8,8 +8,8 @@
 //   bare    — bench/lib/bare-hook-server.mjs as its own process: raw-body HMAC check, nonce SET NX PX on the same
 //             Redis, one INSERT into PostgreSQL, 202.
 // Bodies: 1 KB heartbeats (`seq` increasing per key, a data object with numbers and text), each validly signed with
-// a fresh nonce and the real time (the service's HMAC v1 headers, the bare route's raw-body headers), signed before
-// each phase. Keys: BENCH_HOOK_KEYS (640) matches with one overlay key each; in the closed loop each connection
+// a fresh nonce and the real time (the service's HMAC v1 headers, the bare route's raw-body headers), signed just
+// before sending in the closed loop, before each step in the open loop. Keys: BENCH_HOOK_KEYS (640) matches with one overlay key each; in the closed loop each connection
 // owns its keys, so one key's calls never overtake each other.
 //
 // Phases, alternating between the targets (service, bare, service, …) so load changes on the machine hit both:
@@ -158,24 +158,26 @@ async function closedLoop(port, next, until) {
   return { count, byStatus, elapsedS };
 }
 
-/** Pre-signed requests for a closed-loop phase: per connection, over the connection's own keys. */
-function presignPerConnection(target, keys, perConnection) {
-  return Array.from({ length: CONNECTIONS }, (_, loop) => {
-    const own = keys.filter((_, i) => i % CONNECTIONS === loop);
-    return Array.from({ length: perConnection }, (_, i) => signedRequest(target, own[i % own.length]));
-  });
+/** Each connection's own keys (so one key's calls never overtake each other in the closed loop). */
+function keysPerConnection(keys) {
+  return Array.from({ length: CONNECTIONS }, (_, loop) => keys.filter((_, i) => i % CONNECTIONS === loop));
 }
 
-async function maxThroughput(target, port, keys, seconds, perConnection) {
-  const queues = presignPerConnection(target, keys, perConnection);
+/**
+ * Closed loop for `seconds` (or until `limit` requests): each request is signed just before it is sent (the ts stays
+ * fresh however slow the machine), by the same client code for both targets.
+ */
+async function maxThroughput(target, port, keys, seconds, limit = Number.POSITIVE_INFINITY) {
+  const own = keysPerConnection(keys);
+  const turn = new Array(CONNECTIONS).fill(0);
   const deadline = performance.now() + seconds * 1000;
   const r = await closedLoop(
     port,
-    (loop) => queues[loop].pop(),
-    () => performance.now() >= deadline,
+    (loop) => signedRequest(target, own[loop][turn[loop]++ % own[loop].length]),
+    (count) => count >= limit || performance.now() >= deadline,
   );
   const accepted = r.byStatus['202'] ?? 0;
-  return { ...r, accepted, acceptedPerSec: round(accepted / r.elapsedS, 0), exhausted: queues.some((q) => q.length === 0) };
+  return { ...r, accepted, acceptedPerSec: round(accepted / r.elapsedS, 0) };
 }
 
 async function openLoop(target, port, keys, rate, seconds) {
@@ -319,8 +321,6 @@ async function internal(url, method, path, body) {
 
 // ---- run ---------------------------------------------------------------------------------------------------------
 
-const perConnectionFor = (target) => Math.ceil(((target === 'bare' ? 9000 : 6000) * MAX_S) / CONNECTIONS);
-
 /**
  * Both targets, phase by phase, alternating (service, bare, service, bare, …) so that a change in the machine's
  * load during the run hits both alike; max throughput is the best of ROUNDS rounds of each.
@@ -328,15 +328,15 @@ const perConnectionFor = (target) => Math.ceil(((target === 'bare' ? 9000 : 6000
 async function measureBoth(targets, keys) {
   for (const t of targets) {
     console.log(`${t.name}: warm-up`);
-    await maxThroughput(t.name, t.port, keys, 3, 600);
+    await maxThroughput(t.name, t.port, keys, 3);
   }
   const max = Object.fromEntries(targets.map((t) => [t.name, []]));
   for (let round = 0; round < ROUNDS; round++) {
     for (const t of targets) {
       await sleep(1500);
-      const r = await maxThroughput(t.name, t.port, keys, MAX_S, perConnectionFor(t.name));
+      const r = await maxThroughput(t.name, t.port, keys, MAX_S);
       console.log(
-        `${t.name}: max round ${round + 1}: ${r.acceptedPerSec} accepted/s (${r.accepted} of ${r.count} in ${round1(r.elapsedS)} s; statuses ${JSON.stringify(r.byStatus)}${r.exhausted ? '; ran out of pre-signed requests' : ''})`,
+        `${t.name}: max round ${round + 1}: ${r.acceptedPerSec} accepted/s (${r.accepted} of ${r.count} in ${round1(r.elapsedS)} s; statuses ${JSON.stringify(r.byStatus)})`,
       );
       max[t.name].push(r);
     }
@@ -372,15 +372,9 @@ async function rssRun(port, keys, pid) {
   const byStatus = {};
   const t0 = performance.now();
   while (sent < RSS_REQUESTS) {
-    // Signed in chunks (ts stays fresh), sampled every RSS_EVERY requests.
+    // Sampled every RSS_EVERY requests.
     const chunk = Math.min(RSS_EVERY, RSS_REQUESTS - sent);
-    const queues = presignPerConnection('service', keys, Math.ceil(chunk / CONNECTIONS));
-    let left = chunk;
-    const r = await closedLoop(
-      port,
-      (loop) => (left-- > 0 ? queues[loop].pop() : undefined),
-      () => false,
-    );
+    const r = await maxThroughput('service', port, keys, Number.POSITIVE_INFINITY, chunk);
     sent += r.count;
     accepted += r.byStatus['202'] ?? 0;
     for (const [s, n] of Object.entries(r.byStatus)) byStatus[s] = (byStatus[s] ?? 0) + n;
