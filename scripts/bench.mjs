@@ -22,6 +22,7 @@ const RESULTS = join(ROOT, 'bench', 'results');
 const BENCHES = [
   { name: 'hmac-verify' },
   { name: 'hook-latency' },
+  { name: 'hook-throughput', timeoutMs: 600_000 },
   { name: 'provision-throughput' },
   { name: 'provision-fleet', timeoutMs: 900_000 },
   { name: 'event-pipeline', timeoutMs: 1_500_000 },

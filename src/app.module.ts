@@ -171,7 +171,7 @@ export async function buildServices(config: Config, overrides: ServiceOverrides 
     enforcementModes: new Set(config.enforcementPolicies.keys()),
     graceMsByMode: new Map([...config.enforcementPolicies].map(([name, policy]) => [name, policy.graceMs])),
   });
-  const hookSignals = wireHooks({ db: database.db, clock, logger, readiness: provisioning, onOutboxWrite: () => relay.nudge() });
+  const hookSignals = wireHooks({ ...feature, readiness: provisioning });
   scheduler.register({ name: 'hmac-key-prune', everyMs: 60 * 60 * 1000, run: async () => void (await security.keys.pruneExpired()) });
 
   scheduler.register({
@@ -322,6 +322,8 @@ export async function startService(config: Config, overrides: ServiceOverrides =
       logger.info('shutting down: draining in-flight work');
       const steps: [string, () => Promise<unknown>][] = [
         ['http', () => app.close()],
+        // Coalesced overlay presence still in memory (no request can add to it any more).
+        ['hook-presence', () => services.hookSignals.stopPresence()],
         ['consumer', () => services.source.stop()],
         ['scheduler', () => services.scheduler.stop()],
         ['stream-health', () => services.streamHealth.stop()],

@@ -105,6 +105,10 @@ export const configSchema = z.object({
   TRUST_PROXY: trustProxy,
   OVERLAY_KEY_TTL_MS: ms(6 * 60 * 60 * 1000),
   OVERLAY_HEARTBEAT_TIMEOUT_MS: ms(45_000),
+  // Coalesced overlay presence (docs/security.md): heartbeats of a connected overlay are persisted in batches this often,
+  // at most this many held in memory (when full, a heartbeat is stored in its own transaction).
+  OVERLAY_PRESENCE_FLUSH_MS: ms(1_000),
+  OVERLAY_PRESENCE_BUFFER_MAX: z.coerce.number().int().positive().default(20_000),
   // Failed hook verifications per address or key id per minute before failures are answered 429.
   HMAC_FAILURE_LIMIT_PER_MIN: z.coerce.number().int().positive().default(20),
   // Valid hook calls per key id per window before further calls are answered 429 (a leaked key cannot flood).

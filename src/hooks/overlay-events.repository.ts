@@ -19,12 +19,11 @@ export async function matchStatus(db: Db, matchId: string): Promise<string | und
 }
 
 /**
- * Serializes one key's calls for the rest of the transaction (two concurrent calls must not both pass against the
- * same max) and reads the highest sequence number it has sent that was not itself a violation.
+ * The highest sequence number a key has sent that was not itself a violation, as stored: the floor that seeds the
+ * key's high-water mark in the key-value store when the store holds none (first call, or after a store restart).
  */
-export async function lockKeyAndReadLastSeq(trx: Db, keyId: string): Promise<number | null> {
-  await sql`select pg_advisory_xact_lock(hashtextextended(${keyId}, 0))`.execute(trx);
-  const last = await trx
+export async function storedLastSeq(db: Db, keyId: string): Promise<number | null> {
+  const last = await db
     .selectFrom('overlay_events')
     .select(sql<number | null>`max(seq)`.as('seq'))
     .where('key_id', '=', keyId)
@@ -48,6 +47,41 @@ export async function storeOverlayCall(trx: Db, call: OverlayCallRow): Promise<v
     })
     .onConflict((oc) => oc.column('request_id').doNothing())
     .execute();
+}
+
+/** Stores a batch of coalesced presence calls in one statement (request ids unique: a row flushed twice is kept once). */
+export async function storeOverlayCalls(trx: Db, calls: readonly OverlayCallRow[]): Promise<void> {
+  if (calls.length === 0) return;
+  await trx
+    .insertInto('overlay_events')
+    .values(
+      calls.map((call) => ({
+        match_id: call.matchId,
+        request_id: call.requestId,
+        key_id: call.keyId,
+        type: call.type,
+        seq: call.seq,
+        body: call.body,
+        received_at: new Date(call.receivedAt),
+      })),
+    )
+    .onConflict((oc) => oc.column('request_id').doNothing())
+    .execute();
+}
+
+/**
+ * Moves `overlay_last_seen_at` forward to the latest coalesced heartbeat of each match, only where the checklist
+ * still says the overlay is connected (a disconnect or an expiry since then wins: presence is set again only by a
+ * call on the direct path). Never moves it back.
+ */
+export async function touchOverlayPresence(trx: Db, lastSeen: ReadonlyMap<string, number>, now: number): Promise<void> {
+  if (lastSeen.size === 0) return;
+  const ids = [...lastSeen.keys()];
+  const seen = ids.map((id) => new Date(lastSeen.get(id) as number).toISOString());
+  await sql`UPDATE checklists c
+    SET overlay_last_seen_at = GREATEST(c.overlay_last_seen_at, v.seen), updated_at = ${new Date(now)}
+    FROM unnest(${ids}::text[], ${seen}::timestamptz[]) AS v(match_id, seen)
+    WHERE c.match_id = v.match_id AND c.overlay_connected`.execute(trx);
 }
 
 /** Marks overlays silent since before `silentSince` as disconnected; returns how many. */

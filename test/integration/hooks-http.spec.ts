@@ -723,6 +723,136 @@ describe('HmacGuard over real HTTP', () => {
       ]);
     });
 
+    describe('coalesced presence (no transaction per heartbeat)', () => {
+      // Its own instance, clock and a flush interval that never fires during the test: flushes happen when asked.
+      const own = new ManualClock(T0);
+      let svc: RunningService;
+      let ownApi: ReturnType<typeof internalApi>;
+      const sendTo = (c: { headers: Record<string, string>; body: string }) => post(OVERLAY, headerPairs(c.headers), c.body, svc);
+      const rowsOf = async (m: string) =>
+        (await svc.services.db.selectFrom('overlay_events').select(['type', 'seq']).where('match_id', '=', m).orderBy('id').execute()).map(
+          (e) => `${e.type}#${e.seq}`,
+        );
+      const checklistOf = (m: string) =>
+        svc.services.db
+          .selectFrom('checklists')
+          .select(['overlay_connected', 'overlay_last_seen_at'])
+          .where('match_id', '=', m)
+          .executeTakeFirstOrThrow();
+      const violationsOf = async (m: string) =>
+        (
+          await svc.services.db
+            .selectFrom('outbox')
+            .select('payload')
+            .where('topic', '=', Topics.overlayViolation)
+            .where('key', '=', m)
+            .execute()
+        ).map((v) => (v.payload as { reason: string }).reason);
+
+      beforeAll(async () => {
+        svc = await startInstance({ OVERLAY_PRESENCE_FLUSH_MS: '3600000' }, { clock: own });
+        ownApi = internalApi(svc);
+      });
+
+      async function connectedOverlay() {
+        const m = randomName('h-');
+        expect((await ownApi('PUT', `/v1/internal/matches/${m}`, { ...matchBody(m), status: 'IN_PROGRESS' })).status).toBe(201);
+        const k = await issue(svc, m, 'overlay');
+        expect((await sendTo(signed(k.keyId, k.secret, { type: 'overlay.connected', matchId: m, seq: 1 }, own.now()))).status).toBe(202);
+        return { m, k };
+      }
+
+      it('heartbeats of a connected overlay are held and persisted in one batch; last seen moves to the latest', async () => {
+        const { m, k } = await connectedOverlay();
+        const connectedAt = (await checklistOf(m)).overlay_last_seen_at?.getTime();
+        expect(connectedAt).toBe(own.now());
+        for (const seq of [2, 3, 4]) {
+          own.advance(1_000);
+          expect((await sendTo(signed(k.keyId, k.secret, { type: 'overlay.heartbeat', matchId: m, seq }, own.now()))).status).toBe(202);
+        }
+        // Accepted, not yet written: no transaction was spent on them.
+        expect(await rowsOf(m)).toEqual(['overlay.connected#1']);
+        expect((await checklistOf(m)).overlay_last_seen_at?.getTime()).toBe(connectedAt);
+        expect(await svc.services.hookSignals.flushPresence()).toBeGreaterThanOrEqual(3);
+        expect(await rowsOf(m)).toEqual(['overlay.connected#1', 'overlay.heartbeat#2', 'overlay.heartbeat#3', 'overlay.heartbeat#4']);
+        expect(await checklistOf(m)).toEqual({ overlay_connected: true, overlay_last_seen_at: new Date(own.now()) });
+      });
+
+      it('a coalesced heartbeat still checks its sequence number: a regression is stored and reported at once', async () => {
+        const { m, k } = await connectedOverlay();
+        expect((await sendTo(signed(k.keyId, k.secret, { type: 'overlay.heartbeat', matchId: m, seq: 5 }, own.now()))).status).toBe(202);
+        expect((await sendTo(signed(k.keyId, k.secret, { type: 'overlay.heartbeat', matchId: m, seq: 5 }, own.now()))).status).toBe(202);
+        expect(await violationsOf(m)).toEqual(['SEQUENCE_REGRESSION']);
+        expect(await rowsOf(m)).toEqual(['overlay.connected#1', 'violation:overlay.heartbeat#5']);
+        await svc.services.hookSignals.flushPresence();
+        expect(await rowsOf(m)).toEqual(['overlay.connected#1', 'violation:overlay.heartbeat#5', 'overlay.heartbeat#5']);
+      });
+
+      it('concurrent heartbeats with one sequence number → exactly one is presence, the rest violations', async () => {
+        const { m, k } = await connectedOverlay();
+        const calls = Array.from({ length: 12 }, () =>
+          signed(k.keyId, k.secret, { type: 'overlay.heartbeat', matchId: m, seq: 9 }, own.now()),
+        );
+        expect(await Promise.all(calls.map((c) => sendTo(c).then((r) => r.status)))).toEqual(Array(12).fill(202));
+        await svc.services.hookSignals.flushPresence();
+        const rows = await rowsOf(m);
+        expect(rows.filter((r) => r === 'overlay.heartbeat#9')).toHaveLength(1);
+        expect(rows.filter((r) => r === 'violation:overlay.heartbeat#9')).toHaveLength(11);
+        expect(await violationsOf(m)).toEqual(Array(11).fill('SEQUENCE_REGRESSION'));
+      });
+
+      it('after a disconnect, a held heartbeat does not reconnect the overlay; the next heartbeat does, at once', async () => {
+        const { m, k } = await connectedOverlay();
+        expect((await sendTo(signed(k.keyId, k.secret, { type: 'overlay.heartbeat', matchId: m, seq: 2 }, own.now()))).status).toBe(202);
+        expect((await sendTo(signed(k.keyId, k.secret, { type: 'overlay.disconnected', matchId: m, seq: 3 }, own.now()))).status).toBe(202);
+        await svc.services.hookSignals.flushPresence();
+        expect((await checklistOf(m)).overlay_connected).toBe(false);
+        expect((await sendTo(signed(k.keyId, k.secret, { type: 'overlay.heartbeat', matchId: m, seq: 4 }, own.now()))).status).toBe(202);
+        expect((await checklistOf(m)).overlay_connected).toBe(true);
+        // The held heartbeat was flushed (stored, it was accepted) before the direct one.
+        expect(await rowsOf(m)).toEqual(['overlay.connected#1', 'overlay.disconnected#3', 'overlay.heartbeat#2', 'overlay.heartbeat#4']);
+      });
+
+      it('the stale-overlay sweep flushes first: an overlay that kept beating is not expired', async () => {
+        const { m, k } = await connectedOverlay();
+        const timeout = svc.services.config.OVERLAY_HEARTBEAT_TIMEOUT_MS;
+        for (let i = 0; i < 4; i++) {
+          own.advance(timeout / 4);
+          expect((await sendTo(signed(k.keyId, k.secret, { type: 'overlay.heartbeat', matchId: m, seq: 2 + i }, own.now()))).status).toBe(
+            202,
+          );
+        }
+        own.advance(1_000);
+        await svc.services.hookSignals.expireStaleOverlays(timeout);
+        expect((await checklistOf(m)).overlay_connected).toBe(true);
+        own.advance(timeout + 1);
+        await svc.services.hookSignals.expireStaleOverlays(timeout);
+        expect((await checklistOf(m)).overlay_connected).toBe(false);
+      });
+
+      it('a finished match: its heartbeats are violations stored at once, never presence', async () => {
+        const { m, k } = await connectedOverlay();
+        expect((await ownApi('PUT', `/v1/internal/matches/${m}`, { ...matchBody(m), status: 'COMPLETED' })).status).toBe(200);
+        expect((await sendTo(signed(k.keyId, k.secret, { type: 'overlay.heartbeat', matchId: m, seq: 2 }, own.now()))).status).toBe(202);
+        expect(await rowsOf(m)).toEqual(['overlay.connected#1', 'violation:overlay.heartbeat#2']);
+        expect(await violationsOf(m)).toEqual(['MATCH_NOT_ACTIVE']);
+      });
+
+      it('the sequence mark lost from the store (Redis restart) is seeded from PostgreSQL and held rows', async () => {
+        const { m, k } = await connectedOverlay();
+        expect((await sendTo(signed(k.keyId, k.secret, { type: 'gameplay.progress', matchId: m, seq: 7 }, own.now()))).status).toBe(202);
+        expect((await sendTo(signed(k.keyId, k.secret, { type: 'overlay.heartbeat', matchId: m, seq: 8 }, own.now()))).status).toBe(202);
+        await svc.services.kv.del(`overlay:seq:${k.keyId}`);
+        expect((await sendTo(signed(k.keyId, k.secret, { type: 'gameplay.progress', matchId: m, seq: 8 }, own.now()))).status).toBe(202);
+        await svc.services.kv.del(`overlay:seq:${k.keyId}`);
+        await svc.services.hookSignals.flushPresence();
+        expect((await sendTo(signed(k.keyId, k.secret, { type: 'gameplay.progress', matchId: m, seq: 6 }, own.now()))).status).toBe(202);
+        expect((await sendTo(signed(k.keyId, k.secret, { type: 'gameplay.progress', matchId: m, seq: 9 }, own.now()))).status).toBe(202);
+        expect(await violationsOf(m)).toEqual(['SEQUENCE_REGRESSION', 'SEQUENCE_REGRESSION']);
+        expect((await rowsOf(m)).filter((r) => r.startsWith('gameplay'))).toEqual(['gameplay.progress#7', 'gameplay.progress#9']);
+      });
+    });
+
     it('concurrent calls of one key with the same sequence number → one counts as gameplay evidence, the rest are violations', async () => {
       const m = await newMatch();
       const k = await issue(main, m, 'overlay');

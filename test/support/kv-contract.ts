@@ -222,6 +222,51 @@ export function describeKeyValueStoreContract(
       });
     });
 
+    describe('high-water mark', () => {
+      it('a missing mark without a floor is unknown and stays missing; with a floor it is seeded', async () => {
+        expect(await kv.raiseHighWater('hw', 5, 10_000)).toEqual({ outcome: 'unknown' });
+        expect(await kv.get('hw')).toBeNull();
+        expect(await kv.raiseHighWater('hw', 5, 10_000, null)).toEqual({ outcome: 'raised', previous: null });
+        expect(await kv.get('hw')).toBe('5');
+        expect(await kv.raiseHighWater('seeded', 3, 10_000, 7)).toEqual({ outcome: 'stale', current: 7 });
+        expect(await kv.get('seeded')).toBe('7');
+        expect(await kv.raiseHighWater('seeded', 8, 10_000)).toEqual({ outcome: 'raised', previous: 7 });
+      });
+
+      it('only a higher value raises it; equal and lower are stale and leave it', async () => {
+        await kv.raiseHighWater('hw', 10, 10_000, null);
+        expect(await kv.raiseHighWater('hw', 10, 10_000)).toEqual({ outcome: 'stale', current: 10 });
+        expect(await kv.raiseHighWater('hw', -3, 10_000)).toEqual({ outcome: 'stale', current: 10 });
+        expect(await kv.raiseHighWater('hw', 11, 10_000, 99)).toEqual({ outcome: 'raised', previous: 10 });
+        expect(await kv.get('hw')).toBe('11');
+        expect(await kv.pttl('hw')).toBeGreaterThan(5_000);
+      });
+
+      it('of concurrent raises to the same value exactly one wins', async () => {
+        await kv.raiseHighWater('hw', 1, 10_000, null);
+        const results = await Promise.all(Array.from({ length: 20 }, () => kv.raiseHighWater('hw', 2, 10_000)));
+        expect(results.filter((r) => r.outcome === 'raised')).toHaveLength(1);
+        expect(results.filter((r) => r.outcome === 'stale')).toHaveLength(19);
+      });
+
+      it('restore puts the previous value back only while the mark still holds the raised one', async () => {
+        await kv.raiseHighWater('hw', 4, 10_000, null);
+        await kv.raiseHighWater('hw', 6, 10_000);
+        expect(await kv.restoreHighWater('hw', 5, 4)).toBe(false);
+        expect(await kv.restoreHighWater('hw', 6, 4)).toBe(true);
+        expect(await kv.get('hw')).toBe('4');
+        expect(await kv.pttl('hw')).toBeGreaterThan(5_000);
+        expect(await kv.restoreHighWater('hw', 4, null)).toBe(true);
+        expect(await kv.get('hw')).toBeNull();
+      });
+
+      it('the mark expires after its ttl', async () => {
+        await kv.raiseHighWater('hw', 4, TTL, null);
+        await advance(TTL_WAIT);
+        expect(await kv.raiseHighWater('hw', 1, 10_000)).toEqual({ outcome: 'unknown' });
+      });
+    });
+
     describe('lifecycle', () => {
       it('ping resolves while open', async () => {
         await expect(kv.ping()).resolves.toBeUndefined();

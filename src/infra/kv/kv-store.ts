@@ -9,6 +9,15 @@ export interface SetOptions {
   px?: number;
 }
 
+/** What {@link KeyValueStore.raiseHighWater} did. */
+export type HighWaterResult =
+  /** The mark now holds the value; `previous` is what it held (null: nothing), for {@link KeyValueStore.restoreHighWater}. */
+  | { readonly outcome: 'raised'; readonly previous: number | null }
+  /** The value is not above the mark (left unchanged). */
+  | { readonly outcome: 'stale'; readonly current: number }
+  /** No mark is held and the caller gave no floor: read the floor from the durable record and call again with it. */
+  | { readonly outcome: 'unknown' };
+
 export interface KeyValueStore {
   get(key: string): Promise<string | null>;
   /** Returns true when the value was written (false only when `nx` and the key existed). */
@@ -32,6 +41,19 @@ export interface KeyValueStore {
   setManyNx(keys: readonly string[], value: string, px: number): Promise<boolean[]>;
   /** `delIfEquals` for many keys in one round trip; returns how many were deleted. */
   delManyIfEquals(keys: readonly string[], expected: string): Promise<number>;
+  /**
+   * An integer high-water mark, checked and raised atomically (exact under concurrency: of calls with the same value
+   * exactly one raises it). When the key holds a lower integer, or nothing and `floor` is null or lower, it is set to
+   * `value` with time to live `ttlMs`. When the key is missing and `floor` is undefined, nothing changes and the
+   * answer is `unknown`; a missing key that is at or above a given `floor` is set to `floor` (later calls need no
+   * seed) and the answer is `stale`.
+   */
+  raiseHighWater(key: string, value: number, ttlMs: number, floor?: number | null): Promise<HighWaterResult>;
+  /**
+   * Undoes a raise whose effect failed: only when the mark still holds `raisedTo`, it goes back to `previous`
+   * (deleted when null), keeping its time to live. Returns whether it did.
+   */
+  restoreHighWater(key: string, raisedTo: number, previous: number | null): Promise<boolean>;
   /** Round trip to the store; throws when it is unreachable. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -1,5 +1,5 @@
 import type { Clock } from '../clock.js';
-import { KvUnavailableError, type KeyValueStore, type SetOptions } from './kv-store.js';
+import { KvUnavailableError, type HighWaterResult, type KeyValueStore, type SetOptions } from './kv-store.js';
 
 interface Entry {
   value: string;
@@ -124,6 +124,38 @@ export class MemoryKeyValueStore implements KeyValueStore {
     const entry = this.live(key);
     if (!entry || entry.value !== expected) return false;
     this.applyTtl(key, entry, ttl);
+    return true;
+  }
+
+  async raiseHighWater(key: string, value: number, ttlMs: number, floor?: number | null): Promise<HighWaterResult> {
+    this.assertAvailable();
+    const ttl = integerMs(ttlMs);
+    if (!Number.isSafeInteger(value) || (floor !== undefined && floor !== null && !Number.isSafeInteger(floor)))
+      throw new Error(NOT_AN_INTEGER);
+    const entry = this.live(key);
+    let current: number | null;
+    if (entry) {
+      if (!INTEGER.test(entry.value)) throw new Error(NOT_AN_INTEGER);
+      current = Number(entry.value);
+    } else {
+      if (floor === undefined) return { outcome: 'unknown' };
+      current = floor;
+    }
+    if (current !== null && value <= current) {
+      if (!entry) this.entries.set(key, { value: String(current), expiresAt: this.clock.now() + ttl });
+      return { outcome: 'stale', current };
+    }
+    this.entries.set(key, { value: String(value), expiresAt: this.clock.now() + ttl });
+    this.afterWrite();
+    return { outcome: 'raised', previous: current };
+  }
+
+  async restoreHighWater(key: string, raisedTo: number, previous: number | null): Promise<boolean> {
+    this.assertAvailable();
+    const entry = this.live(key);
+    if (!entry || entry.value !== String(raisedTo)) return false;
+    if (previous === null) this.entries.delete(key);
+    else entry.value = String(previous);
     return true;
   }
 

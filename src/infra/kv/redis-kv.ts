@@ -1,6 +1,6 @@
 import { Redis, ReplyError } from 'ioredis';
 import type { Logger } from '../../observability/logger.js';
-import { KvUnavailableError, type KeyValueStore, type SetOptions } from './kv-store.js';
+import { KvUnavailableError, type HighWaterResult, type KeyValueStore, type SetOptions } from './kv-store.js';
 
 export interface RedisKeyValueStoreOptions {
   url: string;
@@ -17,6 +17,33 @@ export interface RedisKeyValueStoreOptions {
 const DEL_IF_EQUALS = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end`;
 /** Compare-and-expire: only the holder of a lease may renew it. */
 const PEXPIRE_IF_EQUALS = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end`;
+/**
+ * High-water mark (KeyValueStore.raiseHighWater). ARGV: value, ttl ms, floor ('?' none given, '' null, else an
+ * integer). Reply: {'raised', previous or ''} | {'stale', current} | {'unknown'}. INCR's integer check on the held value.
+ */
+const RAISE_HIGH_WATER = `
+local held = redis.call('GET', KEYS[1])
+local current
+if held then
+  current = tonumber(held)
+  if current == nil or string.find(held, '^-?%d+$') == nil then return redis.error_reply('ERR value is not an integer or out of range') end
+elseif ARGV[3] == '?' then
+  return {'unknown'}
+elseif ARGV[3] ~= '' then
+  current = tonumber(ARGV[3])
+end
+local value = tonumber(ARGV[1])
+if current ~= nil and value <= current then
+  if not held then redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[2]) end
+  return {'stale', tostring(held or ARGV[3])}
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return {'raised', held or ARGV[3]}`;
+/** Undo of a raise: ARGV raisedTo, previous ('' deletes). */
+const RESTORE_HIGH_WATER = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] == '' then redis.call('DEL', KEYS[1]) else redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL') end
+return 1`;
 
 /** SET NX PX for every key: 1 per key written, 0 per key that existed. */
 const SET_MANY_NX = `local out = {}
@@ -40,6 +67,8 @@ interface Scripts {
   flockSetManyNx(...args: (string | number)[]): Promise<number[]>;
   /** Variadic: (numKeys, ...keys, expected). */
   flockDelManyIfEquals(...args: (string | number)[]): Promise<number>;
+  flockRaiseHighWater(key: string, value: string, ms: number, floor: string): Promise<string[]>;
+  flockRestoreHighWater(key: string, raisedTo: string, previous: string): Promise<number>;
 }
 
 /** Replies that mean "the server cannot serve you now" rather than "this command is wrong". */
@@ -77,6 +106,8 @@ export class RedisKeyValueStore implements KeyValueStore {
     // No fixed key count: the first argument says how many keys follow (ioredis still prefixes them).
     this.redis.defineCommand('flockSetManyNx', { lua: SET_MANY_NX });
     this.redis.defineCommand('flockDelManyIfEquals', { lua: DEL_MANY_IF_EQUALS });
+    this.redis.defineCommand('flockRaiseHighWater', { numberOfKeys: 1, lua: RAISE_HIGH_WATER });
+    this.redis.defineCommand('flockRestoreHighWater', { numberOfKeys: 1, lua: RESTORE_HIGH_WATER });
     this.scripts = this.redis as unknown as Scripts;
     this.redis.on('error', (err: Error) => {
       if (this.failing || this.closed) return;
@@ -160,6 +191,24 @@ export class RedisKeyValueStore implements KeyValueStore {
 
   async pexpireIfEquals(key: string, expected: string, ms: number): Promise<boolean> {
     return (await this.command('pexpireIfEquals', () => this.scripts.flockPexpireIfEquals(key, expected, ms))) === 1;
+  }
+
+  async raiseHighWater(key: string, value: number, ttlMs: number, floor?: number | null): Promise<HighWaterResult> {
+    if (!Number.isSafeInteger(value) || (floor !== undefined && floor !== null && !Number.isSafeInteger(floor))) {
+      throw new Error('ERR value is not an integer or out of range');
+    }
+    const floorArg = floor === undefined ? '?' : floor === null ? '' : String(floor);
+    const reply = await this.command('raiseHighWater', () => this.scripts.flockRaiseHighWater(key, String(value), ttlMs, floorArg));
+    if (reply[0] === 'unknown') return { outcome: 'unknown' };
+    if (reply[0] === 'stale') return { outcome: 'stale', current: Number(reply[1]) };
+    return { outcome: 'raised', previous: reply[1] === '' || reply[1] === undefined ? null : Number(reply[1]) };
+  }
+
+  async restoreHighWater(key: string, raisedTo: number, previous: number | null): Promise<boolean> {
+    const reply = await this.command('restoreHighWater', () =>
+      this.scripts.flockRestoreHighWater(key, String(raisedTo), previous === null ? '' : String(previous)),
+    );
+    return reply === 1;
   }
 
   async ping(): Promise<void> {
