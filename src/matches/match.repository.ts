@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import type { Db } from '../infra/db/db.js';
 import type { Checklist, StreamWaiverRecord } from '../infra/db/schema.js';
+import { adminKeyView } from './admin-key-view.js';
 import { TERMINAL_STATUSES, type ChecklistView, type MatchView, type Side, type UpsertMatch } from './match.schemas.js';
 
 /** An update that would rewrite money already taken or undo a cancellation (answered 409). */
@@ -224,12 +225,13 @@ export async function getMatchView(db: Db, id: string): Promise<MatchView | unde
   const match = await db.selectFrom('matches').selectAll().where('id', '=', id).executeTakeFirst();
   const provision = await db.selectFrom('provisions').selectAll().where('match_id', '=', id).executeTakeFirst();
   if (!match && !provision) return undefined;
-  const [players, checklist, ledger, enforcement, evidence] = await Promise.all([
+  const [players, checklist, ledger, enforcement, evidence, adminKey] = await Promise.all([
     db.selectFrom('match_players').selectAll().where('match_id', '=', id).orderBy('side').execute(),
     getChecklist(db, id),
     db.selectFrom('ledger_entries').selectAll().where('match_id', '=', id).where('kind', '=', 'REFUND').orderBy('player_id').execute(),
     db.selectFrom('enforcements').selectAll().where('match_id', '=', id).orderBy('created_at').execute(),
     db.selectFrom('evidence').selectAll().where('match_id', '=', id).orderBy('created_at').execute(),
+    db.selectFrom('admin_key_deliveries').selectAll().where('match_id', '=', id).executeTakeFirst(),
   ]);
   const iso = (d: Date | null | undefined) => (d ? d.toISOString() : null);
   return {
@@ -251,6 +253,7 @@ export async function getMatchView(db: Db, id: string): Promise<MatchView | unde
           failureReason: provision.failure_reason,
           releasedAt: iso(provision.released_at),
           cleanup: provision.cleanup_state,
+          adminKey: adminKey ? adminKeyView(adminKey, { state: provision.state, deadlineAt: provision.deadline_at }) : null,
         }
       : null,
     refunds: ledger.map((r) => ({

@@ -1,4 +1,4 @@
-import type { CleanupResult, ListingResult, PanelPort } from '../../provisioning/panel.port.js';
+import type { CleanupResult, ListingResult, PanelPort, VariableUpdateResult } from '../../provisioning/panel.port.js';
 import type { PanelObservation } from '../../provisioning/policy.js';
 import { readInstallState } from './install-status.js';
 import { PanelError } from './panel-error.js';
@@ -14,7 +14,60 @@ export class PterodactylPanel implements PanelPort {
   constructor(
     private readonly client: PterodactylClient,
     private readonly maxListPages = 20,
+    /** PANEL_SKIP_SCRIPTS: the startup update must name it; the panel's API never shows the server's value. */
+    private readonly skipScripts = false,
   ) {}
+
+  /**
+   * GET the server (its startup command, egg, image and environment), then PATCH its startup with the same values and
+   * these variables merged in: the panel requires every field and blanks the egg variables a request leaves out.
+   * The answer is read back; a variable it does not show means the egg does not define it (the panel ignores it).
+   */
+  async updateVariables(panelServerId: number, variables: Readonly<Record<string, string>>, deadline: number): Promise<VariableUpdateResult> {
+    const secrets = Object.values(variables);
+    try {
+      const server = await this.client.getServer(panelServerId, { deadline });
+      const container = server.container;
+      if (!container || typeof container.startup_command !== 'string' || typeof container.image !== 'string' || server.egg === undefined) {
+        return { kind: 'error', retryable: false, reason: 'MALFORMED_RESPONSE', detail: 'the server object has no startup command, image or egg' };
+      }
+      const updated = await this.client.updateStartup(
+        panelServerId,
+        {
+          startup: container.startup_command,
+          environment: { ...eggEnvironment(container.environment), ...variables },
+          egg: server.egg,
+          image: container.image,
+          skip_scripts: this.skipScripts,
+        },
+        { deadline, secrets },
+      );
+      const stored = updated.container?.environment ?? {};
+      const missing = Object.entries(variables)
+        .filter(([name, value]) => stored[name] !== value)
+        .map(([name]) => name);
+      if (missing.length > 0) {
+        return {
+          kind: 'error',
+          retryable: false,
+          reason: 'VARIABLE_NOT_IN_EGG',
+          status: 200,
+          detail: `the panel did not store ${missing.join(', ')}: the server's egg (${server.egg}) has no such variable`,
+        };
+      }
+      return { kind: 'updated' };
+    } catch (error) {
+      if (!(error instanceof PanelError)) throw error;
+      return {
+        kind: 'error',
+        retryable: error.retryable,
+        reason: error.reason,
+        ...(error.status === undefined ? {} : { status: error.status }),
+        ...(error.detail === undefined ? {} : { detail: error.detail }),
+        ...(error.retryAfterMs === undefined ? {} : { retryAfterMs: error.retryAfterMs }),
+      };
+    }
+  }
 
   async observe(panelServerId: number, deadline: number): Promise<PanelObservation> {
     try {
@@ -85,4 +138,14 @@ function installObservation(server: PanelServer): PanelObservation {
     state: verdict.state,
     status: typeof verdict.status === 'string' || verdict.status === null ? verdict.status : undefined,
   };
+}
+
+/** The egg variables' values as the panel shows them: its own additions (STARTUP, P_SERVER_*) are not variables. */
+function eggEnvironment(environment: Record<string, unknown> | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(environment ?? {})) {
+    if (name === 'STARTUP' || name.startsWith('P_SERVER_')) continue;
+    out[name] = value === null || value === undefined ? '' : String(value);
+  }
+  return out;
 }
