@@ -296,7 +296,8 @@ function fail(io: CliIo, status: number, json: unknown): number {
   return status === 400 || status === 404 ? 2 : 1;
 }
 
-function summarizeMatch(view: Record<string, unknown>): string {
+/** The `matches show` text of a match view. */
+export function summarizeMatch(view: Record<string, unknown>): string {
   const v = view as {
     id: string;
     status: string;

@@ -66,6 +66,8 @@ export interface FakeServerInit {
   allocation?: number;
   nest?: number;
   egg?: number;
+  /** Server-level values of egg variables (others read the egg's defaults). */
+  variables?: Record<string, string>;
 }
 
 export interface FakeApiKey {
@@ -104,6 +106,8 @@ export type FakeFault =
   | { kind: 'daemon_unreachable' }
   /** Wings answered `status` (409 busy on reinstall, 404, 500 …); passed on as `DaemonConnectionException`. */
   | { kind: 'daemon_error'; status: number; detail?: string }
+  /** 403 "This action is unauthorized." at the key-ACL step, as for a key without that permission (scope with `methods`). */
+  | { kind: 'forbidden' }
   /** A 200 whose body is cut off mid-JSON (a broken proxy), on GET. */
   | { kind: 'malformed_body' }
   /** The listing (`GET /servers`) answers 403 (key ACL), 404 (a proxy without the route) or 500, after the throttle. */
@@ -642,7 +646,7 @@ export async function startFakePanel(options: FakePanelOptions): Promise<FakePan
         throw new HttpError(403, 'AccessDeniedHttpException', 'This account does not have permission to access the API.');
       }
       const write = method === 'DELETE' || method === 'POST' || method === 'PATCH';
-      if (write ? !apiKey.serversWrite : !apiKey.serversRead) {
+      if ((write ? !apiKey.serversWrite : !apiKey.serversRead) || takeFault(['forbidden'], method, server.id)) {
         throw new HttpError(403, 'AccessDeniedHttpException', 'This action is unauthorized.');
       }
       if (takeFault(['server_error'], method, server.id)) throw new HttpError(500, 'QueryException', GENERIC_DETAIL);
@@ -761,7 +765,7 @@ export async function startFakePanel(options: FakePanelOptions): Promise<FakePan
         startup: 'java -Xms128M -Xmx{{SERVER_MEMORY}}M -jar {{SERVER_JARFILE}}',
         image: 'ghcr.io/pterodactyl/yolks:java_17',
         skipScripts: false,
-        values: new Map(),
+        values: new Map(Object.entries(init.variables ?? {})),
         startupUpdated: false,
       };
       servers.set(id, server);
