@@ -15,7 +15,8 @@ export interface AdminKeyView {
 
 /** Pure: the admin key part of the match view, from its delivery row and the provision's state and deadline. */
 export function adminKeyView(row: AdminKeyDelivery, provision: { state: string; deadlineAt: Date | null }): AdminKeyView {
-  const failure = row.failure_reason === null ? null : { reason: row.failure_reason, status: row.failure_status, detail: row.failure_detail };
+  const failure =
+    row.failure_reason === null ? null : { reason: row.failure_reason, status: row.failure_status, detail: row.failure_detail };
   return {
     keyId: row.key_id,
     delivery: row.state,

@@ -71,7 +71,13 @@ export interface DeliveryProgress {
 }
 
 /** Records a delivery attempt and hands the lease back; only a delivery this instance still holds, still pending. */
-export async function saveDeliveryProgress(db: Db, matchId: string, instanceId: string, p: DeliveryProgress, now: number): Promise<boolean> {
+export async function saveDeliveryProgress(
+  db: Db,
+  matchId: string,
+  instanceId: string,
+  p: DeliveryProgress,
+  now: number,
+): Promise<boolean> {
   const at = new Date(now);
   const updated = await db
     .updateTable('admin_key_deliveries')

@@ -128,7 +128,10 @@ export class MatchKeyLifecycle {
       );
     });
     if (!saved) return; // the match ended meanwhile: its revocation decides
-    metrics.adminKeyDeliveries.inc({ outcome: decision.state.toLowerCase(), reason: decision.state === 'DELIVERED' ? '' : decision.failure.reason });
+    metrics.adminKeyDeliveries.inc({
+      outcome: decision.state.toLowerCase(),
+      reason: decision.state === 'DELIVERED' ? '' : decision.failure.reason,
+    });
     if (decision.state === 'DELIVERED') logger.info({ attempts }, 'admin key delivered to the game server through the panel');
     else if (decision.state === 'FAILED')
       logger.error(

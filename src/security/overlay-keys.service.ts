@@ -13,9 +13,7 @@ export interface OverlayKeyView {
   revoked: boolean;
 }
 
-export type OverlayKeysAnswer =
-  | { kind: 'unknown_match' }
-  | { kind: 'keys'; issued: boolean; keys: OverlayKeyView[] };
+export type OverlayKeysAnswer = { kind: 'unknown_match' } | { kind: 'keys'; issued: boolean; keys: OverlayKeyView[] };
 
 /**
  * The per-player overlay keys of a match (issued when its server goes ready), for the platform's internal API only.

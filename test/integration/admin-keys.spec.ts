@@ -45,7 +45,8 @@ beforeAll(async () => {
     },
   });
   service = await startTestService(
-    serviceEnv(real.stack, { READY_DEADLINE_MS: '10000',
+    serviceEnv(real.stack, {
+      READY_DEADLINE_MS: '10000',
       POLL_EVERY_MS: '200',
       ADMIN_KEY_DELIVERY_MAX_ATTEMPTS: '3',
       PTERO_TIMEOUT_MS: '1500',
@@ -93,10 +94,14 @@ describe('admin key lifecycle', () => {
   it('reserved → the key arrives as startup variables; the game server signs its first hook with it → READY; released → 401', async () => {
     const { matchId, serverId } = await newMatch('ok', { installAfterMs: 1000, variables: { SERVER_JARFILE: 'paper.jar' } });
     const eventId = await reserve(matchId, serverId);
-    const ak = await eventually(async () => {
-      const v = await view(matchId);
-      return v.provisioning?.adminKey?.delivery === 'DELIVERED' && v.provisioning.adminKey;
-    }, 20_000, 'admin key delivered');
+    const ak = await eventually(
+      async () => {
+        const v = await view(matchId);
+        return v.provisioning?.adminKey?.delivery === 'DELIVERED' && v.provisioning.adminKey;
+      },
+      20_000,
+      'admin key delivered',
+    );
     // What the game server's environment now holds: the key, and every other variable as it was.
     const env = panel.variables(serverId);
     expect(env[ID_VAR]).toBe(ak.keyId);
@@ -146,7 +151,11 @@ describe('admin key lifecycle', () => {
     // Released: every key of the match is revoked; the admin hook is refused from then on.
     await api('POST', '/v1/internal/events/server.released', { v: 'v1', eventId: randomUUID(), matchId, panelServerId: serverId });
     await eventually(async () => (await view(matchId)).provisioning?.adminKey?.revoked === true, 20_000, 'revoked');
-    await eventually(async () => (await adminHook(env[ID_VAR] as string, env[SECRET_VAR] as string, matchId)).status === 401, 10_000, '401');
+    await eventually(
+      async () => (await adminHook(env[ID_VAR] as string, env[SECRET_VAR] as string, matchId)).status === 401,
+      10_000,
+      '401',
+    );
     const after = await api('GET', `/v1/internal/matches/${matchId}/overlay-keys`);
     expect(after.json.keys.every((k: { revoked: boolean; secret?: string }) => k.revoked && k.secret === undefined)).toBe(true);
   });
@@ -156,10 +165,14 @@ describe('admin key lifecycle', () => {
     panel.injectFault({ kind: 'hang', serverId, methods: ['PATCH'], times: 1 });
     panel.injectFault({ kind: 'server_error', serverId, methods: ['PATCH'], times: 1 });
     await reserve(matchId, serverId);
-    const ak = await eventually(async () => {
-      const v = await view(matchId);
-      return v.provisioning?.adminKey?.delivery === 'DELIVERED' && v.provisioning.adminKey;
-    }, 30_000, 'delivered after retries');
+    const ak = await eventually(
+      async () => {
+        const v = await view(matchId);
+        return v.provisioning?.adminKey?.delivery === 'DELIVERED' && v.provisioning.adminKey;
+      },
+      30_000,
+      'delivered after retries',
+    );
     expect(ak.attempts).toBe(3);
     expect(await adminKeysOf(matchId)).toHaveLength(1);
     expect(panel.variables(serverId)[ID_VAR]).toBe(ak.keyId);
@@ -206,10 +219,14 @@ describe('admin key lifecycle', () => {
       const { matchId, serverId } = await newMatch(r.tag, r.init);
       r.setup(serverId);
       await reserve(matchId, serverId);
-      const v = await eventually(async () => {
-        const x = await view(matchId);
-        return x.provisioning?.adminKey?.delivery === 'FAILED' && x;
-      }, 30_000, `${r.tag} recorded`);
+      const v = await eventually(
+        async () => {
+          const x = await view(matchId);
+          return x.provisioning?.adminKey?.delivery === 'FAILED' && x;
+        },
+        30_000,
+        `${r.tag} recorded`,
+      );
       const ak = v.provisioning.adminKey;
       expect(ak.lastFailure).toMatchObject({ reason: r.reason, status: r.status });
       expect(ak.attempts).toBe(r.attempts);
@@ -225,10 +242,14 @@ describe('admin key lifecycle', () => {
       // The CLI view says it too.
       expect(summarizeMatch(v)).toContain('admin hook cannot arrive:');
       // Then the deadline cancels the match and the key is revoked.
-      await eventually(async () => {
-        const x = await view(matchId);
-        return x.provisioning?.state === 'FAILED' && x.provisioning.adminKey?.revoked === true;
-      }, 30_000, `${r.tag} cancelled and revoked`);
+      await eventually(
+        async () => {
+          const x = await view(matchId);
+          return x.provisioning?.state === 'FAILED' && x.provisioning.adminKey?.revoked === true;
+        },
+        30_000,
+        `${r.tag} cancelled and revoked`,
+      );
       const finalView = await view(matchId);
       expect(finalView.status).toBe('CANCELLED');
       expect(finalView.provisioning.adminKey.adminHookBlocked).not.toContain('fails (TIMEOUT) at');

@@ -378,7 +378,8 @@ export async function startFakePanel(options: FakePanelOptions): Promise<FakePan
     const input = (body !== null && typeof body === 'object' && !Array.isArray(body) ? body : {}) as Record<string, unknown>;
     const failures: { field: string; rule: string; detail: string }[] = [];
     const fail = (field: string, rule: string, detail: string) => failures.push({ field, rule, detail });
-    if (input.startup === undefined || input.startup === null || input.startup === '') fail('startup', 'required', 'The startup field is required.');
+    if (input.startup === undefined || input.startup === null || input.startup === '')
+      fail('startup', 'required', 'The startup field is required.');
     else if (typeof input.startup !== 'string') fail('startup', 'string', 'The startup field must be a string.');
     if (!('environment' in input)) fail('environment', 'present', 'The environment field must be present.');
     else if (input.environment === null || typeof input.environment !== 'object')
@@ -552,7 +553,13 @@ export async function startFakePanel(options: FakePanelOptions): Promise<FakePan
 
   // ---- HTTP ------------------------------------------------------------------------------------------------------
 
-  async function handle(req: http.IncomingMessage, res: http.ServerResponse, url: URL, entry: RequestLogEntry, body: string): Promise<void> {
+  async function handle(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    url: URL,
+    entry: RequestLogEntry,
+    body: string,
+  ): Promise<void> {
     const method = req.method ?? 'GET';
     const json = wantsJson(req.headers.accept);
     const matched = matchRoute(method, url.pathname);
@@ -718,11 +725,12 @@ export async function startFakePanel(options: FakePanelOptions): Promise<FakePan
       bump(stats.byPathStatus, `${entry.method} ${entry.path} ${entry.status}`);
     });
     readBody(req)
-      .then((body) => handle(req, res, url, entry, body)).catch((error: unknown) => {
-      entry.status = 500;
-      if (!res.headersSent) res.writeHead(500, { 'Content-Type': 'text/plain' });
-      res.end(`fake panel bug: ${String(error)}`);
-    });
+      .then((body) => handle(req, res, url, entry, body))
+      .catch((error: unknown) => {
+        entry.status = 500;
+        if (!res.headersSent) res.writeHead(500, { 'Content-Type': 'text/plain' });
+        res.end(`fake panel bug: ${String(error)}`);
+      });
   });
 
   await new Promise<void>((resolve, reject) => {
@@ -899,7 +907,9 @@ function matchRoute(method: string, path: string): RouteMatch {
   // DELETE /{id}/{force?}: only the literal "force" forces; any other trailing segment is a normal delete.
   if (verb === 'DELETE') return { kind: 'server', id: first, action: second === 'force' ? 'force_delete' : 'delete' };
   if (second === 'startup') {
-    return verb === 'PATCH' ? { kind: 'server', id: first, action: 'startup' } : { kind: 'method_not_allowed', allowed: ['PATCH', 'DELETE'] };
+    return verb === 'PATCH'
+      ? { kind: 'server', id: first, action: 'startup' }
+      : { kind: 'method_not_allowed', allowed: ['PATCH', 'DELETE'] };
   }
   if (second === 'suspend' || second === 'unsuspend' || second === 'reinstall') {
     return verb === 'POST' ? { kind: 'server', id: first, action: second } : { kind: 'method_not_allowed', allowed: ['POST', 'DELETE'] };
@@ -947,7 +957,8 @@ function checkRules(variable: FakeEggVariable, value: unknown): { rule: string; 
       return { rule: 'max', detail: `The ${label} field must not be greater than ${max[1]} characters.` };
     }
     const regex = /^regex:\/(.*)\/$/.exec(rule);
-    if (regex && !new RegExp(regex[1] as string).test(String(value))) return { rule: 'regex', detail: `The ${label} field format is invalid.` };
+    if (regex && !new RegExp(regex[1] as string).test(String(value)))
+      return { rule: 'regex', detail: `The ${label} field format is invalid.` };
   }
   return undefined;
 }

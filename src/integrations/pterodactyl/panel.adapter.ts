@@ -23,13 +23,22 @@ export class PterodactylPanel implements PanelPort {
    * these variables merged in: the panel requires every field and blanks the egg variables a request leaves out.
    * The answer is read back; a variable it does not show means the egg does not define it (the panel ignores it).
    */
-  async updateVariables(panelServerId: number, variables: Readonly<Record<string, string>>, deadline: number): Promise<VariableUpdateResult> {
+  async updateVariables(
+    panelServerId: number,
+    variables: Readonly<Record<string, string>>,
+    deadline: number,
+  ): Promise<VariableUpdateResult> {
     const secrets = Object.values(variables);
     try {
       const server = await this.client.getServer(panelServerId, { deadline });
       const container = server.container;
       if (!container || typeof container.startup_command !== 'string' || typeof container.image !== 'string' || server.egg === undefined) {
-        return { kind: 'error', retryable: false, reason: 'MALFORMED_RESPONSE', detail: 'the server object has no startup command, image or egg' };
+        return {
+          kind: 'error',
+          retryable: false,
+          reason: 'MALFORMED_RESPONSE',
+          detail: 'the server object has no startup command, image or egg',
+        };
       }
       const updated = await this.client.updateStartup(
         panelServerId,

@@ -143,7 +143,11 @@ export class PterodactylClient {
    * it answers 200 with the updated server. Repeating it with the same body is harmless (after a TIMEOUT too).
    * `secrets` are cut out of any panel detail that could echo them.
    */
-  async updateStartup(id: number, update: StartupUpdate, options: CallOptions & { secrets?: readonly string[] } = {}): Promise<PanelServer> {
+  async updateStartup(
+    id: number,
+    update: StartupUpdate,
+    options: CallOptions & { secrets?: readonly string[] } = {},
+  ): Promise<PanelServer> {
     const operation = 'update_startup';
     assertServerId(id, operation);
     const path = `/api/application/servers/${id}/startup`;
@@ -266,7 +270,12 @@ export class PterodactylClient {
     return parsed.data.attributes;
   }
 
-  private failure(operation: PanelOperation, serverId: number | string, response: RawResponse, secrets: readonly string[] = []): PanelError {
+  private failure(
+    operation: PanelOperation,
+    serverId: number | string,
+    response: RawResponse,
+    secrets: readonly string[] = [],
+  ): PanelError {
     const first = parseErrorBody(response.body);
     const detail = first?.detail === undefined ? undefined : redactAll(this.redact(first.detail), secrets).slice(0, 500);
     const reason = classifyStatus(response.status, first?.code, response.headers.get('location'));
