@@ -77,7 +77,7 @@ export class MatchKeyLifecycle {
   /** The match ended (released or cancelled): every key of the match is revoked in this transaction; the cache follows. */
   async onEnded(trx: Db, matchId: string, now: number, logger: Logger): Promise<boolean> {
     const lock = await lockDelivery(trx, matchId);
-    if (!lock || lock.revoke_state !== 'NONE') return false;
+    if (lock?.revoke_state !== 'NONE') return false;
     const adminKeyId = await queueRevocation(trx, matchId, now);
     const keyIds = [...(adminKeyId ? [adminKeyId] : []), ...(await overlayKeyIds(trx, matchId))];
     await this.keys.revokeIn(trx, keyIds, now);

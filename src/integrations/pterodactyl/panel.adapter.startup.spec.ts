@@ -47,13 +47,19 @@ async function setup(apiKey = KEY) {
   return { panel, client, adapter: new PterodactylPanel(client), logs };
 }
 
+interface PanelAnswer {
+  object?: string;
+  attributes: { container: { startup_command: string; environment: Record<string, string> } };
+  errors: { code: string; status: string; detail: string; meta: { source_field: string; rule: string } }[];
+}
+
 async function patch(panel: FakePanel, id: number, body: unknown, key = KEY) {
   const response = await fetch(`${panel.url}/api/application/servers/${id}/startup`, {
     method: 'PATCH',
     headers: { Accept: 'application/json', Authorization: `Bearer ${key}`, 'Content-Type': 'application/json' },
     body: typeof body === 'string' ? body : JSON.stringify(body),
   });
-  return { status: response.status, json: (await response.json()) as any };
+  return { status: response.status, json: (await response.json()) as PanelAnswer };
 }
 
 describe('fake panel: PATCH /api/application/servers/{id}/startup', () => {
@@ -62,7 +68,7 @@ describe('fake panel: PATCH /api/application/servers/{id}/startup', () => {
     const id = panel.addServer();
     const { status, json } = await patch(panel, id, {});
     expect(status).toBe(422);
-    expect(json.errors.map((e: any) => [e.code, e.status, e.meta.source_field, e.meta.rule])).toEqual([
+    expect(json.errors.map((e) => [e.code, e.status, e.meta.source_field, e.meta.rule])).toEqual([
       ['ValidationException', '422', 'startup', 'required'],
       ['ValidationException', '422', 'environment', 'present'],
       ['ValidationException', '422', 'egg', 'required'],
@@ -113,7 +119,7 @@ describe('fake panel: PATCH /api/application/servers/{id}/startup', () => {
     const { panel } = await setup();
     const id = panel.addServer();
     const ok = { startup: 's', environment: {}, image: 'img', skip_scripts: false };
-    expect((await patch(panel, id, { ...ok, egg: 99 })).json.errors[0].meta).toEqual({ source_field: 'egg', rule: 'exists' });
+    expect((await patch(panel, id, { ...ok, egg: 99 })).json.errors[0]?.meta).toEqual({ source_field: 'egg', rule: 'exists' });
     expect((await patch(panel, id, '{"startup":')).status).toBe(400);
     const get = await fetch(`${panel.url}/api/application/servers/${id}/startup`, {
       headers: { Accept: 'application/json', Authorization: `Bearer ${KEY}` },
@@ -128,7 +134,7 @@ describe('PterodactylPanel.updateVariables', () => {
   it('GETs the server, PATCHes it back with the key merged in: other variables and startup fields unchanged', async () => {
     const { panel, adapter, logs } = await setup();
     const id = panel.addServer({ status: 'installing', variables: { SERVER_JARFILE: 'paper.jar' } });
-    const before = panel.attributes(id) as any;
+    const before = panel.attributes(id) as PanelAnswer['attributes'] & { container: { image: string } };
     expect(await adapter.updateVariables(id, VARS, Date.now() + 10_000)).toEqual({ kind: 'updated' });
     expect(panel.variables(id)).toEqual({ SERVER_JARFILE: 'paper.jar', VANILLA_VERSION: 'latest', ...VARS });
     expect(panel.startupOf(id)).toEqual({
