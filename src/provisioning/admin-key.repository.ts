@@ -46,6 +46,8 @@ export async function lockDelivery(db: Db, matchId: string): Promise<AdminKeyDel
 /**
  * Claims deliveries (or revocations) that are due and not leased by a live instance; next_at is parked at the
  * lease's end until the work writes it, so work of a crashed instance is due again when its lease lapses.
+ * A delivery waits for the provision's first panel poll (state past RESERVED): a server the panel does not know
+ * fails the provision instead of costing a second request, and the key rides on a server known to exist.
  */
 export async function claimDueDeliveries(db: Db, c: ClaimRequest): Promise<AdminKeyDelivery[]> {
   const now = new Date(c.now);
@@ -54,7 +56,9 @@ export async function claimDueDeliveries(db: Db, c: ClaimRequest): Promise<Admin
     UPDATE admin_key_deliveries SET lease_owner = ${c.instanceId}, lease_until = ${until}, next_at = ${until}
     WHERE match_id IN (
       SELECT match_id FROM admin_key_deliveries
-      WHERE next_at <= ${now} AND (state = 'PENDING' OR revoke_state = 'PENDING')
+      WHERE next_at <= ${now}
+        AND (revoke_state = 'PENDING' OR (state = 'PENDING' AND EXISTS (
+          SELECT 1 FROM provisions p WHERE p.match_id = admin_key_deliveries.match_id AND p.state <> 'RESERVED')))
         AND (lease_owner IS NULL OR lease_owner = ${c.instanceId} OR lease_until < ${now})
       ORDER BY next_at
       LIMIT ${c.limit}

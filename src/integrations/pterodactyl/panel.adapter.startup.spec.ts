@@ -151,6 +151,19 @@ describe('PterodactylPanel.updateVariables', () => {
     expect(logs.join('')).not.toContain(SECRET);
   });
 
+  it('right after a poll read the server, the update is a single PATCH (the poll stands in for the GET)', async () => {
+    const { panel, adapter } = await setup();
+    const id = panel.addServer({ status: 'installing', variables: { SERVER_JARFILE: 'paper.jar' } });
+    expect(await adapter.observe(id, Date.now() + 10_000)).toMatchObject({ kind: 'install', state: 'pending' });
+    panel.resetStats();
+    expect(await adapter.updateVariables(id, VARS, Date.now() + 10_000)).toEqual({ kind: 'updated' });
+    expect(panel.stats.byPath).toEqual({ [`PATCH /api/application/servers/${id}/startup`]: 1 });
+    expect(panel.variables(id)).toEqual({ SERVER_JARFILE: 'paper.jar', VANILLA_VERSION: 'latest', ...VARS });
+    // Used once: a retry reads the server again.
+    expect(await adapter.updateVariables(id, VARS, Date.now() + 10_000)).toEqual({ kind: 'updated' });
+    expect(panel.stats.byPath[`GET /api/application/servers/${id}`]).toBe(1);
+  });
+
   it('an egg without the variables: the panel answers 200 but stores nothing → VARIABLE_NOT_IN_EGG, not retryable', async () => {
     const { panel, adapter } = await setup();
     const id = panel.addServer({ egg: 4 });

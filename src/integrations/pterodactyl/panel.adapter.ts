@@ -6,17 +6,41 @@ import type { PanelServer } from './panel-server.js';
 import type { PterodactylClient } from './pterodactyl-client.js';
 
 const PER_PAGE = 100;
+/** A server object read this recently (by a poll or a listing) stands in for the startup update's GET. */
+const RECENT_MS = 5_000;
+const RECENT_MAX = 5_000;
 /** Reasons after which listing cannot work on this panel until someone changes it (403 ACL, no route, no sort). */
 const UNUSABLE: ReadonlySet<string> = new Set(['FORBIDDEN', 'NOT_FOUND', 'BAD_REQUEST', 'UNAUTHORIZED', 'MALFORMED_RESPONSE']);
 
 /** Provisioning's PanelPort on the Pterodactyl client: every outcome becomes plain data for the policy. */
 export class PterodactylPanel implements PanelPort {
+  /** Server objects this process read lately (id → object, when): the startup update reuses them (docs/panel.md). */
+  private readonly recent = new Map<number, { server: PanelServer; at: number }>();
+
   constructor(
     private readonly client: PterodactylClient,
     private readonly maxListPages = 20,
     /** PANEL_SKIP_SCRIPTS: the startup update must name it; the panel's API never shows the server's value. */
     private readonly skipScripts = false,
+    private readonly now: () => number = Date.now,
   ) {}
+
+  private remember(server: PanelServer): void {
+    if (this.recent.size >= RECENT_MAX) {
+      const oldest = this.recent.keys().next();
+      if (!oldest.done) this.recent.delete(oldest.value);
+    }
+    this.recent.delete(server.id);
+    this.recent.set(server.id, { server, at: this.now() });
+  }
+
+  /** The server as a poll or listing saw it within RECENT_MS, else a fresh GET (one panel request saved per delivery). */
+  private async startupSource(panelServerId: number, deadline: number): Promise<PanelServer> {
+    const seen = this.recent.get(panelServerId);
+    this.recent.delete(panelServerId);
+    if (seen && this.now() - seen.at <= RECENT_MS) return seen.server;
+    return this.client.getServer(panelServerId, { deadline });
+  }
 
   /**
    * GET the server (its startup command, egg, image and environment), then PATCH its startup with the same values and
@@ -30,7 +54,7 @@ export class PterodactylPanel implements PanelPort {
   ): Promise<VariableUpdateResult> {
     const secrets = Object.values(variables);
     try {
-      const server = await this.client.getServer(panelServerId, { deadline });
+      const server = await this.startupSource(panelServerId, deadline);
       const container = server.container;
       if (!container || typeof container.startup_command !== 'string' || typeof container.image !== 'string' || server.egg === undefined) {
         return {
@@ -80,7 +104,9 @@ export class PterodactylPanel implements PanelPort {
 
   async observe(panelServerId: number, deadline: number): Promise<PanelObservation> {
     try {
-      return installObservation(await this.client.getServer(panelServerId, { deadline }));
+      const server = await this.client.getServer(panelServerId, { deadline });
+      this.remember(server);
+      return installObservation(server);
     } catch (error) {
       if (!(error instanceof PanelError)) throw error;
       if (error.reason === 'NOT_FOUND') return { kind: 'not_found' };
@@ -119,7 +145,10 @@ export class PterodactylPanel implements PanelPort {
       for (const [index, server] of result.servers.entries()) {
         const previous = index === 0 ? lastId : (result.servers[index - 1] as PanelServer).id;
         if (index === 0 ? server.id > previous : server.id >= previous) return { kind: 'unusable', reason: 'LISTING_NOT_SORTED', requests };
-        if (watched.has(server.id)) seen.set(server.id, installObservation(server));
+        if (watched.has(server.id)) {
+          seen.set(server.id, installObservation(server));
+          this.remember(server);
+        }
       }
       const last = result.servers.at(-1);
       if (!last || last.id <= oldest || result.page >= result.totalPages) break;
