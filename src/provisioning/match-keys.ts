@@ -50,10 +50,13 @@ export class MatchKeyLifecycle {
       logger.warn({ reason: 'NO_MASTER_SECRET' }, 'no admin key issued: ADMIN_HOOK_SECRET is not configured');
       return;
     }
-    // The transaction holds the provision's row lock and the event's processed_events claim: a second insert can
-    // only come from a replay, which never gets here; the primary key refuses it anyway (and the key rolls back).
+    // The transaction holds the event's processed_events claim and runs only for a match without a provision, so a
+    // second delivery row cannot normally arise; if one exists the primary key refuses it and the key just issued
+    // is revoked at once (one admin key per match).
     if (!(await insertDelivery(trx, { matchId, keyId: issued.keyId, panelServerId }, now))) {
-      throw new Error(`match ${matchId} already has an admin key delivery`);
+      await this.keys.revokeIn(trx, [issued.keyId], now);
+      logger.warn({ reason: 'ADMIN_KEY_EXISTS', keyId: issued.keyId }, 'match already has an admin key; the new one is revoked');
+      return;
     }
     logger.info({ keyId: issued.keyId }, 'admin key issued; delivering it through the panel');
   }
