@@ -19,8 +19,8 @@ import type { VariableUpdateResult } from './panel.port.js';
 import type { MatchKeys } from './match-keys.port.js';
 import type { ProvisioningDeps } from './settings.js';
 
-/** How long one delivery attempt may wait for panel slots and answers (a GET and a PATCH). */
-const DELIVERY_BUDGET_MS = 60_000;
+/** Share of the row's lease one delivery attempt may spend waiting for panel slots (the lease must outlive it). */
+const DELIVERY_LEASE_SHARE = 0.75;
 /** A revocation the cache did not take is tried again this much later. */
 const REVOKE_RETRY_MS = 2_000;
 
@@ -110,7 +110,7 @@ export class MatchKeyLifecycle {
         : await panel.updateVariables(
             delivery.panel_server_id,
             adminKeyVariables(this.settings, delivery.key_id, secret),
-            clock.now() + DELIVERY_BUDGET_MS,
+            clock.now() + Math.floor(this.deps.settings.leaseMs * DELIVERY_LEASE_SHARE),
           );
     const now = clock.now();
     const attempts = delivery.attempts + 1;

@@ -24,6 +24,8 @@ export type { ReadinessSignal } from './readiness.port.js';
  */
 export class ServerProvisionWorker implements ReadinessSignals {
   private readonly loop: PollLoop;
+  /** Admin key deliveries and key revocations: their own loop, so a delivery waiting for panel slots never holds up polls. */
+  private readonly keysLoop: PollLoop | undefined;
   private readonly deps: ProvisioningDeps;
   private readonly poller: ProvisionPoller;
   private readonly cleanup: PanelCleanup;
@@ -43,9 +45,17 @@ export class ServerProvisionWorker implements ReadinessSignals {
     this.loop = new PollLoop({
       clock: deps.clock,
       idleMs: 500,
-      pass: async () => (await this.pollDue()) + (await this.cleanupDue()) + (await this.keysDue()),
+      pass: async () => (await this.pollDue()) + (await this.cleanupDue()),
       onError: (error) => deps.logger.error({ err: error, reason: 'PROVISION_LOOP_FAILED' }, 'provisioning pass failed'),
     });
+    this.keysLoop = this.keys
+      ? new PollLoop({
+          clock: deps.clock,
+          idleMs: 500,
+          pass: () => this.keysDue(),
+          onError: (error) => deps.logger.error({ err: error, reason: 'MATCH_KEYS_LOOP_FAILED' }, 'match keys pass failed'),
+        })
+      : undefined;
   }
 
   // ---- input events -------------------------------------------------------------------------
@@ -112,6 +122,7 @@ export class ServerProvisionWorker implements ReadinessSignals {
 
   start(): void {
     this.loop.start();
+    this.keysLoop?.start();
   }
 
   /**
@@ -119,7 +130,7 @@ export class ServerProvisionWorker implements ReadinessSignals {
    * its provisions over at once. A crashed instance never gets here; its leases lapse after `leaseMs`.
    */
   async stop(): Promise<void> {
-    await this.loop.stop();
+    await Promise.all([this.loop.stop(), this.keysLoop?.stop()]);
     const { db, clock, instanceId, logger } = this.deps;
     try {
       const released = (await releaseLeases(db, instanceId, clock.now())) + ((await this.keys?.releaseLeases()) ?? 0);
@@ -131,6 +142,7 @@ export class ServerProvisionWorker implements ReadinessSignals {
 
   nudge(): void {
     this.loop.nudge();
+    this.keysLoop?.nudge();
   }
 
   /** Claims provisions whose poll is due (and not leased by a live instance) and polls them. */
