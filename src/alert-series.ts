@@ -29,6 +29,7 @@ const PANEL_OPERATIONS = complete<PanelOperation>()([
   'list_servers',
   'delete_server',
   'force_delete_server',
+  'update_startup',
 ]);
 const HOOK_ROUTES = complete<HookRoute>()(['admin', 'overlay']);
 const JSON_REASONS = complete<StrictJsonReason>()([

@@ -161,6 +161,7 @@ export async function buildServices(config: Config, overrides: ServiceOverrides 
     ...feature,
     panel: overrides.panel ?? panelFromConfig(config, { kv, clock, logger, metrics }),
     beforeDeadlineSweep: () => hookSignals.expireStaleOverlays(config.OVERLAY_HEARTBEAT_TIMEOUT_MS),
+    keys: security.matchKeys,
   });
   // --- end provisioning wiring ---
   const { matches, deadLetters } = wireMatches({

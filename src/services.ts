@@ -41,6 +41,7 @@ export interface Services {
   readonly scheduler: ScheduledTasksService;
   readonly keys: KeyService;
   readonly hookVerifier: HookVerifier;
+  readonly overlayKeys: import('./security/overlay-keys.service.js').OverlayKeysService;
   readonly hookSignals: HookSignalsService;
   readonly matches: MatchesService;
   /** Ends the LISTEN connection that wakes the relay on rows from other instances. */

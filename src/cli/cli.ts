@@ -296,13 +296,18 @@ function fail(io: CliIo, status: number, json: unknown): number {
   return status === 400 || status === 404 ? 2 : 1;
 }
 
-function summarizeMatch(view: Record<string, unknown>): string {
+/** The `matches show` text of a match view. */
+export function summarizeMatch(view: Record<string, unknown>): string {
   const v = view as {
     id: string;
     status: string;
     mode: string;
     checklist: Record<string, boolean>;
-    provisioning: { state: string; failureReason: string | null } | null;
+    provisioning: {
+      state: string;
+      failureReason: string | null;
+      adminKey?: { keyId: string | null; delivery: string; revoked: boolean; adminHookBlocked: string | null } | null;
+    } | null;
     refunds: unknown[];
     enforcement: unknown[];
     streamWaiver?: { reason: string; grantedBy: string; gaps: { side: string; missing: string[] }[] } | null;
@@ -312,12 +317,20 @@ function summarizeMatch(view: Record<string, unknown>): string {
         `stream rules waived by ${v.streamWaiver.grantedBy}: ${v.streamWaiver.reason} (${v.streamWaiver.gaps.map((g) => `${g.side}: ${g.missing.join(', ')}`).join('; ') || 'no gaps'})`,
       ]
     : [];
+  const key = v.provisioning?.adminKey;
+  const adminKey = key
+    ? [
+        `admin key: ${key.keyId ?? 'none'}  delivery ${key.delivery}${key.revoked ? '  revoked' : ''}`,
+        ...(key.adminHookBlocked ? [`admin hook cannot arrive: ${key.adminHookBlocked}`] : []),
+      ]
+    : [];
   const checks = Object.entries(v.checklist)
     .map(([k, ok]) => `${ok ? '✓' : '·'} ${k}`)
     .join('  ');
   return [
     `match ${v.id}  ${v.mode}  status ${v.status}`,
     `provisioning: ${v.provisioning ? `${v.provisioning.state}${v.provisioning.failureReason ? ` (${v.provisioning.failureReason})` : ''}` : 'none'}`,
+    ...adminKey,
     `checklist: ${checks}`,
     `refunds: ${v.refunds.length}  enforcement: ${v.enforcement.length}`,
     ...waiver,

@@ -75,6 +75,31 @@ describe('loadConfig', () => {
     expect(Object.isFrozen(c)).toBe(true);
   });
 
+  it('admin key variables: defaults, custom names, and names the panel would refuse — all reported at once', () => {
+    const c = loadConfig(service, { service: true });
+    expect(c).toMatchObject({
+      ADMIN_KEY_ID_VARIABLE: 'FLOCK_ADMIN_KEY_ID',
+      ADMIN_KEY_SECRET_VARIABLE: 'FLOCK_ADMIN_KEY_SECRET',
+      ADMIN_KEY_DELIVERY_MAX_ATTEMPTS: 6,
+      PANEL_SKIP_SCRIPTS: false,
+    });
+    expect(
+      loadConfig({ ...service, ADMIN_KEY_ID_VARIABLE: 'MY_KEY_ID', ADMIN_KEY_SECRET_VARIABLE: 'MY_KEY' }).ADMIN_KEY_SECRET_VARIABLE,
+    ).toBe('MY_KEY');
+    const found = problems({
+      ...service,
+      ADMIN_KEY_ID_VARIABLE: 'has-dash',
+      ADMIN_KEY_SECRET_VARIABLE: 'STARTUP',
+      ADMIN_KEY_DELIVERY_MAX_ATTEMPTS: '0',
+    });
+    expect(found.some((p) => p.startsWith('ADMIN_KEY_ID_VARIABLE: must be letters'))).toBe(true);
+    expect(found.some((p) => p.startsWith('ADMIN_KEY_SECRET_VARIABLE: is reserved by the panel'))).toBe(true);
+    expect(found.some((p) => p.startsWith('ADMIN_KEY_DELIVERY_MAX_ATTEMPTS'))).toBe(true);
+    expect(problems({ ...service, ADMIN_KEY_ID_VARIABLE: 'SAME', ADMIN_KEY_SECRET_VARIABLE: 'SAME' })).toEqual([
+      'ADMIN_KEY_ID_VARIABLE / ADMIN_KEY_SECRET_VARIABLE: must name two different variables',
+    ]);
+  });
+
   it('reports every problem at once, naming the variable and never the secret', () => {
     const found = problems({
       PORT: 'abc',

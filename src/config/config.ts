@@ -23,6 +23,20 @@ const optionalUrl = z
   .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()))
   .pipe(z.url().optional());
 
+/** Names the panel accepts for an egg variable (EggVariable: `^[\w]{1,191}$`, not one of its reserved names). */
+const RESERVED_ENV_NAMES = ['SERVER_MEMORY', 'SERVER_IP', 'SERVER_PORT', 'ENV', 'HOME', 'USER', 'STARTUP', 'SERVER_UUID', 'UUID'];
+const eggVariableName = (def: string) =>
+  z
+    .string()
+    .trim()
+    .default(def)
+    .pipe(
+      z
+        .string()
+        .regex(/^\w{1,191}$/, 'must be letters, digits or _ (an egg variable name)')
+        .refine((name) => !RESERVED_ENV_NAMES.includes(name) && !name.startsWith('P_SERVER_'), 'is reserved by the panel'),
+    );
+
 const cidrList = z
   .string()
   .default(DEFAULT_HMAC_ALLOWED_CIDRS)
@@ -97,6 +111,13 @@ export const configSchema = z.object({
   PTERO_RATE_LIMIT_WINDOW_MS: ms(60_000),
   PTERO_TIMEOUT_MS: ms(10_000),
   PTERO_MUTATION_TIMEOUT_MS: ms(30_000),
+  // The startup update must name skip_scripts; the panel never shows the server's value (docs/panel.md).
+  PANEL_SKIP_SCRIPTS: bool(false),
+  // The egg variables the game server's admin plugin reads its admin key from (docs/security.md, docs/panel.md).
+  ADMIN_KEY_ID_VARIABLE: eggVariableName('FLOCK_ADMIN_KEY_ID'),
+  ADMIN_KEY_SECRET_VARIABLE: eggVariableName('FLOCK_ADMIN_KEY_SECRET'),
+  // Attempts of one admin key delivery before a retryable panel failure is recorded as final.
+  ADMIN_KEY_DELIVERY_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(6),
 
   // Security
   OVERLAY_MASTER_SECRET: optionalString,
@@ -293,6 +314,9 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
   if (redisUrl && !/^rediss?:\/\//.test(redisUrl)) problems.push('REDIS_URL: must be a redis:// or rediss:// URL');
   if (text('PTERO_APP_URL') && !text('PTERO_APP_API_KEY') && !problems.some((p) => p.startsWith('PTERO_APP_API_KEY'))) {
     problems.push('PTERO_APP_API_KEY: required when PTERO_APP_URL is set');
+  }
+  if ((text('ADMIN_KEY_ID_VARIABLE') ?? 'FLOCK_ADMIN_KEY_ID') === (text('ADMIN_KEY_SECRET_VARIABLE') ?? 'FLOCK_ADMIN_KEY_SECRET')) {
+    problems.push('ADMIN_KEY_ID_VARIABLE / ADMIN_KEY_SECRET_VARIABLE: must name two different variables');
   }
   if ((text('TWITCH_CLIENT_ID') === undefined) !== (text('TWITCH_CLIENT_SECRET') === undefined)) {
     problems.push('TWITCH_CLIENT_ID / TWITCH_CLIENT_SECRET: set both or neither');

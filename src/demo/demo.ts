@@ -11,9 +11,11 @@ const HELP = `Usage: flock-workers demo [--port N] [--once] [--data-dir DIR]
 
 Runs the service on its embedded defaults (PGlite, in-process store and bus) beside a simulated Pterodactyl
 panel, stream platform, ingest server and overlay, and drives scripted matches through it:
-  provisioning: a server that becomes ready, one that never installs (timeout → cancelled, refunded),
-  one whose install fails; stream health: healthy, short dip, offline with gameplay → forfeit,
-  offline without → dispute, provider outage → nothing happens.
+  provisioning: a server that becomes ready (its admin key arrives through the panel's startup variables and the
+  simulated admin plugin signs its first hook with it; released → the key is refused), one that never installs
+  (timeout → cancelled, refunded), one whose install fails, one whose egg cannot take the key (the match view says
+  why the admin hook cannot arrive); stream health: healthy, short dip, offline with gameplay → forfeit (policy
+  "default") or dispute (mode "final", STREAM_POLICIES), offline without → dispute, provider outage → nothing.
 The demo shortens the deadlines (READY_DEADLINE_MS 20 s, OFFLINE_GRACE_MS 20 s …) unless set in the environment.
 --once exits when the scenarios are done; otherwise the service keeps running for you to explore (Ctrl-C stops).`;
 
@@ -57,6 +59,8 @@ export async function runDemo(args: string[], io: CliIo, stopOnSignals: StopOnSi
     POLL_EVERY_MS: io.env.POLL_EVERY_MS ?? '1000',
     PROVISION_MONITOR_EVERY_MS: io.env.PROVISION_MONITOR_EVERY_MS ?? '2000',
     DRAIN_MS: io.env.DRAIN_MS ?? '0',
+    // A per-mode policy: a match in mode `final` gets the same evidence, but a human decides (never a forfeit).
+    STREAM_POLICIES: io.env.STREAM_POLICIES ?? '{"final":{"verdictRule":"dispute"}}',
     ...peers.env(io.env),
   };
   const config = loadConfig(env, { service: true });

@@ -20,10 +20,14 @@ export type MatchView = Record<string, unknown>;
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A VERIFIED_STREAM match with a 5 USD entry fee between alice (p1) and bob (p2) on the given channels. */
-export function matchBody(channels: { p1: string[]; p2: string[] }, options: { overlayRequired: boolean; status?: string }) {
+export function matchBody(
+  channels: { p1: string[]; p2: string[] },
+  options: { overlayRequired: boolean; status?: string; enforcementMode?: string },
+) {
   return {
     mode: 'VERIFIED_STREAM',
     ...(options.status === undefined ? {} : { status: options.status }),
+    ...(options.enforcementMode === undefined ? {} : { enforcementMode: options.enforcementMode }),
     entryFee: { amountCents: 500, currency: 'USD' },
     overlayRequired: options.overlayRequired,
     players: [

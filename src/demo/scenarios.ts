@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { runStreamScenarios } from './stream-scenarios.js';
-import { issueKey, matchBody, postSigned, waitForMatch, type MatchView, type ScenarioContext } from './scenario-kit.js';
+import { readAdminKey, signFirstHook } from './simulated/admin-plugin.js';
+import { matchBody, waitForMatch, type MatchView, type ScenarioContext } from './scenario-kit.js';
 
 const streamChannels = (matchId: string) => ({
   p1: [`twitch:alice_${matchId}`, `srs:live/alice_${matchId}`],
@@ -8,6 +9,14 @@ const streamChannels = (matchId: string) => ({
 });
 
 const provisioningState = (view: MatchView) => (view.provisioning as { state: string } | null)?.state;
+
+interface AdminKeyView {
+  keyId: string | null;
+  delivery: string;
+  revoked: boolean;
+  adminHookBlocked: string | null;
+}
+const adminKeyOf = (view: MatchView) => (view.provisioning as { adminKey?: AdminKeyView | null } | null)?.adminKey ?? null;
 
 /** Reserve a server for a new match, as the platform would: upsert the match, then publish server.reserved. */
 async function reserve(ctx: ScenarioContext, matchId: string, serverId: number, overlayRequired = false) {
@@ -20,14 +29,49 @@ async function provisionSucceeds(ctx: ScenarioContext) {
   const matchId = `demo-${ctx.run}-ready`;
   const serverId = ctx.panel.addServer({ installAfterMs: 3000, outcome: 'installed' });
   await reserve(ctx, matchId, serverId);
+  const delivered = await waitForMatch(ctx, matchId, 'get its admin key delivered', (v) => adminKeyOf(v)?.delivery === 'DELIVERED', 15_000);
+  ctx.say(
+    `  ${matchId}: admin key ${adminKeyOf(delivered)?.keyId} delivered to server ${serverId} through the panel (PATCH …/startup: ${ctx.config.ADMIN_KEY_ID_VARIABLE}, ${ctx.config.ADMIN_KEY_SECRET_VARIABLE})`,
+  );
   await waitForMatch(ctx, matchId, 'wait for signals', (v) => provisioningState(v) === 'WAITING_SIGNALS', 15_000);
   ctx.say(`  ${matchId}: panel reports installed; waiting for the game server's admin hook`);
-  // The game server's admin plugin: a per-match admin key, a signed call to the hook endpoint.
-  const key = await issueKey(ctx, matchId, 'admin');
-  const response = await postSigned(ctx, '/v1/hooks/admin', key, JSON.stringify({ type: 'admin.hooks.ok', matchId }));
-  ctx.say(`  ${matchId}: admin plugin called POST /v1/hooks/admin with key ${key.keyId} → ${response.status}`);
+  // The game server's admin plugin reads its key from the environment the panel gives the server, and signs.
+  const key = readAdminKey(ctx.panel, serverId, {
+    idVariable: ctx.config.ADMIN_KEY_ID_VARIABLE,
+    secretVariable: ctx.config.ADMIN_KEY_SECRET_VARIABLE,
+  });
+  if (!key) throw new Error(`server ${serverId} has no admin key in its startup variables`);
+  const status = await signFirstHook(ctx.service.url, key, matchId);
+  ctx.say(`  ${matchId}: admin plugin read ${key.keyId} from its startup variables and signed POST /v1/hooks/admin → ${status}`);
   await waitForMatch(ctx, matchId, 'become ready', (v) => provisioningState(v) === 'READY', 15_000);
-  ctx.say(`✔ ${matchId}: READY — server.ready emitted once`);
+  const overlayKeys = (await ctx.api('GET', `/v1/internal/matches/${matchId}/overlay-keys`)) as { keys: { side: string; keyId: string }[] };
+  ctx.say(
+    `✔ ${matchId}: READY — server.ready emitted once; overlay keys for the platform: ${overlayKeys.keys.map((k) => `${k.side} ${k.keyId}`).join(', ')}`,
+  );
+  await ctx.api('POST', '/v1/internal/events/server.released', { v: 'v1', eventId: randomUUID(), matchId, panelServerId: serverId });
+  await waitForMatch(ctx, matchId, 'revoke its keys', (v) => adminKeyOf(v)?.revoked === true, 15_000);
+  const after = await signFirstHook(ctx.service.url, key, matchId);
+  ctx.say(`✔ ${matchId}: released — its keys are revoked; the same admin key now gets ${after}`);
+}
+
+/** A panel whose egg lacks the key variables: the delivery is refused, the match view says why, the deadline cancels. */
+async function adminKeyRefused(ctx: ScenarioContext) {
+  const matchId = `demo-${ctx.run}-nokey`;
+  const serverId = ctx.panel.addServer({ installAfterMs: 2000, egg: 4 });
+  await reserve(ctx, matchId, serverId);
+  ctx.say(`  ${matchId}: server ${serverId}'s egg has no ${ctx.config.ADMIN_KEY_ID_VARIABLE} variable`);
+  const blocked = await waitForMatch(ctx, matchId, 'record the refused key', (v) => adminKeyOf(v)?.adminHookBlocked != null, 15_000);
+  ctx.say(`  ${matchId}: ${String(provisioningState(blocked))} — admin hook cannot arrive: ${adminKeyOf(blocked)?.adminHookBlocked}`);
+  const view = await waitForMatch(
+    ctx,
+    matchId,
+    'fail provisioning',
+    (v) => provisioningState(v) === 'FAILED',
+    ctx.config.READY_DEADLINE_MS + 20_000,
+  );
+  ctx.say(
+    `✔ ${matchId}: FAILED (${(view.provisioning as { failureReason: string }).failureReason}), match ${String(view.status)}, admin key revoked: ${adminKeyOf(view)?.revoked ? 'yes' : 'no'}`,
+  );
 }
 
 async function provisionTimesOut(ctx: ScenarioContext) {
@@ -64,5 +108,5 @@ async function installFails(ctx: ScenarioContext) {
 }
 
 export async function runScenarios(ctx: ScenarioContext): Promise<void> {
-  await Promise.all([provisionSucceeds(ctx), provisionTimesOut(ctx), installFails(ctx), runStreamScenarios(ctx)]);
+  await Promise.all([provisionSucceeds(ctx), provisionTimesOut(ctx), installFails(ctx), adminKeyRefused(ctx), runStreamScenarios(ctx)]);
 }

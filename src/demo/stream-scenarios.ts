@@ -8,6 +8,8 @@ import { issueKey, matchBody, postSigned, sleep, viewMatch, waitForMatch, type M
 
 interface StreamMatch {
   readonly id: string;
+  /** The enforcement policy (STREAM_POLICIES) the match names; `default` when absent. */
+  readonly enforcementMode?: string;
   readonly p1: DemoPlayerStream;
   readonly p2: DemoPlayerStream;
 }
@@ -17,11 +19,19 @@ function timings(ctx: ScenarioContext) {
 }
 
 /** Creates a VERIFIED_STREAM match IN_PROGRESS whose players follow the given timelines. */
-async function startMatch(ctx: ScenarioContext, tag: string, n: number, p1: StreamSegment[], p2: StreamSegment[]): Promise<StreamMatch> {
+async function startMatch(
+  ctx: ScenarioContext,
+  tag: string,
+  n: number,
+  p1: StreamSegment[],
+  p2: StreamSegment[],
+  enforcementMode?: string,
+): Promise<StreamMatch> {
   const id = `demo-${ctx.run}-${tag}`;
   // Twitch logins are [a-z0-9_]{1,25}; SRS names follow them.
   const m: StreamMatch = {
     id,
+    ...(enforcementMode === undefined ? {} : { enforcementMode }),
     p1: { login: `a${ctx.run}_${n}`, ingest: `alice_${ctx.run}_${n}`, matchId: id },
     p2: { login: `b${ctx.run}_${n}`, ingest: `bob_${ctx.run}_${n}`, matchId: id },
   };
@@ -33,7 +43,7 @@ async function startMatch(ctx: ScenarioContext, tag: string, n: number, p1: Stre
 
 function streamMatchBody(m: StreamMatch, status: string) {
   const channels = { p1: [`twitch:${m.p1.login}`, `srs:live/${m.p1.ingest}`], p2: [`twitch:${m.p2.login}`, `srs:live/${m.p2.ingest}`] };
-  return matchBody(channels, { overlayRequired: true, status });
+  return matchBody(channels, { overlayRequired: true, status, ...(m.enforcementMode ? { enforcementMode: m.enforcementMode } : {}) });
 }
 
 const view = (ctx: ScenarioContext, m: StreamMatch) => viewMatch(ctx, m.id);
@@ -52,7 +62,13 @@ async function episodes(ctx: ScenarioContext, m: StreamMatch) {
 
 function describeVerdict(v: MatchView): string {
   const e = (v.enforcement as { side: string; verdict: string; reason: string; evidenceId: string }[])[0];
-  return e ? `${e.verdict} ${e.side} (${e.reason}), evidence ${e.evidenceId}` : 'no enforcement';
+  if (!e) return 'no enforcement';
+  // The evidence bundle names the policy that judged the match (its enforcementMode) and its verdict rule.
+  const bundle = (v.evidence as { id: string; bundle: { policy?: { name: string; verdictRule: string } } }[]).find(
+    (x) => x.id === e.evidenceId,
+  )?.bundle;
+  const policy = bundle?.policy ? `, judged by policy "${bundle.policy.name}" (${bundle.policy.verdictRule})` : '';
+  return `${e.verdict} ${e.side} (${e.reason})${policy}, evidence ${e.evidenceId}`;
 }
 
 const healthyOnly: StreamSegment[] = [{ atMs: 0, state: 'healthy' }];
@@ -95,19 +111,26 @@ async function shortDip(ctx: ScenarioContext) {
   await complete(ctx, m);
 }
 
-async function offlineWithGameplay(ctx: ScenarioContext) {
+/**
+ * Alice goes offline while the overlay reports gameplay. Under the `default` policy that is a forfeit; a match in the
+ * demo's `final` mode (STREAM_POLICIES: verdict rule dispute) gets the same evidence but a human decides.
+ */
+async function offlineWithGameplay(ctx: ScenarioContext, mode?: { name: string; n: number; expect: string }) {
   const { check, grace } = timings(ctx);
   const m = await startMatch(
     ctx,
-    'stream-forfeit',
-    3,
+    mode ? `stream-${mode.name}` : 'stream-forfeit',
+    mode?.n ?? 3,
     [
       { atMs: 0, state: 'healthy' },
       { atMs: 3 * check, state: 'offline' },
     ],
     healthyOnly,
+    mode?.name,
   );
-  ctx.say(`▶ ${m.id}: alice goes offline after ~${(3 * check) / 1000} s while the overlay keeps reporting gameplay`);
+  ctx.say(
+    `▶ ${m.id}: alice goes offline after ~${(3 * check) / 1000} s while the overlay keeps reporting gameplay (enforcement mode ${mode?.name ?? 'default'})`,
+  );
   const key = await issueKey(ctx, m.id, 'overlay');
   let seq = 0;
   let done = false;
@@ -121,7 +144,7 @@ async function offlineWithGameplay(ctx: ScenarioContext) {
     }
   })();
   try {
-    const v = await waitForStatus(ctx, m, 'FORFEITED', 3 * check + grace + 8 * check);
+    const v = await waitForStatus(ctx, m, mode?.expect ?? 'FORFEITED', 3 * check + grace + 8 * check);
     ctx.say(`✔ ${m.id}: ${String(v.status)} — ${describeVerdict(v)}; ${seq} gameplay.progress calls signed and accepted`);
   } finally {
     done = true;
@@ -167,7 +190,10 @@ async function providerOutage(ctx: ScenarioContext) {
 
 /** healthy, short dip, offline with gameplay → forfeit, offline without → dispute; then a provider outage → nothing. */
 export async function runStreamScenarios(ctx: ScenarioContext): Promise<void> {
-  await Promise.all([healthy(ctx), shortDip(ctx), offlineWithGameplay(ctx), offlineWithoutGameplay(ctx)]);
+  const modes = ctx.config.enforcementPolicies;
+  const final =
+    modes.get('final')?.verdictRule === 'dispute' ? [offlineWithGameplay(ctx, { name: 'final', n: 6, expect: 'DISPUTED' })] : [];
+  await Promise.all([healthy(ctx), shortDip(ctx), offlineWithGameplay(ctx), offlineWithoutGameplay(ctx), ...final]);
   // Alone: an outage makes every channel unknown, which would only delay the others' verdicts.
   await providerOutage(ctx);
 }

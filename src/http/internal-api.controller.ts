@@ -25,6 +25,7 @@ import { matchIdSchema } from '../events/envelope.js';
 import { MATCH_STATUSES, upsertMatchSchema } from '../matches/match.schemas.js';
 import { MatchesService, MatchRefusedError } from '../matches/matches.service.js';
 import { KeyService, KeyServiceError } from '../security/keys.js';
+import { OverlayKeysService } from '../security/overlay-keys.service.js';
 import { InternalTokenGuard } from './internal-token.guard.js';
 import { parseOr400 } from './validation.js';
 
@@ -89,6 +90,7 @@ export class InternalApiController {
     @Inject(MatchesService) private readonly matches: MatchesService,
     @Inject(KeyService) private readonly keys: KeyService,
     @Inject(DeadLettersService) private readonly deadLetters: DeadLettersService,
+    @Inject(OverlayKeysService) private readonly overlayKeys: OverlayKeysService,
   ) {}
 
   /** Matches, filtered, in id order, one page at a time (`nextCursor` continues). */
@@ -187,6 +189,24 @@ export class InternalApiController {
     const view = await this.matches.view(id);
     if (!view) throw new HttpException({ error: 'not_found', detail: `no match ${id}` }, 404);
     return view;
+  }
+
+  /**
+   * The match's overlay keys, one per player, issued when its server went ready (docs/security.md). The only place
+   * their secrets appear; never cached by intermediaries.
+   */
+  @Get('matches/:id/overlay-keys')
+  async getOverlayKeys(@Param('id') rawId: string, @Res({ passthrough: true }) reply: FastifyReply) {
+    const id = parseOr400(matchIdSchema, rawId, 'path.id');
+    const answer = await this.overlayKeys.list(id);
+    if (answer.kind === 'unknown_match') throw new HttpException({ error: 'not_found', detail: `no match ${id}` }, 404);
+    reply.header('cache-control', 'no-store');
+    return {
+      matchId: id,
+      issued: answer.issued,
+      ...(answer.issued ? {} : { detail: "overlay keys are issued when the match's server goes ready" }),
+      keys: answer.keys,
+    };
   }
 
   /** Publishes an input event through the outbox, so it reaches the consumer exactly as Kafka input does. */

@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import type { Db } from '../infra/db/db.js';
 import type { Checklist, StreamSidesTable, StreamWaiverRecord } from '../infra/db/schema.js';
+import { adminKeyView } from './admin-key-view.js';
 import { graceDeadline, type GraceEpisode } from '../stream-health/policy.js';
 import {
   TERMINAL_STATUSES,
@@ -235,7 +236,7 @@ export async function getMatchView(db: Db, id: string, graceOf: GraceOf = () => 
   const match = await db.selectFrom('matches').selectAll().where('id', '=', id).executeTakeFirst();
   const provision = await db.selectFrom('provisions').selectAll().where('match_id', '=', id).executeTakeFirst();
   if (!match && !provision) return undefined;
-  const [players, checklist, ledger, enforcement, evidence, sides] = await Promise.all([
+  const [players, checklist, ledger, enforcement, evidence, sides, adminKey] = await Promise.all([
     db.selectFrom('match_players').selectAll().where('match_id', '=', id).orderBy('side').execute(),
     getChecklist(db, id),
     db.selectFrom('ledger_entries').selectAll().where('match_id', '=', id).where('kind', '=', 'REFUND').orderBy('player_id').execute(),
@@ -247,6 +248,7 @@ export async function getMatchView(db: Db, id: string, graceOf: GraceOf = () => 
       .where('match_id', '=', id)
       .orderBy('side')
       .execute(),
+    db.selectFrom('admin_key_deliveries').selectAll().where('match_id', '=', id).executeTakeFirst(),
   ]);
   const graceMs = graceOf(match?.enforcement_mode ?? 'default') ?? null;
   const iso = (d: Date | null | undefined) => (d ? d.toISOString() : null);
@@ -269,6 +271,7 @@ export async function getMatchView(db: Db, id: string, graceOf: GraceOf = () => 
           failureReason: provision.failure_reason,
           releasedAt: iso(provision.released_at),
           cleanup: provision.cleanup_state,
+          adminKey: adminKey ? adminKeyView(adminKey, { state: provision.state, deadlineAt: provision.deadline_at }) : null,
         }
       : null,
     refunds: ledger.map((r) => ({

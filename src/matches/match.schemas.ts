@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { AdminKeyView } from './admin-key-view.js';
 
 export const sideSchema = z.enum(['p1', 'p2']);
 export type Side = z.infer<typeof sideSchema>;
@@ -82,6 +83,8 @@ export interface MatchView {
     failureReason: string | null;
     releasedAt: string | null;
     cleanup: string;
+    /** The match's admin key and its delivery to the game server through the panel (docs/security.md). */
+    adminKey: AdminKeyView | null;
   } | null;
   refunds: { playerId: string; amountCents: number; currency: string; reason: string | null; at: string }[];
   /** Each side's stream health as the StreamHealthWorker last persisted it (sides it has not sampled yet are absent). */

@@ -36,6 +36,12 @@ export class Metrics {
     labelNames: ['outcome', 'reason'] as const,
     registers: [this.registry],
   });
+  readonly adminKeyDeliveries = new Counter({
+    name: 'flock_admin_key_deliveries_total',
+    help: 'Admin key delivery attempts through the panel: delivered, pending (will retry), failed (by reason)',
+    labelNames: ['outcome', 'reason'] as const,
+    registers: [this.registry],
+  });
   readonly provisionsActive = new Gauge({
     name: 'flock_provisioning_active',
     help: 'Provisions not yet READY, FAILED or RELEASED (sampled by the monitor)',

@@ -1,6 +1,7 @@
 import type { EventContext } from '../infra/bus/consumer-runtime.js';
 import type { Provision } from '../infra/db/schema.js';
 import type { ServerReleased } from '../events/inbound.js';
+import type { MatchKeyLifecycle } from './match-keys.js';
 import { cleanupAfterRelease, decideCleanup, type CleanupResult } from './policy.js';
 import { claimDue, insertReleasedBeforeReserved, lockProvision, markReleased, saveCleanupOutcome } from './provisioning.repository.js';
 import type { ProvisioningDeps } from './settings.js';
@@ -10,7 +11,10 @@ const CLEANUP_BUDGET_MS = 60_000;
 
 /** `server.released` and the panel cleanup it (or a failure) queues: delete the server, retry, or give up loudly. */
 export class PanelCleanup {
-  constructor(private readonly deps: ProvisioningDeps) {}
+  constructor(
+    private readonly deps: ProvisioningDeps,
+    private readonly keys?: MatchKeyLifecycle,
+  ) {}
 
   async onReleased(event: ServerReleased, { trx, now, logger }: EventContext): Promise<void> {
     const existing = await lockProvision(trx, event.matchId);
@@ -28,6 +32,7 @@ export class PanelCleanup {
       return;
     }
     await markReleased(trx, event.matchId, event.eventId, cleanupAfterRelease(existing.cleanup_state), now);
+    await this.keys?.onEnded(trx, event.matchId, now, logger);
     this.deps.metrics.provisionOutcomes.inc({ outcome: 'released', reason: existing.state.toLowerCase() });
     logger.info({ previousState: existing.state, panelServerId: existing.panel_server_id }, 'server released; cleaning up');
   }

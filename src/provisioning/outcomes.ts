@@ -5,6 +5,7 @@ import { Topics } from '../events/topics.js';
 import type { Provision } from '../infra/db/schema.js';
 import { cancelAndRefund, getChecklist } from '../matches/match.repository.js';
 import { cleanupAfterFailure, type FailureReason } from './policy.js';
+import type { MatchKeyLifecycle } from './match-keys.js';
 import { markFailed, markReady } from './provisioning.repository.js';
 import type { ProvisioningDeps } from './settings.js';
 
@@ -13,7 +14,10 @@ import type { ProvisioningDeps } from './settings.js';
  * refunded. Both return true when they wrote outbox rows (the caller wakes the relay after commit).
  */
 export class ProvisionOutcomes {
-  constructor(private readonly deps: Pick<ProvisioningDeps, 'metrics'>) {}
+  constructor(
+    private readonly deps: Pick<ProvisioningDeps, 'metrics'>,
+    private readonly keys?: MatchKeyLifecycle,
+  ) {}
 
   async ready(trx: Db, provision: Provision, now: number, logger: Logger): Promise<boolean> {
     if (!(await markReady(trx, provision.match_id, now))) return false;
@@ -34,6 +38,7 @@ export class ProvisionOutcomes {
         },
       },
     });
+    await this.keys?.onReady(trx, provision.match_id, now, logger);
     const seconds = provision.reserved_at ? (now - provision.reserved_at.getTime()) / 1000 : 0;
     this.deps.metrics.provisionOutcomes.inc({ outcome: 'ready', reason: '' });
     this.deps.metrics.provisionReadySeconds.observe(seconds);
@@ -59,6 +64,7 @@ export class ProvisionOutcomes {
       dedupeKey: `match.cancelled:${provision.match_id}`,
       payload: { reason: 'SERVER_FAILED', failureReason: reason, serverFailedEventId: failed?.eventId ?? null, refunds },
     });
+    await this.keys?.onEnded(trx, provision.match_id, now, logger);
     this.deps.metrics.provisionOutcomes.inc({ outcome: 'failed', reason });
     for (const refund of refunds) this.deps.metrics.refunds.inc({ currency: refund.currency });
     logger.warn({ reason, detail, refunds: refunds.length, eventId: failed?.eventId }, 'provisioning failed; match cancelled and refunded');

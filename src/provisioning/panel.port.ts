@@ -14,6 +14,15 @@ export type ListingResult =
 /** Servers per listing page (the most the panel's client API allows; docs/panel.md). */
 export const LISTING_PAGE_SIZE = 100;
 
+/**
+ * One attempt to set startup variables on a server. `updated`: the panel stored every variable given (read back
+ * from its answer). `error`: it did not; `retryable` says whether trying again can help, `reason` is the classified
+ * cause (`VARIABLE_NOT_IN_EGG` when the panel accepted the update but the server's egg has no such variable).
+ */
+export type VariableUpdateResult =
+  | { kind: 'updated' }
+  | { kind: 'error'; retryable: boolean; reason: string; status?: number; detail?: string; retryAfterMs?: number };
+
 /** What provisioning needs from the game-server panel (implemented in integrations/pterodactyl/panel.adapter.ts). */
 export interface PanelPort {
   /** One look at the server; waits for a fleet-wide request slot no later than `deadline`. */
@@ -22,6 +31,12 @@ export interface PanelPort {
   observeMany?(panelServerIds: readonly number[], deadline: number): Promise<ListingResult>;
   /** Deletes the server; a server the panel does not know counts as already gone. */
   remove(panelServerId: number, deadline: number): Promise<CleanupResult>;
+  /**
+   * Sets these startup variables on the server, keeping every other variable, its startup command, egg and image as
+   * the panel has them (docs/panel.md). The values may be secrets: they appear in no log line or error detail.
+   * Absent: the panel cannot deliver variables (admin keys are then never delivered).
+   */
+  updateVariables?(panelServerId: number, variables: Readonly<Record<string, string>>, deadline: number): Promise<VariableUpdateResult>;
 }
 
 export const PANEL_PORT = Symbol('PanelPort');

@@ -1,4 +1,5 @@
 import type { FeatureWiring } from '../feature-wiring.js';
+import type { MatchKeys } from './match-keys.port.js';
 import type { PanelPort } from './panel.port.js';
 import { DEFAULT_PROVISION_SETTINGS, ServerProvisionWorker } from './server-provision.worker.js';
 
@@ -7,6 +8,8 @@ export interface ProvisioningWiring extends FeatureWiring {
   panel: PanelPort;
   /** Runs on each monitor tick before the deadline sweep (the composition root hands in overlay expiry). */
   beforeDeadlineSweep?: () => Promise<unknown>;
+  /** The match keys (security's KeyService): the admin key delivered through the panel, overlay keys at ready. */
+  keys?: MatchKeys;
 }
 
 /**
@@ -39,6 +42,16 @@ export function wireProvisioning(w: ProvisioningWiring): ServerProvisionWorker {
     settings: { ...DEFAULT_PROVISION_SETTINGS, readyDeadlineMs: config.READY_DEADLINE_MS, pollEveryMs: config.POLL_EVERY_MS },
     onOutboxWrite: w.onOutboxWrite,
     ...(listing ? { listing } : {}),
+    ...(w.keys
+      ? {
+          keys: w.keys,
+          adminKey: {
+            idVariable: config.ADMIN_KEY_ID_VARIABLE,
+            secretVariable: config.ADMIN_KEY_SECRET_VARIABLE,
+            maxAttempts: config.ADMIN_KEY_DELIVERY_MAX_ATTEMPTS,
+          },
+        }
+      : {}),
   });
   w.consumer.register(worker.reservedHandler());
   w.consumer.register(worker.releasedHandler());

@@ -6,6 +6,7 @@ import { updateChecklist } from '../matches/match.repository.js';
 import { PanelCleanup } from './cleanup.js';
 import { DeadlineMonitor } from './deadline-monitor.js';
 import { serverReleasedSchema, serverReservedSchema, type ServerReleased, type ServerReserved } from '../events/inbound.js';
+import { MatchKeyLifecycle } from './match-keys.js';
 import { ProvisionOutcomes } from './outcomes.js';
 import { ProvisionPoller } from './poller.js';
 import { insertReserved, lockProvision, releaseLeases, rememberLateReservation } from './provisioning.repository.js';
@@ -23,17 +24,22 @@ export type { ReadinessSignal } from './readiness.port.js';
  */
 export class ServerProvisionWorker implements ReadinessSignals {
   private readonly loop: PollLoop;
+  /** Admin key deliveries and key revocations: their own loop, so a delivery waiting for panel slots never holds up polls. */
+  private readonly keysLoop: PollLoop | undefined;
   private readonly deps: ProvisioningDeps;
   private readonly poller: ProvisionPoller;
   private readonly cleanup: PanelCleanup;
   private readonly readiness: ReadinessRecorder;
   private readonly monitor: DeadlineMonitor;
+  private readonly keys: MatchKeyLifecycle | undefined;
 
   constructor(deps: ServerProvisionWorkerDeps) {
     this.deps = { ...deps, random: deps.random ?? Math.random };
-    const outcomes = new ProvisionOutcomes(this.deps);
+    if (deps.keys && !deps.adminKey) throw new Error('ServerProvisionWorker: keys need adminKey settings');
+    this.keys = deps.keys && deps.adminKey ? new MatchKeyLifecycle(this.deps, deps.keys, deps.adminKey) : undefined;
+    const outcomes = new ProvisionOutcomes(this.deps, this.keys);
     this.poller = new ProvisionPoller(this.deps, outcomes);
-    this.cleanup = new PanelCleanup(this.deps);
+    this.cleanup = new PanelCleanup(this.deps, this.keys);
     this.readiness = new ReadinessRecorder(this.deps, outcomes);
     this.monitor = new DeadlineMonitor(this.deps, outcomes);
     this.loop = new PollLoop({
@@ -42,6 +48,14 @@ export class ServerProvisionWorker implements ReadinessSignals {
       pass: async () => (await this.pollDue()) + (await this.cleanupDue()),
       onError: (error) => deps.logger.error({ err: error, reason: 'PROVISION_LOOP_FAILED' }, 'provisioning pass failed'),
     });
+    this.keysLoop = this.keys
+      ? new PollLoop({
+          clock: deps.clock,
+          idleMs: 500,
+          pass: () => this.keysDue(),
+          onError: (error) => deps.logger.error({ err: error, reason: 'MATCH_KEYS_LOOP_FAILED' }, 'match keys pass failed'),
+        })
+      : undefined;
   }
 
   // ---- input events -------------------------------------------------------------------------
@@ -93,6 +107,7 @@ export class ServerProvisionWorker implements ReadinessSignals {
     // With coalesced polling the next listing answers first; the per-server poll is the fallback.
     await insertReserved(trx, event, now, deadlineAt, now + (this.deps.listing?.fallbackMs ?? 0));
     await updateChecklist(trx, event.matchId, { serverInstalled: false }, now);
+    await this.keys?.onReserved(trx, event.matchId, event.panelServerId, now, logger);
     logger.info({ panelServerId: event.panelServerId, deadlineAt: new Date(deadlineAt).toISOString() }, 'server reserved; provisioning');
   }
 
@@ -107,6 +122,7 @@ export class ServerProvisionWorker implements ReadinessSignals {
 
   start(): void {
     this.loop.start();
+    this.keysLoop?.start();
   }
 
   /**
@@ -114,10 +130,10 @@ export class ServerProvisionWorker implements ReadinessSignals {
    * its provisions over at once. A crashed instance never gets here; its leases lapse after `leaseMs`.
    */
   async stop(): Promise<void> {
-    await this.loop.stop();
+    await Promise.all([this.loop.stop(), this.keysLoop?.stop()]);
     const { db, clock, instanceId, logger } = this.deps;
     try {
-      const released = await releaseLeases(db, instanceId, clock.now());
+      const released = (await releaseLeases(db, instanceId, clock.now())) + ((await this.keys?.releaseLeases()) ?? 0);
       if (released > 0) logger.info({ released }, 'provisioning leases released');
     } catch (error) {
       logger.warn({ err: error, reason: 'LEASE_RELEASE_FAILED' }, 'could not release provisioning leases; they lapse by themselves');
@@ -126,6 +142,7 @@ export class ServerProvisionWorker implements ReadinessSignals {
 
   nudge(): void {
     this.loop.nudge();
+    this.keysLoop?.nudge();
   }
 
   /** Claims provisions whose poll is due (and not leased by a live instance) and polls them. */
@@ -136,6 +153,11 @@ export class ServerProvisionWorker implements ReadinessSignals {
   /** The panel-listing task's tick: one coalesced listing for every installing provision. */
   pollListed(): Promise<number> {
     return this.poller.pollListed();
+  }
+
+  /** Claims due admin key deliveries and key revocations and does them (docs/security.md). */
+  keysDue(): Promise<number> {
+    return this.keys?.workDue() ?? Promise.resolve(0);
   }
 
   /** Claims provisions whose panel cleanup is due and cleans them up. */

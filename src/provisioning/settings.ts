@@ -4,6 +4,8 @@ import type { Clock } from '../infra/clock.js';
 import type { Database } from '../infra/db/schema.js';
 import type { KeyValueStore } from '../infra/kv/kv-store.js';
 import type { Metrics } from '../observability/metrics.js';
+import type { AdminKeySettings } from './admin-key.policy.js';
+import type { MatchKeys } from './match-keys.port.js';
 import type { PanelPort } from './panel.port.js';
 
 export interface ProvisionSettings {
@@ -57,6 +59,10 @@ export interface ServerProvisionWorkerDeps {
   random?: () => number;
   /** Absent: every server is polled on its own. */
   listing?: ListingSettings;
+  /** The match keys (admin key delivered through the panel, overlay keys at ready). Absent: no keys are issued. */
+  keys?: MatchKeys;
+  /** Required with `keys`. */
+  adminKey?: AdminKeySettings;
 }
 
 /** What every part of provisioning shares: the worker's deps with the randomness settled. */

@@ -115,6 +115,12 @@ export class KeyServiceError extends Error {
   }
 }
 
+/** Issuing inside a caller's transaction: its record store, and the issue time (the first key id tried). */
+export interface IssueWithin {
+  readonly records?: KeyRecordStore;
+  readonly issuedAt?: number;
+}
+
 /** The lookups the verifier needs; KeyService is the implementation. */
 export interface KeyDirectory {
   /** The key's issuance record (cached at most `cacheTtlMs`), or null when it was never issued or has gone. */
@@ -184,8 +190,9 @@ export class KeyService implements KeyDirectory {
   }
 
   /** Issues a new key for a match. Rotation is issuing again: old keys stay valid until their expiry. */
-  async issue(request: { matchId: string; kind: KeyKind; ttlMs?: number }): Promise<IssuedKey> {
+  async issue(request: { matchId: string; kind: KeyKind; ttlMs?: number }, within?: IssueWithin): Promise<IssuedKey> {
     const { kv, clock } = this.options;
+    const records = within?.records ?? this.options.records;
     const ttlMs = request.ttlMs ?? this.options.defaultTtlMs;
     if (!Number.isSafeInteger(ttlMs) || ttlMs <= 0 || ttlMs > MAX_KEY_TTL_MS) {
       throw new KeyServiceError('TTL_INVALID', `ttlMs must be an integer between 1 and ${MAX_KEY_TTL_MS}`);
@@ -194,7 +201,7 @@ export class KeyService implements KeyDirectory {
     if (master === undefined) {
       throw new KeyServiceError('NO_MASTER_SECRET', `no master secret configured for ${request.kind} keys`);
     }
-    let issuedAt = clock.now();
+    let issuedAt = within?.issuedAt ?? clock.now();
     // The key id carries issuedAt; two issues for one match in the same millisecond take the next one.
     for (let attempt = 0; attempt < ISSUE_ATTEMPTS; attempt++, issuedAt++) {
       const keyId = formatKeyId(request.kind, request.matchId, issuedAt);
@@ -207,9 +214,10 @@ export class KeyService implements KeyDirectory {
         expiresAt: issuedAt + ttlMs,
         revoked: false,
       };
-      if (this.options.records) {
-        if (!(await this.options.records.insert(record))) continue;
-        await this.cacheQuietly(record);
+      if (records) {
+        if (!(await records.insert(record))) continue;
+        // Inside the caller's transaction the record may still roll back: the first lookup fills the cache.
+        if (!within?.records) await this.cacheQuietly(record);
       } else if (!(await kv.set(keyRecordKey(keyId), JSON.stringify(record), { nx: true, px: this.recordTtl(record.expiresAt) }))) {
         continue;
       }
@@ -250,6 +258,22 @@ export class KeyService implements KeyDirectory {
     await kv.set(keyRecordKey(keyId), JSON.stringify(revoked), ttl > 0 ? { px: ttl } : {});
     this.cache.delete(keyId);
     return true;
+  }
+
+  /**
+   * The secret of a key id as handed to its holder (unpadded base64url), derived again from the master secret of
+   * its kind; null for a malformed key id or an unconfigured master. Says nothing about the key being valid.
+   */
+  secretOf(keyId: string): string | null {
+    const parts = parseKeyId(keyId);
+    if (!parts) return null;
+    const master = this.masterFor(kindOfPrefix(parts.prefix));
+    return master === undefined ? null : encodeSecret(deriveSecret(master, keyId));
+  }
+
+  /** Whether keys of this kind can be issued (their master secret is configured). */
+  canIssue(kind: KeyKind): boolean {
+    return this.masterFor(kind) !== undefined;
   }
 
   async lookup(keyId: string): Promise<KeyRecord | null> {

@@ -10,7 +10,31 @@ import { SystemClock, type Clock } from '../../infra/clock.js';
  *
  * Request pipeline, in the panel's order (§4.3): maintenance 503 → route match (404/405, no auth) → auth 401 →
  * throttle 429 → [hang] → route binding 404 → root admin / key ACL 403 → [500 fault] → controller (Wings faults).
+ *
+ * Startup variables (`PATCH /servers/{id}/startup`) follow P `UpdateServerStartupRequest` and
+ * `StartupModificationService` (docs/panel.md): `startup`, `environment`, `egg`, `image`, `skip_scripts` all required
+ * (422 `ValidationException` per field otherwise), the environment validated against the egg's variables, every egg
+ * variable stored (a variable left out becomes ""), names the egg does not define ignored; 200 with the server.
  */
+
+/** An egg variable (P `EggVariable`): `rules` understands required, nullable, string, max:N, regex:/…/. */
+export interface FakeEggVariable {
+  name: string;
+  env: string;
+  defaultValue: string;
+  rules: string;
+}
+
+/** Egg 3 of the fake: a Minecraft-like egg plus the variables the admin plugin reads its key from (docs/panel.md). */
+export const DEFAULT_EGG_VARIABLES: readonly FakeEggVariable[] = [
+  { name: 'Server Jar File', env: 'SERVER_JARFILE', defaultValue: 'server.jar', rules: 'required|string|max:20' },
+  { name: 'Server Version', env: 'VANILLA_VERSION', defaultValue: 'latest', rules: 'required|string|max:20' },
+  { name: 'Flock admin key id', env: 'FLOCK_ADMIN_KEY_ID', defaultValue: '', rules: 'nullable|string|max:191' },
+  { name: 'Flock admin key secret', env: 'FLOCK_ADMIN_KEY_SECRET', defaultValue: '', rules: 'nullable|string|max:191' },
+];
+
+/** Egg 4: the same egg without the Flock variables (the panel then ignores them: the key never arrives). */
+export const PLAIN_EGG_VARIABLES: readonly FakeEggVariable[] = DEFAULT_EGG_VARIABLES.filter((v) => !v.env.startsWith('FLOCK_'));
 
 export type PanelStatus = null | 'installing' | 'install_failed' | 'reinstall_failed' | 'suspended' | 'restoring_backup' | (string & {});
 
@@ -42,6 +66,8 @@ export interface FakeServerInit {
   allocation?: number;
   nest?: number;
   egg?: number;
+  /** Server-level values of egg variables (others read the egg's defaults). */
+  variables?: Record<string, string>;
 }
 
 export interface FakeApiKey {
@@ -62,6 +88,8 @@ export interface FakePanelOptions {
   /** The throttle window; 60 s on a real panel, shorter only to keep tests fast. */
   rateLimitWindowMs?: number;
   clock?: Clock;
+  /** Egg id → its variables (default: egg 3 with DEFAULT_EGG_VARIABLES, egg 4 with PLAIN_EGG_VARIABLES). */
+  eggs?: Record<number, readonly FakeEggVariable[]>;
 }
 
 /** Faults, each matching a server (by route id) or every server, for `times` requests (default: until removed). */
@@ -78,6 +106,8 @@ export type FakeFault =
   | { kind: 'daemon_unreachable' }
   /** Wings answered `status` (409 busy on reinstall, 404, 500 …); passed on as `DaemonConnectionException`. */
   | { kind: 'daemon_error'; status: number; detail?: string }
+  /** 403 "This action is unauthorized." at the key-ACL step, as for a key without that permission (scope with `methods`). */
+  | { kind: 'forbidden' }
   /** A 200 whose body is cut off mid-JSON (a broken proxy), on GET. */
   | { kind: 'malformed_body' }
   /** The listing (`GET /servers`) answers 403 (key ACL), 404 (a proxy without the route) or 500, after the throttle. */
@@ -125,6 +155,10 @@ export interface FakePanel {
   readonly rateLimitWindowMs: number;
   /** Creates a server (as POST /servers would) and returns its id. */
   addServer(init?: FakeServerInit): number;
+  /** The server's egg variables as the game server's environment sees them (its values, else the egg's defaults). */
+  variables(id: number): Record<string, string>;
+  /** The startup fields a startup update last stored (undefined before any). */
+  startupOf(id: number): { startup: string; image: string; egg: number; skipScripts: boolean } | undefined;
   /** The attributes the API would serve right now, or undefined when the server does not exist. */
   attributes(id: number): Record<string, unknown> | undefined;
   /** Current status (after resolving any due timeline); throws for an unknown server. */
@@ -184,6 +218,12 @@ interface ServerRecord {
   /** The install result Wings will report, and when. */
   pending: { at: number; outcome: InstallOutcome; reinstall: boolean } | null;
   reinstallPlan: { afterMs: number; outcome: InstallOutcome };
+  startup: string;
+  image: string;
+  skipScripts: boolean;
+  /** Server-level variable values (ServerVariable rows); unset ones read the egg default. */
+  values: Map<string, string>;
+  startupUpdated: boolean;
 }
 
 interface ActiveFault {
@@ -194,7 +234,7 @@ interface ActiveFault {
 }
 
 type Route =
-  | { kind: 'server'; id: string; action: 'view' | 'delete' | 'force_delete' | 'suspend' | 'unsuspend' | 'reinstall' }
+  | { kind: 'server'; id: string; action: 'view' | 'delete' | 'force_delete' | 'suspend' | 'unsuspend' | 'reinstall' | 'startup' }
   | { kind: 'external'; externalId: string }
   | { kind: 'list' };
 
@@ -204,6 +244,11 @@ class HttpError {
     readonly code: string,
     readonly detail: string,
   ) {}
+}
+
+/** 422 with one error per failed rule, as P `Handler::invalidJson` renders a ValidationException. */
+class ValidationError {
+  constructor(readonly failures: { field: string; rule: string; detail: string }[]) {}
 }
 
 export async function startFakePanel(options: FakePanelOptions): Promise<FakePanel> {
@@ -216,6 +261,9 @@ export async function startFakePanel(options: FakePanelOptions): Promise<FakePan
     keys.set(key, { rootAdmin: true, serversRead: true, serversWrite: true, ...spec });
   }
 
+  const eggs = new Map<number, readonly FakeEggVariable[]>(
+    Object.entries(options.eggs ?? { 3: DEFAULT_EGG_VARIABLES, 4: PLAIN_EGG_VARIABLES }).map(([id, vars]) => [Number(id), vars]),
+  );
   const servers = new Map<number, ServerRecord>();
   let nextId = 1;
   let maintenance = false;
@@ -270,10 +318,9 @@ export async function startFakePanel(options: FakePanelOptions): Promise<FakePan
     const s = server.status;
     const flavor = server.flavor;
     const installedInt = s === 'installing' || s === 'install_failed' || (flavor === 'pelican' && s === 'reinstall_failed') ? 0 : 1;
-    const startup = 'java -Xms128M -Xmx{{SERVER_MEMORY}}M -jar {{SERVER_JARFILE}}';
+    const startup = server.startup;
     const environment: Record<string, unknown> = {
-      SERVER_JARFILE: 'server.jar',
-      VANILLA_VERSION: 'latest',
+      ...environmentOf(server),
       STARTUP: startup,
       ...(flavor === 'pelican' ? {} : { P_SERVER_LOCATION: 'eu1' }),
       P_SERVER_UUID: server.uuid,
@@ -303,7 +350,7 @@ export async function startFakePanel(options: FakePanelOptions): Promise<FakePan
     attributes.egg = server.egg;
     attributes.container = {
       startup_command: startup,
-      image: 'ghcr.io/pterodactyl/yolks:java_17',
+      image: server.image,
       // ≤1.2 stored 0 installing / 1 installed / 2 failed and exposed `column === 1` as a bool.
       installed: flavor === 'legacy' ? installedInt === 1 && s !== 'reinstall_failed' : installedInt,
       environment,
@@ -311,6 +358,67 @@ export async function startFakePanel(options: FakePanelOptions): Promise<FakePan
     attributes.updated_at = panelTimestamp(server.updatedAt);
     attributes.created_at = panelTimestamp(server.createdAt);
     return attributes;
+  }
+
+  /** EnvironmentService: each egg variable's server value, else its default. */
+  function environmentOf(server: ServerRecord): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const variable of eggs.get(server.egg) ?? []) out[variable.env] = server.values.get(variable.env) ?? variable.defaultValue;
+    return out;
+  }
+
+  /** UpdateServerStartupRequest's rules, then VariableValidatorService over the egg's variables (admin level). */
+  function updateStartup(server: ServerRecord, raw: string): { status: number; body: unknown } {
+    let body: unknown;
+    try {
+      body = raw.trim() === '' ? {} : JSON.parse(raw);
+    } catch {
+      throw new HttpError(400, 'BadRequestHttpException', 'The JSON data passed in the request appears to be malformed: Syntax error');
+    }
+    const input = (body !== null && typeof body === 'object' && !Array.isArray(body) ? body : {}) as Record<string, unknown>;
+    const failures: { field: string; rule: string; detail: string }[] = [];
+    const fail = (field: string, rule: string, detail: string) => failures.push({ field, rule, detail });
+    if (input.startup === undefined || input.startup === null || input.startup === '')
+      fail('startup', 'required', 'The startup field is required.');
+    else if (typeof input.startup !== 'string') fail('startup', 'string', 'The startup field must be a string.');
+    if (!('environment' in input)) fail('environment', 'present', 'The environment field must be present.');
+    else if (input.environment === null || typeof input.environment !== 'object')
+      fail('environment', 'array', 'The environment field must be an array.');
+    const eggId = input.egg;
+    if (eggId === undefined || eggId === null || eggId === '') fail('egg', 'required', 'The egg field is required.');
+    else if (!(typeof eggId === 'number' || (typeof eggId === 'string' && /^\d+$/.test(eggId))) || !eggs.has(Number(eggId)))
+      fail('egg', 'exists', 'The selected egg is invalid.');
+    const image = input.image;
+    if (image === undefined || image === null || image === '') fail('image', 'required', 'The image field is required.');
+    else if (typeof image !== 'string') fail('image', 'string', 'The image field must be a string.');
+    else if (image.length > 191) fail('image', 'max', 'The image field must not be greater than 191 characters.');
+    else if (!/^~?[\w./\-:@ ]*$/.test(image)) fail('image', 'regex', 'The image field format is invalid.');
+    if (!('skip_scripts' in input)) fail('skip_scripts', 'present', 'The skip scripts field must be present.');
+    else if (![true, false, 0, 1, '0', '1'].includes(input.skip_scripts as never))
+      fail('skip_scripts', 'boolean', 'The skip scripts field must be true or false.');
+    if (failures.length > 0) throw new ValidationError(failures);
+
+    const environment = (Array.isArray(input.environment) ? {} : input.environment) as Record<string, unknown>;
+    const egg = Number(eggId);
+    const variables = Object.keys(environment).length > 0 ? (eggs.get(egg) ?? []) : [];
+    for (const variable of variables) {
+      const value = environment[variable.env];
+      const problem = checkRules(variable, value);
+      if (problem) fail(`environment.${variable.env}`, problem.rule, problem.detail);
+    }
+    if (failures.length > 0) throw new ValidationError(failures);
+    // One transaction: every egg variable gets a row (`value ?? ''`), then the administrative settings.
+    for (const variable of variables) {
+      const value = environment[variable.env];
+      server.values.set(variable.env, value === undefined || value === null ? '' : String(value));
+    }
+    server.egg = egg;
+    server.startup = input.startup as string;
+    server.image = image as string;
+    server.skipScripts = input.skip_scripts === true || input.skip_scripts === 1 || input.skip_scripts === '1';
+    server.startupUpdated = true;
+    server.updatedAt = clock.now();
+    return { status: 200, body: { object: 'server', attributes: render(server) } };
   }
 
   // ---- faults ----------------------------------------------------------------------------------------------------
@@ -345,9 +453,15 @@ export async function startFakePanel(options: FakePanelOptions): Promise<FakePan
 
   // ---- controller ------------------------------------------------------------------------------------------------
 
-  function controller(route: Exclude<Route, { kind: 'list' }>, server: ServerRecord, method: string): { status: number; body?: unknown } {
+  function controller(
+    route: Exclude<Route, { kind: 'list' }>,
+    server: ServerRecord,
+    method: string,
+    body: string,
+  ): { status: number; body?: unknown } {
     if (route.kind === 'external' || route.action === 'view')
       return { status: 200, body: { object: 'server', attributes: render(server) } };
+    if (route.action === 'startup') return updateStartup(server, body);
     const wings = () => takeFault(['daemon_unreachable', 'daemon_error'], method, server.id);
     switch (route.action) {
       case 'delete': {
@@ -439,7 +553,13 @@ export async function startFakePanel(options: FakePanelOptions): Promise<FakePan
 
   // ---- HTTP ------------------------------------------------------------------------------------------------------
 
-  async function handle(req: http.IncomingMessage, res: http.ServerResponse, url: URL, entry: RequestLogEntry): Promise<void> {
+  async function handle(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    url: URL,
+    entry: RequestLogEntry,
+    body: string,
+  ): Promise<void> {
     const method = req.method ?? 'GET';
     const json = wantsJson(req.headers.accept);
     const matched = matchRoute(method, url.pathname);
@@ -532,8 +652,8 @@ export async function startFakePanel(options: FakePanelOptions): Promise<FakePan
       if (!apiKey.rootAdmin) {
         throw new HttpError(403, 'AccessDeniedHttpException', 'This account does not have permission to access the API.');
       }
-      const write = method === 'DELETE' || method === 'POST';
-      if (write ? !apiKey.serversWrite : !apiKey.serversRead) {
+      const write = method === 'DELETE' || method === 'POST' || method === 'PATCH';
+      if ((write ? !apiKey.serversWrite : !apiKey.serversRead) || takeFault(['forbidden'], method, server.id)) {
         throw new HttpError(403, 'AccessDeniedHttpException', 'This action is unauthorized.');
       }
       if (takeFault(['server_error'], method, server.id)) throw new HttpError(500, 'QueryException', GENERIC_DETAIL);
@@ -542,7 +662,7 @@ export async function startFakePanel(options: FakePanelOptions): Promise<FakePan
         throw new HttpError(500, 'BadMethodCallException', GENERIC_DETAIL);
       }
 
-      const result = controller(route, server, method);
+      const result = controller(route, server, method, body);
       if (result.status === 204) {
         entry.status = 204;
         res.writeHead(204, rateHeaders);
@@ -559,6 +679,21 @@ export async function startFakePanel(options: FakePanelOptions): Promise<FakePan
       res.writeHead(result.status, { 'Content-Type': 'application/json', ...rateHeaders });
       res.end(JSON.stringify(result.body));
     } catch (error) {
+      if (error instanceof ValidationError) {
+        entry.status = 422;
+        res.writeHead(422, { 'Content-Type': 'application/json', ...rateHeaders });
+        res.end(
+          JSON.stringify({
+            errors: error.failures.map((f) => ({
+              code: 'ValidationException',
+              status: '422',
+              detail: f.detail,
+              meta: { source_field: f.field, rule: f.rule },
+            })),
+          }),
+        );
+        return;
+      }
       if (!(error instanceof HttpError)) throw error;
       const extra = (error as HttpError & { headers?: Record<string, string> }).headers ?? rateHeaders;
       entry.status = error.status;
@@ -589,12 +724,13 @@ export async function startFakePanel(options: FakePanelOptions): Promise<FakePan
       bump(stats.byStatus, String(entry.status));
       bump(stats.byPathStatus, `${entry.method} ${entry.path} ${entry.status}`);
     });
-    req.resume();
-    handle(req, res, url, entry).catch((error: unknown) => {
-      entry.status = 500;
-      if (!res.headersSent) res.writeHead(500, { 'Content-Type': 'text/plain' });
-      res.end(`fake panel bug: ${String(error)}`);
-    });
+    readBody(req)
+      .then((body) => handle(req, res, url, entry, body))
+      .catch((error: unknown) => {
+        entry.status = 500;
+        if (!res.headersSent) res.writeHead(500, { 'Content-Type': 'text/plain' });
+        res.end(`fake panel bug: ${String(error)}`);
+      });
   });
 
   await new Promise<void>((resolve, reject) => {
@@ -634,9 +770,23 @@ export async function startFakePanel(options: FakePanelOptions): Promise<FakePan
         updatedAt: now,
         pending: init.installAfterMs !== undefined ? { at: now + init.installAfterMs, outcome, reinstall: false } : null,
         reinstallPlan: { afterMs: init.reinstall?.afterMs ?? init.installAfterMs ?? 0, outcome: init.reinstall?.outcome ?? 'installed' },
+        startup: 'java -Xms128M -Xmx{{SERVER_MEMORY}}M -jar {{SERVER_JARFILE}}',
+        image: 'ghcr.io/pterodactyl/yolks:java_17',
+        skipScripts: false,
+        values: new Map(Object.entries(init.variables ?? {})),
+        startupUpdated: false,
       };
       servers.set(id, server);
       return id;
+    },
+    variables(id) {
+      return environmentOf(must(id));
+    },
+    startupOf(id) {
+      const server = must(id);
+      return server.startupUpdated
+        ? { startup: server.startup, image: server.image, egg: server.egg, skipScripts: server.skipScripts }
+        : undefined;
     },
     attributes(id) {
       const server = find(id);
@@ -756,6 +906,11 @@ function matchRoute(method: string, path: string): RouteMatch {
   }
   // DELETE /{id}/{force?}: only the literal "force" forces; any other trailing segment is a normal delete.
   if (verb === 'DELETE') return { kind: 'server', id: first, action: second === 'force' ? 'force_delete' : 'delete' };
+  if (second === 'startup') {
+    return verb === 'PATCH'
+      ? { kind: 'server', id: first, action: 'startup' }
+      : { kind: 'method_not_allowed', allowed: ['PATCH', 'DELETE'] };
+  }
   if (second === 'suspend' || second === 'unsuspend' || second === 'reinstall') {
     return verb === 'POST' ? { kind: 'server', id: first, action: second } : { kind: 'method_not_allowed', allowed: ['POST', 'DELETE'] };
   }
@@ -776,6 +931,36 @@ function wantsJson(accept: string | undefined): boolean {
     .sort((a, b) => b.q - a.q || a.index - b.index);
   const first = types[0]?.type ?? '';
   return first.includes('/json') || first.includes('+json');
+}
+
+/** Reads the request body (only the startup update takes one; a cap keeps it small). */
+async function readBody(req: http.IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size <= 1_000_000) chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** The subset of Laravel rules egg variables use here; the first failing rule, or undefined. */
+function checkRules(variable: FakeEggVariable, value: unknown): { rule: string; detail: string } | undefined {
+  const rules = variable.rules.split('|');
+  const label = `${variable.name} variable`;
+  const empty = value === undefined || value === null || value === '';
+  if (empty) return rules.includes('required') ? { rule: 'required', detail: `The ${label} field is required.` } : undefined;
+  for (const rule of rules) {
+    if (rule === 'string' && typeof value !== 'string') return { rule: 'string', detail: `The ${label} field must be a string.` };
+    const max = /^max:(\d+)$/.exec(rule);
+    if (max && String(value).length > Number(max[1])) {
+      return { rule: 'max', detail: `The ${label} field must not be greater than ${max[1]} characters.` };
+    }
+    const regex = /^regex:\/(.*)\/$/.exec(rule);
+    if (regex && !new RegExp(regex[1] as string).test(String(value)))
+      return { rule: 'regex', detail: `The ${label} field format is invalid.` };
+  }
+  return undefined;
 }
 
 function bearer(header: string | undefined): string | undefined {

@@ -264,6 +264,45 @@ const migrations: Record<string, Migration> = {
       );
     },
   },
+  '0009_match_keys': {
+    async up(db: Kysely<unknown>) {
+      // The admin key of a match and its delivery to the game server through the panel: one row per match (the
+      // primary key) naming one key id (unique), so a retried reservation or delivery never issues a second key.
+      // Overlay keys: one per match and player. Neither table holds a secret (secrets are derived, hmac-v1).
+      await runStatements(
+        db,
+        `
+        CREATE TABLE admin_key_deliveries (
+          match_id text PRIMARY KEY,
+          key_id text UNIQUE,
+          panel_server_id integer NOT NULL,
+          state text NOT NULL CHECK (state IN ('PENDING', 'DELIVERED', 'FAILED', 'CANCELLED')),
+          attempts integer NOT NULL DEFAULT 0,
+          next_at timestamptz,
+          failure_reason text,
+          failure_status integer,
+          failure_detail text,
+          delivered_at timestamptz,
+          revoke_state text NOT NULL DEFAULT 'NONE' CHECK (revoke_state IN ('NONE', 'PENDING', 'DONE')),
+          revoked_at timestamptz,
+          lease_owner text,
+          lease_until timestamptz,
+          created_at timestamptz NOT NULL,
+          updated_at timestamptz NOT NULL
+        );
+        CREATE INDEX admin_key_deliveries_due ON admin_key_deliveries (next_at) WHERE next_at IS NOT NULL;
+        CREATE TABLE overlay_keys (
+          match_id text NOT NULL,
+          player_id text NOT NULL,
+          side text NOT NULL CHECK (side IN ('p1', 'p2')),
+          key_id text NOT NULL UNIQUE,
+          issued_at timestamptz NOT NULL,
+          PRIMARY KEY (match_id, player_id)
+        )
+      `,
+      );
+    },
+  },
 };
 
 /** One statement per round trip: the embedded database's extended protocol takes a single command. */

@@ -201,6 +201,38 @@ export interface HmacKeysTable {
   revoked_at: ColumnType<string | null, number | null | undefined, number | null>;
 }
 
+export type AdminKeyDeliveryState = 'PENDING' | 'DELIVERED' | 'FAILED' | 'CANCELLED';
+
+/** The admin key of a match and its delivery through the panel (migration 0009); no secret is stored. */
+export interface AdminKeyDeliveriesTable {
+  match_id: string;
+  /** Null only when no admin key could be issued (ADMIN_HOOK_SECRET not configured). */
+  key_id: string | null;
+  panel_server_id: number;
+  state: AdminKeyDeliveryState;
+  attempts: ColumnType<number, number | undefined, number>;
+  next_at: Timestamp | null;
+  failure_reason: string | null;
+  failure_status: number | null;
+  failure_detail: string | null;
+  delivered_at: Timestamp | null;
+  revoke_state: ColumnType<'NONE' | 'PENDING' | 'DONE', 'NONE' | 'PENDING' | 'DONE' | undefined, 'NONE' | 'PENDING' | 'DONE'>;
+  revoked_at: Timestamp | null;
+  lease_owner: string | null;
+  lease_until: Timestamp | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+/** One overlay key per match and player, issued when the match's server goes ready (migration 0009). */
+export interface OverlayKeysTable {
+  match_id: string;
+  player_id: string;
+  side: 'p1' | 'p2';
+  key_id: string;
+  issued_at: Timestamp;
+}
+
 export interface Database {
   matches: MatchesTable;
   match_players: MatchPlayersTable;
@@ -218,7 +250,11 @@ export interface Database {
   overlay_events: OverlayEventsTable;
   stream_sides: StreamSidesTable;
   hmac_keys: HmacKeysTable;
+  admin_key_deliveries: AdminKeyDeliveriesTable;
+  overlay_keys: OverlayKeysTable;
 }
+
+export type AdminKeyDelivery = Selectable<AdminKeyDeliveriesTable>;
 
 export type Provision = Selectable<ProvisionsTable>;
 export type NewProvision = Insertable<ProvisionsTable>;

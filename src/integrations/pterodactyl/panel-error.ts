@@ -64,7 +64,13 @@ const RETRYABLE: Record<PanelErrorReason, boolean> = {
   UNEXPECTED_STATUS: false,
 };
 
-export type PanelOperation = 'get_server' | 'get_server_by_external_id' | 'list_servers' | 'delete_server' | 'force_delete_server';
+export type PanelOperation =
+  | 'get_server'
+  | 'get_server_by_external_id'
+  | 'list_servers'
+  | 'delete_server'
+  | 'force_delete_server'
+  | 'update_startup';
 
 export interface PanelErrorInit {
   reason: PanelErrorReason;

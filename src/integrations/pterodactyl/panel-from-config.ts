@@ -28,5 +28,7 @@ export function panelFromConfig(config: Config, deps: { kv: KeyValueStore; clock
       metrics,
       logger: logger.child({ component: 'pterodactyl' }),
     }),
+    20,
+    config.PANEL_SKIP_SCRIPTS,
   );
 }

@@ -1,4 +1,10 @@
-import { LISTING_PAGE_SIZE, type CleanupResult, type ListingResult, type PanelPort } from '../../provisioning/panel.port.js';
+import {
+  LISTING_PAGE_SIZE,
+  type CleanupResult,
+  type ListingResult,
+  type PanelPort,
+  type VariableUpdateResult,
+} from '../../provisioning/panel.port.js';
 import type { PanelObservation } from '../../provisioning/policy.js';
 import { readInstallState } from './install-status.js';
 import { PanelError } from './panel-error.js';
@@ -6,19 +12,107 @@ import type { PanelServer } from './panel-server.js';
 import type { PterodactylClient } from './pterodactyl-client.js';
 
 const PER_PAGE = LISTING_PAGE_SIZE;
+/** A server object read this recently (by a poll or a listing) stands in for the startup update's GET. */
+const RECENT_MS = 5_000;
+const RECENT_MAX = 5_000;
 /** Reasons after which listing cannot work on this panel until someone changes it (403 ACL, no route, no sort). */
 const UNUSABLE: ReadonlySet<string> = new Set(['FORBIDDEN', 'NOT_FOUND', 'BAD_REQUEST', 'UNAUTHORIZED', 'MALFORMED_RESPONSE']);
 
 /** Provisioning's PanelPort on the Pterodactyl client: every outcome becomes plain data for the policy. */
 export class PterodactylPanel implements PanelPort {
+  /** Server objects this process read lately (id → object, when): the startup update reuses them (docs/panel.md). */
+  private readonly recent = new Map<number, { server: PanelServer; at: number }>();
+
   constructor(
     private readonly client: PterodactylClient,
     private readonly maxListPages = 20,
+    /** PANEL_SKIP_SCRIPTS: the startup update must name it; the panel's API never shows the server's value. */
+    private readonly skipScripts = false,
+    private readonly now: () => number = Date.now,
   ) {}
+
+  private remember(server: PanelServer): void {
+    if (this.recent.size >= RECENT_MAX) {
+      const oldest = this.recent.keys().next();
+      if (!oldest.done) this.recent.delete(oldest.value);
+    }
+    this.recent.delete(server.id);
+    this.recent.set(server.id, { server, at: this.now() });
+  }
+
+  /** The server as a poll or listing saw it within RECENT_MS, else a fresh GET (one panel request saved per delivery). */
+  private async startupSource(panelServerId: number, deadline: number): Promise<PanelServer> {
+    const seen = this.recent.get(panelServerId);
+    this.recent.delete(panelServerId);
+    if (seen && this.now() - seen.at <= RECENT_MS) return seen.server;
+    return this.client.getServer(panelServerId, { deadline });
+  }
+
+  /**
+   * GET the server (its startup command, egg, image and environment), then PATCH its startup with the same values and
+   * these variables merged in: the panel requires every field and blanks the egg variables a request leaves out.
+   * The answer is read back; a variable it does not show means the egg does not define it (the panel ignores it).
+   */
+  async updateVariables(
+    panelServerId: number,
+    variables: Readonly<Record<string, string>>,
+    deadline: number,
+  ): Promise<VariableUpdateResult> {
+    const secrets = Object.values(variables);
+    try {
+      const server = await this.startupSource(panelServerId, deadline);
+      const container = server.container;
+      if (!container || typeof container.startup_command !== 'string' || typeof container.image !== 'string' || server.egg === undefined) {
+        return {
+          kind: 'error',
+          retryable: false,
+          reason: 'MALFORMED_RESPONSE',
+          detail: 'the server object has no startup command, image or egg',
+        };
+      }
+      const updated = await this.client.updateStartup(
+        panelServerId,
+        {
+          startup: container.startup_command,
+          environment: { ...eggEnvironment(container.environment), ...variables },
+          egg: server.egg,
+          image: container.image,
+          skip_scripts: this.skipScripts,
+        },
+        { deadline, secrets },
+      );
+      const stored = updated.container?.environment ?? {};
+      const missing = Object.entries(variables)
+        .filter(([name, value]) => stored[name] !== value)
+        .map(([name]) => name);
+      if (missing.length > 0) {
+        return {
+          kind: 'error',
+          retryable: false,
+          reason: 'VARIABLE_NOT_IN_EGG',
+          status: 200,
+          detail: `the panel did not store ${missing.join(', ')}: the server's egg (${server.egg}) has no such variable`,
+        };
+      }
+      return { kind: 'updated' };
+    } catch (error) {
+      if (!(error instanceof PanelError)) throw error;
+      return {
+        kind: 'error',
+        retryable: error.retryable,
+        reason: error.reason,
+        ...(error.status === undefined ? {} : { status: error.status }),
+        ...(error.detail === undefined ? {} : { detail: error.detail }),
+        ...(error.retryAfterMs === undefined ? {} : { retryAfterMs: error.retryAfterMs }),
+      };
+    }
+  }
 
   async observe(panelServerId: number, deadline: number): Promise<PanelObservation> {
     try {
-      return installObservation(await this.client.getServer(panelServerId, { deadline }));
+      const server = await this.client.getServer(panelServerId, { deadline });
+      this.remember(server);
+      return installObservation(server);
     } catch (error) {
       if (!(error instanceof PanelError)) throw error;
       if (error.reason === 'NOT_FOUND') return { kind: 'not_found' };
@@ -57,7 +151,10 @@ export class PterodactylPanel implements PanelPort {
       for (const [index, server] of result.servers.entries()) {
         const previous = index === 0 ? lastId : (result.servers[index - 1] as PanelServer).id;
         if (index === 0 ? server.id > previous : server.id >= previous) return { kind: 'unusable', reason: 'LISTING_NOT_SORTED', requests };
-        if (watched.has(server.id)) seen.set(server.id, installObservation(server));
+        if (watched.has(server.id)) {
+          seen.set(server.id, installObservation(server));
+          this.remember(server);
+        }
       }
       const last = result.servers.at(-1);
       if (!last || last.id <= oldest || result.page >= result.totalPages) break;
@@ -85,4 +182,14 @@ function installObservation(server: PanelServer): PanelObservation {
     state: verdict.state,
     status: typeof verdict.status === 'string' || verdict.status === null ? verdict.status : undefined,
   };
+}
+
+/** The egg variables' values as the panel shows them: its own additions (STARTUP, P_SERVER_*) are not variables. */
+function eggEnvironment(environment: Record<string, unknown> | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(environment ?? {})) {
+    if (name === 'STARTUP' || name.startsWith('P_SERVER_')) continue;
+    out[name] = value === null || value === undefined ? '' : String(value);
+  }
+  return out;
 }

@@ -136,13 +136,36 @@ export class PterodactylClient {
     throw error;
   }
 
+  /**
+   * PATCH /api/application/servers/{id}/startup (StartupController, UpdateServerStartupRequest): `startup`, `environment`,
+   * `egg`, `image` and `skip_scripts` are all required. The panel validates `environment` against the egg's variables,
+   * stores a value for every one of them (a variable left out is blanked) and ignores names the egg does not define;
+   * it answers 200 with the updated server. Repeating it with the same body is harmless (after a TIMEOUT too).
+   * `secrets` are cut out of any panel detail that could echo them.
+   */
+  async updateStartup(
+    id: number,
+    update: StartupUpdate,
+    options: CallOptions & { secrets?: readonly string[] } = {},
+  ): Promise<PanelServer> {
+    const operation = 'update_startup';
+    assertServerId(id, operation);
+    const path = `/api/application/servers/${id}/startup`;
+    const body = JSON.stringify(update);
+    const response = await this.send(operation, 'PATCH', path, id, this.mutationTimeoutMs, options, body);
+    const secrets = options.secrets ?? [];
+    if (response.status !== 200) throw this.failure(operation, id, response, secrets);
+    return this.parseServer(operation, id, response);
+  }
+
   private async send(
     operation: PanelOperation,
-    method: 'GET' | 'DELETE',
+    method: 'GET' | 'DELETE' | 'PATCH',
     path: string,
     serverId: number | string,
     timeoutMs: number,
     options: CallOptions,
+    body?: string,
   ): Promise<RawResponse> {
     await this.takeSlot(operation, serverId, options);
 
@@ -157,7 +180,9 @@ export class PterodactylClient {
           Accept: 'application/json',
           Authorization: `Bearer ${this.apiKey}`,
           'User-Agent': 'flocknode-workers',
+          ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
         },
+        ...(body === undefined ? {} : { body }),
         redirect: 'manual',
         signal,
       });
@@ -245,8 +270,14 @@ export class PterodactylClient {
     return parsed.data.attributes;
   }
 
-  private failure(operation: PanelOperation, serverId: number | string, response: RawResponse): PanelError {
+  private failure(
+    operation: PanelOperation,
+    serverId: number | string,
+    response: RawResponse,
+    secrets: readonly string[] = [],
+  ): PanelError {
     const first = parseErrorBody(response.body);
+    const detail = first?.detail === undefined ? undefined : redactAll(this.redact(first.detail), secrets).slice(0, 500);
     const reason = classifyStatus(response.status, first?.code, response.headers.get('location'));
     return new PanelError({
       reason,
@@ -254,7 +285,7 @@ export class PterodactylClient {
       serverId,
       status: response.status,
       code: first?.code,
-      detail: first?.detail === undefined ? undefined : this.redact(first.detail.slice(0, 500)),
+      detail,
       retryAfterMs: reason === 'RATE_LIMITED' ? this.retryAfterMs(response) : undefined,
     });
   }
@@ -268,6 +299,21 @@ export class PterodactylClient {
   private redact(text: string): string {
     return this.apiKey === '' ? text : text.split(this.apiKey).join('[redacted]');
   }
+}
+
+/** The body of the startup update: every field UpdateServerStartupRequest requires. */
+export interface StartupUpdate {
+  startup: string;
+  environment: Record<string, string>;
+  egg: number;
+  image: string;
+  skip_scripts: boolean;
+}
+
+function redactAll(text: string, secrets: readonly string[]): string {
+  let out = text;
+  for (const secret of secrets) if (secret !== '') out = out.split(secret).join('[redacted]');
+  return out;
 }
 
 function assertServerId(id: number, operation: PanelOperation): void {
