@@ -8,7 +8,7 @@
  *
  * Never logged or emitted: secrets, expected signatures, the received signature, request bodies.
  */
-import { createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import { createHmac, createSecretKey, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { Clock } from '../infra/clock.js';
 import { OUTAGE_RETRY_AFTER_S } from '../infra/faults/outage.js';
 import type { KeyValueStore } from '../infra/kv/kv-store.js';
@@ -350,8 +350,11 @@ export class HookVerifier {
   /** Replays past the failure budget, per key id, until the next summary. */
   private readonly suppressedReplays = new Map<string, ReplayTally>();
   private summaryTimer: NodeJS.Timeout | undefined;
-  /** Used for the dummy HMAC on key failures, so every key failure costs the same as a real check. */
-  private readonly dummyKey = randomBytes(32);
+  /**
+   * Used for the dummy HMAC on key failures, so every key failure costs the same as a real check. A KeyObject, as
+   * real secrets are: on Node 24 a Buffer key makes createHmac about 10 µs slower, which would set key failures apart.
+   */
+  private readonly dummyKey = createSecretKey(randomBytes(32));
 
   constructor(private readonly deps: HookVerifierDeps) {
     this.allowed = new CidrList(deps.settings.allowedCidrs);
