@@ -229,12 +229,18 @@ export class KafkaMessageSource implements MessageSource {
     });
     this.#consumer = consumer;
     this.#attachEventLogging(consumer);
-    try {
-      this.#stream = await this.#openStream();
-    } catch (err) {
-      this.#consumer = null;
-      await consumer.close(true).catch(() => undefined);
-      throw err;
+    // A broker that is down (or restarting) at start is an outage, not a reason to exit: the join is retried with
+    // the backoff until it succeeds or stop() is called (state() says `joining` meanwhile).
+    for (let attempt = 1; !this.#stream; attempt++) {
+      try {
+        this.#stream = await this.#openStream();
+      } catch (err) {
+        if (this.#stop.stopped) return;
+        const retryInMs = this.#backoff(attempt);
+        this.#logger.warn({ err, attempt, retryInMs, reason: 'KAFKA_JOIN_FAILED' }, 'kafka group join failed; retrying');
+        await this.#sleep(retryInMs);
+        if (this.#stop.stopped) return;
+      }
     }
     this.#logger.info({ topics: this.#topics }, 'kafka consumer started');
     if (this.#options.onLag) {
@@ -539,6 +545,16 @@ export class KafkaMessageSource implements MessageSource {
 
   #attachEventLogging(consumer: KafkaConsumer): void {
     const log = this.#logger;
+    // The library emits 'error' when a rejoin after a heartbeat failure gave up (e.g. "joinGroup failed" while the
+    // broker restarts): without a listener that kills the process. The member then heartbeats no more, so the
+    // stream is ended here and the consume loop opens a new one with the backoff (consume() joins again). Nothing
+    // is lost: the new stream starts from the committed offsets.
+    consumer.on('error', (err: Error) => {
+      if (this.#stop.stopped) return;
+      log.warn({ err, reason: 'KAFKA_GROUP_LOST' }, 'kafka group membership lost; rejoining');
+      const stream = this.#stream;
+      if (stream && !stream.destroyed && !stream.closed) stream.destroy(err);
+    });
     consumer.on('consumer:group:join', (p) => {
       this.#rebalancing = false;
       for (const lane of [...this.#lanes.values()]) if (!this.#owns(lane.topic, lane.partition)) this.#dropLane(lane);
