@@ -573,9 +573,10 @@ export class KafkaMessageSource implements MessageSource {
     consumer.on('consumer:group:leave', (p) => {
       log.info({ memberId: p.memberId, generationId: p.generationId }, 'kafka group left');
     });
+    // Emitted when a rejoin after a heartbeat failure has FINISHED (after 'consumer:group:join', or after 'error' when
+    // it gave up): it must not mark the member as rebalancing, or /readyz would stay `rebalancing` for good.
     consumer.on('consumer:group:rejoin', () => {
-      this.#rebalancing = true;
-      log.warn('kafka group rejoin');
+      log.warn('kafka group rejoin finished');
     });
     consumer.on('consumer:group:rebalance', () => {
       this.#rebalancing = true;
