@@ -331,8 +331,10 @@ class Instance {
   }
 }
 const instances = ['a', 'b', 'c'].map((n) => new Instance(n));
-// Whatever ends this script (a failed step included) ends what it started: its instances and its own broker.
+// Whatever ends this script (a failed step, SIGINT/SIGTERM included) ends what it started: its instances and its
+// own broker.
 let brokerDown = false;
+for (const signal of ['SIGINT', 'SIGTERM']) process.once(signal, () => process.exit(130));
 process.on('exit', () => {
   for (const i of instances) if (i.alive) i.child.kill('SIGKILL');
   if (OWN_BROKER && !brokerDown) {
