@@ -25,6 +25,7 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { Redis } from 'ioredis';
 import { ROOT } from './services.mjs';
+import { tcpProxy } from './tcp-proxy.mjs';
 
 const DIST = join(ROOT, 'dist', 'src');
 const { values: opts } = parseArgs({
@@ -152,49 +153,9 @@ const dbName = `fw_chaos_${runId}`;
 const directDbUrl = ADMIN_DB_URL.replace(/\/[^/]*$/, `/${dbName}`);
 const pgTarget = new URL(ADMIN_DB_URL);
 
-/** A TCP proxy between the services and PostgreSQL; `cut(ms)` drops every connection and refuses new ones for ms. */
-function startDbProxy() {
-  const pairs = new Set();
-  let refuseUntil = 0;
-  const server = net.createServer((client) => {
-    if (Date.now() < refuseUntil) return client.destroy();
-    const upstream = net.connect({ host: pgTarget.hostname, port: Number(pgTarget.port || 5432) });
-    const pair = { client, upstream };
-    pairs.add(pair);
-    const close = () => {
-      pairs.delete(pair);
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on('error', close).on('close', close);
-    upstream.on('error', close).on('close', close);
-    client.pipe(upstream);
-    upstream.pipe(client);
-  });
-  return new Promise((resolve) =>
-    server.listen(0, '127.0.0.1', () =>
-      resolve({
-        port: server.address().port,
-        cut(ms) {
-          refuseUntil = Date.now() + ms;
-          const n = pairs.size;
-          for (const p of [...pairs]) {
-            p.client.destroy();
-            p.upstream.destroy();
-          }
-          pairs.clear();
-          return n;
-        },
-        close: () =>
-          new Promise((r) => {
-            for (const p of pairs) p.client.destroy();
-            server.close(r);
-          }),
-      }),
-    ),
-  );
-}
-const dbProxy = await startDbProxy();
+// A TCP proxy between the services and PostgreSQL (the one of the tests): `cut(ms)` drops every connection and
+// refuses new ones for ms.
+const dbProxy = await tcpProxy(pgTarget.hostname, Number(pgTarget.port || 5432));
 const proxiedDbUrl = `postgres://${pgTarget.username ? `${pgTarget.username}${pgTarget.password ? `:${pgTarget.password}` : ''}@` : ''}127.0.0.1:${dbProxy.port}/${dbName}`;
 
 // ---- Redis, panel, instances -------------------------------------------------------------------------------------
