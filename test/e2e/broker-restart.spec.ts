@@ -58,7 +58,9 @@ beforeAll(async () => {
     },
     { READY_DEADLINE_MS: '120000', LOG_LEVEL: 'warn', KAFKA_SESSION_TIMEOUT_MS: '6000', INSTANCE_ID: randomName('restart-') },
   );
-  service = await ServiceProcess.start(env, await freePort());
+  service = await ServiceProcess.start(env, await freePort(), '/healthz');
+  const url = service.url;
+  await eventually(async () => (await readyz(url)).status === 200, 180_000, 'the instance consuming');
   producer = new KafkaMessageSink({ brokers, clientId: 'test-platform', topicPrefix: prefix, logger: createLogger('silent') });
   tap = await KafkaTap.start(brokers, prefix, [Topics.serverFailed, Topics.matchCancelled]);
   admin = new pg.Client({ connectionString: db.url });
