@@ -142,8 +142,7 @@ describe('broker restart', () => {
     });
     const failed = async () => Number((await admin!.query(`select count(*)::int n from provisions where state = 'FAILED'`)).rows[0].n);
     await eventually(async () => (await failed()) === N, 120_000, `all ${N} provisions failed (install_failed)`);
-    const unpublished = async () =>
-      Number((await admin!.query(`select count(*)::int n from outbox where published_at is null`)).rows[0].n);
+    const unpublished = async () => Number((await admin!.query(`select count(*)::int n from outbox where published_at is null`)).rows[0].n);
     await eventually(async () => (await unpublished()) === 0, 90_000, 'every outbox row published after the restart');
     // Output read by a fresh reader (from the start of each topic): the test's own reader is no part of the proof.
     await tap!.stop().catch(() => undefined);
