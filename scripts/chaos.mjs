@@ -18,19 +18,16 @@
 // postgres://postgres@127.0.0.1:5432/test) and Redis on REDIS_URL (default redis://127.0.0.1:6379).
 import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { Redis } from 'ioredis';
 import { ROOT } from './services.mjs';
+import { tcpProxy } from './tcp-proxy.mjs';
 
 const DIST = join(ROOT, 'dist', 'src');
-if (!existsSync(join(DIST, 'main.js'))) {
-  console.error('chaos: dist/ is missing; run `npm run build` first (npm run chaos does)');
-  process.exit(2);
-}
 const { values: opts } = parseArgs({
   options: {
     n: { type: 'string', default: process.env.CHAOS_N ?? '1000' },
@@ -41,8 +38,29 @@ const { values: opts } = parseArgs({
     broker: { type: 'string', default: 'own' },
     'max-ms': { type: 'string', default: '600000' },
     keep: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
   },
 });
+if (opts.help) {
+  // The header comment of this file is the usage text.
+  const header = readFileSync(new URL(import.meta.url), 'utf8')
+    .split('\n')
+    .slice(1);
+  console.log(
+    header
+      .slice(
+        0,
+        header.findIndex((l) => !l.startsWith('//')),
+      )
+      .map((l) => l.replace(/^\/\/ ?/, ''))
+      .join('\n'),
+  );
+  process.exit(0);
+}
+if (!existsSync(join(DIST, 'main.js'))) {
+  console.error('chaos: dist/ is missing; run `npm run build` first (npm run chaos does)');
+  process.exit(2);
+}
 const N = Number(opts.n);
 const KILL_EVERY_MS = Number(opts['kill-every-ms']);
 const MAX_KILLS = Number(opts.kills);
@@ -135,49 +153,9 @@ const dbName = `fw_chaos_${runId}`;
 const directDbUrl = ADMIN_DB_URL.replace(/\/[^/]*$/, `/${dbName}`);
 const pgTarget = new URL(ADMIN_DB_URL);
 
-/** A TCP proxy between the services and PostgreSQL; `cut(ms)` drops every connection and refuses new ones for ms. */
-function startDbProxy() {
-  const pairs = new Set();
-  let refuseUntil = 0;
-  const server = net.createServer((client) => {
-    if (Date.now() < refuseUntil) return client.destroy();
-    const upstream = net.connect({ host: pgTarget.hostname, port: Number(pgTarget.port || 5432) });
-    const pair = { client, upstream };
-    pairs.add(pair);
-    const close = () => {
-      pairs.delete(pair);
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on('error', close).on('close', close);
-    upstream.on('error', close).on('close', close);
-    client.pipe(upstream);
-    upstream.pipe(client);
-  });
-  return new Promise((resolve) =>
-    server.listen(0, '127.0.0.1', () =>
-      resolve({
-        port: server.address().port,
-        cut(ms) {
-          refuseUntil = Date.now() + ms;
-          const n = pairs.size;
-          for (const p of [...pairs]) {
-            p.client.destroy();
-            p.upstream.destroy();
-          }
-          pairs.clear();
-          return n;
-        },
-        close: () =>
-          new Promise((r) => {
-            for (const p of pairs) p.client.destroy();
-            server.close(r);
-          }),
-      }),
-    ),
-  );
-}
-const dbProxy = await startDbProxy();
+// A TCP proxy between the services and PostgreSQL (the one of the tests): `cut(ms)` drops every connection and
+// refuses new ones for ms.
+const dbProxy = await tcpProxy(pgTarget.hostname, Number(pgTarget.port || 5432));
 const proxiedDbUrl = `postgres://${pgTarget.username ? `${pgTarget.username}${pgTarget.password ? `:${pgTarget.password}` : ''}@` : ''}127.0.0.1:${dbProxy.port}/${dbName}`;
 
 // ---- Redis, panel, instances -------------------------------------------------------------------------------------
@@ -226,6 +204,8 @@ const faults = {
   brokerRestart: null,
 };
 const restarting = new Set();
+/** How long a start may take to answer /healthz (a loaded 2-core machine starting three Node processes at once). */
+const START_BOUND_MS = 120_000;
 
 /** One of the three instances; a stable INSTANCE_ID across restarts (static group membership). */
 class Instance {
@@ -249,11 +229,23 @@ class Instance {
     this.child = child;
     this.url = `http://127.0.0.1:${port}`;
     this.expectExit = false;
-    await eventually(
-      async () => child.exitCode !== null || (await fetch(`${this.url}/healthz`)).status === 200,
-      60_000,
-      `${this.name} /healthz`,
-    );
+    try {
+      await eventually(
+        async () => child.exitCode !== null || (await fetch(`${this.url}/healthz`)).status === 200,
+        START_BOUND_MS,
+        `${this.name} /healthz`,
+      );
+    } catch (error) {
+      // A start that timed out must not leave its process behind: a second live process with the same
+      // INSTANCE_ID (static group membership) would fence the next one and double the work.
+      this.expectExit = true;
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((resolve) => child.once('exit', resolve));
+        child.kill('SIGKILL');
+        await exited;
+      }
+      throw error;
+    }
     if (child.exitCode !== null) throw new Error(`${this.name} exited with ${child.exitCode} at start (log ${RUN_DIR}/${this.name}.log)`);
     // An exit nobody asked for is a crash: recorded (a finding of the run) and restarted, as a supervisor would.
     child.once('exit', (code, signal) => {
@@ -300,7 +292,23 @@ class Instance {
   }
 }
 const instances = ['a', 'b', 'c'].map((n) => new Instance(n));
-await Promise.all(instances.map((i) => i.start()));
+// Whatever ends this script (a failed step, SIGINT/SIGTERM included) ends what it started: its instances and its
+// own broker.
+let brokerDown = false;
+for (const signal of ['SIGINT', 'SIGTERM']) process.once(signal, () => process.exit(130));
+process.on('exit', () => {
+  for (const i of instances) if (i.alive) i.child.kill('SIGKILL');
+  if (OWN_BROKER && !brokerDown) {
+    try {
+      process.kill(Number(readFileSync(join(process.env.KAFKA_TEST_STATE_DIR, 'broker.pid'), 'utf8').trim()), 'SIGTERM');
+    } catch {
+      /* already gone */
+    }
+  }
+});
+// Started like a restart (a start that times out on a loaded machine is retried), but not counted as one.
+await Promise.all(instances.map((i) => i.restart()));
+faults.restarts = 0;
 await eventually(
   async () => (await Promise.all(instances.map((i) => fetch(`${i.url}/readyz`).then((r) => r.status)))).every((s) => s === 200),
   90_000,
@@ -670,4 +678,5 @@ if (!opts.keep) {
   await admin.end();
 }
 if (OWN_BROKER) await services.downKafka();
+brokerDown = true;
 process.exit(pass ? 0 : 1);

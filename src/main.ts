@@ -65,7 +65,8 @@ const start: Command = async (args, io) => {
   if (problems.length > 0) throw new UsageError(`refusing to start:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
   const logger = createLogger(config.LOG_LEVEL, { instanceId: config.instanceId });
   for (const warning of warnings) logger.warn({ reason: 'UNKNOWN_SETTING' }, warning);
-  if (config.KAFKA_BROKERS) await logTopicProblems(config, logger);
+  // Not awaited: a broker that is down or restarting must not hold back /healthz (the check only logs).
+  if (config.KAFKA_BROKERS) void logTopicProblems(config, logger);
   const service = await startService(config, { logger });
   return stopOnSignals(service, config.SHUTDOWN_TIMEOUT_MS);
 };

@@ -26,6 +26,11 @@ export class ServiceProcess {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const proc = new ServiceProcess(child, `http://127.0.0.1:${port}`);
+    // A start that times out must not leave its process behind (it would keep consuming for the next test).
+    const killOnFailure = (error: unknown) => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      throw error;
+    };
     await eventually(
       async () => {
         if (child.exitCode !== null) throw new Error(`service exited with ${child.exitCode}: ${proc.output.join('').slice(-2000)}`);
@@ -34,7 +39,7 @@ export class ServiceProcess {
       },
       60_000,
       `service process ${waitFor} 200`,
-    );
+    ).catch(killOnFailure);
     return proc;
   }
 

@@ -192,6 +192,10 @@ export class KafkaMessageSource implements MessageSource {
   #joined = false;
   #lagTimer: NodeJS.Timeout | undefined;
   #rebalancing = false;
+  #watchdog: NodeJS.Timeout | undefined;
+  #disconnectedSince = 0;
+  /** Set by the watchdog: the consume loop replaces the consumer before it reopens the stream. */
+  #recreate = false;
   readonly #stats: KafkaSourceStats = { deliveries: 0, batches: 0, handlerFailures: 0, commits: 0, commitFailures: 0, streamRestarts: 0 };
 
   constructor(options: KafkaSourceOptions) {
@@ -214,27 +218,21 @@ export class KafkaMessageSource implements MessageSource {
     if (this.#consumer) throw new Error('KafkaMessageSource already started');
     if (topics.length === 0) throw new Error('KafkaMessageSource.start: no topics');
     this.#topics = topics.map((t) => this.#prefix + t);
-    const consumer: KafkaConsumer = new Consumer({
-      clientId: this.#options.clientId,
-      groupId: this.#options.groupId,
-      ...(this.#options.groupInstanceId ? { groupInstanceId: this.#options.groupInstanceId } : {}),
-      bootstrapBrokers: this.#options.brokers,
-      autocommit: false,
-      isolationLevel: FetchIsolationLevels.READ_COMMITTED,
-      sessionTimeout: this.#sessionTimeoutMs,
-      heartbeatInterval: this.#options.heartbeatIntervalMs ?? Math.max(500, Math.floor(this.#sessionTimeoutMs / 10)),
-      rebalanceTimeout: this.#options.rebalanceTimeoutMs ?? Math.max(this.#sessionTimeoutMs, 30_000),
-      ...(this.#options.maxWaitTimeMs !== undefined ? { maxWaitTime: this.#options.maxWaitTimeMs } : {}),
-      deserializers: { key: stringDeserializer, headerKey: stringDeserializer, headerValue: stringDeserializer },
-    });
-    this.#consumer = consumer;
-    this.#attachEventLogging(consumer);
-    try {
-      this.#stream = await this.#openStream();
-    } catch (err) {
-      this.#consumer = null;
-      await consumer.close(true).catch(() => undefined);
-      throw err;
+    this.#consumer = this.#createConsumer();
+    this.#watchdog = setInterval(() => this.#checkStuck(), 5_000);
+    this.#watchdog.unref();
+    // A broker that is down (or restarting) at start is an outage, not a reason to exit: the join is retried with
+    // the backoff until it succeeds or stop() is called (state() says `joining` meanwhile).
+    for (let attempt = 1; !this.#stream; attempt++) {
+      try {
+        this.#stream = await this.#openStream();
+      } catch (err) {
+        if (this.#stop.stopped) return;
+        const retryInMs = this.#backoff(attempt);
+        this.#logger.warn({ err, attempt, retryInMs, reason: 'KAFKA_JOIN_FAILED' }, 'kafka group join failed; retrying');
+        await this.#sleep(retryInMs);
+        if (this.#stop.stopped) return;
+      }
     }
     this.#logger.info({ topics: this.#topics }, 'kafka consumer started');
     if (this.#options.onLag) {
@@ -269,6 +267,61 @@ export class KafkaMessageSource implements MessageSource {
   }
 
   // ------------------------------------------------------------------------------------------------------------
+
+  #createConsumer(): KafkaConsumer {
+    const consumer: KafkaConsumer = new Consumer({
+      clientId: this.#options.clientId,
+      groupId: this.#options.groupId,
+      ...(this.#options.groupInstanceId ? { groupInstanceId: this.#options.groupInstanceId } : {}),
+      bootstrapBrokers: this.#options.brokers,
+      autocommit: false,
+      isolationLevel: FetchIsolationLevels.READ_COMMITTED,
+      sessionTimeout: this.#sessionTimeoutMs,
+      heartbeatInterval: this.#options.heartbeatIntervalMs ?? Math.max(500, Math.floor(this.#sessionTimeoutMs / 10)),
+      rebalanceTimeout: this.#options.rebalanceTimeoutMs ?? Math.max(this.#sessionTimeoutMs, 30_000),
+      ...(this.#options.maxWaitTimeMs !== undefined ? { maxWaitTime: this.#options.maxWaitTimeMs } : {}),
+      deserializers: { key: stringDeserializer, headerKey: stringDeserializer, headerValue: stringDeserializer },
+    });
+    this.#attachEventLogging(consumer);
+    return consumer;
+  }
+
+  /**
+   * The last resort of recovery: a member that stays disconnected (no heartbeat, no usable stream) well past the
+   * session timeout, e.g. a client left in a state it does not leave after a long broker outage, gets a new
+   * consumer: the stream is ended and the consume loop reopens it on a fresh client (from the committed offsets).
+   */
+  #checkStuck(): void {
+    if (this.#stop.stopped || !this.#consumer) return;
+    if (this.state() !== 'disconnected') {
+      this.#disconnectedSince = 0;
+      return;
+    }
+    const now = Date.now();
+    if (this.#disconnectedSince === 0) this.#disconnectedSince = now;
+    const limit = Math.max(30_000, 3 * this.#sessionTimeoutMs);
+    if (now - this.#disconnectedSince < limit || this.#recreate) return;
+    this.#logger.warn(
+      { disconnectedMs: now - this.#disconnectedSince, reason: 'KAFKA_CONSUMER_STUCK' },
+      'kafka consumer stuck; replacing it',
+    );
+    this.#recreate = true;
+    this.#disconnectedSince = 0;
+    const stream = this.#stream;
+    if (stream && !stream.destroyed && !stream.closed) stream.destroy(new Error('kafka consumer stuck; replacing it'));
+  }
+
+  /** Swaps in a new consumer when #checkStuck asked for one (the old one is closed in the background). */
+  #replaceConsumerIfAsked(): void {
+    if (!this.#recreate || this.#stop.stopped) return;
+    this.#recreate = false;
+    const old = this.#consumer;
+    this.#joined = false;
+    this.#rebalancing = false;
+    this.#consumer = this.#createConsumer();
+    // Its listeners ignore it from now on (they check it is still the current consumer).
+    void old?.close(true).catch(() => undefined);
+  }
 
   async #openStream(): Promise<KafkaStream> {
     const consumer = this.#consumer;
@@ -324,7 +377,16 @@ export class KafkaMessageSource implements MessageSource {
         if (this.#stop.stopped) return;
         try {
           if (!stream.destroyed && !stream.closed) await stream.close().catch(() => undefined);
-          this.#stream = await this.#openStream();
+          this.#replaceConsumerIfAsked();
+          // A consume() that never settles (the client stuck after a long outage) must not hold the loop: past the
+          // bound the consumer is replaced on the next attempt.
+          const bound = Math.max(60_000, (this.#options.rebalanceTimeoutMs ?? 30_000) + 10_000);
+          const opened = await this.#race(this.#openStream(), bound);
+          if (!opened || opened === true) {
+            this.#recreate = true;
+            throw new Error(`kafka consume() did not settle within ${bound} ms`);
+          }
+          this.#stream = opened;
           this.#stats.streamRestarts += 1;
           break;
         } catch (err) {
@@ -504,6 +566,7 @@ export class KafkaMessageSource implements MessageSource {
     const t0 = Date.now();
     this.#stop.fire();
     clearInterval(this.#lagTimer);
+    clearInterval(this.#watchdog);
     // 1. No new batch is started from now on; wait for the ones in flight (handler + commit), bounded.
     const remaining = () => Math.max(0, this.#stopTimeoutMs - (Date.now() - t0));
     const inFlight = [...this.#lanes.values()].flatMap((lane) => (lane.inFlight ? [lane.inFlight] : []));
@@ -539,7 +602,18 @@ export class KafkaMessageSource implements MessageSource {
 
   #attachEventLogging(consumer: KafkaConsumer): void {
     const log = this.#logger;
+    // The library emits 'error' when a rejoin after a heartbeat failure gave up (e.g. "joinGroup failed" while the
+    // broker restarts): without a listener that kills the process. The member then heartbeats no more, so the
+    // stream is ended here and the consume loop opens a new one with the backoff (consume() joins again). Nothing
+    // is lost: the new stream starts from the committed offsets.
+    consumer.on('error', (err: Error) => {
+      if (this.#stop.stopped || this.#consumer !== consumer) return;
+      log.warn({ err, reason: 'KAFKA_GROUP_LOST' }, 'kafka group membership lost; rejoining');
+      const stream = this.#stream;
+      if (stream && !stream.destroyed && !stream.closed) stream.destroy(err);
+    });
     consumer.on('consumer:group:join', (p) => {
+      if (this.#consumer !== consumer) return;
       this.#rebalancing = false;
       for (const lane of [...this.#lanes.values()]) if (!this.#owns(lane.topic, lane.partition)) this.#dropLane(lane);
       this.#joined = true;
@@ -557,11 +631,13 @@ export class KafkaMessageSource implements MessageSource {
     consumer.on('consumer:group:leave', (p) => {
       log.info({ memberId: p.memberId, generationId: p.generationId }, 'kafka group left');
     });
+    // Emitted when a rejoin after a heartbeat failure has FINISHED (after 'consumer:group:join', or after 'error' when
+    // it gave up): it must not mark the member as rebalancing, or /readyz would stay `rebalancing` for good.
     consumer.on('consumer:group:rejoin', () => {
-      this.#rebalancing = true;
-      log.warn('kafka group rejoin');
+      log.warn('kafka group rejoin finished');
     });
     consumer.on('consumer:group:rebalance', () => {
+      if (this.#consumer !== consumer) return;
       this.#rebalancing = true;
       log.info('kafka group rebalance');
     });
