@@ -25,7 +25,7 @@ export class InternalApiClient {
         method,
         headers: {
           authorization: `Bearer ${this.token}`,
-          accept: 'application/json',
+          accept: 'application/json, application/problem+json',
           ...(body === undefined ? {} : { 'content-type': 'application/json' }),
         },
         body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
@@ -45,12 +45,23 @@ export class InternalApiClient {
   }
 }
 
-/** One line describing a failed API answer (field-level reasons included). */
+/**
+ * One line describing a failed API answer: an RFC 9457 problem document (docs/errors.md) gives its code, finer
+ * reason, `detail ?? title` and field-level issues; anything else (a proxy's page) is shown truncated.
+ */
 export function describeFailure(status: number, json: unknown): string {
   if (json && typeof json === 'object') {
-    const body = json as { error?: string; detail?: string; issues?: { field: string; message: string }[] };
-    const issues = body.issues?.map((i) => `${i.field}: ${i.message}`).join('; ');
-    return `HTTP ${status} ${body.error ?? ''}${body.detail ? `: ${body.detail}` : ''}${issues ? `: ${issues}` : ''}`.trim();
+    const body = json as {
+      error?: string;
+      reason?: string;
+      title?: string;
+      detail?: string;
+      issues?: { field: string; message: string }[];
+    };
+    const code = [body.error, body.reason].filter((part) => typeof part === 'string').join(' ');
+    const text = body.detail ?? body.title;
+    const issues = Array.isArray(body.issues) ? body.issues.map((i) => `${i.field}: ${i.message}`).join('; ') : '';
+    return `HTTP ${status} ${code}${text ? `: ${text}` : ''}${issues ? `: ${issues}` : ''}`.replace(/\s+:/, ':').trim();
   }
   return `HTTP ${status} ${String(json).slice(0, 200)}`;
 }

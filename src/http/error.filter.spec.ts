@@ -9,6 +9,8 @@ import { createLogger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
 import { dependencyOutage, OUTAGE_RETRY_AFTER_S } from '../infra/faults/outage.js';
 import { ErrorFilter } from './error.filter.js';
+import { PROBLEM_TYPE_PREFIX, problemSchema } from './problem.js';
+import { RouteTable } from './route-table.js';
 
 /** A real connection failure from node-postgres (nothing listens on port 1). */
 async function refusedPgError(): Promise<unknown> {
@@ -75,7 +77,8 @@ describe('ErrorFilter (a real Nest application on Fastify)', () => {
     pgError = await refusedPgError();
     const logger = createLogger('info', {}, { write: (line: string) => void lines.push(JSON.parse(line)) });
     app = await NestFactory.create<NestFastifyApplication>(TestModule, new FastifyAdapter({ loggerInstance: logger }), { logger: false });
-    app.useGlobalFilters(new ErrorFilter(logger, metrics));
+    const routes = RouteTable.listen(app.getHttpAdapter().getInstance());
+    app.useGlobalFilters(new ErrorFilter(logger, metrics, routes));
     await app.init();
     await app.getHttpAdapter().getInstance().ready();
   });
@@ -85,13 +88,17 @@ describe('ErrorFilter (a real Nest application on Fastify)', () => {
 
   const get = (url: string, headers: Record<string, string> = {}) =>
     app.getHttpAdapter().getInstance().inject({ method: 'GET', url, headers });
+  /** The answer is RFC 9457 problem details, with its media type. */
+  const problem = (response: { headers: Record<string, unknown>; json(): unknown }) => {
+    expect(response.headers['content-type']).toBe('application/problem+json; charset=utf-8');
+    return problemSchema.parse(response.json());
+  };
 
   it('answers an unexpected error 500 in the error shape, logs it once at error level with request id and stack, and counts it', async () => {
     const response = await get('/t/bug', { 'x-request-id': 'req-12345678' });
     expect(response.statusCode).toBe(500);
-    const body = response.json();
-    expect(body.error).toBe('internal');
-    expect(typeof body.requestId).toBe('string');
+    const body = problem(response);
+    expect(body).toMatchObject({ type: `${PROBLEM_TYPE_PREFIX}internal`, status: 500, error: 'internal', requestId: expect.any(String) });
     expect(response.body).not.toContain('Cannot read');
     const errors = lines.filter((l) => l.level === 'error');
     expect(errors).toHaveLength(1);
@@ -102,12 +109,30 @@ describe('ErrorFilter (a real Nest application on Fastify)', () => {
     );
   });
 
-  it('passes an intended HttpException through unchanged and logs nothing at error level', async () => {
+  it('answers an intended HttpException as problem details keeping its codes, and logs nothing at error level', async () => {
     const before = lines.filter((l) => l.level === 'error').length;
     const response = await get('/t/conflict');
     expect(response.statusCode).toBe(409);
-    expect(response.json()).toEqual({ error: 'conflict', reason: 'TAKEN', detail: 'already there' });
+    expect(problem(response)).toEqual({
+      type: `${PROBLEM_TYPE_PREFIX}conflict`,
+      title: 'Conflicts with the current state',
+      status: 409,
+      detail: 'already there',
+      error: 'conflict',
+      reason: 'TAKEN',
+    });
     expect(lines.filter((l) => l.level === 'error')).toHaveLength(before);
+  });
+
+  it('answers a path no route has 404, and a routed path with another method 405 with Allow, without echoing the query', async () => {
+    const missing = await get('/t/nothing?secret=abc');
+    expect(missing.statusCode).toBe(404);
+    expect(problem(missing)).toMatchObject({ status: 404, error: 'not_found', detail: 'no route GET /t/nothing' });
+    expect(missing.body).not.toContain('abc');
+    const wrongMethod = await app.getHttpAdapter().getInstance().inject({ method: 'DELETE', url: '/t/conflict?x=1' });
+    expect(wrongMethod.statusCode).toBe(405);
+    expect(wrongMethod.headers.allow).toBe('GET, HEAD');
+    expect(problem(wrongMethod)).toMatchObject({ status: 405, error: 'method_not_allowed' });
   });
 
   it('answers a database or Redis outage 503 with Retry-After, not 500', async () => {
@@ -118,7 +143,7 @@ describe('ErrorFilter (a real Nest application on Fastify)', () => {
       const response = await get(path);
       expect(response.statusCode).toBe(503);
       expect(response.headers['retry-after']).toBe(String(OUTAGE_RETRY_AFTER_S));
-      expect(response.json()).toMatchObject({ error: 'unavailable', reason });
+      expect(problem(response)).toMatchObject({ status: 503, error: 'unavailable', reason });
       expect(await metrics.registry.getSingleMetricAsString('flock_dependency_unavailable_total')).toContain(
         `{dependency="${dependency}"} 1`,
       );

@@ -13,6 +13,8 @@ import { HealthController, READINESS_CHECK, type ReadinessCheck } from './health
 import { HooksController } from './hooks.controller.js';
 import { InternalApiController } from './internal-api.controller.js';
 import { InternalTokenGuard } from './internal-token.guard.js';
+import { type ProblemReply, sendProblem, toProblem } from './problem.js';
+import { type RegisteredRoute, RouteTable } from './route-table.js';
 import { TwitchEventSubController } from './twitch-eventsub.controller.js';
 
 export const HTTP_CONTROLLERS = [HealthController, InternalApiController, HooksController, TwitchEventSubController, ConsoleController];
@@ -37,6 +39,13 @@ function isHookRoute(url: string): boolean {
   return path === '/v1/hooks/admin' || path === '/v1/overlay/events' || path === '/v1/twitch/eventsub';
 }
 
+const routeTables = new WeakMap<NestFastifyApplication, RouteTable>();
+
+/** Every route the application's Fastify instance registered (method and pattern), in registration order. */
+export function registeredRoutes(app: NestFastifyApplication): readonly RegisteredRoute[] {
+  return routeTables.get(app)?.routes ?? [];
+}
+
 /** The Fastify-backed Nest application of `module`, initialised but not yet listening. */
 export async function createHttpApp(
   module: DynamicModule,
@@ -55,9 +64,21 @@ export async function createHttpApp(
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     },
+    // Requests the router cannot even parse (a malformed URL) are answered here, before any hook: same error shape.
+    frameworkErrors: (
+      error: Error & { statusCode?: number },
+      request: { id: string },
+      reply: { header(n: string, v: string): unknown },
+    ) => {
+      reply.header('x-request-id', request.id);
+      const status = typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 400;
+      void sendProblem(reply as unknown as ProblemReply, toProblem(status, error.message));
+    },
   });
   const app = await NestFactory.create<NestFastifyApplication>(module, adapter, { logger: false, abortOnError: false, bodyParser: false });
   const fastify = app.getHttpAdapter().getInstance();
+  const routes = RouteTable.listen(fastify);
+  routeTables.set(app, routes);
   fastify.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
@@ -72,7 +93,7 @@ export async function createHttpApp(
   // Hook routes get the raw bytes (the guard verifies them); every other route gets strictly parsed JSON.
   registerRawJsonParser(app.getHttpAdapter().getInstance(), config.MAX_BODY_BYTES, { rawWhen: (req) => isHookRoute(req.url) });
   registerHttpMetrics(app.getHttpAdapter().getInstance(), metrics);
-  app.useGlobalFilters(new ErrorFilter(logger.child({ component: 'http' }), metrics));
+  app.useGlobalFilters(new ErrorFilter(logger.child({ component: 'http' }), metrics, routes));
   await app.init();
   return app;
 }

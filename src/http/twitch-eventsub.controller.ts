@@ -2,6 +2,7 @@ import { Controller, Inject, Post, Req, Res } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { EventSubReceiver } from '../integrations/twitch/eventsub.js';
 import type { Logger } from '../observability/logger.js';
+import { type ProblemReply, sendProblem, toProblem } from './problem.js';
 
 export const EVENTSUB_RECEIVER = Symbol('EventSubReceiver');
 export const EVENTSUB_LOGGER = Symbol('EventSubLogger');
@@ -17,13 +18,16 @@ export class TwitchEventSubController {
   @Post('eventsub')
   async eventsub(@Req() req: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
     if (!this.receiver) {
-      await reply.status(404).send({ error: 'Not Found', reason: 'EVENTSUB_DISABLED' });
+      await sendProblem(
+        reply as unknown as ProblemReply,
+        toProblem(404, { error: 'not_found', reason: 'EVENTSUB_DISABLED', detail: 'Twitch EventSub is not configured' }),
+      );
       return;
     }
     // No body at all is verified as an empty one (and fails the signature); an oversized one is refused unread.
     const body = req.body === undefined || req.body === null ? Buffer.alloc(0) : Buffer.isBuffer(req.body) ? req.body : null;
     if (!body) {
-      await reply.status(413).send({ error: 'Payload Too Large', reason: 'BODY_UNREADABLE' });
+      await sendProblem(reply as unknown as ProblemReply, toProblem(413, { error: 'payload_too_large', reason: 'BODY_UNREADABLE' }));
       return;
     }
     const outcome = await this.receiver.receive(req.headers, body);
@@ -42,9 +46,6 @@ export class TwitchEventSubController {
       return;
     }
     if (outcome.status === 503) reply.header('retry-after', '5');
-    await reply.status(outcome.status).send({
-      error: outcome.status === 503 ? 'Service Unavailable' : outcome.status === 400 ? 'Bad Request' : 'Forbidden',
-      reason: outcome.reason,
-    });
+    await sendProblem(reply as unknown as ProblemReply, toProblem(outcome.status, { reason: outcome.reason }));
   }
 }

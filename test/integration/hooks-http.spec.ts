@@ -96,7 +96,13 @@ function post(
   return rawRequest(service.url, { path, headers, ...(body !== undefined ? { body } : {}), ...opts });
 }
 
-const UNAUTHORIZED = JSON.stringify({ error: 'unauthorized' });
+/** Every 401 (hmac-v1.md): one RFC 9457 problem document, the same whatever the reason. */
+const UNAUTHORIZED = JSON.stringify({
+  type: 'tag:flocknode-workers,2026:problem:unauthorized',
+  title: 'Not authenticated',
+  status: 401,
+  error: 'unauthorized',
+});
 
 describe('HmacGuard over real HTTP', () => {
   let matchId: string;

@@ -79,7 +79,13 @@ describe('internal API during a PostgreSQL outage', () => {
     });
     expect(response.status).toBe(503);
     expect(response.headers.get('retry-after')).toBe(String(OUTAGE_RETRY_AFTER_S));
-    expect(await response.json()).toMatchObject({ error: 'unavailable', reason: 'DATABASE_UNAVAILABLE' });
+    expect(response.headers.get('content-type')).toBe('application/problem+json; charset=utf-8');
+    expect(await response.json()).toMatchObject({
+      status: 503,
+      error: 'unavailable',
+      reason: 'DATABASE_UNAVAILABLE',
+      requestId: expect.any(String),
+    });
     const put = await api('PUT', '/v1/internal/matches/m-outage-2', matchBody('m-outage-2'));
     expect(put.status).toBe(503);
     const metrics = await (await fetch(`${service.url}/metrics`)).text();
