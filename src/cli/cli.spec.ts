@@ -56,6 +56,7 @@ describe('runCli', () => {
     [['dead-letters', 'replay'], /missing dead-letter ID/],
     [['events', 'publish', 'stream.health.check', '--new-id'], /no JSON given/],
     [['matches', 'show', 'm-1', '--interval-ms', 'soon'], /--interval-ms must be a positive integer/],
+    [['matches', 'show', 'm-1', '--timeout-ms', '1000'], /--timeout-ms needs --watch/],
   ])('%j exits 2 with one line', async (args, message) => {
     const { io, out } = memoryIo('', { INTERNAL_API_TOKEN: 't'.repeat(32), PORT: '9' });
     expect(await runCli(args, io, services)).toBe(2);

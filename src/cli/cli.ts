@@ -22,7 +22,8 @@ Service:
 
 Through a running service's internal API (--url, default http://127.0.0.1:$PORT; --token or INTERNAL_API_TOKEN):
   matches create ID [--file F]  create or update a match from JSON (file or stdin)
-  matches show ID [--watch]     status, checklist, provisioning, refunds, enforcement and evidence (--watch follows it)
+  matches show ID [--watch [--timeout-ms N]]  status, checklist, provisioning, refunds, enforcement and evidence
+                                (--watch follows it until it ends, or for at most N ms: then exit 1)
   matches list [--status S] [--provisioning P] [--enforcement any|none] [--limit N] [--cursor C]
   events publish TOPIC [--new-id]  publish an input event (JSON on stdin): ${INPUT_TOPICS.join(', ')}
   dead-letters list [--topic T] [--state pending|replayed|discarded] [--limit N] [--cursor C]
@@ -57,7 +58,8 @@ function readJson(text: string, what: string): unknown {
 
 const MATCHES_USAGE = `Usage: flock-workers matches create ID [--file F] | show ID [--watch] | list [filters]   (--url, --token, --json)
   list filters: --status S  --provisioning STATE  --enforcement any|none  --limit N  --cursor C
-  show --watch [--interval-ms N]: print the match again whenever it changes, until it ends (Ctrl-C stops)`;
+  show --watch [--interval-ms N] [--timeout-ms N]: print the match again whenever it changes, until it ends (exit 0);
+    with --timeout-ms, a match still running after N ms exits 1 (Ctrl-C stops it any time)`;
 
 const matches: Command = async (args, io) => {
   const [sub, ...rest] = args;
@@ -70,6 +72,7 @@ const matches: Command = async (args, io) => {
     file: { type: 'string' },
     watch: { type: 'boolean', default: false },
     'interval-ms': { type: 'string' },
+    'timeout-ms': { type: 'string' },
     ...listOptions,
     status: { type: 'string' },
     provisioning: { type: 'string' },
@@ -116,6 +119,9 @@ const matches: Command = async (args, io) => {
     return 0;
   }
   const intervalMs = positiveInt(values['interval-ms'], '--interval-ms') ?? 2000;
+  const timeoutMs = positiveInt(values['timeout-ms'], '--timeout-ms');
+  if (timeoutMs !== undefined && !values.watch) throw new UsageError('matches show: --timeout-ms needs --watch');
+  const deadline = timeoutMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + timeoutMs;
   let last = '';
   for (;;) {
     const { status, json } = await api.request('GET', `/v1/internal/matches/${encodeURIComponent(id)}`);
@@ -123,8 +129,14 @@ const matches: Command = async (args, io) => {
     const text = values.json ? JSON.stringify(json, null, values.watch ? undefined : 2) : summarizeMatch(json as Record<string, unknown>);
     if (text !== last) io.stdout(values.watch && !values.json ? `— ${new Date().toISOString()}\n${text}` : text);
     last = text;
-    if (!values.watch || TERMINAL_STATUSES.includes(String((json as { status?: unknown }).status))) return 0;
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+    const matchStatus = String((json as { status?: unknown }).status);
+    if (!values.watch || TERMINAL_STATUSES.includes(matchStatus)) return 0;
+    const left = deadline - Date.now();
+    if (left <= 0) {
+      io.stderr(`matches show --watch: ${id} is still ${matchStatus} after ${timeoutMs} ms`);
+      return 1;
+    }
+    await new Promise((resolve) => setTimeout(resolve, Math.min(intervalMs, left)));
   }
 };
 

@@ -6,8 +6,9 @@ import { parse, UsageError } from '../cli/io.js';
 import type { OutboundMessage } from '../infra/bus/bus.js';
 import { startFakePanel, type FakePanel } from './simulated/pterodactyl-panel.js';
 import { DemoPeers } from './peers.js';
+import { runScenarios, SCENARIO_NAMES } from './scenarios.js';
 
-const HELP = `Usage: flock-workers demo [--port N] [--once] [--data-dir DIR]
+const HELP = `Usage: flock-workers demo [--port N] [--once] [--scenario NAME[,NAME…]] [--data-dir DIR]
 
 Runs the service on its embedded defaults (PGlite, in-process store and bus) beside a simulated Pterodactyl
 panel, stream platform, ingest server and overlay, and drives scripted matches through it:
@@ -17,7 +18,9 @@ panel, stream platform, ingest server and overlay, and drives scripted matches t
   why the admin hook cannot arrive); stream health: healthy, short dip, offline with gameplay → forfeit (policy
   "default") or dispute (mode "final", STREAM_POLICIES), offline without → dispute, provider outage → nothing.
 The demo shortens the deadlines (READY_DEADLINE_MS 20 s, OFFLINE_GRACE_MS 20 s …) unless set in the environment.
---once exits when the scenarios are done; otherwise the service keeps running for you to explore (Ctrl-C stops).`;
+--once exits when the scenarios are done: 0 when each got its expected outcome, 1 when any did not (the demo as a
+check); otherwise the service keeps running for you to explore (Ctrl-C stops).
+--scenario runs only the named ones: ${SCENARIO_NAMES.join(', ')}.`;
 
 export type StopOnSignals = (service: RunningService, timeoutMs: number) => Promise<number>;
 
@@ -27,6 +30,7 @@ export async function runDemo(args: string[], io: CliIo, stopOnSignals: StopOnSi
     {
       port: { type: 'string' },
       once: { type: 'boolean', default: false },
+      scenario: { type: 'string' },
       'data-dir': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -37,6 +41,10 @@ export async function runDemo(args: string[], io: CliIo, stopOnSignals: StopOnSi
     return 0;
   }
   if (values.port !== undefined && !/^\d{1,5}$/.test(values.port)) throw new UsageError('--port must be a number');
+  const only = values.scenario === undefined ? SCENARIO_NAMES : values.scenario.split(',').filter(Boolean);
+  const unknown = only.filter((name) => !SCENARIO_NAMES.includes(name));
+  if (only.length === 0 || unknown.length > 0)
+    throw new UsageError(`--scenario: unknown "${unknown.join(',')}" (known: ${SCENARIO_NAMES.join(', ')})`);
 
   const say = (line: string) => io.stdout(`[demo ${new Date().toISOString().slice(11, 19)}] ${line}`);
   const panelKey = `ptla_${randomBytes(22).toString('base64url')}`;
@@ -83,14 +91,13 @@ export async function runDemo(args: string[], io: CliIo, stopOnSignals: StopOnSi
     return json;
   };
 
-  const scenarios = await import('./scenarios.js');
-  const done = scenarios.runScenarios({ api, panel, peers, say, run, service, config }).then(
+  const done = runScenarios({ api, panel, peers, say, run, service, config }, only).then(
     () => {
       say('all scenarios finished — the service keeps running; Ctrl-C to stop');
       return true;
     },
     (error: unknown) => {
-      say(`✘ a scenario failed: ${(error as Error).message}`);
+      say(`✘ ${(error as Error).message}`);
       return false;
     },
   );

@@ -1,6 +1,7 @@
 /** What every demo scenario uses: the context the driver hands over, pauses, match set-up and signed calls. */
 import { sign, type SignInput } from '../security/signer.js';
 import type { RunningService } from '../app.module.js';
+import { TERMINAL_STATUSES } from '../matches/match.schemas.js';
 import type { Config } from '../config/config.js';
 import type { DemoPeers } from './peers.js';
 import type { FakePanel } from './simulated/pterodactyl-panel.js';
@@ -41,7 +42,10 @@ export function viewMatch(ctx: ScenarioContext, matchId: string): Promise<MatchV
   return ctx.api('GET', `/v1/internal/matches/${matchId}`);
 }
 
-/** Polls the match every 500 ms until `done`; `goal` names what is awaited in the timeout error. */
+/**
+ * Polls the match every 500 ms until `done`; `goal` names what is awaited in the error. A match that ended
+ * (CANCELLED, FORFEITED …) without reaching the goal fails at once: it will not get there by waiting.
+ */
 export async function waitForMatch(
   ctx: ScenarioContext,
   matchId: string,
@@ -53,6 +57,11 @@ export async function waitForMatch(
   for (;;) {
     const view = await viewMatch(ctx, matchId);
     if (done(view)) return view;
+    if (TERMINAL_STATUSES.includes(String(view.status))) {
+      const provisioning = view.provisioning as { state?: string; failureReason?: string | null } | null;
+      const why = provisioning?.failureReason ? ` (provisioning ${String(provisioning.state)}: ${provisioning.failureReason})` : '';
+      throw new Error(`match ${matchId} ended ${String(view.status)}${why}; it will not ${goal}`);
+    }
     if (Date.now() > until) throw new Error(`match ${matchId} did not ${goal} within ${timeoutMs} ms (it is ${String(view.status)})`);
     await sleep(500);
   }

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { runStreamScenarios } from './stream-scenarios.js';
+import { STREAM_OUTAGE_SCENARIO, STREAM_SCENARIOS } from './stream-scenarios.js';
 import { readAdminKey, signFirstHook } from './simulated/admin-plugin.js';
 import { matchBody, waitForMatch, type MatchView, type ScenarioContext } from './scenario-kit.js';
 
@@ -107,6 +107,43 @@ async function installFails(ctx: ScenarioContext) {
   );
 }
 
-export async function runScenarios(ctx: ScenarioContext): Promise<void> {
-  await Promise.all([provisionSucceeds(ctx), provisionTimesOut(ctx), installFails(ctx), adminKeyRefused(ctx), runStreamScenarios(ctx)]);
+type Scenario = (ctx: ScenarioContext) => Promise<void>;
+
+/** Every scenario by name, in two waves: the outage runs alone after the first wave (it would blur the others). */
+const FIRST_WAVE: Record<string, Scenario> = {
+  ready: provisionSucceeds,
+  timeout: provisionTimesOut,
+  installfail: installFails,
+  'admin-key-refused': adminKeyRefused,
+  ...STREAM_SCENARIOS,
+};
+const SECOND_WAVE: Record<string, Scenario> = { ...STREAM_OUTAGE_SCENARIO };
+
+export const SCENARIO_NAMES: readonly string[] = [...Object.keys(FIRST_WAVE), ...Object.keys(SECOND_WAVE)];
+
+/** A scenario that did not get the outcome it expects, by name; the others still ran to their end. */
+export class ScenariosFailed extends Error {
+  constructor(readonly failed: readonly string[]) {
+    super(`${failed.length} scenario(s) failed: ${failed.join(', ')}`);
+    this.name = 'ScenariosFailed';
+  }
+}
+
+/** Runs the chosen scenarios (all by default); each failure is reported as it happens, all of them at the end. */
+export async function runScenarios(ctx: ScenarioContext, only: readonly string[] = SCENARIO_NAMES): Promise<void> {
+  const failed: string[] = [];
+  const runWave = (wave: Record<string, Scenario>) =>
+    Promise.all(
+      Object.entries(wave)
+        .filter(([name]) => only.includes(name))
+        .map(([name, scenario]) =>
+          scenario(ctx).catch((error: unknown) => {
+            failed.push(name);
+            ctx.say(`✘ ${name}: ${(error as Error).message}`);
+          }),
+        ),
+    );
+  await runWave(FIRST_WAVE);
+  await runWave(SECOND_WAVE);
+  if (failed.length > 0) throw new ScenariosFailed(failed);
 }

@@ -188,12 +188,20 @@ async function providerOutage(ctx: ScenarioContext) {
   await complete(ctx, m);
 }
 
-/** healthy, short dip, offline with gameplay → forfeit, offline without → dispute; then a provider outage → nothing. */
-export async function runStreamScenarios(ctx: ScenarioContext): Promise<void> {
-  const modes = ctx.config.enforcementPolicies;
-  const final =
-    modes.get('final')?.verdictRule === 'dispute' ? [offlineWithGameplay(ctx, { name: 'final', n: 6, expect: 'DISPUTED' })] : [];
-  await Promise.all([healthy(ctx), shortDip(ctx), offlineWithGameplay(ctx), offlineWithoutGameplay(ctx), ...final]);
-  // Alone: an outage makes every channel unknown, which would only delay the others' verdicts.
-  await providerOutage(ctx);
-}
+/** The stream scenarios by name (the demo's `--scenario` picks among them). */
+export const STREAM_SCENARIOS = {
+  'stream-healthy': (ctx) => healthy(ctx),
+  'stream-dip': (ctx) => shortDip(ctx),
+  'stream-forfeit': (ctx) => offlineWithGameplay(ctx),
+  'stream-dispute': (ctx) => offlineWithoutGameplay(ctx),
+  // The `final` enforcement mode, when configured with the dispute rule: the same offline-with-gameplay story ends DISPUTED.
+  'stream-final': async (ctx) => {
+    if (ctx.config.enforcementPolicies.get('final')?.verdictRule === 'dispute')
+      await offlineWithGameplay(ctx, { name: 'final', n: 6, expect: 'DISPUTED' });
+  },
+} as const satisfies Record<string, (ctx: ScenarioContext) => Promise<void>>;
+
+/**
+ * Runs after the others, alone: an outage makes every channel unknown, which would only delay the others' verdicts.
+ */
+export const STREAM_OUTAGE_SCENARIO = { 'stream-outage': providerOutage } as const;

@@ -237,6 +237,95 @@ describe('flock-workers', () => {
     expect(noToken.stderr).toContain('token');
   });
 
+  it('matches show --watch follows a match live: prints each change as it happens, exits 0 when it ends', async () => {
+    const put = async (id: string, status: string) => {
+      const body = {
+        mode: 'STANDARD',
+        status,
+        entryFee: { amountCents: 300, currency: 'USD' },
+        overlayRequired: false,
+        players: [
+          { side: 'p1', playerId: 'wat', streamChannels: [] },
+          { side: 'p2', playerId: 'son', streamChannels: [] },
+        ],
+      };
+      const r = await fetch(`${service.url}/v1/internal/matches/${id}`, {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${TEST_SECRETS.INTERNAL_API_TOKEN}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      expect(r.status).toBeLessThan(300);
+    };
+    await put('cli-watch-1', 'SCHEDULED');
+    const child = spawn(NODE, [BIN, 'matches', 'show', 'cli-watch-1', '--watch', '--interval-ms', '200', '--url', service.url], {
+      env: { PATH: process.env.PATH ?? '', ...apiEnv() },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const killer = setTimeout(() => child.kill('SIGKILL'), 90_000);
+    const printed = async (text: string) => {
+      while (!stdout.includes(text)) {
+        if (child.exitCode !== null) throw new Error(`watch exited early: ${stdout}${stderr}`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    };
+    try {
+      await printed('status SCHEDULED');
+      // Still running after its first snapshot: it waits for the match to move.
+      expect(child.exitCode).toBeNull();
+      await put('cli-watch-1', 'IN_PROGRESS');
+      await printed('status IN_PROGRESS');
+      expect(child.exitCode).toBeNull();
+      await put('cli-watch-1', 'COMPLETED');
+      expect(await exited).toBe(0);
+    } finally {
+      clearTimeout(killer);
+      child.kill('SIGKILL');
+    }
+    const snapshots = stdout.split(/^— /m).filter(Boolean);
+    expect(snapshots.map((s) => /status (\w+)/.exec(s)?.[1])).toEqual(['SCHEDULED', 'IN_PROGRESS', 'COMPLETED']);
+    for (const s of snapshots) expect(s).toMatch(/^\d{4}-\d\d-\d\dT[\d:.]+Z\nmatch cli-watch-1 {2}STANDARD/);
+    expect(stderr).toBe('');
+
+    // A match that does not end within --timeout-ms: one snapshot, a one-line reason, exit 1.
+    await put('cli-watch-2', 'IN_PROGRESS');
+    const started = Date.now();
+    const stuck = await cli(
+      ['matches', 'show', 'cli-watch-2', '--watch', '--interval-ms', '200', '--timeout-ms', '1500', '--url', service.url],
+      {
+        env: apiEnv(),
+      },
+    );
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1500);
+    expect([stuck.code, stuck.stderr.trim()]).toEqual([1, 'matches show --watch: cli-watch-2 is still IN_PROGRESS after 1500 ms']);
+    expect(stuck.stdout.match(/status IN_PROGRESS/g)).toHaveLength(1);
+  });
+
+  it('demo --once exits 1 and names the scenario when one does not get its expected outcome', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'flock-demo-fail-'));
+    try {
+      // A ready deadline (1 s) shorter than the simulated panel's install (3 s): the "ready" scenario's server times
+      // out, the match is cancelled, and the scenario that expects READY fails for real.
+      const r = await cli(['demo', '--once', '--port', '0', '--data-dir', dir, '--scenario', 'ready'], {
+        env: { READY_DEADLINE_MS: '1000', PROVISION_MONITOR_EVERY_MS: '500' },
+        timeoutMs: 280_000,
+      });
+      expect(r.code).toBe(1);
+      expect(r.stdout).toMatch(/✘ ready: match demo-\d+-ready ended CANCELLED \(provisioning FAILED: TIMEOUT\)/);
+      expect(r.stdout).toContain('✘ 1 scenario(s) failed: ready');
+      expect(r.stdout).not.toContain('all scenarios finished');
+      expect(r.stdout).not.toMatch(/✔ demo-\d+-/);
+      const unknown = await cli(['demo', '--once', '--scenario', 'nope'], { timeoutMs: 60_000 });
+      expect([unknown.code, unknown.stderr]).toEqual([2, expect.stringContaining('--scenario: unknown "nope"')]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 330_000);
+
   it('the demo runs its scenarios on embedded defaults and reports each outcome', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'flock-demo-'));
     try {
