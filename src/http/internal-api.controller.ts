@@ -14,64 +14,27 @@ import {
   Res,
   UseGuards,
 } from '@nestjs/common';
-import { z } from 'zod';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { decodeCursor, encodeCursor } from '../infra/db/cursor.js';
 import { DeadLettersService } from '../matches/dead-letters.service.js';
 import { INPUT_SCHEMAS, type InputEvent } from '../events/inbound.js';
 import { isInputTopic } from '../events/topics.js';
 import { MatchConflictError } from '../matches/match.repository.js';
-import { matchIdSchema } from '../events/envelope.js';
-import { MATCH_STATUSES, upsertMatchSchema } from '../matches/match.schemas.js';
 import { MatchesService, MatchRefusedError } from '../matches/matches.service.js';
 import { KeyService, KeyServiceError } from '../security/keys.js';
 import { OverlayKeysService } from '../security/overlay-keys.service.js';
 import { InternalTokenGuard } from './internal-token.guard.js';
+import {
+  deadLetterIdSchema,
+  issueKeySchema,
+  keyIdSchema,
+  listDeadLettersQuerySchema,
+  listMatchesQuerySchema,
+  matchIdSchema,
+  upsertMatchSchema,
+} from './internal-api.schemas.js';
+import { buildOpenApiDocument } from './openapi.js';
 import { parseOr400 } from './validation.js';
-
-const issueKeySchema = z
-  .object({
-    matchId: matchIdSchema,
-    kind: z.enum(['overlay', 'admin']),
-    ttlMs: z
-      .number()
-      .int()
-      .positive()
-      .max(7 * 24 * 3600_000)
-      .optional(),
-  })
-  .strict();
-
-/** A comma-separated list of allowed values (`?status=SCHEDULED,IN_PROGRESS`). */
-const listOf = <T extends string>(values: readonly [T, ...T[]]) =>
-  z
-    .string()
-    .transform((text) => text.split(',').filter(Boolean))
-    .pipe(z.array(z.enum(values)).min(1));
-
-const pageSchema = {
-  limit: z.coerce.number().int().min(1).max(100).default(50),
-  cursor: z.string().max(512).optional(),
-};
-
-export const listMatchesQuerySchema = z
-  .object({
-    status: listOf(MATCH_STATUSES).optional(),
-    provisioning: listOf(['RESERVED', 'INSTALLING', 'WAITING_SIGNALS', 'READY', 'FAILED', 'RELEASED']).optional(),
-    enforcement: z.enum(['any', 'none']).optional(),
-    ...pageSchema,
-  })
-  .strict();
-
-export const listDeadLettersQuerySchema = z
-  .object({
-    topic: z.string().min(1).max(200).optional(),
-    state: z.enum(['pending', 'replayed', 'discarded']).optional(),
-    ...pageSchema,
-  })
-  .strict();
-
-const deadLetterIdSchema = z.uuid();
 
 /** The sort key in a cursor; `valid` checks its parts (a forged cursor is a 400, never a 500). */
 function cursorOr400(cursor: string | undefined, length: number, valid: (key: string[]) => boolean = () => true): string[] | undefined {
@@ -82,7 +45,11 @@ function cursorOr400(cursor: string | undefined, length: number, valid: (key: st
   return key;
 }
 
-/** The platform's internal API (SPEC §5): matches and input-event replay. Bearer INTERNAL_API_TOKEN. */
+/**
+ * The platform's internal API (SPEC §5): matches, input-event replay, keys, dead letters, and its own description.
+ * Bearer INTERNAL_API_TOKEN on every route. Request and response shapes: internal-api.schemas.ts; each route is
+ * listed in openapi.ts (a test checks both ways).
+ */
 @Controller('v1/internal')
 @UseGuards(InternalTokenGuard)
 export class InternalApiController {
@@ -92,6 +59,15 @@ export class InternalApiController {
     @Inject(DeadLettersService) private readonly deadLetters: DeadLettersService,
     @Inject(OverlayKeysService) private readonly overlayKeys: OverlayKeysService,
   ) {}
+
+  private document: Record<string, unknown> | undefined;
+
+  /** The OpenAPI 3.1 description of this API, generated once from the schemas above. */
+  @Get('openapi.json')
+  openApiDocument() {
+    this.document ??= buildOpenApiDocument();
+    return this.document;
+  }
 
   /** Matches, filtered, in id order, one page at a time (`nextCursor` continues). */
   @Get('matches')
@@ -244,7 +220,8 @@ export class InternalApiController {
 
   /** Revokes a key: every instance refuses it within 5 seconds. */
   @Delete('keys/:keyId')
-  async revokeKey(@Param('keyId') keyId: string) {
+  async revokeKey(@Param('keyId') rawKeyId: string) {
+    const keyId = parseOr400(keyIdSchema, rawKeyId, 'path.keyId');
     if (!(await this.keys.revoke(keyId))) throw new HttpException({ error: 'not_found', detail: 'no such key' }, 404);
     return { revoked: true, keyId };
   }
