@@ -237,6 +237,7 @@ describe('errors are RFC 9457 problem details everywhere, with x-request-id', ()
     ['media type', 'PUT', '/v1/internal/matches/pd-1', { token: true, type: 'application/xml' }, '<a/>', 415, 'unsupported_media_type'],
     ['too large', 'PUT', '/v1/internal/matches/pd-1', { token: true, json: true }, `"${'x'.repeat(2_000_000)}"`, 413, 'payload_too_large'],
     ['no route', 'GET', '/v1/nothing-here?token=s3cret', {}, undefined, 404, 'not_found'],
+    ['malformed URL', 'GET', '/v1/internal/matches/%E0%A4%A', { token: true }, undefined, 400, 'bad_request'],
     ['wrong method', 'DELETE', '/v1/internal/matches', { token: true }, undefined, 405, 'method_not_allowed'],
     ['unsigned hook', 'POST', '/v1/hooks/admin', { json: true }, '{"type":"admin.hooks.ok","matchId":"m-1"}', 401, 'unauthorized'],
   ] as const)('%s → %i', async (_label, method, path, opts, body, status, error) => {
