@@ -298,6 +298,7 @@ describe('flock-workers', () => {
       ['matches', 'show', 'cli-watch-2', '--watch', '--interval-ms', '200', '--timeout-ms', '1500', '--url', service.url],
       {
         env: apiEnv(),
+        timeoutMs: 90_000,
       },
     );
     expect(Date.now() - started).toBeGreaterThanOrEqual(1500);
