@@ -123,6 +123,31 @@ export const matchViewSchema = z
         .object({ playerId: z.string(), amountCents: z.number().int(), currency: z.string(), reason: z.string().nullable(), at: isoTime })
         .strict(),
     ),
+    streamHealth: z.array(
+      z
+        .object({
+          side: sideSchema,
+          graceMs: z.number().int().nullable(),
+          lastSampleAt: isoTime.nullable(),
+          lastOutcome: z.enum(['healthy', 'violating', 'unknown']).nullable(),
+          episode: z
+            .object({
+              id: z.string(),
+              state: z.enum(['open', 'closed', 'verdict']),
+              openedAt: isoTime,
+              anchorAt: isoTime,
+              elapsedMs: z.number(),
+              pausedMs: z.number(),
+              violations: z.array(z.string()),
+              graceDeadlineAt: isoTime.nullable(),
+              closedAt: isoTime.nullable(),
+              verdictAt: isoTime.nullable(),
+            })
+            .strict()
+            .nullable(),
+        })
+        .strict(),
+    ),
     enforcement: z.array(
       z
         .object({ side: sideSchema, verdict: z.enum(['FORFEIT', 'DISPUTE']), reason: z.string(), evidenceId: z.string(), at: isoTime })
