@@ -115,6 +115,21 @@ export const matchViewSchema = z
         failureReason: z.string().nullable(),
         releasedAt: isoTime.nullable(),
         cleanup: z.enum(CLEANUP_STATES),
+        adminKey: z
+          .object({
+            keyId: z.string().nullable(),
+            delivery: z.enum(['PENDING', 'DELIVERED', 'FAILED', 'CANCELLED']),
+            attempts: z.number().int(),
+            deliveredAt: isoTime.nullable(),
+            revoked: z.boolean(),
+            lastFailure: z
+              .object({ reason: z.string(), status: z.number().int().nullable(), detail: z.string().nullable() })
+              .strict()
+              .nullable(),
+            adminHookBlocked: z.string().nullable(),
+          })
+          .strict()
+          .nullable(),
       })
       .strict()
       .nullable(),
@@ -212,6 +227,16 @@ export const keyIssuedSchema = z
     matchId: z.string(),
     kind: z.enum(['overlay', 'admin']),
     expiresAt: isoTime,
+  })
+  .strict();
+
+/** GET /v1/internal/matches/{id}/overlay-keys (main's route; its key items are described loosely for now). */
+export const overlayKeysSchema = z
+  .object({
+    matchId: z.string(),
+    issued: z.boolean(),
+    detail: z.string().optional(),
+    keys: z.array(z.object({}).loose()),
   })
   .strict();
 

@@ -21,6 +21,7 @@ import {
   matchesPageSchema,
   matchViewSchema,
   openApiDocumentSchema,
+  overlayKeysSchema,
   upsertMatchSchema,
 } from './internal-api.schemas.js';
 import { PROBLEM_CONTENT_TYPE, problemSchema } from './problem.js';
@@ -88,6 +89,15 @@ export const INTERNAL_OPERATIONS: readonly InternalOperation[] = [
     summary: 'A match: status, checklist, provisioning, refunds, enforcement and evidence',
     params: matchId,
     responses: { 200: { description: 'the match view', schema: matchViewSchema } },
+    problems: { ...invalid, 404: 'no such match' },
+  },
+  {
+    method: 'get',
+    path: '/v1/internal/matches/{id}/overlay-keys',
+    operationId: 'getOverlayKeys',
+    summary: 'The match’s overlay keys, one per player, issued when its server went ready (secrets; no-store)',
+    params: matchId,
+    responses: { 200: { description: 'the keys, or `issued: false` with why', schema: overlayKeysSchema } },
     problems: { ...invalid, 404: 'no such match' },
   },
   {

@@ -278,6 +278,7 @@ describe('every documented success answer', () => {
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect((await api('GET', `/v1/internal/matches/${id}`)).status).toBe(200);
     expect((await api('GET', '/v1/internal/matches?limit=100')).status).toBe(200);
+    expect((await api('GET', `/v1/internal/matches/${id}/overlay-keys`)).json).toMatchObject({ matchId: id, issued: false });
     const key = await api('POST', '/v1/internal/keys', { matchId: id, kind: 'admin' });
     expect(key.status).toBe(201);
     expect((await api('DELETE', `/v1/internal/keys/${key.json.keyId}`)).json).toEqual({ revoked: true, keyId: key.json.keyId });
