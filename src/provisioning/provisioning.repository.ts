@@ -12,6 +12,19 @@ export async function lockProvision(db: Db, matchId: string): Promise<Provision 
   return db.selectFrom('provisions').selectAll().where('match_id', '=', matchId).forUpdate().executeTakeFirst();
 }
 
+/** Locks and returns the provisions of these matches (absent ones are simply missing), in match_id order. */
+export async function lockProvisions(db: Db, matchIds: readonly string[]): Promise<Map<string, Provision>> {
+  if (matchIds.length === 0) return new Map();
+  const rows = await db
+    .selectFrom('provisions')
+    .selectAll()
+    .where('match_id', 'in', [...matchIds])
+    .orderBy('match_id')
+    .forUpdate()
+    .execute();
+  return new Map(rows.map((r) => [r.match_id, r]));
+}
+
 const EMPTY_PROVISION = {
   reserved_event_id: null,
   reserved_at: null,
@@ -60,6 +73,38 @@ export async function insertReserved(db: Db, r: Reservation, now: number, deadli
     next_poll_at: new Date(firstPollAt),
   });
 }
+
+/** New reservations in one statement (as insertReserved on each), all reserved at `now`. */
+export async function insertReservedMany(
+  db: Db,
+  reservations: readonly Reservation[],
+  now: number,
+  deadlineAt: number,
+  firstPollAt = now,
+): Promise<void> {
+  const at = new Date(now);
+  for (let i = 0; i < reservations.length; i += INSERT_CHUNK) {
+    await db
+      .insertInto('provisions')
+      .values(
+        reservations.slice(i, i + INSERT_CHUNK).map((r) => ({
+          ...EMPTY_PROVISION,
+          match_id: r.matchId,
+          panel_server_id: r.panelServerId,
+          updated_at: at,
+          state: 'RESERVED' as const,
+          reserved_event_id: r.eventId,
+          reserved_at: at,
+          deadline_at: new Date(deadlineAt),
+          next_poll_at: new Date(firstPollAt),
+        })),
+      )
+      .execute();
+  }
+}
+
+/** Rows per multi-row INSERT (20 columns each stays far below PostgreSQL's 65,535 bind parameters). */
+const INSERT_CHUNK = 1_000;
 
 /** A release that overtook its reservation: remembered as released, panel cleanup due now. */
 export async function insertReleasedBeforeReserved(db: Db, r: Reservation, now: number): Promise<void> {
@@ -312,6 +357,31 @@ export async function markReady(db: Db, matchId: string, now: number): Promise<b
     .returning('match_id')
     .executeTakeFirst();
   return updated !== undefined;
+}
+
+/** markReady for many provisions in one statement; returns the match ids that were still active (now READY). */
+export async function markReadyMany(db: Db, matchIds: readonly string[], now: number): Promise<Set<string>> {
+  if (matchIds.length === 0) return new Set();
+  const at = new Date(now);
+  const updated = await db
+    .updateTable('provisions')
+    .set({ state: 'READY', ready_at: at, next_poll_at: null, lease_owner: null, lease_until: null, updated_at: at })
+    .where('match_id', 'in', [...matchIds])
+    .where('state', 'in', ACTIVE_STATES)
+    .returning('match_id')
+    .execute();
+  return new Set(updated.map((r) => r.match_id));
+}
+
+/** Whether each match requires an overlay (overlayRequired for many; an unknown match requires none). */
+export async function overlayRequiredMany(db: Db, matchIds: readonly string[]): Promise<Map<string, boolean>> {
+  if (matchIds.length === 0) return new Map();
+  const rows = await db
+    .selectFrom('matches')
+    .select(['id', 'overlay_required'])
+    .where('id', 'in', [...matchIds])
+    .execute();
+  return new Map(rows.map((r) => [r.id, r.overlay_required]));
 }
 
 /** Active → FAILED with the cleanup it needs; false when the provision was no longer active. */
