@@ -155,17 +155,24 @@ export interface ClaimRequest {
   limit: number;
 }
 
-/** Which rows each kind of work claims, and the column a claim parks at `lease_until` until the work writes it. */
+/**
+ * Which rows each kind of work claims, in which order, and the column a claim parks at `lease_until` until the work
+ * writes it. A kind may claim from several sets, one after the other (each a partial index read in order up to the
+ * limit: a claim costs the same with 100 or 100,000 provisions due).
+ */
 const CLAIMS = {
   poll: {
     parked: 'next_poll_at',
-    // A provision waiting for signals is polled once more at its deadline, so it times out without the monitor.
-    due: (now: Date) =>
-      sql`((state IN ('RESERVED', 'INSTALLING') AND next_poll_at <= ${now}) OR (state = 'WAITING_SIGNALS' AND deadline_at <= ${now}))`,
+    sets: [
+      // A provision waiting for signals is polled once more at its deadline, so it times out without the monitor
+      // (index provisions_waiting_deadline); then the due polls, most overdue first (index provisions_due).
+      { due: (now: Date) => sql`state = 'WAITING_SIGNALS' AND deadline_at <= ${now}`, order: 'deadline_at' },
+      { due: (now: Date) => sql`state IN ('RESERVED', 'INSTALLING') AND next_poll_at <= ${now}`, order: 'next_poll_at' },
+    ],
   },
   cleanup: {
     parked: 'cleanup_next_at',
-    due: (now: Date) => sql`cleanup_state = 'PENDING' AND cleanup_next_at <= ${now}`,
+    sets: [{ due: (now: Date) => sql`cleanup_state = 'PENDING' AND cleanup_next_at <= ${now}`, order: 'cleanup_next_at' }],
   },
 } as const;
 
@@ -174,20 +181,25 @@ const CLAIMS = {
  * instance's lease. Concurrent claimers skip each other's rows instead of waiting (SKIP LOCKED).
  */
 export async function claimDue(db: Db, kind: keyof typeof CLAIMS, c: ClaimRequest): Promise<Provision[]> {
-  const { parked, due } = CLAIMS[kind];
+  const { parked, sets } = CLAIMS[kind];
   const now = new Date(c.now);
   const until = new Date(c.now + c.leaseMs);
-  const claimed = await sql<Provision>`
-    UPDATE provisions SET lease_owner = ${c.instanceId}, lease_until = ${until}, ${sql.ref(parked)} = ${until}
-    WHERE match_id IN (
-      SELECT match_id FROM provisions
-      WHERE ${due(now)}
-        AND (lease_owner IS NULL OR lease_owner = ${c.instanceId} OR lease_until < ${now})
-      ORDER BY ${sql.ref(parked)}
-      LIMIT ${c.limit}
-      FOR UPDATE SKIP LOCKED)
-    RETURNING *`.execute(db);
-  return claimed.rows;
+  const claimed: Provision[] = [];
+  for (const { due, order } of sets) {
+    if (claimed.length >= c.limit) break;
+    const rows = await sql<Provision>`
+      UPDATE provisions SET lease_owner = ${c.instanceId}, lease_until = ${until}, ${sql.ref(parked)} = ${until}
+      WHERE match_id IN (
+        SELECT match_id FROM provisions
+        WHERE ${due(now)}
+          AND (lease_owner IS NULL OR lease_owner = ${c.instanceId} OR lease_until < ${now})
+        ORDER BY ${sql.ref(order)}
+        LIMIT ${c.limit - claimed.length}
+        FOR UPDATE SKIP LOCKED)
+      RETURNING *`.execute(db);
+    claimed.push(...rows.rows);
+  }
+  return claimed;
 }
 
 /**
