@@ -301,6 +301,8 @@ const migrations: Record<string, Migration> = {
         )
       `,
       );
+    },
+  },
   '0010_provisions_waiting_deadline': {
     async up(db: Kysely<unknown>) {
       // The poller's claim of overdue WAITING_SIGNALS rows reads this index in deadline order and stops at its limit,
