@@ -169,6 +169,10 @@ export class ServerProvisionWorker implements ReadinessSignals {
       { serverInstalled: false },
       now,
     );
+    if (this.keys) {
+      const byMatch = new Map(items.map((i) => [i.event.eventId, i.logger]));
+      for (const r of fresh) await this.keys.onReserved(trx, r.matchId, r.panelServerId, now, byMatch.get(r.eventId)!);
+    }
   }
 
   // ---- readiness signals (hook calls, through the ReadinessSignals port) ------------------------
