@@ -166,10 +166,56 @@ export async function updateChecklist(
   return db.updateTable('checklists').set(set).where('match_id', '=', matchId).returningAll().executeTakeFirstOrThrow();
 }
 
+/**
+ * updateChecklist for many matches with the same boolean fields, in one statement (an upsert: a missing checklist
+ * is created with these fields set). Returns the updated rows.
+ */
+export async function updateChecklists(
+  db: Db,
+  matchIds: readonly string[],
+  fields: Partial<ChecklistView>,
+  now: number,
+): Promise<Checklist[]> {
+  if (matchIds.length === 0) return [];
+  const at = new Date(now);
+  const set: Record<string, unknown> = {};
+  for (const [field, value] of Object.entries(fields)) set[CHECKLIST_COLUMNS[field as ChecklistField]] = value;
+  const rows: Checklist[] = [];
+  for (let i = 0; i < matchIds.length; i += 5_000) {
+    const chunk = [...new Set(matchIds.slice(i, i + 5_000))];
+    rows.push(
+      ...(await db
+        .insertInto('checklists')
+        .values(chunk.map((matchId) => ({ match_id: matchId, updated_at: at, ...set })))
+        .onConflict((oc) =>
+          oc.column('match_id').doUpdateSet((eb) => {
+            const update: Record<string, unknown> = { updated_at: eb.ref('excluded.updated_at') };
+            for (const column of Object.keys(set)) update[column] = eb.ref(`excluded.${column}` as 'excluded.updated_at');
+            return update;
+          }),
+        )
+        .returningAll()
+        .execute()),
+    );
+  }
+  return rows;
+}
+
 export async function getChecklist(db: Db, matchId: string, forUpdate = false): Promise<Checklist | undefined> {
   let q = db.selectFrom('checklists').selectAll().where('match_id', '=', matchId);
   if (forUpdate) q = q.forUpdate();
   return q.executeTakeFirst();
+}
+
+/** The checklists of these matches (absent ones are missing from the map). */
+export async function getChecklists(db: Db, matchIds: readonly string[]): Promise<Map<string, Checklist>> {
+  if (matchIds.length === 0) return new Map();
+  const rows = await db
+    .selectFrom('checklists')
+    .selectAll()
+    .where('match_id', 'in', [...matchIds])
+    .execute();
+  return new Map(rows.map((r) => [r.match_id, r]));
 }
 
 export function checklistView(row: Checklist | undefined): ChecklistView {

@@ -1,12 +1,12 @@
 import type { Logger } from 'pino';
-import { enqueueEvent } from '../infra/bus/outbox.js';
+import { enqueueEvent, enqueueEvents } from '../infra/bus/outbox.js';
 import type { Db } from '../infra/db/db.js';
 import { Topics } from '../events/topics.js';
-import type { Provision } from '../infra/db/schema.js';
+import type { Checklist, Provision } from '../infra/db/schema.js';
 import { cancelAndRefund, getChecklist } from '../matches/match.repository.js';
 import { cleanupAfterFailure, type FailureReason } from './policy.js';
 import type { MatchKeyLifecycle } from './match-keys.js';
-import { markFailed, markReady } from './provisioning.repository.js';
+import { markFailed, markReady, markReadyMany } from './provisioning.repository.js';
 import type { ProvisioningDeps } from './settings.js';
 
 /**
@@ -43,6 +43,55 @@ export class ProvisionOutcomes {
     this.deps.metrics.provisionOutcomes.inc({ outcome: 'ready', reason: '' });
     this.deps.metrics.provisionReadySeconds.observe(seconds);
     logger.info({ eventId: emitted?.eventId, readyAfterSeconds: seconds }, 'server ready');
+    return true;
+  }
+
+  /**
+   * `ready` for many provisions in a few statements: one UPDATE, one multi-row outbox INSERT. `checklists` are the
+   * matches' checklists as they stand in this transaction. Returns true when it wrote outbox rows.
+   */
+  async readyMany(
+    trx: Db,
+    items: readonly { provision: Provision; logger: Logger }[],
+    checklists: ReadonlyMap<string, Checklist>,
+    now: number,
+  ): Promise<boolean> {
+    const marked = await markReadyMany(
+      trx,
+      items.map((i) => i.provision.match_id),
+      now,
+    );
+    const done = items.filter((i) => marked.has(i.provision.match_id));
+    if (done.length === 0) return false;
+    const emitted = await enqueueEvents(
+      trx,
+      done.map(({ provision }) => {
+        const checklist = checklists.get(provision.match_id);
+        return {
+          topic: Topics.serverReady,
+          matchId: provision.match_id,
+          now,
+          dedupeKey: `server.ready:${provision.match_id}`,
+          payload: {
+            panelServerId: provision.panel_server_id,
+            reservedEventId: provision.reserved_event_id,
+            readyAt: new Date(now).toISOString(),
+            checklist: {
+              serverInstalled: true,
+              adminHooksOk: checklist?.admin_hooks_ok ?? false,
+              overlayConnected: checklist?.overlay_connected ?? false,
+            },
+          },
+        };
+      }),
+    );
+    for (const { provision, logger } of done) await this.keys?.onReady(trx, provision.match_id, now, logger);
+    done.forEach(({ provision, logger }, i) => {
+      const seconds = provision.reserved_at ? (now - provision.reserved_at.getTime()) / 1000 : 0;
+      this.deps.metrics.provisionOutcomes.inc({ outcome: 'ready', reason: '' });
+      this.deps.metrics.provisionReadySeconds.observe(seconds);
+      logger.info({ eventId: emitted[i]?.eventId, readyAfterSeconds: seconds }, 'server ready');
+    });
     return true;
   }
 

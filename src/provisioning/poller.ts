@@ -1,15 +1,18 @@
 import type { Logger } from 'pino';
 import type { Db } from '../infra/db/db.js';
 import type { Provision } from '../infra/db/schema.js';
-import { updateChecklist } from '../matches/match.repository.js';
+import { isTransientInfrastructureError } from '../infra/faults/outage.js';
+import { getChecklists, updateChecklist, updateChecklists } from '../matches/match.repository.js';
 import type { ProvisionOutcomes } from './outcomes.js';
-import { decideAfterPoll, isActive, type Decision, type PanelObservation } from './policy.js';
+import { decideAfterPoll, isActive, type Decision, type PanelObservation, type SignalState } from './policy.js';
 import {
   claimDue,
   claimWatched,
   lockLeased,
   lockProvision,
+  lockProvisions,
   markServersInstalled,
+  overlayRequiredMany,
   releaseWatched,
   saveListedProgress,
   savePollProgress,
@@ -45,12 +48,20 @@ export class ProvisionPoller {
     private readonly outcomes: ProvisionOutcomes,
   ) {}
 
-  /** Claims provisions whose poll is due (and not leased by a live instance) and polls them. */
+  /**
+   * Claims up to `claimLimit` provisions whose poll is due (and not leased by a live instance) and polls them,
+   * `concurrency` at a time; each group's outcomes are written in one transaction.
+   */
   async pollDue(): Promise<number> {
     const { db, clock, instanceId, settings } = this.deps;
     if (await this.listingsHealthy()) return 0;
-    const claimed = await claimDue(db, 'poll', { instanceId, now: clock.now(), leaseMs: settings.leaseMs, limit: settings.concurrency });
-    await Promise.all(claimed.map((p) => this.pollOne(p)));
+    const claimed = await claimDue(db, 'poll', {
+      instanceId,
+      now: clock.now(),
+      leaseMs: settings.leaseMs,
+      limit: Math.max(settings.concurrency, settings.claimLimit ?? settings.concurrency),
+    });
+    await this.pollGroups(claimed, { listed: false });
     return claimed.length;
   }
 
@@ -95,7 +106,7 @@ export class ProvisionPoller {
     await listing.kv.set(LISTING_HEALTHY_KEY, instanceId, { px: via.fallbackMs }).catch(() => undefined);
     // What the listing showed: one transaction, its waits in one statement. The absent: a confirming GET each.
     const rest = await this.saveListed(claimed, result.seen, via);
-    await inBatches(rest, settings.concurrency, (p) => this.pollOne(p, via, result.seen.get(p.panel_server_id)));
+    await this.pollGroups(rest, via, result.seen);
     this.lastPassMs = clock.now() - now;
     return claimed.length;
   }
@@ -175,6 +186,128 @@ export class ProvisionPoller {
     }
   }
 
+  /**
+   * Observes the claimed provisions, `concurrency` panel requests at a time, and meanwhile writes the outcomes
+   * observed so far, each lot in ONE transaction (a few statements for the lot): a fast panel gives few large lots,
+   * a slow one small, timely lots. A failed observation or lot does not stop the others; the first error is rethrown
+   * at the end (the poll loop logs it).
+   */
+  private async pollGroups(claimed: readonly Provision[], via: Via, seen?: ReadonlyMap<number, PanelObservation>): Promise<void> {
+    let failure: { error: unknown } | undefined;
+    const observed: Observed[] = [];
+    let next = 0;
+    let finished = 0;
+    let wake: (() => void) | undefined;
+    const observer = async () => {
+      while (next < claimed.length) {
+        const provision = claimed[next++]!;
+        try {
+          const observation = await this.observe(provision, provision.deadline_at!.getTime(), via, seen?.get(provision.panel_server_id));
+          observed.push({ claimed: provision, observation });
+        } catch (error) {
+          failure ??= { error };
+        } finally {
+          finished++;
+          wake?.();
+        }
+      }
+    };
+    const observers = Promise.all(Array.from({ length: Math.min(Math.max(1, this.deps.settings.concurrency), claimed.length) }, observer));
+    for (;;) {
+      if (observed.length === 0) {
+        if (finished === claimed.length) break;
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+        });
+        wake = undefined;
+        continue;
+      }
+      try {
+        await this.writeLot(observed.splice(0), via);
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
+    await observers;
+    if (failure) throw failure.error;
+  }
+
+  /**
+   * One lot of outcomes in one transaction. If it fails for anything but an outage, each provision of the lot is
+   * written on its own, so one bad provision never holds the others back.
+   */
+  private async writeLot(lot: readonly Observed[], via: Via): Promise<void> {
+    const { db, logger } = this.deps;
+    let wroteOutbox = false;
+    try {
+      wroteOutbox = await db.transaction().execute((trx) => this.applyGroup(trx, lot, via));
+    } catch (error) {
+      if (lot.length <= 1 || isTransientInfrastructureError(error)) throw error;
+      logger.warn({ err: error, size: lot.length }, 'writing a lot of poll outcomes failed; writing each on its own');
+      const each = await Promise.allSettled(lot.map((o) => this.applyOne(o.claimed, o.observation, via)));
+      if (each.some((r) => r.status === 'fulfilled' && r.value)) this.deps.onOutboxWrite?.();
+      const failed = each.find((r) => r.status === 'rejected');
+      if (failed) throw failed.reason;
+      return;
+    }
+    if (wroteOutbox) this.deps.onOutboxWrite?.();
+  }
+
+  /** One group's outcomes in `trx`: one lock, one read of the signals, per-provision writes except `ready` (bulk). */
+  private async applyGroup(trx: Db, observed: readonly Observed[], via: Via): Promise<boolean> {
+    if (observed.length === 0) return false;
+    const { clock, instanceId } = this.deps;
+    const locked = await lockProvisions(
+      trx,
+      observed.map((o) => o.claimed.match_id),
+    );
+    const live = observed.flatMap((o) => {
+      const provision = locked.get(o.claimed.match_id);
+      return provision && isActive(provision.state) && provision.lease_owner === instanceId ? [{ ...o, provision }] : [];
+    });
+    if (live.length === 0) return false;
+    const ids = live.map((o) => o.provision.match_id);
+    const checklists = await getChecklists(trx, ids);
+    const overlay = await overlayRequiredMany(trx, ids);
+    const now = clock.now();
+    let wroteOutbox = false;
+    const ready: { provision: Provision; logger: Logger }[] = [];
+    for (const { claimed, provision, observation } of live) {
+      const logger = this.loggerFor(claimed);
+      const deadlineAt = claimed.deadline_at!.getTime();
+      logObservation(observation, logger);
+      const checklist = checklists.get(provision.match_id);
+      const signals: SignalState = {
+        adminHooksOk: checklist?.admin_hooks_ok ?? false,
+        overlayConnected: checklist?.overlay_connected ?? false,
+        overlayRequired: overlay.get(provision.match_id) ?? false,
+      };
+      const decision = rescheduleListed(
+        this.decideWith(provision, observation, signals, deadlineAt, now),
+        observation,
+        via,
+        now,
+        deadlineAt,
+      );
+      if (decision.kind === 'ready') ready.push({ provision, logger });
+      else if (await this.apply(trx, provision, decision, now, logger, panelStatusOf(observation), via)) wroteOutbox = true;
+    }
+    if (ready.length > 0) {
+      const rows = await updateChecklists(
+        trx,
+        ready.map((r) => r.provision.match_id),
+        { serverInstalled: true },
+        now,
+      );
+      if (await this.outcomes.readyMany(trx, ready, new Map(rows.map((r) => [r.match_id, r])), now)) wroteOutbox = true;
+    }
+    return wroteOutbox;
+  }
+
+  private loggerFor(claimed: Provision): Logger {
+    return this.deps.logger.child({ matchId: claimed.match_id, panelServerId: claimed.panel_server_id });
+  }
+
   /** Keeps the fleet from listing again until these requests fit in the listing's share of the budget. */
   private async holdListing(requests: number): Promise<number> {
     const listing = this.deps.listing!;
@@ -183,12 +316,12 @@ export class ProvisionPoller {
     return quietMs;
   }
 
-  private async pollOne(claimed: Provision, via: Via = { listed: false }, listed?: PanelObservation): Promise<void> {
-    const { db, clock, logger: root } = this.deps;
-    const logger = root.child({ matchId: claimed.match_id, panelServerId: claimed.panel_server_id });
+  /** One provision's outcome in its own transaction (the fallback when its group's transaction failed). */
+  private async applyOne(claimed: Provision, observation: PanelObservation | null, via: Via): Promise<boolean> {
+    const { db, clock } = this.deps;
+    const logger = this.loggerFor(claimed);
     const deadlineAt = claimed.deadline_at!.getTime();
-    const observation = await this.observe(claimed, deadlineAt, via, listed);
-    const wroteOutbox = await db.transaction().execute(async (trx) => {
+    return db.transaction().execute(async (trx) => {
       const provision = await lockProvision(trx, claimed.match_id);
       if (!provision || !isActive(provision.state) || provision.lease_owner !== this.deps.instanceId) return false;
       const now = clock.now();
@@ -203,7 +336,6 @@ export class ProvisionPoller {
         via,
       );
     });
-    if (wroteOutbox) this.deps.onOutboxWrite?.();
   }
 
   private async observe(claimed: Provision, deadlineAt: number, via: Via, listed?: PanelObservation): Promise<PanelObservation | null> {
@@ -224,16 +356,25 @@ export class ProvisionPoller {
     deadlineAt: number,
     now: number,
   ): Promise<Decision> {
-    if (observation === null) return { kind: 'fail', reason: 'TIMEOUT', detail: 'readiness deadline passed' };
-    const snapshot = { state: provision.state, deadlineAt, pollFailures: provision.poll_failures };
-    return decideAfterPoll(
-      snapshot,
+    return this.decideWith(
+      provision,
       observation,
-      await signalStateOf(trx, provision.match_id),
+      observation === null ? null : await signalStateOf(trx, provision.match_id),
+      deadlineAt,
       now,
-      this.deps.settings,
-      this.deps.random(),
     );
+  }
+
+  private decideWith(
+    provision: Provision,
+    observation: PanelObservation | null,
+    signals: SignalState | null,
+    deadlineAt: number,
+    now: number,
+  ): Decision {
+    if (observation === null || signals === null) return { kind: 'fail', reason: 'TIMEOUT', detail: 'readiness deadline passed' };
+    const snapshot = { state: provision.state, deadlineAt, pollFailures: provision.poll_failures };
+    return decideAfterPoll(snapshot, observation, signals, now, this.deps.settings, this.deps.random());
   }
 
   /** Persists a policy decision; returns true when it wrote outbox rows. */
@@ -290,8 +431,9 @@ function rescheduleListed(decision: Decision, observation: PanelObservation | nu
   return { ...decision, nextPollAt: Math.min(now + via.fallbackMs, deadlineAt) };
 }
 
-async function inBatches<T>(items: readonly T[], size: number, work: (item: T) => Promise<void>): Promise<void> {
-  for (let i = 0; i < items.length; i += size) await Promise.all(items.slice(i, i + size).map(work));
+interface Observed {
+  claimed: Provision;
+  observation: PanelObservation | null;
 }
 
 function panelStatusOf(observation: PanelObservation | null): string | null {

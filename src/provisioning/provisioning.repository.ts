@@ -12,6 +12,19 @@ export async function lockProvision(db: Db, matchId: string): Promise<Provision 
   return db.selectFrom('provisions').selectAll().where('match_id', '=', matchId).forUpdate().executeTakeFirst();
 }
 
+/** Locks and returns the provisions of these matches (absent ones are simply missing), in match_id order. */
+export async function lockProvisions(db: Db, matchIds: readonly string[]): Promise<Map<string, Provision>> {
+  if (matchIds.length === 0) return new Map();
+  const rows = await db
+    .selectFrom('provisions')
+    .selectAll()
+    .where('match_id', 'in', [...matchIds])
+    .orderBy('match_id')
+    .forUpdate()
+    .execute();
+  return new Map(rows.map((r) => [r.match_id, r]));
+}
+
 const EMPTY_PROVISION = {
   reserved_event_id: null,
   reserved_at: null,
@@ -60,6 +73,38 @@ export async function insertReserved(db: Db, r: Reservation, now: number, deadli
     next_poll_at: new Date(firstPollAt),
   });
 }
+
+/** New reservations in one statement (as insertReserved on each), all reserved at `now`. */
+export async function insertReservedMany(
+  db: Db,
+  reservations: readonly Reservation[],
+  now: number,
+  deadlineAt: number,
+  firstPollAt = now,
+): Promise<void> {
+  const at = new Date(now);
+  for (let i = 0; i < reservations.length; i += INSERT_CHUNK) {
+    await db
+      .insertInto('provisions')
+      .values(
+        reservations.slice(i, i + INSERT_CHUNK).map((r) => ({
+          ...EMPTY_PROVISION,
+          match_id: r.matchId,
+          panel_server_id: r.panelServerId,
+          updated_at: at,
+          state: 'RESERVED' as const,
+          reserved_event_id: r.eventId,
+          reserved_at: at,
+          deadline_at: new Date(deadlineAt),
+          next_poll_at: new Date(firstPollAt),
+        })),
+      )
+      .execute();
+  }
+}
+
+/** Rows per multi-row INSERT (20 columns each stays far below PostgreSQL's 65,535 bind parameters). */
+const INSERT_CHUNK = 1_000;
 
 /** A release that overtook its reservation: remembered as released, panel cleanup due now. */
 export async function insertReleasedBeforeReserved(db: Db, r: Reservation, now: number): Promise<void> {
@@ -110,17 +155,24 @@ export interface ClaimRequest {
   limit: number;
 }
 
-/** Which rows each kind of work claims, and the column a claim parks at `lease_until` until the work writes it. */
+/**
+ * Which rows each kind of work claims, in which order, and the column a claim parks at `lease_until` until the work
+ * writes it. A kind may claim from several sets, one after the other (each a partial index read in order up to the
+ * limit: a claim costs the same with 100 or 100,000 provisions due).
+ */
 const CLAIMS = {
   poll: {
     parked: 'next_poll_at',
-    // A provision waiting for signals is polled once more at its deadline, so it times out without the monitor.
-    due: (now: Date) =>
-      sql`((state IN ('RESERVED', 'INSTALLING') AND next_poll_at <= ${now}) OR (state = 'WAITING_SIGNALS' AND deadline_at <= ${now}))`,
+    sets: [
+      // A provision waiting for signals is polled once more at its deadline, so it times out without the monitor
+      // (index provisions_waiting_deadline); then the due polls, most overdue first (index provisions_due).
+      { due: (now: Date) => sql`state = 'WAITING_SIGNALS' AND deadline_at <= ${now}`, order: 'deadline_at' },
+      { due: (now: Date) => sql`state IN ('RESERVED', 'INSTALLING') AND next_poll_at <= ${now}`, order: 'next_poll_at' },
+    ],
   },
   cleanup: {
     parked: 'cleanup_next_at',
-    due: (now: Date) => sql`cleanup_state = 'PENDING' AND cleanup_next_at <= ${now}`,
+    sets: [{ due: (now: Date) => sql`cleanup_state = 'PENDING' AND cleanup_next_at <= ${now}`, order: 'cleanup_next_at' }],
   },
 } as const;
 
@@ -129,20 +181,25 @@ const CLAIMS = {
  * instance's lease. Concurrent claimers skip each other's rows instead of waiting (SKIP LOCKED).
  */
 export async function claimDue(db: Db, kind: keyof typeof CLAIMS, c: ClaimRequest): Promise<Provision[]> {
-  const { parked, due } = CLAIMS[kind];
+  const { parked, sets } = CLAIMS[kind];
   const now = new Date(c.now);
   const until = new Date(c.now + c.leaseMs);
-  const claimed = await sql<Provision>`
-    UPDATE provisions SET lease_owner = ${c.instanceId}, lease_until = ${until}, ${sql.ref(parked)} = ${until}
-    WHERE match_id IN (
-      SELECT match_id FROM provisions
-      WHERE ${due(now)}
-        AND (lease_owner IS NULL OR lease_owner = ${c.instanceId} OR lease_until < ${now})
-      ORDER BY ${sql.ref(parked)}
-      LIMIT ${c.limit}
-      FOR UPDATE SKIP LOCKED)
-    RETURNING *`.execute(db);
-  return claimed.rows;
+  const claimed: Provision[] = [];
+  for (const { due, order } of sets) {
+    if (claimed.length >= c.limit) break;
+    const rows = await sql<Provision>`
+      UPDATE provisions SET lease_owner = ${c.instanceId}, lease_until = ${until}, ${sql.ref(parked)} = ${until}
+      WHERE match_id IN (
+        SELECT match_id FROM provisions
+        WHERE ${due(now)}
+          AND (lease_owner IS NULL OR lease_owner = ${c.instanceId} OR lease_until < ${now})
+        ORDER BY ${sql.ref(order)}
+        LIMIT ${c.limit - claimed.length}
+        FOR UPDATE SKIP LOCKED)
+      RETURNING *`.execute(db);
+    claimed.push(...rows.rows);
+  }
+  return claimed;
 }
 
 /**
@@ -312,6 +369,31 @@ export async function markReady(db: Db, matchId: string, now: number): Promise<b
     .returning('match_id')
     .executeTakeFirst();
   return updated !== undefined;
+}
+
+/** markReady for many provisions in one statement; returns the match ids that were still active (now READY). */
+export async function markReadyMany(db: Db, matchIds: readonly string[], now: number): Promise<Set<string>> {
+  if (matchIds.length === 0) return new Set();
+  const at = new Date(now);
+  const updated = await db
+    .updateTable('provisions')
+    .set({ state: 'READY', ready_at: at, next_poll_at: null, lease_owner: null, lease_until: null, updated_at: at })
+    .where('match_id', 'in', [...matchIds])
+    .where('state', 'in', ACTIVE_STATES)
+    .returning('match_id')
+    .execute();
+  return new Set(updated.map((r) => r.match_id));
+}
+
+/** Whether each match requires an overlay (overlayRequired for many; an unknown match requires none). */
+export async function overlayRequiredMany(db: Db, matchIds: readonly string[]): Promise<Map<string, boolean>> {
+  if (matchIds.length === 0) return new Map();
+  const rows = await db
+    .selectFrom('matches')
+    .select(['id', 'overlay_required'])
+    .where('id', 'in', [...matchIds])
+    .execute();
+  return new Map(rows.map((r) => [r.id, r.overlay_required]));
 }
 
 /** Active → FAILED with the cleanup it needs; false when the provision was no longer active. */

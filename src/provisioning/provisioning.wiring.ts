@@ -39,7 +39,12 @@ export function wireProvisioning(w: ProvisioningWiring): ServerProvisionWorker {
     logger: logger.child({ worker: 'ServerProvisionWorker' }),
     metrics,
     instanceId: config.instanceId,
-    settings: { ...DEFAULT_PROVISION_SETTINGS, readyDeadlineMs: config.READY_DEADLINE_MS, pollEveryMs: config.POLL_EVERY_MS },
+    settings: {
+      ...DEFAULT_PROVISION_SETTINGS,
+      readyDeadlineMs: config.READY_DEADLINE_MS,
+      pollEveryMs: config.POLL_EVERY_MS,
+      claimLimit: pollClaimLimit(config.PTERO_RATE_LIMIT_PER_MIN, config.PTERO_RATE_LIMIT_WINDOW_MS),
+    },
     onOutboxWrite: w.onOutboxWrite,
     ...(listing ? { listing } : {}),
     ...(w.keys
@@ -71,4 +76,14 @@ export function wireProvisioning(w: ProvisioningWiring): ServerProvisionWorker {
     });
   }
   return worker;
+}
+
+/**
+ * Provisions one poll pass claims: every claimed provision needs one panel request within its lease, and the panel
+ * grants `budget` requests per window to the whole fleet, so a pass claims at most half of what fits in a lease
+ * (240/min, 20 s lease: 40), never fewer than the polling concurrency, never more than 200.
+ */
+export function pollClaimLimit(budget: number, windowMs: number, leaseMs = DEFAULT_PROVISION_SETTINGS.leaseMs): number {
+  const fits = Math.floor((budget * leaseMs) / windowMs / 2);
+  return Math.min(200, Math.max(DEFAULT_PROVISION_SETTINGS.concurrency, fits));
 }

@@ -1,15 +1,24 @@
-import type { EventContext, TopicHandler } from '../infra/bus/consumer-runtime.js';
+import type { BatchContext, BatchItem, EventContext, TopicHandler } from '../infra/bus/consumer-runtime.js';
 import type { Db } from '../infra/db/db.js';
 import { PollLoop } from '../infra/poll-loop.js';
 import { Topics } from '../events/topics.js';
-import { updateChecklist } from '../matches/match.repository.js';
+import { updateChecklist, updateChecklists } from '../matches/match.repository.js';
 import { PanelCleanup } from './cleanup.js';
 import { DeadlineMonitor } from './deadline-monitor.js';
 import { serverReleasedSchema, serverReservedSchema, type ServerReleased, type ServerReserved } from '../events/inbound.js';
 import { MatchKeyLifecycle } from './match-keys.js';
 import { ProvisionOutcomes } from './outcomes.js';
 import { ProvisionPoller } from './poller.js';
-import { insertReserved, lockProvision, releaseLeases, rememberLateReservation } from './provisioning.repository.js';
+import {
+  insertReserved,
+  insertReservedMany,
+  lockProvision,
+  lockProvisions,
+  releaseLeases,
+  rememberLateReservation,
+  type Reservation,
+} from './provisioning.repository.js';
+import type { Provision } from '../infra/db/schema.js';
 import { ReadinessRecorder } from './readiness.js';
 import type { ReadinessSignal, ReadinessSignals, ReadinessVerdict } from './readiness.port.js';
 import type { ProvisioningDeps, ServerProvisionWorkerDeps } from './settings.js';
@@ -66,6 +75,7 @@ export class ServerProvisionWorker implements ReadinessSignals {
       schema: serverReservedSchema,
       idempotencyKey: (eventId) => `wk:idemp:srv:reserved:${eventId}`,
       handle: (event, ctx) => this.onReserved(event, ctx),
+      handleMany: (items, ctx) => this.onReservedMany(items, ctx),
       afterCommit: () => this.nudge(),
     };
   }
@@ -109,6 +119,60 @@ export class ServerProvisionWorker implements ReadinessSignals {
     await updateChecklist(trx, event.matchId, { serverInstalled: false }, now);
     await this.keys?.onReserved(trx, event.matchId, event.panelServerId, now, logger);
     logger.info({ panelServerId: event.panelServerId, deadlineAt: new Date(deadlineAt).toISOString() }, 'server reserved; provisioning');
+  }
+
+  /**
+   * onReserved for a batch, with the same outcome as applying it event by event: one lock of the matches' provisions,
+   * the decisions in memory (a later reservation of the same match sees the earlier one), then one multi-row insert
+   * and one checklist upsert.
+   */
+  private async onReservedMany(items: readonly BatchItem<ServerReserved>[], { trx, now }: BatchContext): Promise<void> {
+    const known: Map<string, Pick<Provision, 'state' | 'reserved_event_id'>> = await lockProvisions(trx, [
+      ...new Set(items.map((i) => i.event.matchId)),
+    ]);
+    const deadlineAt = now + this.deps.settings.readyDeadlineMs;
+    const fresh: Reservation[] = [];
+    const late: ServerReserved[] = [];
+    for (const { event, logger } of items) {
+      const existing = known.get(event.matchId);
+      if (existing?.state === 'RELEASED' && existing.reserved_event_id === null) {
+        late.push(event);
+        known.set(event.matchId, { state: existing.state, reserved_event_id: event.eventId });
+        logger.warn(
+          { reason: 'RELEASED_BEFORE_RESERVED', panelServerId: event.panelServerId },
+          'reservation arrived after its release; not provisioning',
+        );
+      } else if (existing) {
+        logger.warn(
+          {
+            reason: 'ALREADY_RESERVED',
+            state: existing.state,
+            previousEventId: existing.reserved_event_id,
+            panelServerId: event.panelServerId,
+          },
+          'match already has a reservation; ignoring this one',
+        );
+      } else {
+        fresh.push(event);
+        known.set(event.matchId, { state: 'RESERVED', reserved_event_id: event.eventId });
+        logger.info(
+          { panelServerId: event.panelServerId, deadlineAt: new Date(deadlineAt).toISOString() },
+          'server reserved; provisioning',
+        );
+      }
+    }
+    for (const event of late) await rememberLateReservation(trx, event.matchId, event.eventId, now);
+    await insertReservedMany(trx, fresh, now, deadlineAt, now + (this.deps.listing?.fallbackMs ?? 0));
+    await updateChecklists(
+      trx,
+      fresh.map((r) => r.matchId),
+      { serverInstalled: false },
+      now,
+    );
+    if (this.keys) {
+      const byMatch = new Map(items.map((i) => [i.event.eventId, i.logger]));
+      for (const r of fresh) await this.keys.onReserved(trx, r.matchId, r.panelServerId, now, byMatch.get(r.eventId)!);
+    }
   }
 
   // ---- readiness signals (hook calls, through the ReadinessSignals port) ------------------------

@@ -17,6 +17,12 @@ export interface ProvisionSettings {
   leaseMs: number;
   /** Provisions polled concurrently by one instance (each still waits for a fleet-wide panel slot). */
   concurrency: number;
+  /**
+   * Provisions one poll pass claims (default and minimum `concurrency`); they are polled `concurrency` at a time and
+   * each group's outcomes written in one transaction. Every claimed provision must get its panel request within the
+   * lease, so the wiring ties this to the panel budget (docs/panel.md).
+   */
+  claimLimit?: number;
   cleanupMaxAttempts: number;
 }
 

@@ -54,6 +54,35 @@ const handler: TopicHandler<TestEvent> = {
   },
 };
 
+/** The same effect with a bulk form: one multi-row insert for the fresh events of a batch. */
+const BULK_TOPIC = 'test.bulk';
+let bulkCalls = 0;
+const bulkHandler: TopicHandler<TestEvent> = {
+  ...handler,
+  topic: BULK_TOPIC,
+  async handleMany(items, { trx, now }) {
+    bulkCalls += 1;
+    effectAttempts += items.length;
+    await trx
+      .insertInto('outbox')
+      .values(
+        items.map(({ event }) => ({
+          id: event.eventId,
+          topic: 'test.effect',
+          key: event.matchId,
+          payload: JSON.stringify({ n: event.n }),
+          headers: JSON.stringify({}),
+          dedupe_key: null,
+          created_at: new Date(now),
+          published_at: new Date(now),
+        })),
+      )
+      .execute();
+    const failing = items.find(({ event }) => (failures.get(event.eventId) ?? 0) > 0);
+    if (failing) throw new Error(`bulk effect failed on ${failing.event.eventId}`);
+  },
+};
+
 type RuntimeOptions = ConstructorParameters<typeof ConsumerRuntime>[0];
 
 function runtimeOptions(overrides: Partial<RuntimeOptions> = {}): RuntimeOptions {
@@ -76,14 +105,14 @@ function runtime(options: RuntimeOptions = runtimeOptions()): ConsumerRuntime {
 }
 
 let offset = 0;
-function message(matchId: string, n: number, eventId = randomUUID(), value?: string): InboundMessage {
+function message(matchId: string, n: number, eventId = randomUUID(), value?: string, topic = TOPIC): InboundMessage {
   return {
-    topic: TOPIC,
+    topic,
     partition: 0,
     offset: String(offset++),
     key: matchId,
     value: Buffer.from(value ?? JSON.stringify({ v: 'v1', eventId, matchId, n })),
-    headers: { 'event-id': eventId, 'event-type': TOPIC },
+    headers: { 'event-id': eventId, 'event-type': topic },
   };
 }
 
@@ -149,6 +178,43 @@ describe('ConsumerRuntime.handleBatch (real PostgreSQL)', () => {
     await r.handleBatch(batch);
     const applied = await effects(batch.map((m) => m.headers['event-id']!));
     expect(Object.fromEntries(applied)).toEqual({ 'm-p': [2], 'm-q': [1] });
+    const dead = await database.db
+      .selectFrom('dead_letters')
+      .select(['reason', 'event_id'])
+      .where('event_id', '=', poison.headers['event-id']!)
+      .execute();
+    expect(dead).toEqual([{ reason: 'HANDLER_FAILED', event_id: poison.headers['event-id'] }]);
+  });
+
+  it('a bulk handler gets the fresh events of a batch in one call, in order; a redelivery does not call it again', async () => {
+    const options = runtimeOptions();
+    const r = runtime(options);
+    r.register(bulkHandler);
+    const bulk = (matchId: string, n: number) => message(matchId, n, randomUUID(), undefined, BULK_TOPIC);
+    const batch = [bulk('b-a', 1), bulk('b-b', 1), bulk('b-a', 2), bulk('b-a', 3)];
+    const calls = bulkCalls;
+    await r.handleBatch(batch);
+    expect(bulkCalls).toBe(calls + 1);
+    const ids = batch.map((m) => m.headers['event-id']!);
+    expect(Object.fromEntries(await effects(ids))).toEqual({ 'b-a': [1, 2, 3], 'b-b': [1] });
+    // Redelivery after a lost commit, Redis keys gone: processed_events alone keeps the handler from running again.
+    const redelivered = runtime({ ...options, kv: new MemoryKeyValueStore(clock) });
+    redelivered.register(bulkHandler);
+    await redelivered.handleBatch(batch);
+    expect(bulkCalls).toBe(calls + 1);
+    expect(Object.fromEntries(await effects(ids))).toEqual({ 'b-a': [1, 2, 3], 'b-b': [1] });
+  });
+
+  it('when the bulk handler fails, the batch is redone message by message: the poison is dead-lettered alone', async () => {
+    const r = runtime();
+    r.register(bulkHandler);
+    const bulk = (matchId: string, n: number) => message(matchId, n, randomUUID(), undefined, BULK_TOPIC);
+    const poison = bulk('b-p', 1);
+    const batch = [bulk('b-q', 1), poison, bulk('b-p', 2), bulk('b-q', 2)];
+    failures.set(poison.headers['event-id']!, 100);
+    await r.handleBatch(batch);
+    const applied = await effects(batch.map((m) => m.headers['event-id']!));
+    expect(Object.fromEntries(applied)).toEqual({ 'b-q': [1, 2], 'b-p': [2] });
     const dead = await database.db
       .selectFrom('dead_letters')
       .select(['reason', 'event_id'])

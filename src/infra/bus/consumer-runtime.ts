@@ -20,6 +20,18 @@ export interface EventContext {
   now: number;
 }
 
+/** One fresh event of a batch, with its own logger (eventId, topic, matchId bound). */
+export interface BatchItem<T> {
+  event: T;
+  logger: Logger;
+}
+
+export interface BatchContext {
+  trx: Transaction<Database>;
+  topic: string;
+  now: number;
+}
+
 /** One consumed topic: its schema, the Redis fast-path key, and the effect (run inside one DB transaction). */
 export interface TopicHandler<T extends { eventId: string }> {
   topic: string;
@@ -27,6 +39,13 @@ export interface TopicHandler<T extends { eventId: string }> {
   /** Redis key marking the event as done, e.g. `wk:idemp:srv:reserved:<eventId>` (the DB stays authoritative). */
   idempotencyKey?: (eventId: string) => string;
   handle(event: T, context: EventContext): Promise<void>;
+  /**
+   * Optional bulk form of `handle` for the fresh events of one batch (already claimed, in offset order): few
+   * statements for the lot instead of a few per event. It must have exactly the effect of `handle` on each event
+   * in turn. If it throws, the batch is re-run message by message (savepoints), so a failing event is still set
+   * aside alone.
+   */
+  handleMany?(events: readonly BatchItem<T>[], context: BatchContext): Promise<void>;
   /** Runs after the transaction committed (for example to wake a poller). Failures are only logged. */
   afterCommit?(event: T): void;
 }
@@ -239,14 +258,33 @@ export class ConsumerRuntime {
                 .returning('event_id')
                 .execute();
         const fresh = new Set(claimed.map((r) => r.event_id));
+        // Runs of consecutive fresh events of one bulk-capable handler go in one call (a partition's batch is one topic).
+        let run: Decoded[] = [];
+        const flush = async () => {
+          if (run.length === 0) return;
+          const [first] = run;
+          await first!.handler.handleMany!(
+            run.map((d) => ({ event: d.event, logger: d.log })),
+            { trx, topic: first!.message.topic, now },
+          );
+          outcome.processed.push(...run);
+          run = [];
+        };
         for (const d of candidates) {
           if (!fresh.has(d.event.eventId)) {
             outcome.duplicates.push(d);
             continue;
           }
+          if (d.handler.handleMany) {
+            if (run.length > 0 && run[0]!.handler !== d.handler) await flush();
+            run.push(d);
+            continue;
+          }
+          await flush();
           await d.handler.handle(d.event, { trx, eventId: d.event.eventId, topic: d.message.topic, logger: d.log, now });
           outcome.processed.push(d);
         }
+        await flush();
         return outcome;
       }
       const blockedKeys = new Set<string | null>();
