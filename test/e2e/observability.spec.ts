@@ -105,7 +105,16 @@ beforeAll(async () => {
     90_000,
     'the demo service listening',
   );
-  await eventually(() => demo.text().includes('all scenarios finished'), 200_000, 'the demo scenarios to finish');
+  // The demo's scenarios (provisioning, stream health, admin-key delivery, per-mode policy…) take 2–3 min on a quiet
+  // machine; a failed scenario ends the wait at once with the demo's own words.
+  await eventually(
+    () => {
+      if (demo.text().includes('✘')) throw new Error(`a demo scenario failed:\n${demo.text().slice(-3000)}`);
+      return demo.text().includes('all scenarios finished');
+    },
+    360_000,
+    'the demo scenarios to finish',
+  );
   if (demo.text().includes('a scenario failed')) throw new Error(`a demo scenario failed:\n${demo.text().slice(-3000)}`);
   // A few scrapes after the work, so every counter has samples on both sides of it.
   const finishedAt = Date.now() / 1000;
@@ -118,7 +127,7 @@ beforeAll(async () => {
     30_000,
     'scrapes after the demo finished',
   );
-}, 300_000);
+}, 480_000);
 
 afterAll(async () => {
   await prometheus?.stop();
