@@ -44,7 +44,8 @@ export function viewMatch(ctx: ScenarioContext, matchId: string): Promise<MatchV
 
 /**
  * Polls the match every 500 ms until `done`; `goal` names what is awaited in the error. A match that ended
- * (CANCELLED, FORFEITED …) without reaching the goal fails at once: it will not get there by waiting.
+ * (CANCELLED, FORFEITED …) without reaching the goal fails at once: it will not get there by waiting — unless
+ * `reachedAfterEnd` says the goal comes after the match ends (panel cleanup after a cancellation).
  */
 export async function waitForMatch(
   ctx: ScenarioContext,
@@ -52,12 +53,13 @@ export async function waitForMatch(
   goal: string,
   done: (view: MatchView) => boolean,
   timeoutMs: number,
+  reachedAfterEnd = false,
 ): Promise<MatchView> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     const view = await viewMatch(ctx, matchId);
     if (done(view)) return view;
-    if (TERMINAL_STATUSES.includes(String(view.status))) {
+    if (!reachedAfterEnd && TERMINAL_STATUSES.includes(String(view.status))) {
       const provisioning = view.provisioning as { state?: string; failureReason?: string | null } | null;
       const why = provisioning?.failureReason ? ` (provisioning ${String(provisioning.state)}: ${provisioning.failureReason})` : '';
       throw new Error(`match ${matchId} ended ${String(view.status)}${why}; it will not ${goal}`);

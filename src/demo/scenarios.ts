@@ -100,6 +100,7 @@ async function installFails(ctx: ScenarioContext) {
     'finish panel cleanup',
     (v) => (v.provisioning as { cleanup?: string } | null)?.cleanup === 'DONE',
     20_000,
+    true, // the cleanup follows the cancellation
   );
   const p = view.provisioning as { failureReason: string };
   ctx.say(
