@@ -25,14 +25,8 @@ export interface EnqueueRequest<T extends EventTopic> {
   headers?: Record<string, string>;
 }
 
-/**
- * Writes an event into the transactional outbox, inside the caller's transaction.
- * Returns the envelope, or null when `dedupeKey` says it was already emitted.
- */
-export async function enqueueEvent<T extends EventTopic>(
-  db: Db,
-  request: EnqueueRequest<T>,
-): Promise<EventEnvelope<T, EventPayloads[T]> | null> {
+/** The outbox row of one request and the envelope it carries (the one place an envelope is built). */
+function outboxRow<T extends EventTopic>(request: EnqueueRequest<T>) {
   // The row's id is always ours; a replayed input event keeps its own eventId, which need not be a UUID.
   const id = randomUUID();
   const eventId = request.eventId ?? id;
@@ -46,18 +40,31 @@ export async function enqueueEvent<T extends EventTopic>(
     ...(request.matchId === undefined ? {} : { matchId: request.matchId }),
   } as EventEnvelope<T, EventPayloads[T]>;
   const headers = { ...request.headers, 'event-id': envelope.eventId, 'event-type': request.topic };
+  const row = {
+    id,
+    topic: request.topic,
+    key: request.matchId ?? request.key ?? 'all',
+    payload: JSON.stringify(envelope),
+    headers: JSON.stringify(headers),
+    dedupe_key: request.dedupeKey ?? null,
+    created_at: new Date(request.now),
+    published_at: null,
+  };
+  return { row, envelope };
+}
+
+/**
+ * Writes an event into the transactional outbox, inside the caller's transaction.
+ * Returns the envelope, or null when `dedupeKey` says it was already emitted.
+ */
+export async function enqueueEvent<T extends EventTopic>(
+  db: Db,
+  request: EnqueueRequest<T>,
+): Promise<EventEnvelope<T, EventPayloads[T]> | null> {
+  const { row, envelope } = outboxRow(request);
   const inserted = await db
     .insertInto('outbox')
-    .values({
-      id,
-      topic: request.topic,
-      key: request.matchId ?? request.key ?? 'all',
-      payload: JSON.stringify(envelope),
-      headers: JSON.stringify(headers),
-      dedupe_key: request.dedupeKey ?? null,
-      created_at: new Date(request.now),
-      published_at: null,
-    })
+    .values(row)
     .onConflict((oc) => oc.doNothing())
     .returning('id')
     .executeTakeFirst();
@@ -73,30 +80,7 @@ export async function enqueueEvents<T extends EventTopic>(
   requests: readonly EnqueueRequest<T>[],
 ): Promise<(EventEnvelope<T, EventPayloads[T]> | null)[]> {
   if (requests.length === 0) return [];
-  const rows = requests.map((request) => {
-    const id = randomUUID();
-    const eventId = request.eventId ?? id;
-    const envelope = {
-      ...request.payload,
-      v: 'v1',
-      eventId,
-      type: request.topic,
-      occurredAt: request.occurredAt ?? new Date(request.now).toISOString(),
-      ...(request.matchId === undefined ? {} : { matchId: request.matchId }),
-    } as EventEnvelope<T, EventPayloads[T]>;
-    const headers = { ...request.headers, 'event-id': envelope.eventId, 'event-type': request.topic };
-    const row = {
-      id,
-      topic: request.topic,
-      key: request.matchId ?? request.key ?? 'all',
-      payload: JSON.stringify(envelope),
-      headers: JSON.stringify(headers),
-      dedupe_key: request.dedupeKey ?? null,
-      created_at: new Date(request.now),
-      published_at: null,
-    };
-    return { row, envelope };
-  });
+  const rows = requests.map((request) => outboxRow(request));
   const inserted = new Set<string>();
   // 8 columns a row: 1,000 rows stay far below PostgreSQL's 65,535 bind parameters.
   for (let i = 0; i < rows.length; i += 1_000) {
