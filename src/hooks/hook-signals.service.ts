@@ -72,6 +72,11 @@ export class HookSignalsService {
     return this.deps.presence.flush();
   }
 
+  /** Coalesced heartbeats accepted and not yet persisted (kept across failed flushes). */
+  get presencePending(): number {
+    return this.deps.presence.pending;
+  }
+
   /** Flushes what is left and stops taking heartbeats into the buffer (shutdown, after the HTTP server closed). */
   stopPresence(): Promise<void> {
     return this.deps.presence.stop();
@@ -88,11 +93,21 @@ export class HookSignalsService {
   private async coalesceHeartbeat(hook: VerifiedHook, seq: number | null): Promise<HookOutcome> {
     const { kv, clock, presence, presenceTtlMs } = this.deps;
     // One round trip: the match's status, the presence key (refreshed) and the sequence check go out together.
-    const [status, present, check] = await Promise.all([
+    const [statusRead, presentRead, checkRead] = await Promise.allSettled([
       matchStatus(this.deps.db, hook.matchId),
       kv.pexpire(overlayKeys.presence(hook.matchId), presenceTtlMs),
       seq === null ? ({ ok: true } as SeqCheck) : this.checkSeq(hook.keyId, seq),
     ]);
+    const failed = [statusRead, presentRead, checkRead].find((r) => r.status === 'rejected');
+    if (failed) {
+      // The call fails (503) and its nonce is given back: a mark it raised must go back too, or the identical
+      // retry would be taken for a sequence regression.
+      if (checkRead.status === 'fulfilled') await this.undoSeq(hook.keyId, checkRead.value);
+      throw failed.reason;
+    }
+    const status = (statusRead as PromiseFulfilledResult<string | undefined>).value;
+    const present = (presentRead as PromiseFulfilledResult<boolean>).value;
+    const check = (checkRead as PromiseFulfilledResult<SeqCheck>).value;
     if (status === undefined || TERMINAL_STATUSES.includes(status)) {
       // A violation that is not about the sequence: the mark must not have moved for it.
       await this.undoSeq(hook.keyId, check);
@@ -202,8 +217,10 @@ export class HookSignalsService {
     const key = overlayKeys.seq(keyId);
     let result = await this.deps.kv.raiseHighWater(key, seq, SEQ_MARK_TTL_MS);
     if (result.outcome === 'unknown') {
-      const stored = await storedLastSeq(this.deps.db, keyId);
+      // Held rows first, then PostgreSQL: a flush removes rows only after its commit, so a row committed between
+      // the two reads is still counted by one of them (the other order would miss it and seed the mark too low).
       const pending = this.deps.presence.pendingMaxSeq(keyId);
+      const stored = await storedLastSeq(this.deps.db, keyId);
       const floor = stored === null ? pending : pending === null ? stored : Math.max(stored, pending);
       result = await this.deps.kv.raiseHighWater(key, seq, SEQ_MARK_TTL_MS, floor);
     }

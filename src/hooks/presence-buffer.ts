@@ -67,12 +67,24 @@ export class PresenceBuffer {
     }
   }
 
-  /** Flushes what is left and takes no more rows (shutdown: after the HTTP server closed). */
+  /**
+   * Flushes what is left and takes no more rows (shutdown: after the HTTP server closed). The rows live in this
+   * process only: if this last flush fails they go with it (logged with their number, then the error is rethrown).
+   * They are presence only; the overlay's next heartbeat, at whichever instance, restores it.
+   */
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    await this.flush();
+    try {
+      await this.flush();
+    } catch (error) {
+      this.options.logger.error(
+        { err: error, dropped: this.rows.length },
+        'overlay presence not persisted at shutdown: held heartbeats dropped (presence only; the next heartbeat restores it)',
+      );
+      throw error;
+    }
   }
 
   private schedule(): void {

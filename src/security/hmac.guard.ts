@@ -86,6 +86,18 @@ export class HmacGuard implements CanActivate {
         .getResponse<{ header(name: string, value: string): unknown }>()
         .header('retry-after', String(Math.max(1, Math.ceil(result.retryAfterMs / 1000))));
     }
+    if (result.status === 503 && result.dependency) {
+      // An outage, not a refusal: the problem names the dependency, as every other route's 503 does (docs/errors.md).
+      const dependency = result.dependency;
+      throw new HttpException(
+        {
+          ...FAILURE_BODIES[503],
+          reason: dependency === 'redis' ? 'KV_UNAVAILABLE' : 'DATABASE_UNAVAILABLE',
+          detail: `${dependency} is unreachable; retry later`,
+        },
+        503,
+      );
+    }
     throw new HttpException({ ...FAILURE_BODIES[result.status] }, result.status);
   }
 }

@@ -547,6 +547,14 @@ describe('HookVerifier: replay', () => {
     expectFailure(await h.verifier.verify(httpRequest('overlay', t.headers, t.body)), 503, 'STORE_UNAVAILABLE');
     h.kv.simulateOutage(false);
     expect((await h.verifier.verify(httpRequest('overlay', t.headers, t.body))).ok).toBe(true);
+    // Both refusals name Redis: in the answer, the log and flock_dependency_unavailable_total.
+    expect(await h.metrics.registry.getSingleMetricAsString('flock_dependency_unavailable_total')).toContain(
+      'flock_dependency_unavailable_total{dependency="redis"} 2',
+    );
+    const logged = h.logLines.map((l) => JSON.parse(l)).filter((l) => l.level === 'error');
+    expect(logged.map((l) => [l.msg, l.dependency, l.reason])).toEqual(
+      Array(2).fill(['hmac verification: key-value store unavailable, failing closed', 'redis', 'KV_UNAVAILABLE']),
+    );
   });
 
   it('treats any store error (not only KvUnavailableError) as unavailable', async () => {

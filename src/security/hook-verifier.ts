@@ -10,12 +10,12 @@
  */
 import { createHmac, createSecretKey, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { Clock } from '../infra/clock.js';
-import { OUTAGE_RETRY_AFTER_S } from '../infra/faults/outage.js';
+import { type Dependency, dependencyOutage, OUTAGE_RETRY_AFTER_S } from '../infra/faults/outage.js';
 import type { KeyValueStore } from '../infra/kv/kv-store.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { CidrList, resolveClientAddress } from './cidr.js';
-import { kindOfPrefix, type KeyDirectory, type KeyKind, type KeyRecord } from './keys.js';
+import { KeyLookupUnavailable, kindOfPrefix, type KeyDirectory, type KeyKind, type KeyRecord } from './keys.js';
 import {
   HEADER_KEY_ID,
   HEADER_NONCE,
@@ -191,6 +191,8 @@ export interface VerificationFailure {
   readonly detail?: string;
   /** For 429: when the window ends; for 503: when to try again. */
   readonly retryAfterMs?: number;
+  /** For 503: the dependency that failed (the key record's PostgreSQL row, or Redis: cache, nonces, counters). */
+  readonly dependency?: Dependency;
   readonly requestId: string;
 }
 
@@ -273,7 +275,7 @@ export interface HookVerifierDeps {
   readonly kv: KeyValueStore;
   readonly clock: Clock;
   readonly settings: HookVerifierSettings;
-  readonly metrics?: Pick<Metrics, 'hmacVerifications' | 'replaysDetected'>;
+  readonly metrics?: Pick<Metrics, 'hmacVerifications' | 'replaysDetected' | 'dependencyUnavailable'>;
   readonly sink?: SecurityEventSink;
   readonly logger?: Logger;
 }
@@ -413,7 +415,8 @@ export class HookVerifier {
     try {
       record = await this.deps.keys.lookup(keyId);
     } catch (err) {
-      return this.unavailable(ctx, err);
+      // The record is cached in Redis and kept in PostgreSQL: name the one that failed.
+      return this.unavailable(ctx, err, err instanceof KeyLookupUnavailable ? err.dependency : (dependencyOutage(err) ?? 'database'));
     }
     const keyFailure = this.checkKey(record, ts);
     const secret = keyFailure ? null : this.deps.keys.secretFor(keyId);
@@ -466,7 +469,7 @@ export class HookVerifier {
       if (!fresh) await this.deps.kv.incr(budgetKey, -1);
       else if (used > this.keyBudget) await this.deps.kv.del(nonceKey(keyId, nonce));
     } catch (err) {
-      return this.unavailable(ctx, err);
+      return this.unavailable(ctx, err, 'redis');
     }
     if (fresh && used > this.keyBudget) {
       this.deps.metrics?.hmacVerifications.inc({ result: 'rate_limited', reason: 'KEY_BUDGET_EXCEEDED', route: ctx.route });
@@ -623,13 +626,31 @@ export class HookVerifier {
     mac.digest();
   }
 
-  private async unavailable(ctx: Context, err: unknown): Promise<VerificationFailure> {
+  /** Fails closed (503) when a store the check needs is out, naming that dependency in the log, metrics and answer. */
+  private async unavailable(ctx: Context, err: unknown, dependency: Dependency): Promise<VerificationFailure> {
+    const cause = err instanceof KeyLookupUnavailable ? err.cause : err;
     this.deps.logger?.error(
-      { requestId: ctx.requestId, route: ctx.route, keyId: ctx.keyId, errName: (err as Error)?.name, errMessage: (err as Error)?.message },
-      'hmac verification: key-value store unavailable, failing closed',
+      {
+        requestId: ctx.requestId,
+        route: ctx.route,
+        keyId: ctx.keyId,
+        dependency,
+        reason: dependency === 'redis' ? 'KV_UNAVAILABLE' : 'DATABASE_UNAVAILABLE',
+        errName: (cause as Error)?.name,
+        errMessage: (cause as Error)?.message,
+      },
+      `hmac verification: ${dependency === 'redis' ? 'key-value store' : 'database'} unavailable, failing closed`,
     );
     this.deps.metrics?.hmacVerifications.inc({ result: 'rejected', reason: 'STORE_UNAVAILABLE', route: ctx.route });
-    return { ok: false, status: 503, reason: 'STORE_UNAVAILABLE', retryAfterMs: OUTAGE_RETRY_AFTER_S * 1000, requestId: ctx.requestId };
+    this.deps.metrics?.dependencyUnavailable.inc({ dependency });
+    return {
+      ok: false,
+      status: 503,
+      reason: 'STORE_UNAVAILABLE',
+      retryAfterMs: OUTAGE_RETRY_AFTER_S * 1000,
+      dependency,
+      requestId: ctx.requestId,
+    };
   }
 
   /**

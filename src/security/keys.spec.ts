@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../infra/clock.js';
 import { openDatabase, type DatabaseHandle } from '../infra/db/database.js';
@@ -5,6 +6,7 @@ import { migrateToLatest } from '../infra/db/migrations.js';
 import { PgKeyRecords } from './key.repository.js';
 import { MemoryKeyValueStore } from '../infra/kv/memory-kv.js';
 import {
+  KeyLookupUnavailable,
   KeyService,
   KeyServiceError,
   deriveSecret,
@@ -186,10 +188,12 @@ describe('KeyService', () => {
     expect(await keys.lookup(keyId)).toBeNull();
   });
 
-  it('propagates store outages (the verifier answers 503)', async () => {
+  it('propagates store outages, naming the key-value store (the verifier answers 503)', async () => {
     const { keys, kv } = setup();
     kv.simulateOutage(true);
-    await expect(keys.lookup('ovl_m-1_1767225600000')).rejects.toMatchObject({ name: 'KvUnavailableError' });
+    const failure = await keys.lookup('ovl_m-1_1767225600000').catch((e: unknown) => e);
+    expect(failure).toBeInstanceOf(KeyLookupUnavailable);
+    expect(failure).toMatchObject({ dependency: 'redis', cause: { name: 'KvUnavailableError' } });
   });
 });
 
@@ -252,6 +256,22 @@ describe('durable key records (PostgreSQL, Redis as cache)', () => {
     clock.advance(24 * HOUR);
     expect(await keys.pruneExpired()).toBeGreaterThanOrEqual(1);
     expect(await new PgKeyRecords(database.db).find(issued.keyId)).toBeNull();
+  });
+
+  it('a record that must come from PostgreSQL when PostgreSQL fails: the failure names the database, not the cache', async () => {
+    const { keys, kv, options } = durable();
+    const issued = await keys.issue({ matchId: 'd-6', kind: 'overlay' });
+    await kv.del(keyRecordKey(issued.keyId));
+    await sql`ALTER TABLE hmac_keys RENAME TO hmac_keys_away`.execute(database.db);
+    try {
+      const failure = await new KeyService(options).lookup(issued.keyId).catch((e: unknown) => e);
+      expect(failure).toBeInstanceOf(KeyLookupUnavailable);
+      expect(failure).toMatchObject({ dependency: 'database', message: 'key lookup failed: database unavailable' });
+      expect((failure as Error).cause).toMatchObject({ code: '42P01' });
+    } finally {
+      await sql`ALTER TABLE hmac_keys_away RENAME TO hmac_keys`.execute(database.db);
+    }
+    expect(await new KeyService(options).lookup(issued.keyId)).toMatchObject({ keyId: issued.keyId });
   });
 
   it('issuing still succeeds with the cache down; verifying reads the durable record once it is back', async () => {

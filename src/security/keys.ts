@@ -9,6 +9,7 @@
 import { createHmac, createSecretKey, type KeyObject } from 'node:crypto';
 import { z } from 'zod';
 import type { Clock } from '../infra/clock.js';
+import type { Dependency } from '../infra/faults/outage.js';
 import type { KeyValueStore } from '../infra/kv/kv-store.js';
 import { KEY_ID_PATTERN, parseKeyId, type KeyIdParts, type KeyPrefix } from './signer.js';
 
@@ -115,6 +116,21 @@ export class KeyServiceError extends Error {
   }
 }
 
+/**
+ * A key lookup that could not be answered, naming the dependency that failed: the cache in the key-value store
+ * (`redis`) or the durable record in PostgreSQL (`database`). The verifier fails closed on it (503) and reports
+ * that dependency, so a database outage is never logged or counted as a Redis one. `cause` is the original error.
+ */
+export class KeyLookupUnavailable extends Error {
+  constructor(
+    readonly dependency: Dependency,
+    options: { cause: unknown },
+  ) {
+    super(`key lookup failed: ${dependency === 'redis' ? 'key-value store' : 'database'} unavailable`, options);
+    this.name = 'KeyLookupUnavailable';
+  }
+}
+
 /** Issuing inside a caller's transaction: its record store, and the issue time (the first key id tried). */
 export interface IssueWithin {
   readonly records?: KeyRecordStore;
@@ -123,7 +139,10 @@ export interface IssueWithin {
 
 /** The lookups the verifier needs; KeyService is the implementation. */
 export interface KeyDirectory {
-  /** The key's issuance record (cached at most `cacheTtlMs`), or null when it was never issued or has gone. */
+  /**
+   * The key's issuance record (cached at most `cacheTtlMs`), or null when it was never issued or has gone.
+   * @throws KeyLookupUnavailable when the cache or the durable record cannot be read.
+   */
   lookup(keyId: string): Promise<KeyRecord | null>;
   /**
    * The key's 32-byte secret as a KeyObject (HMAC with a KeyObject skips Node's per-call key preparation), or null
@@ -342,9 +361,19 @@ export class KeyService implements KeyDirectory {
   private async fetch(keyId: string): Promise<KeyRecord | null> {
     const parts = parseKeyId(keyId);
     if (!parts) return null;
-    const cached = await this.fetchCached(keyId, parts);
+    let cached: KeyRecord | null | undefined;
+    try {
+      cached = await this.fetchCached(keyId, parts);
+    } catch (err) {
+      throw new KeyLookupUnavailable('redis', { cause: err });
+    }
     if (cached !== undefined || !this.options.records) return cached ?? null;
-    const record = await this.options.records.find(keyId);
+    let record: KeyRecord | null;
+    try {
+      record = await this.options.records.find(keyId);
+    } catch (err) {
+      throw new KeyLookupUnavailable('database', { cause: err });
+    }
     // Past the point where the cache entry would have expired, the key is as gone as in the cache.
     if (!record || this.recordTtl(record.expiresAt) <= 1) return null;
     await this.cacheQuietly(record);

@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/infra/clock.js';
 import { Topics } from '../../src/events/topics.js';
 import { createLogger } from '../../src/observability/logger.js';
@@ -22,17 +23,20 @@ const clock = new ManualClock(T0);
 const logLines: string[] = [];
 const drops: (() => Promise<void>)[] = [];
 const services: RunningService[] = [];
+/** Instances of one test, closed after it: their database connections go back (the server's limit is shared). */
+const scoped: RunningService[] = [];
 let redisUrl: string;
 let main: RunningService;
 let api: ReturnType<typeof internalApi>;
 
 async function startInstance(
   extra: Record<string, string>,
-  options: { clock?: ManualClock; capture?: boolean; databaseVia?: (url: string) => Promise<string> } = {},
+  options: { clock?: ManualClock; capture?: boolean; databaseVia?: (url: string) => Promise<string>; keep?: boolean } = {},
 ) {
   const db = await freshPostgresDatabase();
   drops.push(db.drop);
   const env = {
+    INSTANCE_ID: randomName('hk-inst-'),
     ...TEST_SECRETS,
     DATABASE_URL: options.databaseVia ? await options.databaseVia(db.url) : db.url,
     REDIS_URL: redisUrl,
@@ -53,16 +57,21 @@ async function startInstance(
   });
   const service = await startTestService(env, {
     clock: options.clock ?? clock,
-    ...(options.capture ? { logger: createLogger('info', {}, capture) } : {}),
+    ...(options.capture ? { logger: createLogger('info', { instanceId: env.INSTANCE_ID }, capture) } : {}),
   });
   services.push(service);
+  if (!options.keep) scoped.push(service);
   return service;
 }
 
 beforeAll(async () => {
   redisUrl = await requireRedis();
-  main = await startInstance({}, { capture: true });
+  main = await startInstance({}, { capture: true, keep: true });
   api = internalApi(main);
+});
+
+afterEach(async () => {
+  for (let s = scoped.pop(); s; s = scoped.pop()) await s.close();
 });
 
 afterAll(async () => {
@@ -103,6 +112,21 @@ const UNAUTHORIZED = JSON.stringify({
   status: 401,
   error: 'unauthorized',
 });
+
+/** The count of `flock_dependency_unavailable_total{dependency}` on an instance. */
+async function dependencyUnavailable(service: RunningService, dependency: 'database' | 'redis'): Promise<number> {
+  const text = await service.services.metrics.registry.getSingleMetricAsString('flock_dependency_unavailable_total');
+  const match = new RegExp(`flock_dependency_unavailable_total\\{dependency="${dependency}"\\} (\\d+)`).exec(text);
+  return match ? Number(match[1]) : 0;
+}
+
+/** The captured log lines (JSON) of one request, by its x-request-id. */
+function logsOf(requestId: string): { level: string; msg: string; dependency?: string; reason?: string }[] {
+  return logLines
+    .flatMap((chunk) => chunk.split('\n'))
+    .filter((l) => l.includes(requestId))
+    .map((l) => JSON.parse(l));
+}
 
 describe('HmacGuard over real HTTP', () => {
   let matchId: string;
@@ -343,18 +367,30 @@ describe('HmacGuard over real HTTP', () => {
       expect((await send(good)).status).toBe(202);
     });
 
-    it('the nonce store unreachable → 503 (fail closed)', async () => {
+    it('the nonce store unreachable → 503 (fail closed), named redis in the answer, the log and the metric', async () => {
       const proxy = await tcpProxy('127.0.0.1', Number(new URL(redisUrl).port || 6379));
+      let service: RunningService | undefined;
       try {
-        const service = await startInstance({ REDIS_URL: `redis://127.0.0.1:${proxy.port}` });
+        service = await startInstance({ REDIS_URL: `redis://127.0.0.1:${proxy.port}` }, { capture: true });
         const m = await newMatch(service);
         const key = await issue(service, m, 'overlay');
         const ok = signed(key.keyId, key.secret, progress(m), clock.now());
         expect((await post(OVERLAY, headerPairs(ok.headers), ok.body, service)).status).toBe(202);
         proxy.cut();
         const after = signed(key.keyId, key.secret, progress(m), clock.now());
-        expect((await post(OVERLAY, headerPairs(after.headers), after.body, service)).status).toBe(503);
+        const requestId = randomName('kv-down-');
+        const down = await post(OVERLAY, headerPairs(after.headers, [['x-request-id', requestId]]), after.body, service);
+        expect({ status: down.status, retryAfter: down.headers['retry-after'] }).toEqual({ status: 503, retryAfter: '2' });
+        expect(JSON.parse(down.body)).toMatchObject({ error: 'unavailable', reason: 'KV_UNAVAILABLE' });
+        expect(await dependencyUnavailable(service, 'redis')).toBe(1);
+        expect(await dependencyUnavailable(service, 'database')).toBe(0);
+        const logged = logsOf(requestId).filter((l) => l.level === 'error');
+        expect(logged.map((l) => [l.msg, l.dependency])).toEqual([
+          ['hmac verification: key-value store unavailable, failing closed', 'redis'],
+        ]);
       } finally {
+        proxy.restore();
+        await service?.close(); // before the proxy goes: closing needs Redis
         await proxy.close();
       }
     });
@@ -366,6 +402,7 @@ describe('HmacGuard over real HTTP', () => {
       const service = await startInstance(
         { DB_QUERY_TIMEOUT_MS: '1000' },
         {
+          capture: true,
           databaseVia: async (url) => {
             const u = new URL(url);
             proxy = await tcpProxy(u.hostname, Number(u.port || 5432));
@@ -382,22 +419,59 @@ describe('HmacGuard over real HTTP', () => {
 
         proxy!.cut();
         const c = signed(key.keyId, key.secret, progress(m, { seq: 2 }), clock.now());
-        const down = await post(OVERLAY, headerPairs(c.headers), c.body, service);
+        const requestId = randomName('db-down-');
+        const down = await post(OVERLAY, headerPairs(c.headers, [['x-request-id', requestId]]), c.body, service);
         expect({ status: down.status, retryAfter: down.headers['retry-after'] }).toEqual({ status: 503, retryAfter: '2' });
+        // Verified (the key record was cached), then the database failed: named as such, never as Redis.
+        expect(JSON.parse(down.body)).toMatchObject({ error: 'unavailable', reason: 'DATABASE_UNAVAILABLE' });
+        expect(await dependencyUnavailable(service, 'database')).toBe(1);
+        expect(await dependencyUnavailable(service, 'redis')).toBe(0);
+        expect(
+          logsOf(requestId)
+            .filter((l) => l.level !== 'info')
+            .map((l) => [l.msg, l.reason]),
+        ).toEqual([['database unreachable; answered 503', 'DATABASE_UNAVAILABLE']]);
         const apiDown = await fetch(`${service.url}/v1/internal/matches/${m}`, {
           headers: { authorization: `Bearer ${TEST_SECRETS.INTERNAL_API_TOKEN}` },
         });
         expect({ status: apiDown.status, retryAfter: apiDown.headers.get('retry-after') }).toEqual({ status: 503, retryAfter: '2' });
 
+        // A key record in neither cache must come from PostgreSQL: with the database down the guard fails closed,
+        // names the database (not the key-value store), and the nonce is not spent.
+        await service.services.kv.del(`hmac:secret:${key.keyId}`);
+        clock.advance(5_001); // past the in-process record cache
+        const lookup = signed(key.keyId, key.secret, progress(m, { seq: 3 }), clock.now());
+        const lookupId = randomName('db-lookup-');
+        try {
+          const refused = await post(OVERLAY, headerPairs(lookup.headers, [['x-request-id', lookupId]]), lookup.body, service);
+          expect({ status: refused.status, retryAfter: refused.headers['retry-after'] }).toEqual({ status: 503, retryAfter: '2' });
+          expect(JSON.parse(refused.body)).toMatchObject({ error: 'unavailable', reason: 'DATABASE_UNAVAILABLE' });
+          expect(await dependencyUnavailable(service, 'database')).toBe(3);
+          expect(await dependencyUnavailable(service, 'redis')).toBe(0);
+          const logged = logsOf(lookupId).filter((l) => l.level === 'error');
+          expect(logged.map((l) => [l.msg, l.dependency])).toEqual([
+            ['hmac verification: database unavailable, failing closed', 'database'],
+          ]);
+        } finally {
+          clock.set(T0);
+        }
+
         proxy!.restore();
         expect((await post(OVERLAY, headerPairs(c.headers), c.body, service)).status).toBe(202);
+        clock.advance(5_001);
+        try {
+          // The nonce of the call refused at the key lookup was never spent: the identical call is accepted now.
+          expect((await post(OVERLAY, headerPairs(lookup.headers), lookup.body, service)).status).toBe(202);
+        } finally {
+          clock.set(T0);
+        }
         const stored = await service.services.db
           .selectFrom('overlay_events')
           .select('seq')
           .where('key_id', '=', key.keyId)
           .orderBy('seq')
           .execute();
-        expect(stored.map((r) => r.seq)).toEqual([1, 2]);
+        expect(stored.map((r) => r.seq)).toEqual([1, 2, 3]);
         const replays = await service.services.db
           .selectFrom('outbox')
           .select('payload')
@@ -407,7 +481,7 @@ describe('HmacGuard over real HTTP', () => {
 
         // A hung database (connections open, nothing answers) holds a hook call only for a bounded time.
         proxy!.hang();
-        const h = signed(key.keyId, key.secret, progress(m, { seq: 3 }), clock.now());
+        const h = signed(key.keyId, key.secret, progress(m, { seq: 4 }), clock.now());
         const started = Date.now();
         const hung = await post(OVERLAY, headerPairs(h.headers), h.body, service);
         expect(hung.status).toBe(503);
@@ -416,6 +490,7 @@ describe('HmacGuard over real HTTP', () => {
         expect((await post(OVERLAY, headerPairs(h.headers), h.body, service)).status).toBe(202);
       } finally {
         proxy?.restore();
+        await service.close();
         await proxy?.close();
       }
     });
@@ -756,7 +831,7 @@ describe('HmacGuard over real HTTP', () => {
         ).map((v) => (v.payload as { reason: string }).reason);
 
       beforeAll(async () => {
-        svc = await startInstance({ OVERLAY_PRESENCE_FLUSH_MS: '3600000' }, { clock: own });
+        svc = await startInstance({ OVERLAY_PRESENCE_FLUSH_MS: '3600000' }, { clock: own, keep: true });
         ownApi = internalApi(svc);
       });
 
@@ -856,6 +931,223 @@ describe('HmacGuard over real HTTP', () => {
         expect((await sendTo(signed(k.keyId, k.secret, { type: 'gameplay.progress', matchId: m, seq: 9 }, own.now()))).status).toBe(202);
         expect(await violationsOf(m)).toEqual(['SEQUENCE_REGRESSION', 'SEQUENCE_REGRESSION']);
         expect((await rowsOf(m)).filter((r) => r.startsWith('gameplay'))).toEqual(['gameplay.progress#7', 'gameplay.progress#9']);
+      });
+    });
+
+    describe('coalesced presence under faults (PostgreSQL cut through a TCP proxy, held with a row lock)', () => {
+      const own = new ManualClock(T0);
+      const proxies: TcpProxy[] = [];
+      const clients: pg.Client[] = [];
+
+      afterAll(async () => {
+        for (const c of clients) await c.end().catch(() => undefined);
+        for (const p of proxies) {
+          p.restore();
+          await p.close();
+        }
+      });
+
+      /** An instance whose database connections go through a proxy, and a direct connection to the same database. */
+      async function proxied(flushEveryMs: number) {
+        let proxy: TcpProxy | undefined;
+        let directUrl = '';
+        const service = await startInstance(
+          { DB_QUERY_TIMEOUT_MS: '1000', OVERLAY_PRESENCE_FLUSH_MS: String(flushEveryMs) },
+          {
+            clock: own,
+            capture: true,
+            databaseVia: async (url) => {
+              directUrl = url;
+              const u = new URL(url);
+              proxy = await tcpProxy(u.hostname, Number(u.port || 5432));
+              u.host = `127.0.0.1:${proxy.port}`;
+              return u.toString();
+            },
+          },
+        );
+        proxies.push(proxy as TcpProxy);
+        const db = new pg.Client({ connectionString: directUrl });
+        await db.connect();
+        clients.push(db);
+        return { service, proxy: proxy as TcpProxy, db };
+      }
+
+      async function connected(service: RunningService) {
+        const m = randomName('h-');
+        expect((await internalApi(service)('PUT', `/v1/internal/matches/${m}`, { ...matchBody(m), status: 'IN_PROGRESS' })).status).toBe(
+          201,
+        );
+        const k = await issue(service, m, 'overlay');
+        const hb = (seq: number) => signed(k.keyId, k.secret, { type: 'overlay.heartbeat', matchId: m, seq }, own.now());
+        const send = (c: { headers: Record<string, string>; body: string }) => post(OVERLAY, headerPairs(c.headers), c.body, service);
+        expect((await send(signed(k.keyId, k.secret, { type: 'overlay.connected', matchId: m, seq: 1 }, own.now()))).status).toBe(202);
+        return { m, k, hb, send };
+      }
+
+      const rowsIn = async (db: pg.Client, m: string) =>
+        (
+          await db.query<{ type: string; seq: number }>('SELECT type, seq FROM overlay_events WHERE match_id = $1 ORDER BY id', [m])
+        ).rows.map((r) => `${r.type}#${r.seq}`);
+      const lastSeen = async (db: pg.Client, m: string) =>
+        (
+          await db.query<{ overlay_connected: boolean; overlay_last_seen_at: Date }>(
+            'SELECT overlay_connected, overlay_last_seen_at FROM checklists WHERE match_id = $1',
+            [m],
+          )
+        ).rows[0];
+      const eventsOf = async (db: pg.Client, topic: string, keyId: string) =>
+        (
+          await db.query<{ payload: { reason?: string } }>(`SELECT payload FROM outbox WHERE topic = $1 AND payload->>'keyId' = $2`, [
+            topic,
+            keyId,
+          ])
+        ).rows;
+      /** Holds the match's checklist row: a flush blocks on it after its INSERT, before its commit. */
+      const holdChecklist = async (db: pg.Client, m: string) => {
+        await db.query('BEGIN');
+        await db.query('SELECT 1 FROM checklists WHERE match_id = $1 FOR UPDATE', [m]);
+      };
+      const lockWaiters = async (db: pg.Client) =>
+        (
+          await db.query<{ n: number }>(
+            `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+          )
+        ).rows[0]?.n ?? 0;
+      const until = async (what: string, check: () => boolean | Promise<boolean>, ms = 10_000) => {
+        const deadline = Date.now() + ms;
+        while (!(await check())) {
+          if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      };
+      const logged = (service: RunningService, msg: string) =>
+        logLines
+          .flatMap((chunk) => chunk.split('\n'))
+          .filter((l) => l.includes(service.services.config.instanceId) && l.includes(msg))
+          .map((l) => JSON.parse(l) as Record<string, unknown>);
+
+      it('a flush that fails keeps its rows; the next tick after recovery writes them; a heartbeat refused meanwhile moves no mark', async () => {
+        own.set(T0);
+        const { service, proxy, db } = await proxied(50);
+        try {
+          const { m, k, hb, send } = await connected(service);
+          await holdChecklist(db, m);
+          own.advance(1_000);
+          expect((await send(hb(2))).status).toBe(202);
+          own.advance(1_000);
+          expect((await send(hb(3))).status).toBe(202);
+          await until('the flush to wait on the checklist row', async () => (await lockWaiters(db)) >= 1);
+          proxy.cut(); // the flush in flight loses its connection before its commit
+          await db.query('ROLLBACK');
+          await until('the failed flush to be logged', () => logged(service, 'overlay presence flush failed; rows kept').length > 0);
+          expect(service.services.hookSignals.presencePending).toBe(2);
+
+          // PostgreSQL out: the next heartbeat cannot read its match, is answered 503, and puts its mark back.
+          own.advance(1_000);
+          const h4 = hb(4);
+          const refused = await send(h4);
+          expect({ status: refused.status, retryAfter: refused.headers['retry-after'] }).toEqual({ status: 503, retryAfter: '2' });
+          expect(JSON.parse(refused.body)).toMatchObject({ error: 'unavailable', reason: 'DATABASE_UNAVAILABLE' });
+          await new Promise((r) => setTimeout(r, 250)); // several failing ticks
+          expect(service.services.hookSignals.presencePending).toBe(2);
+          expect(await rowsIn(db, m)).toEqual(['overlay.connected#1']);
+
+          proxy.restore();
+          // The identical retry is accepted as presence: its nonce was given back, its mark put back.
+          expect((await send(h4)).status).toBe(202);
+          await until('the held rows to be written', async () => (await rowsIn(db, m)).length === 4);
+          expect(await rowsIn(db, m)).toEqual(['overlay.connected#1', 'overlay.heartbeat#2', 'overlay.heartbeat#3', 'overlay.heartbeat#4']);
+          expect(await lastSeen(db, m)).toEqual({ overlay_connected: true, overlay_last_seen_at: new Date(own.now()) });
+          expect(service.services.hookSignals.presencePending).toBe(0);
+          expect(await eventsOf(db, Topics.overlayViolation, k.keyId)).toEqual([]);
+          expect(await eventsOf(db, Topics.replayAttackDetected, k.keyId)).toEqual([]);
+          expect(logged(service, 'overlay presence flush recovered')).toHaveLength(1);
+        } finally {
+          proxy.restore();
+          await service.close();
+        }
+      });
+
+      it('heartbeats racing a flush in flight are kept and written once; a lost mark is seeded above the rows in flight; a failed flush at shutdown is reported', async () => {
+        own.set(T0);
+        const { service, proxy, db } = await proxied(3_600_000);
+        try {
+          const { m, k, hb, send } = await connected(service);
+          for (const seq of [2, 3]) {
+            own.advance(500);
+            expect((await send(hb(seq))).status).toBe(202);
+          }
+          await holdChecklist(db, m);
+          const flushing = service.services.hookSignals.flushPresence();
+          await until('the flush to wait on the checklist row', async () => (await lockWaiters(db)) >= 1);
+          for (const seq of [4, 5]) {
+            own.advance(500);
+            expect((await send(hb(seq))).status).toBe(202);
+          }
+          expect(service.services.hookSignals.presencePending).toBe(4);
+          // The mark is lost (Redis restarted) while 2 and 3 are in flight, uncommitted, and 4 and 5 wait behind them:
+          // it is seeded from all of them, so a heartbeat going back to 3 is a regression (stored directly; its
+          // presence update waits for the checklist row too).
+          await service.services.kv.del(`overlay:seq:${k.keyId}`);
+          const regressed = send(hb(3));
+          await until('the regression to wait on the checklist row', async () => (await lockWaiters(db)) >= 2);
+          await db.query('COMMIT');
+          expect(await flushing).toBe(4);
+          expect((await regressed).status).toBe(202);
+          own.advance(500);
+          expect((await send(hb(6))).status).toBe(202);
+          expect((await send(hb(5))).status).toBe(202); // below the newest: the mark was not moved back
+          expect(await service.services.hookSignals.flushPresence()).toBe(1);
+          expect((await rowsIn(db, m)).sort()).toEqual(
+            [
+              'overlay.connected#1',
+              'overlay.heartbeat#2',
+              'overlay.heartbeat#3',
+              'overlay.heartbeat#4',
+              'overlay.heartbeat#5',
+              'overlay.heartbeat#6',
+              'violation:overlay.heartbeat#3',
+              'violation:overlay.heartbeat#5',
+            ].sort(),
+          );
+          expect((await eventsOf(db, Topics.overlayViolation, k.keyId)).map((e) => e.payload.reason)).toEqual([
+            'SEQUENCE_REGRESSION',
+            'SEQUENCE_REGRESSION',
+          ]);
+          expect(await lastSeen(db, m)).toEqual({ overlay_connected: true, overlay_last_seen_at: new Date(own.now()) });
+
+          // Shutdown flushes once; with PostgreSQL out that flush fails: the held row (in this process only) is
+          // reported dropped and the shutdown still completes in bounded time.
+          own.advance(500);
+          expect((await send(hb(7))).status).toBe(202);
+          proxy.cut();
+          const started = Date.now();
+          await service.close();
+          expect(Date.now() - started).toBeLessThan(15_000);
+          expect(logged(service, 'overlay presence not persisted at shutdown').map((l) => l.dropped)).toEqual([1]);
+          expect(await rowsIn(db, m)).not.toContain('overlay.heartbeat#7');
+        } finally {
+          proxy.restore();
+          await service.close();
+        }
+      });
+
+      it('shutdown flushes the held heartbeats once', async () => {
+        own.set(T0);
+        const { service, db } = await proxied(3_600_000);
+        try {
+          const { m, hb, send } = await connected(service);
+          for (const seq of [2, 3]) {
+            own.advance(500);
+            expect((await send(hb(seq))).status).toBe(202);
+          }
+          expect(await rowsIn(db, m)).toEqual(['overlay.connected#1']);
+          await service.close();
+          expect(await rowsIn(db, m)).toEqual(['overlay.connected#1', 'overlay.heartbeat#2', 'overlay.heartbeat#3']);
+          expect(await lastSeen(db, m)).toEqual({ overlay_connected: true, overlay_last_seen_at: new Date(own.now()) });
+        } finally {
+          await service.close();
+        }
       });
     });
 
