@@ -1062,6 +1062,23 @@ describe('HmacGuard over real HTTP', () => {
           expect(await eventsOf(db, Topics.overlayViolation, k.keyId)).toEqual([]);
           expect(await eventsOf(db, Topics.replayAttackDetected, k.keyId)).toEqual([]);
           expect(logged(service, 'overlay presence flush recovered')).toHaveLength(1);
+
+          // A statement error (not an outage) fails the flush the same way: the row is kept until the batch goes in.
+          await db.query(`CREATE FUNCTION refuse_heartbeats() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION 'heartbeats refused by the test'; END $$`);
+          await db.query(`CREATE TRIGGER refuse_heartbeats BEFORE INSERT ON overlay_events FOR EACH ROW
+            WHEN (NEW.type = 'overlay.heartbeat') EXECUTE FUNCTION refuse_heartbeats()`);
+          own.advance(1_000);
+          expect((await send(hb(5))).status).toBe(202);
+          await until('the refused flush to be logged', () =>
+            logged(service, 'overlay presence flush failed; rows kept').some((l) => JSON.stringify(l.err).includes('refused by the test')),
+          );
+          await new Promise((r) => setTimeout(r, 250)); // several failing ticks
+          expect(service.services.hookSignals.presencePending).toBe(1);
+          await db.query('DROP TRIGGER refuse_heartbeats ON overlay_events');
+          await until('the kept row to be written', async () => (await rowsIn(db, m)).length === 5);
+          expect((await rowsIn(db, m)).slice(-1)).toEqual(['overlay.heartbeat#5']);
+          expect(await lastSeen(db, m)).toEqual({ overlay_connected: true, overlay_last_seen_at: new Date(own.now()) });
         } finally {
           proxy.restore();
           await service.close();
