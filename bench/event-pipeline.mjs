@@ -60,6 +60,7 @@ const CAP_MS = Number(process.env.BENCH_PIPELINE_CAP_MS ?? 150_000);
 const RATE = Number(process.env.BENCH_PIPELINE_RATE ?? 1000);
 const STEADY_S = Number(process.env.BENCH_PIPELINE_STEADY_S ?? 20);
 const BARE_BATCH = 500;
+const PANEL_BUDGET = Number(process.env.BENCH_PIPELINE_PANEL_BUDGET ?? 12_000);
 
 let modules;
 async function load() {
@@ -131,6 +132,10 @@ async function startService(setup) {
       KAFKA_GROUP_ID: randomName('g'),
       PTERO_APP_URL: 'http://127.0.0.1:9',
       PTERO_APP_API_KEY: 'ptla_unused_0123456789abcdefghijklmnopqrstuv',
+      // The stand-in panel answers at once and has no request budget; the budget the service is told only sizes its
+      // poll claims (provisioning.wiring.ts pollClaimLimit: 12,000/min gives the cap, 200 per pass). With a stock
+      // panel's 240/min (BENCH_PIPELINE_PANEL_BUDGET=240: 40 per pass) the panel budget, not the pipeline, is measured.
+      PTERO_RATE_LIMIT_PER_MIN: String(PANEL_BUDGET),
     },
     { panel: INSTALLED_PANEL },
   );

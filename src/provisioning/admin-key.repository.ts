@@ -163,23 +163,42 @@ export async function releaseDeliveryLeases(db: Db, instanceId: string, now: num
   return Number(result.numUpdatedRows);
 }
 
-export async function matchPlayers(db: Db, matchId: string): Promise<{ side: 'p1' | 'p2'; player_id: string }[]> {
-  return db.selectFrom('match_players').select(['side', 'player_id']).where('match_id', '=', matchId).orderBy('side').execute();
+/** The players of many matches, by match id, each list ordered by side. */
+export async function matchPlayersMany(
+  db: Db,
+  matchIds: readonly string[],
+): Promise<Map<string, { side: 'p1' | 'p2'; player_id: string }[]>> {
+  const byMatch = new Map<string, { side: 'p1' | 'p2'; player_id: string }[]>();
+  if (matchIds.length === 0) return byMatch;
+  const rows = await db
+    .selectFrom('match_players')
+    .select(['match_id', 'side', 'player_id'])
+    .where('match_id', 'in', [...matchIds])
+    .orderBy('match_id')
+    .orderBy('side')
+    .execute();
+  for (const { match_id, side, player_id } of rows) {
+    const list = byMatch.get(match_id) ?? [];
+    list.push({ side, player_id });
+    byMatch.set(match_id, list);
+  }
+  return byMatch;
 }
 
-/** Records an overlay key; false when the player already has one for this match. */
-export async function insertOverlayKey(
+/** Records many overlay keys in one statement; the key ids recorded (a player who already has one keeps it). */
+export async function insertOverlayKeys(
   db: Db,
-  k: { matchId: string; playerId: string; side: 'p1' | 'p2'; keyId: string },
+  keys: readonly { matchId: string; playerId: string; side: 'p1' | 'p2'; keyId: string }[],
   now: number,
-): Promise<boolean> {
+): Promise<Set<string>> {
+  if (keys.length === 0) return new Set();
   const inserted = await db
     .insertInto('overlay_keys')
-    .values({ match_id: k.matchId, player_id: k.playerId, side: k.side, key_id: k.keyId, issued_at: new Date(now) })
+    .values(keys.map((k) => ({ match_id: k.matchId, player_id: k.playerId, side: k.side, key_id: k.keyId, issued_at: new Date(now) })))
     .onConflict((oc) => oc.columns(['match_id', 'player_id']).doNothing())
     .returning('key_id')
-    .executeTakeFirst();
-  return inserted !== undefined;
+    .execute();
+  return new Set(inserted.map((r) => r.key_id));
 }
 
 export async function overlayKeyIds(db: Db, matchId: string): Promise<string[]> {

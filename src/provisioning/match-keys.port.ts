@@ -13,6 +13,14 @@ export interface MatchKeys {
    * carries `at`. Null when the master secret of that kind is not configured.
    */
   issue(db: Db, matchId: string, kind: MatchKeyKind, at: number): Promise<{ keyId: string; expiresAt: number } | null>;
+  /**
+   * Issues many keys inside the caller's transaction in as few statements as the store allows, answers in request
+   * order. Null (and nothing issued) when the master secret of any requested kind is not configured.
+   */
+  issueMany(
+    db: Db,
+    requests: readonly { matchId: string; kind: MatchKeyKind; at: number }[],
+  ): Promise<{ keyId: string; expiresAt: number }[] | null>;
   /** The key's secret, derived again; null when its master secret is not configured. */
   secretOf(keyId: string): string | null;
   /** Marks the keys revoked inside the caller's transaction (the durable record). */

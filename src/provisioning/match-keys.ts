@@ -5,10 +5,10 @@ import { adminKeyVariables, decideDelivery, type AdminKeySettings } from './admi
 import {
   claimDueDeliveries,
   insertDelivery,
-  insertOverlayKey,
+  insertOverlayKeys,
   lockDelivery,
   markRevoked,
-  matchPlayers,
+  matchPlayersMany,
   overlayKeyIds,
   queueRevocation,
   releaseDeliveryLeases,
@@ -63,18 +63,46 @@ export class MatchKeyLifecycle {
 
   /** With server.ready: one overlay key per player (never put into events; the platform fetches them). */
   async onReady(trx: Db, matchId: string, now: number, logger: Logger): Promise<void> {
-    const players = await matchPlayers(trx, matchId);
-    let issued = 0;
-    for (const [index, player] of players.entries()) {
-      const key = await this.keys.issue(trx, matchId, 'overlay', now + index);
-      if (!key) {
+    await this.onReadyMany(trx, [{ matchId, logger }], now);
+  }
+
+  /**
+   * `onReady` for many matches that went ready in one transaction: one read of their players, one insert of the key
+   * records, one of the overlay keys (a player who already has a key keeps it; the new one is revoked at once).
+   */
+  async onReadyMany(trx: Db, matches: readonly { matchId: string; logger: Logger }[], now: number): Promise<void> {
+    const players = await matchPlayersMany(
+      trx,
+      matches.map((m) => m.matchId),
+    );
+    const wanted = matches.flatMap(({ matchId }) =>
+      (players.get(matchId) ?? []).map((player, index) => ({ matchId, player, at: now + index })),
+    );
+    if (wanted.length === 0) return;
+    const keys = await this.keys.issueMany(
+      trx,
+      wanted.map(({ matchId, at }) => ({ matchId, kind: 'overlay' as const, at })),
+    );
+    if (!keys) {
+      for (const { logger } of matches)
         logger.warn({ reason: 'NO_MASTER_SECRET' }, 'no overlay keys issued: OVERLAY_MASTER_SECRET is not configured');
-        return;
-      }
-      if (await insertOverlayKey(trx, { matchId, playerId: player.player_id, side: player.side, keyId: key.keyId }, now)) issued++;
-      else await this.keys.revokeIn(trx, [key.keyId], now);
+      return;
     }
-    if (issued > 0) logger.info({ overlayKeys: issued }, 'overlay keys issued');
+    const recorded = await insertOverlayKeys(
+      trx,
+      wanted.map(({ matchId, player }, i) => ({ matchId, playerId: player.player_id, side: player.side, keyId: keys[i]!.keyId })),
+      now,
+    );
+    const unused = keys.filter((k) => !recorded.has(k.keyId)).map((k) => k.keyId);
+    if (unused.length > 0) await this.keys.revokeIn(trx, unused, now);
+    const issuedPer = new Map<string, number>();
+    wanted.forEach(({ matchId }, i) => {
+      if (recorded.has(keys[i]!.keyId)) issuedPer.set(matchId, (issuedPer.get(matchId) ?? 0) + 1);
+    });
+    for (const { matchId, logger } of matches) {
+      const issued = issuedPer.get(matchId) ?? 0;
+      if (issued > 0) logger.info({ overlayKeys: issued }, 'overlay keys issued');
+    }
   }
 
   /** The match ended (released or cancelled): every key of the match is revoked in this transaction; the cache follows. */

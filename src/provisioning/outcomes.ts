@@ -85,7 +85,11 @@ export class ProvisionOutcomes {
         };
       }),
     );
-    for (const { provision, logger } of done) await this.keys?.onReady(trx, provision.match_id, now, logger);
+    await this.keys?.onReadyMany(
+      trx,
+      done.map(({ provision, logger }) => ({ matchId: provision.match_id, logger })),
+      now,
+    );
     done.forEach(({ provision, logger }, i) => {
       const seconds = provision.reserved_at ? (now - provision.reserved_at.getTime()) / 1000 : 0;
       this.deps.metrics.provisionOutcomes.inc({ outcome: 'ready', reason: '' });

@@ -25,6 +25,26 @@ export class PgKeyRecords implements KeyRecordStore {
     return inserted !== undefined;
   }
 
+  async insertMany(records: readonly KeyRecord[]): Promise<Set<string>> {
+    if (records.length === 0) return new Set();
+    const inserted = await this.db
+      .insertInto('hmac_keys')
+      .values(
+        records.map((record) => ({
+          key_id: record.keyId,
+          match_id: record.matchId,
+          kind: record.kind,
+          issued_at: record.issuedAt,
+          expires_at: record.expiresAt,
+          revoked_at: record.revokedAt ?? null,
+        })),
+      )
+      .onConflict((oc) => oc.column('key_id').doNothing())
+      .returning('key_id')
+      .execute();
+    return new Set(inserted.map((r) => r.key_id));
+  }
+
   async find(keyId: string): Promise<KeyRecord | null> {
     const row = await this.select(keyId);
     return row ? toRecord(row) : null;

@@ -91,6 +91,8 @@ export interface KeyRecordStore {
   revoke(keyId: string, at: number): Promise<KeyRecord | null>;
   /** Deletes records whose key expired before `before`; returns how many. */
   pruneExpired(before: number): Promise<number>;
+  /** Inserts many new records in one statement; the key ids that were free (the others are left alone). */
+  insertMany?(records: readonly KeyRecord[]): Promise<Set<string>>;
 }
 
 /** A freshly issued key: the only time its secret leaves the service. */
@@ -250,6 +252,49 @@ export class KeyService implements KeyDirectory {
       };
     }
     throw new KeyServiceError('KEY_ID_TAKEN', 'could not find a free key id; try again');
+  }
+
+  /**
+   * Issues one key per request into a durable record store, inside the caller's transaction (records roll back with
+   * it): one statement for all when the store can insert many, then `issue` for any key id that was taken (it tries
+   * the next millisecond, as `issue` does). The answers come in the order of the requests.
+   */
+  async issueMany(
+    requests: readonly { matchId: string; kind: KeyKind; issuedAt: number }[],
+    records: KeyRecordStore,
+  ): Promise<IssuedKey[]> {
+    if (!records.insertMany) {
+      const one: IssuedKey[] = [];
+      for (const r of requests) one.push(await this.issue({ matchId: r.matchId, kind: r.kind }, { records, issuedAt: r.issuedAt }));
+      return one;
+    }
+    const ttlMs = this.options.defaultTtlMs;
+    const planned = requests.map((r) => {
+      const master = this.masterFor(r.kind);
+      if (master === undefined) throw new KeyServiceError('NO_MASTER_SECRET', `no master secret configured for ${r.kind} keys`);
+      const keyId = formatKeyId(r.kind, r.matchId, r.issuedAt);
+      const record: KeyRecord = {
+        v: 1,
+        keyId,
+        matchId: r.matchId,
+        kind: r.kind,
+        issuedAt: r.issuedAt,
+        expiresAt: r.issuedAt + ttlMs,
+        revoked: false,
+      };
+      return { record, master };
+    });
+    const free = await records.insertMany(planned.map((p) => p.record));
+    const issued: IssuedKey[] = [];
+    for (const { record, master } of planned) {
+      if (free.has(record.keyId)) {
+        const { keyId, matchId, kind, issuedAt, expiresAt } = record;
+        issued.push({ keyId, secret: encodeSecret(deriveSecret(master, keyId)), matchId, kind, issuedAt, expiresAt });
+      } else {
+        issued.push(await this.issue({ matchId: record.matchId, kind: record.kind }, { records, issuedAt: record.issuedAt + 1 }));
+      }
+    }
+    return issued;
   }
 
   /**

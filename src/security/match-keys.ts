@@ -13,6 +13,18 @@ export class KeyServiceMatchKeys implements MatchKeys {
     return { keyId: issued.keyId, expiresAt: issued.expiresAt };
   }
 
+  async issueMany(
+    db: Db,
+    requests: readonly { matchId: string; kind: MatchKeyKind; at: number }[],
+  ): Promise<{ keyId: string; expiresAt: number }[] | null> {
+    if (requests.some((r) => !this.keys.canIssue(r.kind))) return null;
+    const issued = await this.keys.issueMany(
+      requests.map((r) => ({ matchId: r.matchId, kind: r.kind, issuedAt: r.at })),
+      new PgKeyRecords(db),
+    );
+    return issued.map((k) => ({ keyId: k.keyId, expiresAt: k.expiresAt }));
+  }
+
   secretOf(keyId: string): string | null {
     return this.keys.secretOf(keyId);
   }

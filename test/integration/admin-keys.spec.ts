@@ -160,6 +160,93 @@ describe('admin key lifecycle', () => {
     expect(after.json.keys.every((k: { revoked: boolean; secret?: string }) => k.revoked && k.secret === undefined)).toBe(true);
   });
 
+  it('matches that go ready together get one overlay key per player from one bulk write; a player who already has a key keeps it', async () => {
+    const matches = await Promise.all(Array.from({ length: 6 }, (_, i) => newMatch(`bulk${i}`, { installAfterMs: 300 })));
+    // The platform (or an earlier attempt) already recorded a key for p1 of the first match: it stays, the spare is revoked.
+    const kept = `ovl_${matches[0]!.matchId}_1000000000000`;
+    await service.services.db
+      .insertInto('overlay_keys')
+      .values({ match_id: matches[0]!.matchId, player_id: `alice-${matches[0]!.matchId}`, side: 'p1', key_id: kept, issued_at: new Date() })
+      .execute();
+    for (const { matchId } of matches) await service.services.provisioning.recordReadinessSignal(matchId, { adminHooksOk: true });
+    for (const { matchId, serverId } of matches) await reserve(matchId, serverId);
+    for (const { matchId } of matches)
+      await eventually(async () => (await view(matchId)).provisioning?.state === 'READY', 30_000, `${matchId} ready`);
+
+    for (const [i, { matchId }] of matches.entries()) {
+      const rows = await service.services.db
+        .selectFrom('overlay_keys')
+        .selectAll()
+        .where('match_id', '=', matchId)
+        .orderBy('side')
+        .execute();
+      expect(rows.map((r) => [r.side, r.player_id])).toEqual([
+        ['p1', `alice-${matchId}`],
+        ['p2', `bob-${matchId}`],
+      ]);
+      const records = await service.services.db
+        .selectFrom('hmac_keys')
+        .selectAll()
+        .where('match_id', '=', matchId)
+        .where('kind', '=', 'overlay')
+        .execute();
+      if (i === 0) {
+        expect(rows[0]!.key_id).toBe(kept);
+        // Two records issued for the match; the one p1 did not take is revoked in the same transaction.
+        expect(records).toHaveLength(2);
+        const spare = records.filter((r) => r.key_id !== rows[1]!.key_id);
+        expect(spare).toHaveLength(1);
+        expect(spare[0]!.revoked_at).not.toBeNull();
+      } else {
+        expect(records.map((r) => r.key_id).sort()).toEqual(rows.map((r) => r.key_id).sort());
+        expect(records.every((r) => r.revoked_at === null)).toBe(true);
+      }
+    }
+  });
+
+  it('bulk issue: a key id already taken moves to the next millisecond, in request order, inside the caller transaction', async () => {
+    const { KeyServiceMatchKeys } = await import('../../src/security/match-keys.js');
+    const matchKeys = new KeyServiceMatchKeys(service.services.keys);
+    const matchId = `ak-issue-${randomName('')}`;
+    const at = 1_800_000_000_000;
+    await service.services.db
+      .insertInto('hmac_keys')
+      .values({
+        key_id: `ovl_${matchId}_${at}`,
+        match_id: matchId,
+        kind: 'overlay',
+        issued_at: at,
+        expires_at: at + 60_000,
+        revoked_at: null,
+      })
+      .execute();
+    const issued = await service.services.db.transaction().execute((trx) =>
+      matchKeys.issueMany(trx, [
+        { matchId, kind: 'overlay', at },
+        { matchId, kind: 'overlay', at: at + 5 },
+      ]),
+    );
+    expect(issued?.map((k) => k.keyId)).toEqual([`ovl_${matchId}_${at + 1}`, `ovl_${matchId}_${at + 5}`]);
+    const ids = (
+      await service.services.db.selectFrom('hmac_keys').select('key_id').where('match_id', '=', matchId).orderBy('key_id').execute()
+    ).map((r) => r.key_id);
+    expect(ids).toEqual([`ovl_${matchId}_${at}`, `ovl_${matchId}_${at + 1}`, `ovl_${matchId}_${at + 5}`]);
+    // A transaction that rolls back leaves no record behind.
+    await expect(
+      service.services.db.transaction().execute(async (trx) => {
+        await matchKeys.issueMany(trx, [{ matchId, kind: 'overlay', at: at + 9 }]);
+        throw new Error('roll back');
+      }),
+    ).rejects.toThrow('roll back');
+    expect(
+      await service.services.db
+        .selectFrom('hmac_keys')
+        .select('key_id')
+        .where('key_id', '=', `ovl_${matchId}_${at + 9}`)
+        .execute(),
+    ).toEqual([]);
+  });
+
   it('a PATCH that hangs (client timeout, outcome unknown) is retried with the same key: delivered once, one key', async () => {
     const { matchId, serverId } = await newMatch('retry');
     panel.injectFault({ kind: 'hang', serverId, methods: ['PATCH'], times: 1 });
