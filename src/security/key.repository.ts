@@ -9,20 +9,7 @@ export class PgKeyRecords implements KeyRecordStore {
   constructor(private readonly db: Kysely<Database>) {}
 
   async insert(record: KeyRecord): Promise<boolean> {
-    const inserted = await this.db
-      .insertInto('hmac_keys')
-      .values({
-        key_id: record.keyId,
-        match_id: record.matchId,
-        kind: record.kind,
-        issued_at: record.issuedAt,
-        expires_at: record.expiresAt,
-        revoked_at: record.revokedAt ?? null,
-      })
-      .onConflict((oc) => oc.column('key_id').doNothing())
-      .returning('key_id')
-      .executeTakeFirst();
-    return inserted !== undefined;
+    return (await this.insertMany([record])).has(record.keyId);
   }
 
   async insertMany(records: readonly KeyRecord[]): Promise<Set<string>> {
