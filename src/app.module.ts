@@ -11,6 +11,7 @@ import { checkTopics, TopicWatch, wantedTopics } from './infra/bus/topic-check.j
 import { type Clock, SystemClock } from './infra/clock.js';
 import { openDatabase } from './infra/db/database.js';
 import { migrateToLatest } from './infra/db/migrations.js';
+import { untilDatabaseAnswers } from './infra/db/startup-wait.js';
 import type { KeyValueStore } from './infra/kv/kv-store.js';
 import { MemoryKeyValueStore } from './infra/kv/memory-kv.js';
 import { RedisKeyValueStore } from './infra/kv/redis-kv.js';
@@ -52,7 +53,12 @@ export async function buildServices(config: Config, overrides: ServiceOverrides 
   zeroAlertSeries(metrics);
 
   const database = await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR, queryTimeoutMs: config.DB_QUERY_TIMEOUT_MS });
-  const migration = await migrateToLatest(database.db);
+  const migration = await untilDatabaseAnswers(() => migrateToLatest(database.db), { waitMs: config.DB_STARTUP_WAIT_MS, logger }).catch(
+    async (error: unknown) => {
+      await database.close().catch(() => undefined);
+      throw error;
+    },
+  );
   logger.info({ database: database.kind, applied: migration.applied }, 'database ready');
 
   let kv: KeyValueStore;

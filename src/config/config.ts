@@ -187,6 +187,8 @@ export const configSchema = z.object({
   REDIS_KEY_PREFIX: z.string().default(''),
   // Bound on every PostgreSQL statement (server side) and query round trip (client side): a hung database answers 503.
   DB_QUERY_TIMEOUT_MS: ms(5_000),
+  // How long a starting instance waits for an unreachable database (retrying with backoff) before it exits non-zero.
+  DB_STARTUP_WAIT_MS: z.coerce.number().int().min(0).max(3_600_000).default(60_000),
   KAFKA_BROKERS: brokers,
   KAFKA_GROUP_ID: z.string().min(1).default('flocknode-workers'),
   KAFKA_CLIENT_ID: z.string().min(1).default('flocknode-workers'),
