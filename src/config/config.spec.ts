@@ -51,6 +51,17 @@ describe('loadConfig', () => {
     }
   });
 
+  it('validates the sweep slice (STREAM_SWEEP_SLICE: default 2000, an integer 10–50,000)', () => {
+    expect(loadConfig(service, { service: true }).STREAM_SWEEP_SLICE).toBe(2000);
+    expect(loadConfig({ ...service, STREAM_SWEEP_SLICE: '500' }, { service: true }).STREAM_SWEEP_SLICE).toBe(500);
+    for (const value of ['0', '9', '50001', '1.5', 'many']) {
+      expect(
+        problems({ ...service, STREAM_SWEEP_SLICE: value }).map((p) => p.split(':')[0]),
+        value,
+      ).toEqual(['STREAM_SWEEP_SLICE']);
+    }
+  });
+
   it('applies the seed defaults', () => {
     const c = loadConfig(service, { service: true });
     expect(c).toMatchObject({

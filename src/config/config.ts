@@ -149,6 +149,8 @@ export const configSchema = z.object({
   STREAM_MIN_BITRATE_KBPS: z.coerce.number().positive().default(2500),
   STREAM_CHECK_EVERY_MS: ms(30_000),
   STREAM_BACKUP_EVERY_MS: ms(60_000),
+  // A sweep works on this many active matches at a time (docs/stream-health.md, "One sweep"): bounds its memory.
+  STREAM_SWEEP_SLICE: z.coerce.number().int().min(10).max(50_000).default(2000),
   // Systemic-anomaly guard (docs/stream-health.md): a provider's readings are set aside for a sweep in which at
   // least this share of at least this many sides read through it turn healthy → violating at once.
   STREAM_ANOMALY_GUARD: bool(true),

@@ -35,22 +35,24 @@ export interface GuardedSide {
   readonly violatingThrough: readonly string[];
 }
 
-/**
- * The providers whose readings show a systemic anomaly in this sweep: at least `minStreams` sides read through
- * the provider, and at least `minShare` of them turned from healthy to violating through its readings. Sorted by
- * provider name; empty when the guard is off.
- */
-export function detectSystemicAnomalies(sides: readonly GuardedSide[], at: number, options: AnomalyGuardOptions): ProviderAnomaly[] {
-  if (!options.enabled) return [];
-  const counts = new Map<string, { streams: number; turned: number }>();
+/** Per provider: sides read through it, and how many of them turned healthy → violating through its readings. */
+export type GuardCounts = Map<string, { streams: number; turned: number }>;
+
+export function countGuardedSides(sides: readonly GuardedSide[], into: GuardCounts = new Map()): GuardCounts {
   for (const side of sides) {
     for (const provider of new Set(side.providers)) {
-      const c = counts.get(provider) ?? { streams: 0, turned: 0 };
+      const c = into.get(provider) ?? { streams: 0, turned: 0 };
       c.streams++;
       if (side.wasHealthy && side.violatingThrough.includes(provider)) c.turned++;
-      counts.set(provider, c);
+      into.set(provider, c);
     }
   }
+  return into;
+}
+
+/** The providers whose counts cross the thresholds, sorted by name; empty when the guard is off. */
+export function judgeCounts(counts: GuardCounts, at: number, options: AnomalyGuardOptions): ProviderAnomaly[] {
+  if (!options.enabled) return [];
   const anomalies: ProviderAnomaly[] = [];
   for (const [provider, { streams, turned }] of [...counts].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     const share = streams === 0 ? 0 : turned / streams;
@@ -59,6 +61,16 @@ export function detectSystemicAnomalies(sides: readonly GuardedSide[], at: numbe
     }
   }
   return anomalies;
+}
+
+/**
+ * The providers whose readings show a systemic anomaly in this sweep: at least `minStreams` sides read through
+ * the provider, and at least `minShare` of them turned from healthy to violating through its readings. Sorted by
+ * provider name; empty when the guard is off.
+ */
+export function detectSystemicAnomalies(sides: readonly GuardedSide[], at: number, options: AnomalyGuardOptions): ProviderAnomaly[] {
+  if (!options.enabled) return [];
+  return judgeCounts(countGuardedSides(sides), at, options);
 }
 
 /**
@@ -151,9 +163,29 @@ export interface GuardablePlan {
 }
 
 /**
- * Plans every match of a sweep behind the guard: plans them on the telemetry as read, looks for systemic
- * anomalies, and if there are any plans them again with the flagged providers' readings set aside (unknown),
- * passing each plan the anomalies so the sides they touched record them. `plan` must be pure.
+ * What the guard carries from one slice of a sweep to the next (sweep.ts plans a sweep slice by slice): the
+ * anomalies already found, whose providers stay set aside for the rest of the sweep, and the counts of the
+ * slices judged so far, which a slice too small to judge on its own is judged with.
+ */
+export interface GuardCarry {
+  readonly anomalies: readonly ProviderAnomaly[];
+  readonly counts: GuardCounts;
+}
+
+export function emptyGuardCarry(): GuardCarry {
+  return { anomalies: [], counts: new Map() };
+}
+
+/**
+ * Plans the matches of a sweep (or of one slice of it) behind the guard: plans them on the telemetry as read,
+ * looks for systemic anomalies, and if there are any plans them again with the flagged providers' readings set
+ * aside (unknown), passing each plan the anomalies so the sides they touched record them. `plan` must be pure.
+ *
+ * Across slices (`carry`): a provider flagged in an earlier slice is set aside in every later slice of the sweep
+ * from the start (so its sides record that anomaly); each slice is judged on its own sides, except a provider
+ * that the slice read fewer than `minStreams` sides of, which is judged on the sweep's sides so far (this slice
+ * included), so a small last slice is never left unguarded. `anomalies` are the ones new in this slice; `carry`
+ * is what the next slice needs.
  */
 export function planBehindGuard<M, P extends GuardablePlan>(
   matches: readonly M[],
@@ -161,9 +193,12 @@ export function planBehindGuard<M, P extends GuardablePlan>(
   at: number,
   options: AnomalyGuardOptions,
   plan: (match: M, telemetry: ReadonlyMap<string, ChannelTelemetry>, anomalies: readonly ProviderAnomaly[]) => P,
-): { readonly plans: P[]; readonly anomalies: ProviderAnomaly[] } {
-  const plans = matches.map((m) => plan(m, telemetry, []));
-  if (!options.enabled) return { plans, anomalies: [] };
+  carry: GuardCarry = emptyGuardCarry(),
+): { readonly plans: P[]; readonly anomalies: ProviderAnomaly[]; readonly carry: GuardCarry } {
+  if (!options.enabled) return { plans: matches.map((m) => plan(m, telemetry, [])), anomalies: [], carry };
+  const flagged = new Set(carry.anomalies.map((a) => a.provider));
+  const read = flagged.size > 0 ? setAsideProviders(telemetry, flagged) : telemetry;
+  const plans = matches.map((m) => plan(m, read, carry.anomalies));
   const sides: GuardedSide[] = plans.flatMap((p) =>
     SIDE_NAMES.map((side) => {
       const s = p.sides[side];
@@ -174,10 +209,23 @@ export function planBehindGuard<M, P extends GuardablePlan>(
       };
     }),
   );
-  const anomalies = detectSystemicAnomalies(sides, at, options);
-  if (anomalies.length === 0) return { plans, anomalies };
-  const setAside = setAsideProviders(telemetry, new Set(anomalies.map((a) => a.provider)));
-  return { plans: matches.map((m) => plan(m, setAside, anomalies)), anomalies };
+  const slice = countGuardedSides(sides);
+  const judged: GuardCounts = new Map();
+  for (const [provider, c] of slice) {
+    if (flagged.has(provider)) continue;
+    const before = carry.counts.get(provider);
+    judged.set(provider, c.streams >= options.minStreams || !before ? c : { streams: c.streams + before.streams, turned: c.turned + before.turned });
+  }
+  const counts: GuardCounts = new Map(carry.counts);
+  for (const [provider, c] of slice) {
+    const before = counts.get(provider) ?? { streams: 0, turned: 0 };
+    counts.set(provider, { streams: before.streams + c.streams, turned: before.turned + c.turned });
+  }
+  const anomalies = judgeCounts(judged, at, options);
+  if (anomalies.length === 0) return { plans, anomalies, carry: { anomalies: carry.anomalies, counts } };
+  const all = [...carry.anomalies, ...anomalies];
+  const setAside = setAsideProviders(telemetry, new Set(all.map((a) => a.provider)));
+  return { plans: matches.map((m) => plan(m, setAside, all)), anomalies, carry: { anomalies: all, counts } };
 }
 
 /** The anomalies among `anomalies` that concern a side read through these channels. */

@@ -32,7 +32,8 @@ export interface ActiveMatch {
 /**
  * Active = `mode = 'VERIFIED_STREAM' AND status = 'IN_PROGRESS'`. A scheduled, completed, cancelled, forfeited
  * or disputed match is not enforced (the platform moves a match to IN_PROGRESS when play starts).
- * Two statements for any number of matches: matches with players and checklist, then their side states.
+ * Two statements for any number of matches: matches with players and checklist, then their side states. A full
+ * sweep reads them a slice at a time instead (loadActiveMatchSlice).
  */
 export async function loadActiveMatches(db: Db, matchId?: string): Promise<ActiveMatch[]> {
   let matchesQuery = db
@@ -67,41 +68,84 @@ export async function loadActiveMatches(db: Db, matchId?: string): Promise<Activ
   const rows = await matchesQuery.execute();
   const sideRows = await sidesQuery.execute();
 
-  const byId = new Map<
-    string,
-    {
-      id: string;
-      overlayRequired: boolean;
-      enforcementMode: string;
-      channels: Record<Side, string[]>;
-      checklist: StoredStreamChecklist | null;
-      sides: Partial<Record<Side, StoredSide>>;
-    }
-  >();
+  const byId = new Map<string, MutableMatch>();
   for (const row of rows) {
     let match = byId.get(row.id);
     if (!match) {
-      match = {
-        id: row.id,
-        overlayRequired: row.overlay_required,
-        enforcementMode: row.enforcement_mode,
-        channels: { p1: [], p2: [] },
-        checklist: row.checklist_id === null ? null : storedChecklist(row),
-        sides: {},
-      };
+      match = newMatch(row.id, row.overlay_required, row.enforcement_mode);
+      match.checklist = row.checklist_id === null ? null : storedChecklist(row);
       byId.set(row.id, match);
     }
-    if (row.side === 'p1' || row.side === 'p2') {
-      const channels = row.stream_channels;
-      match.channels[row.side] = Array.isArray(channels) ? channels.filter((c): c is string => typeof c === 'string') : [];
-    }
+    setChannels(match, row.side, row.stream_channels);
   }
-  for (const row of sideRows) {
-    const match = byId.get(row.match_id);
-    if (!match || (row.side !== 'p1' && row.side !== 'p2')) continue;
-    match.sides[row.side] = { version: row.version, grace: parseGrace(row.grace, row.match_id, row.side) };
-  }
+  for (const row of sideRows) setSide(byId.get(row.match_id), row);
   return [...byId.values()];
+}
+
+/**
+ * One slice of a full sweep: the next `limit` active matches after `afterId` in the database's id order (the
+ * partial index `matches_active_verified_stream` walks them), with their players, checklists and side states.
+ * Four statements a slice, each a lookup by match id without a join, so the planner cannot pick a nested loop
+ * over a bloated `stream_sides` on a bad row estimate. `next` is the following slice's cursor, null after the
+ * last slice.
+ */
+export async function loadActiveMatchSlice(
+  db: Db,
+  afterId: string | null,
+  limit: number,
+): Promise<{ readonly matches: ActiveMatch[]; readonly next: string | null }> {
+  let matchesQuery = db
+    .selectFrom('matches')
+    .select(['id', 'overlay_required', 'enforcement_mode'])
+    .where('mode', '=', 'VERIFIED_STREAM')
+    .where('status', '=', 'IN_PROGRESS')
+    .orderBy('id')
+    .limit(limit);
+  if (afterId !== null) matchesQuery = matchesQuery.where('id', '>', afterId);
+  const rows = await matchesQuery.execute();
+  if (rows.length === 0) return { matches: [], next: null };
+  const ids = rows.map((r) => r.id);
+  const players = await db.selectFrom('match_players').select(['match_id', 'side', 'stream_channels']).where('match_id', 'in', ids).execute();
+  const checklists = await db
+    .selectFrom('checklists')
+    .select(['match_id', 'p1_stream_live', 'p2_stream_live', 'titles_contain_match_id', 'bitrate_ok', 'fps_ok'])
+    .where('match_id', 'in', ids)
+    .execute();
+  const sideRows = await db.selectFrom('stream_sides').select(['match_id', 'side', 'version', 'grace']).where('match_id', 'in', ids).execute();
+
+  const byId = new Map<string, MutableMatch>();
+  const matches: MutableMatch[] = [];
+  for (const row of rows) {
+    const match = newMatch(row.id, row.overlay_required, row.enforcement_mode);
+    byId.set(row.id, match);
+    matches.push(match);
+  }
+  for (const row of players) {
+    const match = byId.get(row.match_id);
+    if (match) setChannels(match, row.side, row.stream_channels);
+  }
+  for (const row of checklists) {
+    const match = byId.get(row.match_id);
+    if (match) match.checklist = storedChecklist(row);
+  }
+  for (const row of sideRows) setSide(byId.get(row.match_id), row);
+  return { matches, next: rows.length >= limit ? (ids.at(-1) ?? null) : null };
+}
+
+type MutableMatch = { -readonly [K in keyof ActiveMatch]: ActiveMatch[K] };
+
+function newMatch(id: string, overlayRequired: boolean, enforcementMode: string): MutableMatch {
+  return { id, overlayRequired, enforcementMode, channels: { p1: [], p2: [] }, checklist: null, sides: {} };
+}
+
+function setChannels(match: MutableMatch, side: string | null, channels: unknown): void {
+  if (side !== 'p1' && side !== 'p2') return;
+  match.channels[side] = Array.isArray(channels) ? channels.filter((c): c is string => typeof c === 'string') : [];
+}
+
+function setSide(match: MutableMatch | undefined, row: { match_id: string; side: string; version: number; grace: unknown }): void {
+  if (!match || (row.side !== 'p1' && row.side !== 'p2')) return;
+  match.sides[row.side] = { version: row.version, grace: parseGrace(row.grace, row.match_id, row.side) };
 }
 
 type ChecklistRow = Record<'p1_stream_live' | 'p2_stream_live' | 'titles_contain_match_id' | 'bitrate_ok' | 'fps_ok', boolean | null>;

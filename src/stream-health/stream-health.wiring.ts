@@ -37,6 +37,7 @@ export function wireStreamHealth(w: StreamHealthWiring): StreamHealthWorker {
       minBitrateKbps: config.STREAM_MIN_BITRATE_KBPS,
       graceMs: config.OFFLINE_GRACE_MS,
       checkEveryMs: config.STREAM_CHECK_EVERY_MS,
+      sliceSize: config.STREAM_SWEEP_SLICE,
       anomalyGuard: {
         enabled: config.STREAM_ANOMALY_GUARD,
         minShare: config.STREAM_ANOMALY_MIN_SHARE,

@@ -10,6 +10,9 @@ import { DEFAULT_ANOMALY_GUARD, type AnomalyGuardOptions, type ProviderAnomaly }
 import { resolveGraceOptions, type GraceOptions, type SampleOutcome, type Side } from './policy.js';
 import type { TelemetryProvider } from './telemetry.js';
 
+/** STREAM_SWEEP_SLICE's default. */
+export const DEFAULT_SWEEP_SLICE = 2000;
+
 export interface StreamHealthSettings {
   /** STREAM_MIN_FPS. */
   minFps: number;
@@ -25,6 +28,8 @@ export interface StreamHealthSettings {
   leaseMs?: number;
   /** Matches per batched write transaction (default 500). */
   batchSize?: number;
+  /** STREAM_SWEEP_SLICE: active matches loaded, leased, read, planned and written at a time (default 2000). */
+  sliceSize?: number;
   /** Per-match transactions (episodes, verdicts) in flight at once (default 4). */
   concurrency?: number;
   /** The backup sweep runs only when no full sweep completed within this (default 1.5 × checkEveryMs). */
@@ -57,6 +62,7 @@ export interface SweepContext extends StreamHealthWorkerDeps {
   readonly policies: ReadonlyMap<string, EnforcementPolicy>;
   readonly leaseMs: number;
   readonly batchSize: number;
+  readonly sliceSize: number;
   readonly concurrency: number;
   readonly backupStaleAfterMs: number;
   readonly anomalyGuard: AnomalyGuardOptions;
@@ -70,6 +76,7 @@ export function sweepContext(deps: StreamHealthWorkerDeps): SweepContext {
     policies: withDefaultPolicy(s),
     leaseMs: s.leaseMs ?? Math.max(2 * s.checkEveryMs, 10_000),
     batchSize: Math.max(1, s.batchSize ?? 500),
+    sliceSize: Math.max(1, Math.floor(s.sliceSize ?? DEFAULT_SWEEP_SLICE)),
     concurrency: Math.max(1, s.concurrency ?? 4),
     backupStaleAfterMs: s.backupStaleAfterMs ?? Math.round(1.5 * s.checkEveryMs),
     anomalyGuard: s.anomalyGuard ?? DEFAULT_ANOMALY_GUARD,
@@ -115,13 +122,15 @@ export interface VerdictSummary {
 
 export interface SweepReport {
   scope: string;
-  /** Active matches found. */
+  /** Active matches found (in the slices loaded before an abort). */
   matches: number;
+  /** Slices the full sweep loaded (STREAM_SWEEP_SLICE matches each); 0 for a one-match sweep. */
+  slices: number;
   /** Matches this sweep held the lease of and evaluated. */
   swept: number;
   /** Matches skipped because another sweep (here or on another instance) holds their lease. */
   leasedElsewhere: number;
-  /** Provider channels asked about (one batched collection per sweep). */
+  /** Provider channels asked about (summed over the slices: one batched collection per slice). */
   channels: number;
   /** Samples applied per outcome (one per side). */
   samples: Record<SampleOutcome, number>;
@@ -129,11 +138,11 @@ export interface SweepReport {
   stale: number;
   warnings: number;
   verdicts: VerdictSummary[];
-  /** Providers whose readings the systemic-anomaly guard set aside in this sweep. */
+  /** Providers whose readings the systemic-anomaly guard set aside in this sweep (each once, from the slice that flagged it on). */
   anomalies: ProviderAnomaly[];
   aborted: boolean;
   durationMs: number;
-  /** Wall time per step (ms): load the active matches, leases, provider collection, batched writes, per-match transactions. */
+  /** Wall time per step (ms), summed over the slices: load the active matches, leases, provider collection, batched writes, per-match transactions. */
   phases: { loadMs: number; leasesMs: number; telemetryMs: number; batchMs: number; eventfulMs: number };
 }
 
@@ -141,6 +150,7 @@ export function emptyReport(scope: string): SweepReport {
   return {
     scope,
     matches: 0,
+    slices: 0,
     swept: 0,
     leasedElsewhere: 0,
     channels: 0,

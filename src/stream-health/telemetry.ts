@@ -57,12 +57,33 @@ export interface ChannelTelemetry {
 }
 
 /**
- * One provider per platform. `fetch` is called once per sweep with all of that platform's channels, batches
- * internally, and never rejects for a provider outage: failed channels come back with `unknown` fields.
+ * One provider per platform. `fetch` is called with a batch of that platform's channels (one sweep slice, or
+ * all of them), batches requests internally, and never rejects for a provider outage: failed channels come back
+ * with `unknown` fields.
  */
-export interface TelemetryProvider {
+export interface TelemetryProvider extends TelemetryReader {
   readonly platform: string;
+  /**
+   * A sweep that reads its channels slice by slice (sweep.ts) opens one reader per provider and calls its
+   * `fetch` once per slice. A provider that lists every stream at once (SRS, MediaMTX) lists once per reader, on
+   * the first slice, and keeps a compact record per stream until the sweep ends; one with a per-sweep budget
+   * (EventSub) spends it across the slices. Without `openSweep`, `fetch` itself is called once per slice.
+   */
+  openSweep?(): TelemetryReader;
+}
+
+/** Answers one batch of a provider's channels; never rejects for a provider outage (unknown fields instead). */
+export interface TelemetryReader {
   fetch(channels: string[]): Promise<Map<string, ChannelTelemetry>>;
+}
+
+/** One sweep's view of the providers: each provider's sweep reader, or the provider itself when it has none. */
+export function openTelemetrySweep(providers: readonly TelemetryProvider[]): TelemetryProvider[] {
+  return providers.map((p) => {
+    if (!p.openSweep) return p;
+    const reader = p.openSweep();
+    return { platform: p.platform, fetch: (channels: string[]) => reader.fetch(channels) };
+  });
 }
 
 export type ChannelRole = 'platform' | 'ingest';

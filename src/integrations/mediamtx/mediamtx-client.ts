@@ -17,6 +17,7 @@ import {
   unknownTelemetry,
   type ChannelTelemetry,
   type TelemetryProvider,
+  type TelemetryReader,
   type TelemetryUnknownReason,
 } from '../../stream-health/telemetry.js';
 import { httpText, parseJson } from '../http/telemetry-http.js';
@@ -155,8 +156,26 @@ export class MediaMtxTelemetryProvider implements TelemetryProvider {
     this.maxAgeMs = options.maxSampleAgeMs ?? options.checkEveryMs * 3;
   }
 
-  async fetch(channels: string[]): Promise<Map<string, ChannelTelemetry>> {
-    const out = new Map<string, ChannelTelemetry>();
+  /** One sweep of one batch: lists MediaMTX and answers these channels (see openSweep for a sweep in slices). */
+  fetch(channels: string[]): Promise<Map<string, ChannelTelemetry>> {
+    return this.openSweep().fetch(channels);
+  }
+
+  /**
+   * A sweep that reads its channels in slices: MediaMTX is listed once, on the first slice's fetch, and the
+   * reader keeps one compact record per path (its state and bitrate reading) until the sweep drops it.
+   */
+  openSweep(): TelemetryReader {
+    let listed: Promise<PathsListing> | null = null;
+    return {
+      fetch: async (channels) => {
+        listed ??= this.listForSweep();
+        return this.answer(await listed, channels);
+      },
+    };
+  }
+
+  private async listForSweep(): Promise<PathsListing> {
     let listing: MediaMtxListing;
     try {
       listing = await this.client.listPaths();
@@ -164,15 +183,27 @@ export class MediaMtxTelemetryProvider implements TelemetryProvider {
       listing = { ok: false, reason: 'provider_error' };
     }
     const at = this.clock.now();
+    if (!listing.ok) return { ok: false, reason: listing.reason, at };
+    const byName = new Map<string, CompactPath>();
+    for (const p of listing.paths) {
+      byName.set(p.name, {
+        online: p.online ?? null,
+        since: p.since,
+        inboundBytes: p.inboundBytes ?? null,
+        rate: p.online === true ? this.readRate(p, at) : null,
+      });
+    }
+    this.prune(at);
+    return { ok: true, at, byName, malformed: listing.malformed };
+  }
+
+  private answer(listing: PathsListing, channels: readonly string[]): Map<string, ChannelTelemetry> {
+    const out = new Map<string, ChannelTelemetry>();
+    const { at } = listing;
     if (!listing.ok) {
       for (const c of channels) out.set(c, unknownTelemetry(c, at, listing.reason));
       return out;
     }
-    const byName = new Map(listing.paths.map((p) => [p.name, p]));
-    const rates = new Map<string, number | TelemetryUnknownReason>();
-    for (const p of listing.paths) if (p.online === true) rates.set(p.name, this.readRate(p, at));
-    this.prune(at);
-
     for (const channel of channels) {
       const ref = parseChannel(channel);
       const name = ref?.id.replace(/^\/+/, '') ?? '';
@@ -180,7 +211,7 @@ export class MediaMtxTelemetryProvider implements TelemetryProvider {
         out.set(channel, unknownTelemetry(channel, at, 'invalid_channel'));
         continue;
       }
-      const path = byName.get(name);
+      const path = listing.byName.get(name);
       if (!path) {
         out.set(
           channel,
@@ -190,8 +221,8 @@ export class MediaMtxTelemetryProvider implements TelemetryProvider {
         );
         continue;
       }
-      const detail = { online: path.online ?? null, since: path.since, inboundBytes: path.inboundBytes ?? null };
-      if (path.online === undefined) {
+      const detail = { online: path.online, since: path.since, inboundBytes: path.inboundBytes };
+      if (path.online === null) {
         out.set(channel, { ...unknownTelemetry(channel, at, 'bad_response'), detail });
         continue;
       }
@@ -199,7 +230,7 @@ export class MediaMtxTelemetryProvider implements TelemetryProvider {
         out.set(channel, { channel, live: false, title: UNKNOWN, fps: UNKNOWN, bitrateKbps: 0, observedAt: at, detail });
         continue;
       }
-      const rate = rates.get(name) ?? 'bad_response';
+      const rate = path.rate ?? 'bad_response';
       out.set(channel, {
         channel,
         live: true,
@@ -241,3 +272,16 @@ export class MediaMtxTelemetryProvider implements TelemetryProvider {
     }
   }
 }
+
+/** What a sweep keeps of one listed path. */
+interface CompactPath {
+  readonly online: boolean | null;
+  readonly since: string | null;
+  readonly inboundBytes: number | null;
+  /** Set for an online path: kbit/s or why unknown. */
+  readonly rate: number | TelemetryUnknownReason | null;
+}
+
+type PathsListing =
+  | { readonly ok: false; readonly reason: TelemetryUnknownReason; readonly at: number }
+  | { readonly ok: true; readonly at: number; readonly byName: ReadonlyMap<string, CompactPath>; readonly malformed: number };

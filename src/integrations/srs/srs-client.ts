@@ -18,6 +18,7 @@ import {
   unknownTelemetry,
   type ChannelTelemetry,
   type TelemetryProvider,
+  type TelemetryReader,
   type TelemetryUnknownReason,
 } from '../../stream-health/telemetry.js';
 
@@ -264,8 +265,28 @@ export class SrsTelemetryProvider implements TelemetryProvider {
     this.minClockAdvanceMs = options.minClockAdvanceMs ?? 1_000;
   }
 
-  async fetch(channels: string[]): Promise<Map<string, ChannelTelemetry>> {
-    const out = new Map<string, ChannelTelemetry>();
+  /** One sweep of one batch: lists SRS and answers these channels (see openSweep for a sweep in slices). */
+  fetch(channels: string[]): Promise<Map<string, ChannelTelemetry>> {
+    return this.openSweep().fetch(channels);
+  }
+
+  /**
+   * A sweep that reads its channels in slices: SRS is listed once, on the first slice's fetch, and the reader
+   * keeps one compact record per app/name (the chosen stream's counters and its FPS reading) until the sweep
+   * drops it; every slice is answered from that record, so FPS history advances once per sweep, not per slice.
+   */
+  openSweep(): TelemetryReader {
+    let listed: Promise<SweepListing> | null = null;
+    return {
+      fetch: async (channels) => {
+        listed ??= this.listForSweep();
+        return answerChannels(this.platform, await listed, channels);
+      },
+    };
+  }
+
+  /** Lists SRS, reads FPS of every publishing stream (recording its history), keeps what the channels need. */
+  private async listForSweep(): Promise<SweepListing> {
     const askedAt = this.clock.now();
     let listing: SrsListing;
     try {
@@ -274,78 +295,37 @@ export class SrsTelemetryProvider implements TelemetryProvider {
       listing = { ok: false, reason: 'provider_error' };
     }
     const at = this.clock.now();
-    const unknownAll = (reason: TelemetryUnknownReason) => {
-      for (const c of channels) out.set(c, unknownTelemetry(c, at, reason));
-      return out;
-    };
-    if (!listing.ok) return unknownAll(listing.reason);
+    if (!listing.ok) return { ok: false, reason: listing.reason, at };
 
     const stale = this.staleListing(listing.streams, askedAt, at);
-    if (stale) return unknownAll(stale);
+    if (stale) return { ok: false, reason: stale, at };
     const release = listing.streams.some((s) => s.publish?.active === true && s.video_frames === undefined)
       ? await this.releaseOf(listing.service)
       : null;
 
+    // Several vhosts may carry the same app/name: the publishing one with the most data wins (the first on a tie).
+    const chosen = new Map<string, SrsStream>();
     const readings = new Map<string, Reading>();
-    const byKey = new Map<string, SrsStream[]>();
     for (const s of listing.streams) {
       if (s.publish?.active === true) readings.set(s.id, this.read(s, release, at));
       const key = `${s.app}/${s.name}`;
-      const same = byKey.get(key);
-      if (same) same.push(s);
-      else byKey.set(key, [s]);
+      const best = chosen.get(key);
+      if (!best || preferStream(s, best)) chosen.set(key, s);
     }
     this.prune(at);
-
-    for (const channel of channels) {
-      const ref = parseChannel(channel);
-      const slash = ref?.id.indexOf('/') ?? -1;
-      if (ref?.platform !== this.platform || slash <= 0 || slash === ref.id.length - 1) {
-        out.set(channel, unknownTelemetry(channel, at, 'invalid_channel'));
-        continue;
-      }
-      // Several vhosts may carry the same app/name: the publishing one with the most data wins (the first on a tie).
-      const stream = byKey.get(ref.id)?.reduce((best, s) => (preferStream(s, best) ? s : best));
-      if (!stream) {
-        // Absent while SRS answered: nothing reaches our ingest. Unless part of the listing was unreadable.
-        out.set(
-          channel,
-          listing.malformed > 0 || !listing.complete
-            ? unknownTelemetry(channel, at, 'bad_response')
-            : { channel, live: false, title: UNKNOWN, fps: 0, bitrateKbps: 0, observedAt: at, detail: { listed: false } },
-        );
-        continue;
-      }
-      const detail = {
-        streamId: stream.id,
+    const byKey = new Map<string, CompactStream>();
+    for (const [key, stream] of chosen) {
+      byKey.set(key, {
+        id: stream.id,
         frames: stream.frames ?? null,
         videoFrames: stream.video_frames ?? null,
         liveMs: stream.live_ms ?? null,
         active: stream.publish?.active ?? null,
-      };
-      if (stream.publish === undefined) {
-        out.set(channel, { ...unknownTelemetry(channel, at, 'bad_response'), detail });
-        continue;
-      }
-      if (!stream.publish.active) {
-        out.set(channel, { channel, live: false, title: UNKNOWN, fps: 0, bitrateKbps: 0, observedAt: at, detail });
-        continue;
-      }
-      const reading = readings.get(stream.id) ?? { unknown: 'bad_response' };
-      const bitrateKbps = 'unknown' in reading && reading.bitrateToo ? UNKNOWN : (stream.kbps?.recv_30s ?? UNKNOWN);
-      const unknownReason = 'unknown' in reading ? reading.unknown : bitrateKbps === UNKNOWN ? 'bad_response' : undefined;
-      out.set(channel, {
-        channel,
-        live: true,
-        title: UNKNOWN,
-        fps: 'fps' in reading ? reading.fps : UNKNOWN,
-        bitrateKbps,
-        observedAt: at,
-        ...(unknownReason ? { unknownReason } : {}),
-        detail,
+        kbps: stream.kbps?.recv_30s ?? null,
+        reading: stream.publish?.active === true ? (readings.get(stream.id) ?? { unknown: 'bad_response' }) : null,
       });
     }
-    return out;
+    return { ok: true, at, byKey, partial: listing.malformed > 0 || !listing.complete };
   }
 
   /**
@@ -479,4 +459,84 @@ function framesNotCounted(stream: SrsStream, prev: FrameSample, current: FrameSa
 function frozenCounters(prev: FrameSample, current: FrameSample): boolean {
   if (prev.recvBytes === null || current.recvBytes === null || current.recvBytes !== prev.recvBytes) return false;
   return prev.videoFrames === null || current.videoFrames === null || current.videoFrames === prev.videoFrames;
+}
+
+/** What a sweep keeps of one listed app/name: the chosen stream's evidence fields and its reading. */
+interface CompactStream {
+  readonly id: string;
+  readonly frames: number | null;
+  readonly videoFrames: number | null;
+  readonly liveMs: number | null;
+  /** `publish.active`, null when the listing did not say. */
+  readonly active: boolean | null;
+  readonly kbps: number | null;
+  /** Set for a publishing stream. */
+  readonly reading: Reading | null;
+}
+
+type SweepListing =
+  | { readonly ok: false; readonly reason: TelemetryUnknownReason; readonly at: number }
+  | {
+      readonly ok: true;
+      readonly at: number;
+      readonly byKey: ReadonlyMap<string, CompactStream>;
+      /** Part of the listing was unreadable or shifted: an absent stream is unknown, not "not publishing". */
+      readonly partial: boolean;
+    };
+
+/**
+ * One slice's channels answered from the sweep's listing:
+ * - listed and publishing → live at ingest, FPS from the reading, bitrate `kbps.recv_30s`;
+ * - listed but not publishing, or absent from a complete listing → not live, FPS 0, bitrate 0;
+ * - the listing failed or was stale → every field unknown.
+ */
+function answerChannels(platform: string, listing: SweepListing, channels: readonly string[]): Map<string, ChannelTelemetry> {
+  const out = new Map<string, ChannelTelemetry>();
+  const { at } = listing;
+  for (const channel of channels) {
+    if (!listing.ok) {
+      out.set(channel, unknownTelemetry(channel, at, listing.reason));
+      continue;
+    }
+    const ref = parseChannel(channel);
+    const slash = ref?.id.indexOf('/') ?? -1;
+    if (ref?.platform !== platform || slash <= 0 || slash === ref.id.length - 1) {
+      out.set(channel, unknownTelemetry(channel, at, 'invalid_channel'));
+      continue;
+    }
+    const stream = listing.byKey.get(ref.id);
+    if (!stream) {
+      // Absent while SRS answered: nothing reaches our ingest. Unless part of the listing was unreadable.
+      out.set(
+        channel,
+        listing.partial
+          ? unknownTelemetry(channel, at, 'bad_response')
+          : { channel, live: false, title: UNKNOWN, fps: 0, bitrateKbps: 0, observedAt: at, detail: { listed: false } },
+      );
+      continue;
+    }
+    const detail = { streamId: stream.id, frames: stream.frames, videoFrames: stream.videoFrames, liveMs: stream.liveMs, active: stream.active };
+    if (stream.active === null) {
+      out.set(channel, { ...unknownTelemetry(channel, at, 'bad_response'), detail });
+      continue;
+    }
+    if (!stream.active) {
+      out.set(channel, { channel, live: false, title: UNKNOWN, fps: 0, bitrateKbps: 0, observedAt: at, detail });
+      continue;
+    }
+    const reading = stream.reading ?? { unknown: 'bad_response' };
+    const bitrateKbps = 'unknown' in reading && reading.bitrateToo ? UNKNOWN : (stream.kbps ?? UNKNOWN);
+    const unknownReason = 'unknown' in reading ? reading.unknown : bitrateKbps === UNKNOWN ? 'bad_response' : undefined;
+    out.set(channel, {
+      channel,
+      live: true,
+      title: UNKNOWN,
+      fps: 'fps' in reading ? reading.fps : UNKNOWN,
+      bitrateKbps,
+      observedAt: at,
+      ...(unknownReason ? { unknownReason } : {}),
+      detail,
+    });
+  }
+  return out;
 }

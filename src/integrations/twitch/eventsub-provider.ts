@@ -16,6 +16,7 @@ import {
   unknownTelemetry,
   type ChannelTelemetry,
   type TelemetryProvider,
+  type TelemetryReader,
 } from '../../stream-health/telemetry.js';
 import type { EventSubStateStore, PushedChannel } from './eventsub.js';
 import { HELIX_MAX_LOGINS } from './helix-client.js';
@@ -76,7 +77,23 @@ export class EventSubTelemetryProvider implements TelemetryProvider {
     private readonly budget: EventSubBudget,
   ) {}
 
-  async fetch(channels: string[]): Promise<Map<string, ChannelTelemetry>> {
+  /** One sweep of one batch (see openSweep for a sweep in slices). */
+  fetch(channels: string[]): Promise<Map<string, ChannelTelemetry>> {
+    return this.openSweep().fetch(channels);
+  }
+
+  /**
+   * A sweep in slices spends one budget: each slice polls its unanswerable channels, then its share of the
+   * rotating sample, from what the earlier slices left (so when the budget is short, the later slices of a
+   * sweep are the ones left `rate_limited`; the rotation still moves on every sweep).
+   */
+  openSweep(): TelemetryReader {
+    const spend: SweepBudget = { left: { ...this.budget }, rotation: this.rotation };
+    this.rotation += Math.max(1, this.budget.sampleRequests * HELIX_MAX_LOGINS);
+    return { fetch: (channels) => this.fetchSlice(channels, spend) };
+  }
+
+  private async fetchSlice(channels: string[], spend: SweepBudget): Promise<Map<string, ChannelTelemetry>> {
     const at = this.clock.now();
     const out = new Map<string, ChannelTelemetry>();
     const userOf = new Map<string, string>();
@@ -107,8 +124,12 @@ export class EventSubTelemetryProvider implements TelemetryProvider {
       if (answer && !(answer.live === true && answer.title === UNKNOWN)) confirmed.push(channel);
       else unanswered.push(channel);
     }
-    const plan = planHelixReconciliation(unanswered, confirmed, this.budget, this.rotation);
-    this.rotation += Math.max(1, this.budget.sampleRequests * HELIX_MAX_LOGINS);
+    const plan = planHelixReconciliation(unanswered, confirmed, spend.left, spend.rotation);
+    const samplePolled = plan.poll.length - Math.min(unanswered.length, plan.poll.length);
+    spend.left = {
+      maxHelixRequests: Math.max(0, spend.left.maxHelixRequests - Math.ceil(plan.poll.length / HELIX_MAX_LOGINS)),
+      sampleRequests: Math.max(0, spend.left.sampleRequests - Math.ceil(samplePolled / HELIX_MAX_LOGINS)),
+    };
 
     const requestedAt = this.clock.now();
     const helix = plan.poll.length > 0 ? await this.helix.fetch(plan.poll) : new Map<string, ChannelTelemetry>();
@@ -140,6 +161,12 @@ export class EventSubTelemetryProvider implements TelemetryProvider {
       // A lost seed costs one more Helix lookup next sweep, nothing else.
     }
   }
+}
+
+/** What is left of one sweep's Helix budget, and the sweep's rotation offset. */
+interface SweepBudget {
+  left: EventSubBudget;
+  readonly rotation: number;
 }
 
 function pushIsNewer(push: ChannelTelemetry, requestedAt: number): boolean {
