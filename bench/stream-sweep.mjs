@@ -17,6 +17,7 @@
 //   npx tsc -p tsconfig.build.json && node_modules/.bin/node --expose-gc bench/stream-sweep.mjs
 //   (BENCH_STREAM_SIZES=1000,10000 for a shorter run; --cpu-prof to profile the service)
 import { fork } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import {
@@ -95,6 +96,17 @@ function mib(bytes) {
   return round(bytes / 2 ** 20, 1);
 }
 
+/** RSS split into anonymous memory (heaps, malloc) and file-backed pages (the node binary, libraries), Linux only. */
+function rssSplit() {
+  try {
+    const status = readFileSync('/proc/self/status', 'utf8');
+    const kib = (name) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
+    return { rssAnonMiB: round(kib('RssAnon') / 1024, 1), rssFileMiB: round(kib('RssFile') / 1024, 1) };
+  } catch {
+    return {};
+  }
+}
+
 async function runSize(n, redisUrl) {
   const { ManualClock } = await dist('src/infra/clock.js');
   const ticks = n === MEMORY_SIZE ? Math.max(TICKS, MEMORY_TICKS) : TICKS;
@@ -119,6 +131,8 @@ async function runSize(n, redisUrl) {
       // The seed's 100k-row inserts and a cold sweep's writes outlast the 5 s default on a loaded shared machine.
       DB_QUERY_TIMEOUT_MS: process.env.BENCH_DB_QUERY_TIMEOUT_MS ?? '60000',
       LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn',
+      // The sweep's slice (STREAM_SWEEP_SLICE); the service default when unset.
+      ...(process.env.BENCH_STREAM_SLICE ? { STREAM_SWEEP_SLICE: process.env.BENCH_STREAM_SLICE } : {}),
     },
     { clock },
   );
@@ -156,6 +170,8 @@ async function runSize(n, redisUrl) {
       heapUsedMiB: mib(mem.heapUsed),
       heapTotalMiB: mib(mem.heapTotal),
       externalMiB: mib(mem.external),
+      arrayBuffersMiB: mib(mem.arrayBuffers),
+      ...rssSplit(),
       twitchStreamsRequests: requests.twitchStreams,
       twitchTokenRequests: requests.twitchTokens,
       srsPages: requests.srsPages,
@@ -163,6 +179,7 @@ async function runSize(n, redisUrl) {
       providerErrors: requests.errors,
       samples: report.samples,
       swept: report.swept,
+      slices: report.slices,
       stale: report.stale,
       phases: report.phases,
     });

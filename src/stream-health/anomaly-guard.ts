@@ -214,7 +214,10 @@ export function planBehindGuard<M, P extends GuardablePlan>(
   for (const [provider, c] of slice) {
     if (flagged.has(provider)) continue;
     const before = carry.counts.get(provider);
-    judged.set(provider, c.streams >= options.minStreams || !before ? c : { streams: c.streams + before.streams, turned: c.turned + before.turned });
+    judged.set(
+      provider,
+      c.streams >= options.minStreams || !before ? c : { streams: c.streams + before.streams, turned: c.turned + before.turned },
+    );
   }
   const counts: GuardCounts = new Map(carry.counts);
   for (const [provider, c] of slice) {

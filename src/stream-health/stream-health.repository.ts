@@ -105,13 +105,21 @@ export async function loadActiveMatchSlice(
   const rows = await matchesQuery.execute();
   if (rows.length === 0) return { matches: [], next: null };
   const ids = rows.map((r) => r.id);
-  const players = await db.selectFrom('match_players').select(['match_id', 'side', 'stream_channels']).where('match_id', 'in', ids).execute();
+  const players = await db
+    .selectFrom('match_players')
+    .select(['match_id', 'side', 'stream_channels'])
+    .where('match_id', 'in', ids)
+    .execute();
   const checklists = await db
     .selectFrom('checklists')
     .select(['match_id', 'p1_stream_live', 'p2_stream_live', 'titles_contain_match_id', 'bitrate_ok', 'fps_ok'])
     .where('match_id', 'in', ids)
     .execute();
-  const sideRows = await db.selectFrom('stream_sides').select(['match_id', 'side', 'version', 'grace']).where('match_id', 'in', ids).execute();
+  const sideRows = await db
+    .selectFrom('stream_sides')
+    .select(['match_id', 'side', 'version', 'grace'])
+    .where('match_id', 'in', ids)
+    .execute();
 
   const byId = new Map<string, MutableMatch>();
   const matches: MutableMatch[] = [];

@@ -124,7 +124,7 @@ export interface SweepReport {
   scope: string;
   /** Active matches found (in the slices loaded before an abort). */
   matches: number;
-  /** Slices the full sweep loaded (STREAM_SWEEP_SLICE matches each); 0 for a one-match sweep. */
+  /** Non-empty slices the full sweep loaded (up to STREAM_SWEEP_SLICE matches each); 0 for a one-match sweep. */
   slices: number;
   /** Matches this sweep held the lease of and evaluated. */
   swept: number;

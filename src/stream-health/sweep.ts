@@ -63,7 +63,8 @@ export async function runSweep(ctx: SweepContext, leases: MatchLeases, options: 
     const active = await loadActiveMatches(ctx.db, options.matchId);
     phase(run, 'loadMs');
     run.report.matches = active.length;
-    if (active.length === 0) run.logger.info({ reason: 'MATCH_NOT_ACTIVE' }, 'match is not an active VERIFIED_STREAM match; nothing to check');
+    if (active.length === 0)
+      run.logger.info({ reason: 'MATCH_NOT_ACTIVE' }, 'match is not an active VERIFIED_STREAM match; nothing to check');
     await sweepSlice(run, leases, active);
     return finish(run);
   }
@@ -72,7 +73,7 @@ export async function runSweep(ctx: SweepContext, leases: MatchLeases, options: 
     const slice = await loadActiveMatchSlice(ctx.db, cursor, ctx.sliceSize);
     phase(run, 'loadMs');
     run.report.matches += slice.matches.length;
-    run.report.slices++;
+    if (slice.matches.length > 0) run.report.slices++;
     await sweepSlice(run, leases, slice.matches);
     cursor = slice.next;
   } while (cursor !== null && !signal.aborted);
@@ -220,7 +221,18 @@ async function finish(run: Run): Promise<SweepReport> {
   report.durationMs = Math.round(performance.now() - run.started);
   if (run.options.matchId === undefined && !report.aborted) await recordSweepCompleted(ctx.kv, ctx.clock.now(), logger);
   const { matches, slices, swept, leasedElsewhere, samples, stale, warnings, durationMs, phases } = report;
-  const summary = { matches, slices, swept, leasedElsewhere, samples, stale, warnings, verdicts: report.verdicts.length, durationMs, phases };
+  const summary = {
+    matches,
+    slices,
+    swept,
+    leasedElsewhere,
+    samples,
+    stale,
+    warnings,
+    verdicts: report.verdicts.length,
+    durationMs,
+    phases,
+  };
   if (report.aborted) logger.warn({ ...summary, reason: 'SWEEP_ABORTED' }, 'stream sweep aborted; the next sweep completes the work');
   else logger.info(summary, 'stream sweep done');
   return report;

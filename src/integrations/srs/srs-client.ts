@@ -515,7 +515,13 @@ function answerChannels(platform: string, listing: SweepListing, channels: reado
       );
       continue;
     }
-    const detail = { streamId: stream.id, frames: stream.frames, videoFrames: stream.videoFrames, liveMs: stream.liveMs, active: stream.active };
+    const detail = {
+      streamId: stream.id,
+      frames: stream.frames,
+      videoFrames: stream.videoFrames,
+      liveMs: stream.liveMs,
+      active: stream.active,
+    };
     if (stream.active === null) {
       out.set(channel, { ...unknownTelemetry(channel, at, 'bad_response'), detail });
       continue;
