@@ -323,4 +323,36 @@ describe('planBehindGuard (the policy chain behind the guard)', () => {
     expect(plans[3]?.sides.p2.check).toMatchObject({ outcome: 'violating', violations: ['TITLE_MISSING_MATCH_ID'] });
     expect(plans[3]?.sides.p2.next.episode?.state).toBe('open');
   });
+
+  describe('across the slices of one sweep (carry)', () => {
+    it('a provider flagged in one slice is set aside from the start in the next: no episode there either, the same anomaly recorded', () => {
+      const list = matches(40);
+      const t = telemetry(list, () => 0);
+      const first = planBehindGuard(list.slice(0, 20), t, NOW, ON, plan);
+      expect(first.anomalies.map((a) => a.provider)).toEqual(['srs']);
+      const second = planBehindGuard(list.slice(20), t, NOW, ON, plan, first.carry);
+      expect(second.anomalies).toEqual([]); // not flagged twice in one sweep
+      expect(new Set(outcomes(second.plans))).toEqual(new Set(['unknown']));
+      for (const p of second.plans) expect(p.sides.p2.next.anomalies).toEqual(first.anomalies);
+    });
+
+    it('a slice with too few sides to judge on its own is judged on the sweep so far', () => {
+      const list = matches(30);
+      // The fault starts with the last slice (5 matches, 10 SRS sides < 20): the first slice read healthy streams.
+      const t = telemetry(list, (c) => (Number(/\d+$/.exec(c)?.[0]) >= 25 ? 0 : 60));
+      const first = planBehindGuard(list.slice(0, 25), t, NOW, ON, plan);
+      expect(first.anomalies).toEqual([]);
+      // 10 of 60 sides so far turned: under 30 %, so the tail is judged as usual (here: violating).
+      const tail = planBehindGuard(list.slice(25), t, NOW, ON, plan, first.carry);
+      expect(tail.anomalies).toEqual([]);
+      expect(new Set(outcomes(tail.plans))).toEqual(new Set(['violating']));
+      // After a smaller earlier slice, the same 10 of 26 sides so far cross the share and the tail is set aside.
+      const small = planBehindGuard(list.slice(17, 25), t, NOW, ON, plan);
+      const guardedTail = planBehindGuard(list.slice(25), t, NOW, ON, plan, small.carry);
+      expect(guardedTail.anomalies).toEqual([
+        { provider: 'srs', at: NOW, streams: 26, turnedViolating: 10, share: 10 / 26, minShare: 0.3, minStreams: 20 },
+      ]);
+      expect(new Set(outcomes(guardedTail.plans))).toEqual(new Set(['unknown']));
+    });
+  });
 });
