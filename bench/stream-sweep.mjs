@@ -184,6 +184,12 @@ async function runSize(n, redisUrl) {
       phases: report.phases,
     });
     console.log(`n=${n} tick ${i + 1}: ${JSON.stringify(sweeps.at(-1))}`);
+    if (Number(process.env.BENCH_STREAM_SNAPSHOT_AFTER) === i + 1 && global.gc) {
+      // What the service holds between sweeps: a heap snapshot after a full GC (outside the measured figures).
+      global.gc();
+      const { writeHeapSnapshot } = await import('node:v8');
+      console.log(`n=${n} heap after gc ${mib(process.memoryUsage().heapUsed)} MiB; snapshot ${writeHeapSnapshot()}`);
+    }
   }
   global.gc?.();
   const memAfter = process.memoryUsage();
