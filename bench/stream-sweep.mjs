@@ -96,12 +96,21 @@ function mib(bytes) {
   return round(bytes / 2 ** 20, 1);
 }
 
-/** RSS split into anonymous memory (heaps, malloc) and file-backed pages (the node binary, libraries), Linux only. */
+/**
+ * RSS split into anonymous memory (heaps, malloc) and file-backed pages (the node binary, libraries), and the part
+ * of it freed with MADV_FREE (V8 returns heap pages that way: still counted in RSS until the kernel needs the
+ * memory), Linux only.
+ */
 function rssSplit() {
   try {
     const status = readFileSync('/proc/self/status', 'utf8');
-    const kib = (name) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
-    return { rssAnonMiB: round(kib('RssAnon') / 1024, 1), rssFileMiB: round(kib('RssFile') / 1024, 1) };
+    const rollup = readFileSync('/proc/self/smaps_rollup', 'utf8');
+    const kib = (text, name) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN);
+    return {
+      rssAnonMiB: round(kib(status, 'RssAnon') / 1024, 1),
+      rssFileMiB: round(kib(status, 'RssFile') / 1024, 1),
+      lazyFreeMiB: round(kib(rollup, 'LazyFree') / 1024, 1),
+    };
   } catch {
     return {};
   }

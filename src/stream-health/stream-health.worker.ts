@@ -30,7 +30,8 @@ export type {
  * The seed's Stream Health Worker: every sweep checks both players' streams of each active VERIFIED_STREAM
  * match and applies the pure policy (policy.ts); this class only schedules, joins and stops sweeps.
  *
- * - One batched telemetry collection per sweep for every channel of every swept match (sweep.ts).
+ * - Sweeps in slices of STREAM_SWEEP_SLICE matches, one batched telemetry collection per slice (a listing provider
+ *   lists once per sweep) (sweep.ts).
  * - Grace state per side lives in PostgreSQL (`stream_sides`, optimistic version), mirrored for operators at
  *   `str:grace:<matchId>:<side>` in the key-value store (grace-mirror.ts); the mirror is never read for a decision.
  * - Matches without an open or changing episode are written in batches; a match whose episode opens, runs,
