@@ -4,8 +4,10 @@ import { describe, expect, it } from 'vitest';
 import { kafkaBrokers, ROOT } from '../support/infra.js';
 
 // The short variant of `npm run chaos`: 200 reservations (about 500 events in and out) across three instance
-// processes, one SIGKILL, the run's Redis keys flushed and the database connections cut at a proxy. It uses the
-// suite's broker, which it did not start, so the broker restart of the full run is skipped here.
+// processes, one SIGKILL, the run's Redis keys flushed and the database connections cut at a proxy; 12 of the
+// matches are played with streams on the simulated Twitch and SRS, one side going bad (forfeit, dispute) or
+// dipping and recovering within its grace. It uses the suite's broker, which it did not start, so the broker
+// restart of the full run is skipped here.
 
 interface ChaosSummary {
   n: number;
@@ -24,6 +26,18 @@ interface ChaosSummary {
   refunds: { pairs: number; maxPerPlayerPerMatch: number };
   outcomes: Record<string, number>;
   output: { outboxRows: number; outboxRowsNotOnKafka: number; distinctEventIds: number };
+  verdicts: {
+    streamMatches: number;
+    started: number;
+    due: number;
+    exactlyOne: number;
+    lost: number;
+    doubled: number;
+    wrong: number;
+    byKind: Record<string, Record<string, number>>;
+    recovered: { sides: number; withVerdict: number };
+    events: { distinctEventIds: number; inDb: number };
+  };
 }
 
 function runChaos(args: string[]): Promise<{ code: number | null; output: string }> {
@@ -56,6 +70,8 @@ describe('chaos, short variant', () => {
       '12000',
       '--max-ms',
       '200000',
+      '--streams',
+      '12',
     ]);
     const line = output.split('\n').find((l) => l.startsWith('CHAOS_SUMMARY '));
     expect(line, output.slice(-4000)).toBeDefined();
@@ -77,6 +93,18 @@ describe('chaos, short variant', () => {
     expect(summary.refunds.maxPerPlayerPerMatch).toBe(1);
     expect(summary.output.outboxRowsNotOnKafka).toBe(0);
     expect(summary.output.distinctEventIds).toBe(summary.output.outboxRows);
+    // Stream episodes (4 forfeit, 4 dispute, 4 recover): each side that stayed bad past its grace has exactly one
+    // verdict, the one its overlay evidence calls for, in the database and as one event on Kafka; recovered sides none.
+    const v = summary.verdicts;
+    expect(v.streamMatches).toBe(12);
+    expect(v.started).toBeGreaterThanOrEqual(9);
+    expect(v.due).toBeGreaterThan(0);
+    expect(v.recovered.sides).toBeGreaterThan(0);
+    expect(v.started).toBe(v.due + v.recovered.sides);
+    expect(v.exactlyOne).toBe(v.due);
+    expect([v.lost, v.doubled, v.wrong, v.recovered.withVerdict]).toEqual([0, 0, 0, 0]);
+    expect(v.events.distinctEventIds).toBe(v.due);
+    expect(v.events.inDb).toBe(v.due);
     expect(code, output.slice(-4000)).toBe(0);
   }, 330_000); // the script bounds itself at 200 s (--max-ms) and then still audits; margin for a loaded machine
 });
