@@ -473,17 +473,19 @@ async function overlayCall(m, fields) {
 
 /** The admin hook of a match that should become ready: a key from the internal API, then a signed call. */
 async function adminHook(m) {
-  // A stream match requires its overlay (overlayRequired): the overlay agent connects, a readiness signal, and then
-  // heartbeats (an overlay silent for OVERLAY_HEARTBEAT_TIMEOUT_MS is no longer connected).
-  if (m.stream) {
-    await retry(`overlay connect ${m.matchId}`, () => overlayCall(m, { type: 'overlay.connected' })).catch((error) => {
-      faults.hooksUndelivered++;
-      log(error.message);
-    });
-    void overlayHeartbeats(m);
-  }
+  // A stream match requires its overlay (overlayRequired): the overlay agent connects (a readiness signal, sent
+  // beside the admin hook), then heartbeats (an overlay silent for OVERLAY_HEARTBEAT_TIMEOUT_MS is no longer connected).
+  const overlay = m.stream
+    ? retry(`overlay connect ${m.matchId}`, () => overlayCall(m, { type: 'overlay.connected' })).then(
+        () => void overlayHeartbeats(m),
+        (error) => {
+          faults.hooksUndelivered++;
+          log(error.message);
+        },
+      )
+    : null;
   // A hook that never lands (every instance down for minutes) turns a planned ready into a timeout, not a loss.
-  await retry(`admin hook ${m.matchId}`, async () => {
+  const admin = retry(`admin hook ${m.matchId}`, async () => {
     const key = await internal('POST', '/v1/internal/keys', { matchId: m.matchId, kind: 'admin' });
     if (key.status !== 201) throw new Error(`key: ${key.status}`);
     const body = JSON.stringify({ type: 'admin.hooks.ok', matchId: m.matchId });
@@ -499,6 +501,7 @@ async function adminHook(m) {
     faults.hooksUndelivered++;
     log(error.message);
   });
+  await Promise.all([overlay, admin]);
 }
 
 // ---- stream episodes ---------------------------------------------------------------------------------------------
