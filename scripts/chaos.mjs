@@ -453,7 +453,7 @@ const lifecycle = (topic, m, eventId) => ({
 const produce = (what, messages) => retry(what, () => producer.send(messages), 120);
 
 /** A signed overlay call, exactly as an overlay agent sends it, with the match's overlay key (issued once). */
-async function overlayCall(m, fields) {
+async function overlayCall(m, fields, timeoutMs = 10_000) {
   const s = m.stream;
   if (!s.overlayKey) {
     const r = await internal('POST', '/v1/internal/keys', { matchId: m.matchId, kind: 'overlay' });
@@ -466,7 +466,7 @@ async function overlayCall(m, fields) {
     method: 'POST',
     headers: { ...signed.headers, 'content-type': 'application/json' },
     body,
-    signal: AbortSignal.timeout(10_000),
+    signal: AbortSignal.timeout(timeoutMs),
   });
   if (r.status !== 202) throw new Error(`overlay ${fields.type}: ${r.status}`);
 }
@@ -525,7 +525,8 @@ async function overlayLoop(m) {
   while (streamsOn && !s.ended) {
     try {
       s.overlaySeq++;
-      await overlayCall(m, { type: 'gameplay.progress', seq: s.overlaySeq, round: s.overlaySeq });
+      // A short timeout: a report stuck on a dying instance must not leave the episode window without one.
+      await overlayCall(m, { type: 'gameplay.progress', seq: s.overlaySeq, round: s.overlaySeq }, 3000);
       s.overlayAccepted++;
     } catch {
       /* the instance was killed under the call: the next one goes elsewhere */
@@ -774,8 +775,13 @@ const [applied] = await q(`select count(distinct event_id)::int n from processed
 ]);
 const deadLetters = await q(`select count(*)::int n from dead_letters`).catch(() => [{ n: -1 }]);
 const streamIds = streamMatches.map((m) => m.matchId);
-const enforcementRows = await q(`select match_id, side, verdict, reason, episode_id from enforcements`);
-const episodeRows = await q(`select match_id, side, state from grace_episodes where match_id = any($1)`, [streamIds]);
+const enforcementRows = await q(`select match_id, side, verdict, reason, episode_id, created_at from enforcements`);
+const episodeRows = await q(`select id, match_id, side, state, opened_at from grace_episodes where match_id = any($1)`, [streamIds]);
+// The overlay's accepted gameplay reports as stored (violating calls are stored as `violation:…`), to judge each
+// verdict's kind from the raw data: FORFEIT when one landed between the episode's first violating sample and the verdict.
+const gameplayRows = await q(`select match_id, received_at from overlay_events where type = 'gameplay.progress' and match_id = any($1)`, [
+  streamIds,
+]);
 const statusOf = new Map((await q(`select id, status from matches where id = any($1)`, [streamIds])).map((r) => [r.id, r.status]));
 
 const distinctOf = (topic, matchId) => new Set(tapped.filter((e) => e.topic === topic && e.key === matchId).map((e) => e.eventId));
@@ -831,7 +837,15 @@ lost += notOnKafka; // an unapplied reservation is already counted above (no ter
 const VERDICT_TOPICS = [Topics.matchForfeit, Topics.matchDispute];
 const verdictEvents = tapped.filter((e) => VERDICT_TOPICS.includes(e.topic));
 const verdictIds = new Set(verdictEvents.map((e) => e.eventId));
-const EXPECTED = { forfeit: 'FORFEIT', dispute: 'DISPUTE' };
+/** Gameplay reports stored for the match within the verdict's episode window. */
+function gameplayInWindow(row) {
+  const episode = episodeRows.find((e) => e.id === row.episode_id);
+  if (!episode) return null;
+  const from = new Date(episode.opened_at).getTime();
+  const to = new Date(row.created_at).getTime();
+  return gameplayRows.filter((g) => g.match_id === row.match_id && +new Date(g.received_at) >= from && +new Date(g.received_at) <= to)
+    .length;
+}
 const verdicts = {
   streamMatches: STREAMS,
   started: 0,
@@ -842,6 +856,9 @@ const verdicts = {
   doubled: 0,
   wrong: 0,
   byKind: {},
+  // `forfeit` episodes whose overlay reports all missed the episode window (calls lost to kills or load): a DISPUTE
+  // is then the right verdict, and counted here.
+  forfeitWithoutGameplayInWindow: 0,
   recovered: { sides: 0, episodesClosed: 0, withoutEpisode: 0, withVerdict: 0 },
   events: {
     messages: verdictEvents.length,
@@ -875,8 +892,10 @@ for (const m of matches) {
   const got = rows.length === 0 ? 'none' : rows.map((r) => `${r.verdict}:${r.side}`).join('+');
   verdicts.byKind[s.kind] ??= {};
   verdicts.byKind[s.kind][got] = (verdicts.byKind[s.kind][got] ?? 0) + 1;
+  const [row] = rows;
+  const gameplay = row ? gameplayInWindow(row) : null;
   const describe = () =>
-    `${m.matchId} ${s.kind} ${s.badSide} (onset +${secs(s.onsetMs)}): status ${statusOf.get(m.matchId)}, database ${got}, Kafka ${[...events.values()].map((v) => `${v.verdict}:${v.side}`).join('+') || 'none'}, overlay gameplay accepted ${s.overlayAccepted}`;
+    `${m.matchId} ${s.kind} ${s.badSide} (onset +${secs(s.onsetMs)}): status ${statusOf.get(m.matchId)}, database ${got}, Kafka ${[...events.values()].map((v) => `${v.verdict}:${v.side}`).join('+') || 'none'}, overlay gameplay accepted ${s.overlayAccepted} (${gameplay ?? 'no episode'} in the episode window)`;
   if (s.kind === 'recover') {
     const eps = episodeRows.filter((r) => r.match_id === m.matchId && r.side === s.badSide);
     verdicts.recovered.sides++;
@@ -890,15 +909,18 @@ for (const m of matches) {
     continue;
   }
   verdicts.due++;
-  const [row] = rows;
   const [event] = events.values();
+  const expected = s.kind === 'dispute' || gameplay === 0 ? 'DISPUTE' : 'FORFEIT';
+  if (s.kind === 'forfeit' && gameplay === 0) verdicts.forfeitWithoutGameplayInWindow++;
   const isLost = rows.length === 0 || events.size === 0;
   const isDoubled = rows.length > 1 || events.size > 1;
   const isWrong =
     !isLost &&
     !isDoubled &&
     (row.side !== s.badSide ||
-      row.verdict !== EXPECTED[s.kind] ||
+      gameplay === null ||
+      (s.kind === 'dispute' && gameplay > 0) ||
+      row.verdict !== expected ||
       event.episodeId !== row.episode_id ||
       event.verdict !== row.verdict ||
       statusOf.get(m.matchId) !== (row.verdict === 'FORFEIT' ? 'FORFEITED' : 'DISPUTED'));
@@ -967,7 +989,7 @@ console.log(
   `chaos: verdicts per episode: ${verdicts.exactlyOne}/${verdicts.due} due with exactly one (database and Kafka agree); lost=${verdicts.lost} doubled=${verdicts.doubled} wrong=${verdicts.wrong}; recovered sides ${verdicts.recovered.sides} (${verdicts.recovered.episodesClosed} episodes closed, ${verdicts.recovered.withoutEpisode} without one), ${verdicts.recovered.withVerdict} with a verdict`,
 );
 console.log(
-  `chaos: verdict events: ${verdicts.events.messages} messages, ${verdicts.events.distinctEventIds} distinct eventIds (${verdicts.events.redeliveredCopies} redelivered copies), ${verdicts.events.inDb} enforcements in the database; overlay gameplay calls accepted ${verdicts.overlayGameplayAccepted}`,
+  `chaos: verdict events: ${verdicts.events.messages} messages, ${verdicts.events.distinctEventIds} distinct eventIds (${verdicts.events.redeliveredCopies} redelivered copies), ${verdicts.events.inDb} enforcements in the database; overlay gameplay calls accepted ${verdicts.overlayGameplayAccepted}; forfeit episodes whose gameplay reports all missed the episode window (so DISPUTE) ${verdicts.forfeitWithoutGameplayInWindow}`,
 );
 for (const p of problems) console.log(`chaos: problem: ${p}`);
 console.log(
