@@ -4,8 +4,10 @@ import { describe, expect, it } from 'vitest';
 import { kafkaBrokers, ROOT } from '../support/infra.js';
 
 // The short variant of `npm run chaos`: 200 reservations (about 500 events in and out) across three instance
-// processes, one SIGKILL, the run's Redis keys flushed and the database connections cut at a proxy. It uses the
-// suite's broker, which it did not start, so the broker restart of the full run is skipped here.
+// processes, one SIGKILL, the run's Redis keys flushed and the database connections cut at a proxy; 18 of the
+// matches are played with streams on the simulated Twitch and SRS, one side going bad (forfeit, dispute) or
+// dipping and recovering within its grace. It uses the suite's broker, which it did not start, so the broker
+// restart of the full run is skipped here.
 
 interface ChaosSummary {
   n: number;
@@ -24,6 +26,18 @@ interface ChaosSummary {
   refunds: { pairs: number; maxPerPlayerPerMatch: number };
   outcomes: Record<string, number>;
   output: { outboxRows: number; outboxRowsNotOnKafka: number; distinctEventIds: number };
+  verdicts: {
+    streamMatches: number;
+    started: number;
+    due: number;
+    exactlyOne: number;
+    lost: number;
+    doubled: number;
+    wrong: number;
+    byKind: Record<string, Record<string, number>>;
+    recovered: { sides: number; withVerdict: number };
+    events: { distinctEventIds: number; inDb: number };
+  };
 }
 
 function runChaos(args: string[]): Promise<{ code: number | null; output: string }> {
@@ -39,7 +53,7 @@ function runChaos(args: string[]): Promise<{ code: number | null; output: string
 }
 
 describe('chaos, short variant', () => {
-  it('200 reservations, one SIGKILL, a Redis flush and a database cut: every reservation ends once, nothing lost or doubled', async () => {
+  it('200 reservations and 18 stream episodes, one SIGKILL, a Redis flush and a database cut: every reservation ends once, every due verdict comes once, nothing lost or doubled', async () => {
     const N = 200;
     const { code, output } = await runChaos([
       '--n',
@@ -52,10 +66,14 @@ describe('chaos, short variant', () => {
       '4000',
       '--spread-ms',
       '6000',
+      // Long enough for the planned-ready servers (and so the stream episodes) to become ready on a loaded machine:
+      // at 12 s most of them timed out before the panel was first polled.
       '--deadline-ms',
-      '12000',
+      '30000',
       '--max-ms',
       '200000',
+      '--streams',
+      '18',
     ]);
     const line = output.split('\n').find((l) => l.startsWith('CHAOS_SUMMARY '));
     expect(line, output.slice(-4000)).toBeDefined();
@@ -77,6 +95,20 @@ describe('chaos, short variant', () => {
     expect(summary.refunds.maxPerPlayerPerMatch).toBe(1);
     expect(summary.output.outboxRowsNotOnKafka).toBe(0);
     expect(summary.output.distinctEventIds).toBe(summary.output.outboxRows);
+    // Stream episodes (6 forfeit, 6 dispute, 6 recover): each side that stayed bad past its grace has exactly one
+    // verdict, the one its overlay evidence calls for, in the database and as one event on Kafka; recovered sides none.
+    // A match whose server timed out under the readiness deadline never starts (a timeout, not a loss); at least half start
+    // (the script fails the run otherwise).
+    const v = summary.verdicts;
+    expect(v.streamMatches).toBe(18);
+    expect(v.started).toBeGreaterThanOrEqual(9);
+    expect(v.due).toBeGreaterThan(0);
+    expect(v.recovered.sides).toBeGreaterThan(0);
+    expect(v.started).toBe(v.due + v.recovered.sides);
+    expect(v.exactlyOne).toBe(v.due);
+    expect([v.lost, v.doubled, v.wrong, v.recovered.withVerdict]).toEqual([0, 0, 0, 0]);
+    expect(v.events.distinctEventIds).toBe(v.due);
+    expect(v.events.inDb).toBe(v.due);
     expect(code, output.slice(-4000)).toBe(0);
   }, 330_000); // the script bounds itself at 200 s (--max-ms) and then still audits; margin for a loaded machine
 });
