@@ -19,7 +19,7 @@
 // Options: --n, --kill-every-ms, --kills (max kills; default unbounded), --spread-ms (reservations spread over),
 // --deadline-ms (READY_DEADLINE_MS), --broker own|shared (own: a second broker of this run, started through
 // scripts/services.mjs on a free port and data dir .cache/kafka-chaos, restarted once, stopped at the end; shared:
-// KAFKA_BROKERS or 127.0.0.1:19092, never restarted), --max-ms (hard bound of the whole run), --keep (keep the database),
+// KAFKA_BROKERS or 127.0.0.1:19092, never restarted), --max-ms (bound of the run; past it + 180 s the run fails hard), --keep (keep the database),
 // --streams (stream matches, default 15% of N, at most the matches planned ready), --check-every-ms
 // (STREAM_CHECK_EVERY_MS, default 2500), --grace-ms (the chaos policy's grace, default 10000).
 // Needs `npm run build` first (imports dist/), PostgreSQL on TEST_DATABASE_ADMIN_URL (default
@@ -319,6 +319,16 @@ const instances = ['a', 'b', 'c'].map((n) => new Instance(n));
 // own broker.
 let brokerDown = false;
 for (const signal of ['SIGINT', 'SIGTERM']) process.once(signal, () => process.exit(130));
+// The hard bound: a step that hangs (a broker that came back without its topics, a stuck audit read) must not keep
+// the run alive. Past --max-ms plus a grace for the audit, the run fails with what it has (the exit handler below
+// ends the instances and the own broker; the run's database is kept for a post-mortem).
+const HARD_BOUND_MS = MAX_MS + 180_000;
+setTimeout(() => {
+  log(`hard bound reached (${secs(HARD_BOUND_MS)} = --max-ms + 180 s): a step hung; failing the run`);
+  console.log(`chaos: RESULT FAIL (hard bound ${secs(HARD_BOUND_MS)} reached; instance logs in ${RUN_DIR})`);
+  console.log(`CHAOS_SUMMARY ${JSON.stringify({ result: 'FAIL', reason: 'HARD_BOUND', elapsedMs: elapsed(), runDir: RUN_DIR })}`);
+  process.exit(1);
+}, HARD_BOUND_MS).unref();
 process.on('exit', () => {
   for (const i of instances) if (i.alive) i.child.kill('SIGKILL');
   if (OWN_BROKER && !brokerDown) {
