@@ -14,7 +14,7 @@
 // the run did not converge within its bound, or most stream matches never started).
 //
 //   npm run chaos                        N=1000, own Kafka broker (restarted once), kills every 5 s, ≤ ~10 min
-//   node scripts/chaos.mjs --n 200 --broker shared --kill-every-ms 6000 --max-ms 300000
+//   node_modules/.bin/node scripts/chaos.mjs --n 200 --broker shared --kill-every-ms 6000 --max-ms 300000
 //
 // Options: --n, --kill-every-ms, --kills (max kills; default unbounded), --spread-ms (reservations spread over),
 // --deadline-ms (READY_DEADLINE_MS), --broker own|shared (own: a second broker of this run, started through
@@ -34,6 +34,15 @@ import pg from 'pg';
 import { Redis } from 'ioredis';
 import { ROOT } from './services.mjs';
 import { tcpProxy } from './tcp-proxy.mjs';
+
+// The Kafka client needs Node ≥ 22 (Promise.withResolvers); the machine's system Node may be older. npm scripts run
+// on the project's pinned Node 24.
+if (Number(process.versions.node.split('.')[0]) < 22) {
+  console.error(
+    `chaos: needs Node >= 22, this is ${process.version}; run \`npm run chaos -- …\` or node_modules/.bin/node scripts/chaos.mjs`,
+  );
+  process.exit(2);
+}
 
 const DIST = join(ROOT, 'dist', 'src');
 const { values: opts } = parseArgs({
