@@ -133,7 +133,7 @@ async function startService(setup) {
       PTERO_APP_URL: 'http://127.0.0.1:9',
       PTERO_APP_API_KEY: 'ptla_unused_0123456789abcdefghijklmnopqrstuv',
       // The stand-in panel answers at once and has no request budget; the budget the service is told only sizes its
-      // poll claims (provisioning.wiring.ts pollClaimLimit: 12,000/min gives the cap, 200 per pass). With a stock
+      // poll claims (provisioning.wiring.ts pollPlan: 12,000/min gives 4 passes of 200 side by side). With a stock
       // panel's 240/min (BENCH_PIPELINE_PANEL_BUDGET=240: 40 per pass) the panel budget, not the pipeline, is measured.
       PTERO_RATE_LIMIT_PER_MIN: String(PANEL_BUDGET),
     },

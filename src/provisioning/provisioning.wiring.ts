@@ -43,7 +43,7 @@ export function wireProvisioning(w: ProvisioningWiring): ServerProvisionWorker {
       ...DEFAULT_PROVISION_SETTINGS,
       readyDeadlineMs: config.READY_DEADLINE_MS,
       pollEveryMs: config.POLL_EVERY_MS,
-      claimLimit: pollClaimLimit(config.PTERO_RATE_LIMIT_PER_MIN, config.PTERO_RATE_LIMIT_WINDOW_MS),
+      ...pollPlan(config.PTERO_RATE_LIMIT_PER_MIN, config.PTERO_RATE_LIMIT_WINDOW_MS),
     },
     onOutboxWrite: w.onOutboxWrite,
     ...(listing ? { listing } : {}),
@@ -79,11 +79,20 @@ export function wireProvisioning(w: ProvisioningWiring): ServerProvisionWorker {
 }
 
 /**
- * Provisions one poll pass claims: every claimed provision needs one panel request within its lease, and the panel
- * grants `budget` requests per window to the whole fleet, so a pass claims at most half of what fits in a lease
- * (240/min, 20 s lease: 40), never fewer than the polling concurrency, never more than 200.
+ * How much one instance polls at once. Every claimed provision needs one panel request within its lease, and the
+ * panel grants `budget` requests per window to the whole fleet, so one instance has at most half of what fits in a
+ * lease in flight (240/min, 20 s lease: 40): a pass claims that much (never fewer than the polling concurrency,
+ * never more than 200), and when more fits than one pass of 200 (a panel with a larger budget), up to 4 passes run
+ * side by side. Each pass's claim parks what it takes, so passes never claim the same provision.
  */
-export function pollClaimLimit(budget: number, windowMs: number, leaseMs = DEFAULT_PROVISION_SETTINGS.leaseMs): number {
+export function pollPlan(
+  budget: number,
+  windowMs: number,
+  leaseMs = DEFAULT_PROVISION_SETTINGS.leaseMs,
+): { claimLimit: number; pollPasses: number } {
   const fits = Math.floor((budget * leaseMs) / windowMs / 2);
-  return Math.min(200, Math.max(DEFAULT_PROVISION_SETTINGS.concurrency, fits));
+  return {
+    claimLimit: Math.min(200, Math.max(DEFAULT_PROVISION_SETTINGS.concurrency, fits)),
+    pollPasses: Math.min(4, Math.max(1, Math.floor(fits / 200))),
+  };
 }

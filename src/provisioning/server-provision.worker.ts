@@ -209,9 +209,17 @@ export class ServerProvisionWorker implements ReadinessSignals {
     this.keysLoop?.nudge();
   }
 
-  /** Claims provisions whose poll is due (and not leased by a live instance) and polls them. */
-  pollDue(): Promise<number> {
-    return this.poller.pollDue();
+  /**
+   * Claims provisions whose poll is due (and not leased by a live instance) and polls them: `pollPasses` passes
+   * side by side, each with its own claim (a claim parks what it takes, so no two passes hold the same provision).
+   */
+  async pollDue(): Promise<number> {
+    const passes = Math.max(1, this.deps.settings.pollPasses ?? 1);
+    if (passes === 1) return this.poller.pollDue();
+    const polled = await Promise.allSettled(Array.from({ length: passes }, () => this.poller.pollDue()));
+    const failed = polled.find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    return polled.reduce((sum, r) => sum + (r.status === 'fulfilled' ? r.value : 0), 0);
   }
 
   /** The panel-listing task's tick: one coalesced listing for every installing provision. */

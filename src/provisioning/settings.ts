@@ -23,6 +23,8 @@ export interface ProvisionSettings {
    * lease, so the wiring ties this to the panel budget (docs/panel.md).
    */
   claimLimit?: number;
+  /** Poll passes one instance runs side by side (default 1), each claiming up to `claimLimit` of its own. */
+  pollPasses?: number;
   cleanupMaxAttempts: number;
 }
 
