@@ -262,7 +262,9 @@ async function startServiceProcess(env) {
   const port = await freePort();
   const node = join(ROOT, 'node_modules', 'node', 'bin', 'node');
   // BENCH_HOOK_SERVICE_CPU_PROF=<dir>: the service writes a V8 CPU profile there when it exits (after SIGTERM).
-  const profile = process.env.BENCH_HOOK_SERVICE_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_HOOK_SERVICE_CPU_PROF}`] : [];
+  const profile = process.env.BENCH_HOOK_SERVICE_CPU_PROF
+    ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_HOOK_SERVICE_CPU_PROF}`]
+    : [];
   const child = spawn(node, [...profile, join(DIST, 'src', 'main.js'), 'start'], {
     env: { PATH: process.env.PATH ?? '', ...env, PORT: String(port), HOST: '127.0.0.1' },
     stdio: ['ignore', 'ignore', 'pipe'],
