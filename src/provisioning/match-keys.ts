@@ -61,14 +61,10 @@ export class MatchKeyLifecycle {
     logger.info({ keyId: issued.keyId }, 'admin key issued; delivering it through the panel');
   }
 
-  /** With server.ready: one overlay key per player (never put into events; the platform fetches them). */
-  async onReady(trx: Db, matchId: string, now: number, logger: Logger): Promise<void> {
-    await this.onReadyMany(trx, [{ matchId, logger }], now);
-  }
-
   /**
-   * `onReady` for many matches that went ready in one transaction: one read of their players, one insert of the key
-   * records, one of the overlay keys (a player who already has a key keeps it; the new one is revoked at once).
+   * With server.ready, for the matches that went ready in one transaction: one overlay key per player (never put into
+   * events; the platform fetches them). One read of their players, one insert of the key records, one of the overlay
+   * keys (a player who already has a key keeps it; the new one is revoked at once).
    */
   async onReadyMany(trx: Db, matches: readonly { matchId: string; logger: Logger }[], now: number): Promise<void> {
     const players = await matchPlayersMany(

@@ -6,7 +6,7 @@ import type { Checklist, Provision } from '../infra/db/schema.js';
 import { cancelAndRefund, getChecklist } from '../matches/match.repository.js';
 import { cleanupAfterFailure, type FailureReason } from './policy.js';
 import type { MatchKeyLifecycle } from './match-keys.js';
-import { markFailed, markReady, markReadyMany } from './provisioning.repository.js';
+import { markFailed, markReadyMany } from './provisioning.repository.js';
 import type { ProvisioningDeps } from './settings.js';
 
 /**
@@ -20,30 +20,8 @@ export class ProvisionOutcomes {
   ) {}
 
   async ready(trx: Db, provision: Provision, now: number, logger: Logger): Promise<boolean> {
-    if (!(await markReady(trx, provision.match_id, now))) return false;
     const checklist = await getChecklist(trx, provision.match_id);
-    const emitted = await enqueueEvent(trx, {
-      topic: Topics.serverReady,
-      matchId: provision.match_id,
-      now,
-      dedupeKey: `server.ready:${provision.match_id}`,
-      payload: {
-        panelServerId: provision.panel_server_id,
-        reservedEventId: provision.reserved_event_id,
-        readyAt: new Date(now).toISOString(),
-        checklist: {
-          serverInstalled: true,
-          adminHooksOk: checklist?.admin_hooks_ok ?? false,
-          overlayConnected: checklist?.overlay_connected ?? false,
-        },
-      },
-    });
-    await this.keys?.onReady(trx, provision.match_id, now, logger);
-    const seconds = provision.reserved_at ? (now - provision.reserved_at.getTime()) / 1000 : 0;
-    this.deps.metrics.provisionOutcomes.inc({ outcome: 'ready', reason: '' });
-    this.deps.metrics.provisionReadySeconds.observe(seconds);
-    logger.info({ eventId: emitted?.eventId, readyAfterSeconds: seconds }, 'server ready');
-    return true;
+    return this.readyMany(trx, [{ provision, logger }], new Map(checklist ? [[provision.match_id, checklist]] : []), now);
   }
 
   /**

@@ -359,19 +359,7 @@ export async function markServersInstalled(db: Db, matchIds: readonly string[], 
 }
 
 /** Active → READY; false when the provision was no longer active (somebody else decided first). */
-export async function markReady(db: Db, matchId: string, now: number): Promise<boolean> {
-  const at = new Date(now);
-  const updated = await db
-    .updateTable('provisions')
-    .set({ state: 'READY', ready_at: at, next_poll_at: null, lease_owner: null, lease_until: null, updated_at: at })
-    .where('match_id', '=', matchId)
-    .where('state', 'in', ACTIVE_STATES)
-    .returning('match_id')
-    .executeTakeFirst();
-  return updated !== undefined;
-}
-
-/** markReady for many provisions in one statement; returns the match ids that were still active (now READY). */
+/** Marks the provisions READY in one statement; returns the match ids that were still active (now READY). */
 export async function markReadyMany(db: Db, matchIds: readonly string[], now: number): Promise<Set<string>> {
   if (matchIds.length === 0) return new Set();
   const at = new Date(now);
