@@ -34,19 +34,7 @@ export async function storedLastSeq(db: Db, keyId: string): Promise<number | nul
 }
 
 export async function storeOverlayCall(trx: Db, call: OverlayCallRow): Promise<void> {
-  await trx
-    .insertInto('overlay_events')
-    .values({
-      match_id: call.matchId,
-      request_id: call.requestId,
-      key_id: call.keyId,
-      type: call.type,
-      seq: call.seq,
-      body: call.body,
-      received_at: new Date(call.receivedAt),
-    })
-    .onConflict((oc) => oc.column('request_id').doNothing())
-    .execute();
+  await storeOverlayCalls(trx, [call]);
 }
 
 /** Stores a batch of coalesced presence calls in one statement (request ids unique: a row flushed twice is kept once). */
