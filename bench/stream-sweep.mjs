@@ -15,7 +15,10 @@
 // requests against ⌈streams per provider / 100⌉ + token requests, memory per tick at the memory size.
 //
 //   npx tsc -p tsconfig.build.json && node_modules/.bin/node --expose-gc bench/stream-sweep.mjs
-//   (BENCH_STREAM_SIZES=1000,10000 for a shorter run; --cpu-prof to profile the service)
+//   (BENCH_STREAM_SIZES=1000,10000 for a shorter run; --cpu-prof to profile the service;
+//   BENCH_STREAM_ALLOC_PROF=<file.heapprofile>: V8's sampling heap profiler over the steady ticks, counting objects
+//   already collected too, i.e. where the service allocates; BENCH_STREAM_CPU_PROF=<file.cpuprofile>: a CPU
+//   profile of the same ticks; either summed by function with `node bench/profile-top.mjs <file>`)
 import { fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -116,6 +119,46 @@ function rssSplit() {
   }
 }
 
+/**
+ * Profiles of the steady ticks (the largest size only), through the inspector: V8's sampling heap profiler with
+ * the objects collected by minor and major GCs included (where the sweep allocates, not only what survives), and
+ * the CPU profiler. Written as .heapprofile / .cpuprofile (Chrome DevTools loads both) when stopped.
+ */
+async function steadyProfiles(allocFile, cpuFile) {
+  if (!allocFile && !cpuFile) return undefined;
+  const { Session } = await import('node:inspector/promises');
+  const { writeFileSync } = await import('node:fs');
+  const session = new Session();
+  session.connect();
+  return {
+    start: async () => {
+      if (allocFile)
+        await session.post('HeapProfiler.startSampling', {
+          samplingInterval: 16_384,
+          includeObjectsCollectedByMajorGC: true,
+          includeObjectsCollectedByMinorGC: true,
+        });
+      if (cpuFile) {
+        await session.post('Profiler.enable');
+        await session.post('Profiler.start');
+      }
+    },
+    stop: async () => {
+      if (allocFile) {
+        const { profile } = await session.post('HeapProfiler.stopSampling');
+        writeFileSync(allocFile, JSON.stringify(profile));
+        console.log(`allocation profile of the steady ticks: ${allocFile}`);
+      }
+      if (cpuFile) {
+        const { profile } = await session.post('Profiler.stop');
+        writeFileSync(cpuFile, JSON.stringify(profile));
+        console.log(`CPU profile of the steady ticks: ${cpuFile}`);
+      }
+      session.disconnect();
+    },
+  };
+}
+
 async function runSize(n, redisUrl) {
   const { ManualClock } = await dist('src/infra/clock.js');
   const ticks = n === MEMORY_SIZE ? Math.max(TICKS, MEMORY_TICKS) : TICKS;
@@ -153,11 +196,14 @@ async function runSize(n, redisUrl) {
   const memBefore = process.memoryUsage();
 
   const sweeps = [];
+  const profiles =
+    n === SIZES.at(-1) ? await steadyProfiles(process.env.BENCH_STREAM_ALLOC_PROF, process.env.BENCH_STREAM_CPU_PROF) : undefined;
   for (let i = 0; i < ticks; i++) {
     if (i > 0) {
       clock.advance(CHECK_MS);
       await fakes.advance(CHECK_MS);
     }
+    if (i === 1) await profiles?.start();
     await fakes.stats();
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
@@ -200,6 +246,7 @@ async function runSize(n, redisUrl) {
       console.log(`n=${n} heap after gc ${mib(process.memoryUsage().heapUsed)} MiB; snapshot ${writeHeapSnapshot()}`);
     }
   }
+  await profiles?.stop();
   global.gc?.();
   const memAfter = process.memoryUsage();
   await service.close();

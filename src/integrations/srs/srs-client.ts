@@ -21,27 +21,10 @@ import {
   type TelemetryReader,
   type TelemetryUnknownReason,
 } from '../../stream-health/telemetry.js';
+import { FrameHistory, type FrameSample } from './frame-history.js';
 
 const idSchema = z.union([z.string(), z.number()]).transform(String);
 
-const streamSchema = z.object({
-  id: idSchema,
-  name: z.string(),
-  app: z.string(),
-  vhost: idSchema.optional(),
-  /** SRS's own clock at the time of the dump (ms): the only Δt for FPS, and how a frozen snapshot shows. */
-  live_ms: z.number().optional(),
-  /** Cumulative frames: video only before SRS 7.0.122, video + audio from 7.0.122 on (see srsFramesIncludeAudio). */
-  frames: z.number().optional(),
-  /** SRS ≥ 7.0.122: cumulative video frames alone. */
-  video_frames: z.number().optional(),
-  audio_frames: z.number().optional(),
-  recv_bytes: z.number().optional(),
-  /** null while SRS has seen no video sequence header of the publisher. */
-  video: z.unknown().optional(),
-  kbps: z.object({ recv_30s: z.number() }).optional(),
-  publish: z.object({ active: z.boolean(), cid: z.string().optional() }).optional(),
-});
 const pageSchema = z.object({
   code: z.number(),
   /** Changes when SRS restarts: the cached version is read again. */
@@ -54,7 +37,71 @@ const versionSchema = z.object({
   data: z.object({ major: z.number().int(), minor: z.number().int(), revision: z.number().int() }),
 });
 
-export type SrsStream = z.infer<typeof streamSchema>;
+/**
+ * One listed stream, as much of it as stream health reads (fields of `srs_app_statistic.cpp`
+ * SrsStatisticStream::dumps; null where the listing left a field out). Read by `readSrsStream`.
+ */
+export interface SrsStream {
+  /** SRS's id of the stream object (a string; a number is read as its decimal string). */
+  readonly id: string;
+  readonly app: string;
+  readonly name: string;
+  /** SRS's own clock at the time of the dump (ms): the only Δt for FPS, and how a frozen snapshot shows. */
+  readonly liveMs: number | null;
+  /** Cumulative frames: video only before SRS 7.0.122, video + audio from 7.0.122 on (see srsFramesIncludeAudio). */
+  readonly frames: number | null;
+  /** SRS ≥ 7.0.122: cumulative video frames alone. */
+  readonly videoFrames: number | null;
+  readonly recvBytes: number | null;
+  /** `video` is set: SRS has seen the publisher's video sequence header (null until then). */
+  readonly video: boolean;
+  /** `kbps.recv_30s`. */
+  readonly kbps: number | null;
+  /** `publish.active`, null when the listing has no `publish`. */
+  readonly active: boolean | null;
+}
+
+const isFiniteNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+/** An optional number field: absent → null; present and not a finite number → invalid. */
+const optionalNumber = (v: unknown): number | null | undefined => (v === undefined ? null : isFiniteNumber(v) ? v : undefined);
+
+/**
+ * Reads one item of a listing page into an `SrsStream`, or null when it is malformed: `id` a string or number,
+ * `name` and `app` strings, `vhost` (when present) a string or number, `live_ms`, `frames`, `video_frames`,
+ * `audio_frames`, `recv_bytes` (when present) numbers, `kbps` (when present) an object with a number `recv_30s`,
+ * `publish` (when present) an object with a boolean `active` and (when present) a string `cid`. Other fields are
+ * ignored. Written out rather than a zod schema: a 50k-match sweep reads 100k of these per sweep, and only these
+ * few fields are kept (srs-client.spec.ts checks it against the schema it replaces).
+ */
+export function readSrsStream(item: unknown): SrsStream | null {
+  if (!isRecord(item)) return null;
+  const { id, app, name, vhost, kbps, publish } = item;
+  if (typeof id !== 'string' && !isFiniteNumber(id)) return null;
+  if (typeof app !== 'string' || typeof name !== 'string') return null;
+  if (vhost !== undefined && typeof vhost !== 'string' && !isFiniteNumber(vhost)) return null;
+  const liveMs = optionalNumber(item.live_ms);
+  const frames = optionalNumber(item.frames);
+  const videoFrames = optionalNumber(item.video_frames);
+  const recvBytes = optionalNumber(item.recv_bytes);
+  if (liveMs === undefined || frames === undefined || videoFrames === undefined || recvBytes === undefined) return null;
+  if (optionalNumber(item.audio_frames) === undefined) return null;
+  if (kbps !== undefined && !(isRecord(kbps) && isFiniteNumber(kbps.recv_30s))) return null;
+  if (publish !== undefined && !(isRecord(publish) && typeof publish.active === 'boolean')) return null;
+  if (publish !== undefined && publish.cid !== undefined && typeof publish.cid !== 'string') return null;
+  return {
+    id: String(id),
+    app,
+    name,
+    liveMs,
+    frames,
+    videoFrames,
+    recvBytes,
+    video: item.video !== undefined && item.video !== null,
+    kbps: kbps === undefined ? null : (kbps.recv_30s as number),
+    active: publish === undefined ? null : (publish.active as boolean),
+  };
+}
 
 export interface SrsVersion {
   readonly major: number;
@@ -132,8 +179,8 @@ export class SrsClient {
         if (!head.some((id) => typeof id === 'string' && seen.has(id))) complete = false;
       }
       for (const item of items) {
-        const s = streamSchema.safeParse(item);
-        if (s.success) seen.set(s.data.id, s.data);
+        const s = readSrsStream(item);
+        if (s) seen.set(s.id, s);
         else malformed++;
       }
       const done = items.length === 0 || (answer.total !== undefined ? start + items.length >= answer.total : items.length < this.pageSize);
@@ -219,14 +266,6 @@ export interface SrsProviderOptions {
   readonly minClockAdvanceMs?: number;
 }
 
-interface FrameSample {
-  /** The video-only frame counter, or null when this listing has none we may use. */
-  readonly videoFrames: number | null;
-  readonly recvBytes: number | null;
-  readonly serverMs: number;
-  readonly localMs: number;
-}
-
 type Reading = { readonly fps: number } | { readonly unknown: TelemetryUnknownReason; readonly bitrateToo?: boolean };
 
 const HISTORY_PER_STREAM = 8;
@@ -245,7 +284,7 @@ const HISTORY_PER_STREAM = 8;
  */
 export class SrsTelemetryProvider implements TelemetryProvider {
   readonly platform = 'srs';
-  private readonly history = new Map<string, FrameSample[]>();
+  private readonly history = new FrameHistory(HISTORY_PER_STREAM);
   private readonly minWindowMs: number;
   private readonly maxAgeMs: number;
   private readonly minClockAdvanceMs: number;
@@ -299,32 +338,18 @@ export class SrsTelemetryProvider implements TelemetryProvider {
 
     const stale = this.staleListing(listing.streams, askedAt, at);
     if (stale) return { ok: false, reason: stale, at };
-    const release = listing.streams.some((s) => s.publish?.active === true && s.video_frames === undefined)
-      ? await this.releaseOf(listing.service)
-      : null;
+    const release = listing.streams.some((s) => s.active === true && s.videoFrames === null) ? await this.releaseOf(listing.service) : null;
 
     // Several vhosts may carry the same app/name: the publishing one with the most data wins (the first on a tie).
-    const chosen = new Map<string, SrsStream>();
-    const readings = new Map<string, Reading>();
-    for (const s of listing.streams) {
-      if (s.publish?.active === true) readings.set(s.id, this.read(s, release, at));
-      const key = `${s.app}/${s.name}`;
-      const best = chosen.get(key);
-      if (!best || preferStream(s, best)) chosen.set(key, s);
+    // Every publishing stream is read (its FPS history advances), chosen or not.
+    const byKey = new Map<string, ListedStream>();
+    for (const stream of listing.streams) {
+      const reading = stream.active === true ? this.read(stream, release, at) : null;
+      const key = `${stream.app}/${stream.name}`;
+      const best = byKey.get(key);
+      if (!best || preferStream(stream, best.stream)) byKey.set(key, { stream, reading });
     }
     this.prune(at);
-    const byKey = new Map<string, CompactStream>();
-    for (const [key, stream] of chosen) {
-      byKey.set(key, {
-        id: stream.id,
-        frames: stream.frames ?? null,
-        videoFrames: stream.video_frames ?? null,
-        liveMs: stream.live_ms ?? null,
-        active: stream.publish?.active ?? null,
-        kbps: stream.kbps?.recv_30s ?? null,
-        reading: stream.publish?.active === true ? (readings.get(stream.id) ?? { unknown: 'bad_response' }) : null,
-      });
-    }
     return { ok: true, at, byKey, partial: listing.malformed > 0 || !listing.complete };
   }
 
@@ -336,9 +361,9 @@ export class SrsTelemetryProvider implements TelemetryProvider {
    */
   private staleListing(streams: readonly SrsStream[], askedAt: number, at: number): TelemetryUnknownReason | null {
     if (streams.length === 0) return null;
-    const clocks = streams.map((s) => s.live_ms).filter((v): v is number => v !== undefined);
-    if (clocks.length === 0) return 'bad_response';
-    const serverMs = Math.max(...clocks);
+    let serverMs = Number.NEGATIVE_INFINITY;
+    for (const s of streams) if (s.liveMs !== null && s.liveMs > serverMs) serverMs = s.liveMs;
+    if (serverMs === Number.NEGATIVE_INFINITY) return 'bad_response';
     const prev = this.lastListing;
     this.lastListing = { serverMs, localMs: at };
     if (prev && serverMs <= prev.serverMs && askedAt - prev.localMs >= this.minClockAdvanceMs) {
@@ -374,36 +399,31 @@ export class SrsTelemetryProvider implements TelemetryProvider {
 
   /** The video-only frame counter of this stream, or why there is none. */
   private videoCounter(stream: SrsStream, release: SrsVersion | null): number | TelemetryUnknownReason {
-    if (stream.video_frames !== undefined) return stream.video_frames;
-    if (stream.frames === undefined) return 'bad_response';
+    if (stream.videoFrames !== null) return stream.videoFrames;
+    if (stream.frames === null) return 'bad_response';
     if (release === null) return 'version_unknown';
     return srsFramesIncludeAudio(release) ? 'frames_include_audio' : stream.frames;
   }
 
   /** Δvideo frames / Δ`live_ms` against the newest sample at least minWindowMs old; records this sample either way. */
   private read(stream: SrsStream, release: SrsVersion | null, at: number): Reading {
-    if (stream.live_ms === undefined) return { unknown: 'bad_response' };
+    if (stream.liveMs === null) return { unknown: 'bad_response' };
     const counter = this.videoCounter(stream, release);
     const current: FrameSample = {
       videoFrames: typeof counter === 'number' ? counter : null,
-      recvBytes: stream.recv_bytes ?? null,
-      serverMs: stream.live_ms,
+      recvBytes: stream.recvBytes,
+      serverMs: stream.liveMs,
       localMs: at,
     };
-    let samples = this.history.get(stream.id) ?? [];
+    const history = this.history;
     let reading: Reading;
-    const backwards = (a: number | null, b: number | null) => a !== null && b !== null && a > b;
     // SRS never rewinds a stream object's counters or clock (a new object gets a new id); a decrease is still handled.
-    if (
-      samples.some(
-        (s) => backwards(s.videoFrames, current.videoFrames) || backwards(s.recvBytes, current.recvBytes) || s.serverMs > current.serverMs,
-      )
-    ) {
-      samples = [];
-      reading = { unknown: 'counter_reset' };
-    } else {
-      const baseline = samples.findLast((s) => at - s.localMs >= this.minWindowMs);
-      if (!baseline) reading = { unknown: samples.length > 0 ? 'window_too_short' : 'first_sample' };
+    const reset = history.anyAhead(stream.id, current);
+    if (reset) reading = { unknown: 'counter_reset' };
+    else {
+      const found = history.findLast(stream.id, (localMs) => at - localMs >= this.minWindowMs);
+      const baseline = found < 0 ? null : history.sample(stream.id, found);
+      if (!baseline) reading = { unknown: history.count(stream.id) > 0 ? 'window_too_short' : 'first_sample' };
       else if (at - baseline.localMs > this.maxAgeMs) reading = { unknown: 'stale_sample' };
       else if (current.serverMs <= baseline.serverMs) reading = { unknown: 'source_stale', bitrateToo: true };
       else if (frozenCounters(baseline, current)) reading = { unknown: 'counters_frozen', bitrateToo: true };
@@ -412,27 +432,20 @@ export class SrsTelemetryProvider implements TelemetryProvider {
       else if (framesNotCounted(stream, baseline, current)) reading = { unknown: 'frames_not_counted' };
       else reading = { fps: ((counter - baseline.videoFrames) * 1000) / (current.serverMs - baseline.serverMs) };
     }
-    // One new array per sample (was three: filter, spread, slice).
-    const kept = samples.filter((s) => at - s.localMs <= this.maxAgeMs);
-    kept.push(current);
-    if (kept.length > HISTORY_PER_STREAM) kept.splice(0, kept.length - HISTORY_PER_STREAM);
-    this.history.set(stream.id, kept);
+    history.record(stream.id, current, this.maxAgeMs, reset);
     return reading;
   }
 
   /** Forgets streams not seen for longer than maxSampleAgeMs. */
   private prune(at: number): void {
-    for (const [id, samples] of this.history) {
-      const last = samples[samples.length - 1];
-      if (!last || at - last.localMs > this.maxAgeMs) this.history.delete(id);
-    }
+    this.history.prune(at, this.maxAgeMs);
   }
 }
 
 /** Whether `a` beats `b` for the same app/name: publishing first, then the higher bitrate. */
 function preferStream(a: SrsStream, b: SrsStream): boolean {
-  const active = Number(a.publish?.active === true) - Number(b.publish?.active === true);
-  return active > 0 || (active === 0 && (a.kbps?.recv_30s ?? 0) > (b.kbps?.recv_30s ?? 0));
+  const active = Number(a.active === true) - Number(b.active === true);
+  return active > 0 || (active === 0 && (a.kbps ?? 0) > (b.kbps ?? 0));
 }
 
 /**
@@ -442,14 +455,7 @@ function preferStream(a: SrsStream, b: SrsStream): boolean {
  */
 function framesNotCounted(stream: SrsStream, prev: FrameSample, current: FrameSample): boolean {
   const bytesGrew = prev.recvBytes !== null && current.recvBytes !== null && current.recvBytes > prev.recvBytes;
-  return (
-    stream.video_frames === undefined &&
-    prev.videoFrames === 0 &&
-    current.videoFrames === 0 &&
-    bytesGrew &&
-    stream.video !== null &&
-    stream.video !== undefined
-  );
+  return stream.videoFrames === null && prev.videoFrames === 0 && current.videoFrames === 0 && bytesGrew && stream.video;
 }
 
 /**
@@ -461,16 +467,9 @@ function frozenCounters(prev: FrameSample, current: FrameSample): boolean {
   return prev.videoFrames === null || current.videoFrames === null || current.videoFrames === prev.videoFrames;
 }
 
-/** What a sweep keeps of one listed app/name: the chosen stream's evidence fields and its reading. */
-interface CompactStream {
-  readonly id: string;
-  readonly frames: number | null;
-  readonly videoFrames: number | null;
-  readonly liveMs: number | null;
-  /** `publish.active`, null when the listing did not say. */
-  readonly active: boolean | null;
-  readonly kbps: number | null;
-  /** Set for a publishing stream. */
+/** What a sweep keeps of one listed app/name: the chosen stream and, when it publishes, its reading. */
+interface ListedStream {
+  readonly stream: SrsStream;
   readonly reading: Reading | null;
 }
 
@@ -479,7 +478,7 @@ type SweepListing =
   | {
       readonly ok: true;
       readonly at: number;
-      readonly byKey: ReadonlyMap<string, CompactStream>;
+      readonly byKey: ReadonlyMap<string, ListedStream>;
       /** Part of the listing was unreadable or shifted: an absent stream is unknown, not "not publishing". */
       readonly partial: boolean;
     };
@@ -504,8 +503,8 @@ function answerChannels(platform: string, listing: SweepListing, channels: reado
       out.set(channel, unknownTelemetry(channel, at, 'invalid_channel'));
       continue;
     }
-    const stream = listing.byKey.get(ref.id);
-    if (!stream) {
+    const listed = listing.byKey.get(ref.id);
+    if (!listed) {
       // Absent while SRS answered: nothing reaches our ingest. Unless part of the listing was unreadable.
       out.set(
         channel,
@@ -515,6 +514,7 @@ function answerChannels(platform: string, listing: SweepListing, channels: reado
       );
       continue;
     }
+    const { stream } = listed;
     const detail = {
       streamId: stream.id,
       frames: stream.frames,
@@ -530,7 +530,7 @@ function answerChannels(platform: string, listing: SweepListing, channels: reado
       out.set(channel, { channel, live: false, title: UNKNOWN, fps: 0, bitrateKbps: 0, observedAt: at, detail });
       continue;
     }
-    const reading = stream.reading ?? { unknown: 'bad_response' };
+    const reading = listed.reading ?? { unknown: 'bad_response' };
     const bitrateKbps = 'unknown' in reading && reading.bitrateToo ? UNKNOWN : (stream.kbps ?? UNKNOWN);
     const unknownReason = 'unknown' in reading ? reading.unknown : bitrateKbps === UNKNOWN ? 'bad_response' : undefined;
     out.set(channel, {
