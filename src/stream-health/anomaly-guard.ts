@@ -12,7 +12,7 @@
 import type { ProviderAnomaly, SampleCheck, Side, SideGrace, ViolationCode } from './policy.js';
 
 export type { ProviderAnomaly } from './policy.js';
-import { channelRole, parseChannel, unknownTelemetry, type ChannelTelemetry, type SideSample } from './telemetry.js';
+import { channelPlatform, channelRole, parseChannel, unknownTelemetry, type ChannelTelemetry, type SideSample } from './telemetry.js';
 
 export interface AnomalyGuardOptions {
   /** STREAM_ANOMALY_GUARD. */
@@ -84,12 +84,12 @@ export function lastKnownHealthy(grace: SideGrace): boolean {
 
 /** The providers (channel platforms) of a side's channels. */
 export function sideProviders(sample: Pick<SideSample, 'channels'>): string[] {
-  const providers = new Set<string>();
+  const providers: string[] = [];
   for (const c of sample.channels) {
-    const ref = parseChannel(c);
-    if (ref) providers.add(ref.platform);
+    const platform = channelPlatform(c);
+    if (platform !== null && !providers.includes(platform)) providers.push(platform);
   }
-  return [...providers];
+  return providers;
 }
 
 const PLATFORM_CHECKS: readonly ViolationCode[] = ['STREAM_OFFLINE', 'TITLE_MISSING_MATCH_ID'];
@@ -103,8 +103,8 @@ export function violationSources(sample: Pick<SideSample, 'channels'>, check: Pi
   const byRole = { platform: new Set<string>(), ingest: new Set<string>() };
   for (const c of sample.channels) {
     const role = channelRole(c);
-    const ref = parseChannel(c);
-    if (role && ref) byRole[role].add(ref.platform);
+    const platform = channelPlatform(c);
+    if (role && platform !== null) byRole[role].add(platform);
   }
   const liveFrom = byRole.platform.size > 0 ? byRole.platform : byRole.ingest;
   const out = new Set<string>();
@@ -199,17 +199,7 @@ export function planBehindGuard<M, P extends GuardablePlan>(
   const flagged = new Set(carry.anomalies.map((a) => a.provider));
   const read = flagged.size > 0 ? setAsideProviders(telemetry, flagged) : telemetry;
   const plans = matches.map((m) => plan(m, read, carry.anomalies));
-  const sides: GuardedSide[] = plans.flatMap((p) =>
-    SIDE_NAMES.map((side) => {
-      const s = p.sides[side];
-      return {
-        providers: sideProviders(s.sample),
-        wasHealthy: lastKnownHealthy(s.prev),
-        violatingThrough: s.check.outcome === 'violating' ? violationSources(s.sample, s.check) : [],
-      };
-    }),
-  );
-  const slice = countGuardedSides(sides);
+  const slice = countPlannedSides(plans);
   const judged: GuardCounts = new Map();
   for (const [provider, c] of slice) {
     if (flagged.has(provider)) continue;
@@ -239,3 +229,32 @@ export function anomaliesOfSide(channels: readonly string[], anomalies: readonly
 }
 
 const SIDE_NAMES: readonly Side[] = ['p1', 'p2'];
+const NONE: readonly string[] = [];
+
+/** Whether a channel before the i-th is of the same provider (each provider counts once per side). */
+function seenBefore(channels: readonly string[], i: number, provider: string): boolean {
+  for (let j = 0; j < i; j++) if (channelPlatform(channels[j] as string) === provider) return true;
+  return false;
+}
+
+/** `countGuardedSides` over the plans' sides, without a GuardedSide per side (a sweep plans 100k sides). */
+function countPlannedSides(plans: readonly GuardablePlan[]): GuardCounts {
+  const counts: GuardCounts = new Map();
+  for (const p of plans) {
+    for (const side of SIDE_NAMES) {
+      const s = p.sides[side];
+      // Only a side that was healthy can turn: the sources of other sides' violations are not needed.
+      const through = s.check.outcome === 'violating' && lastKnownHealthy(s.prev) ? violationSources(s.sample, s.check) : NONE;
+      const { channels } = s.sample;
+      for (let i = 0; i < channels.length; i++) {
+        const provider = channelPlatform(channels[i] as string);
+        if (provider === null || seenBefore(channels, i, provider)) continue;
+        const c = counts.get(provider) ?? { streams: 0, turned: 0 };
+        counts.set(provider, c);
+        c.streams++;
+        if (through.includes(provider)) c.turned++;
+      }
+    }
+  }
+  return counts;
+}

@@ -14,6 +14,7 @@ import {
   type Side,
   type SideGrace,
   type StreamChecklist,
+  STREAM_CHECKLIST_ITEMS,
 } from './policy.js';
 import { policyCheckEveryMs, type EnforcementPolicy } from '../config/enforcement-policy.js';
 import { resolveGraceOptions } from './policy.js';
@@ -129,11 +130,14 @@ function checklistChange(match: ActiveMatch, sides: Record<Side, SidePlan>): Str
   const wanted = checklistFromChecks(sides.p1.check, sides.p2.check);
   const stored = match.checklist;
   const change: StreamChecklist = {};
-  for (const [k, v] of Object.entries(wanted) as [keyof StreamChecklist, boolean | undefined][]) {
-    if (v === undefined) continue;
-    if (!stored || stored[k] !== v) change[k] = v;
+  let changed = false;
+  for (const item of STREAM_CHECKLIST_ITEMS) {
+    const v = wanted[item];
+    if (v === undefined || (stored && stored[item] === v)) continue;
+    change[item] = v;
+    changed = true;
   }
-  return Object.keys(change).length > 0 ? change : null;
+  return changed ? change : null;
 }
 
 /** The episode a sample belongs to: the open one, or the one it just closed or settled. */

@@ -461,16 +461,33 @@ export interface StreamChecklist {
 
 /** The match checklist's stream items from both sides' checks; an item left out is unknown this sweep (keep the old value). */
 export function checklistFromChecks(p1: SampleCheck, p2: SampleCheck): StreamChecklist {
-  const both = (a: CheckOutcome, b: CheckOutcome): boolean | undefined =>
-    a === 'violation' || b === 'violation' ? false : a === 'ok' && b === 'ok' ? true : undefined;
-  const one = (a: CheckOutcome): boolean | undefined => (a === 'unknown' ? undefined : a === 'ok');
-  const list: StreamChecklist = {
-    p1StreamLive: one(p1.live),
-    p2StreamLive: one(p2.live),
-    titlesContainMatchId: both(p1.title, p2.title),
-    bitrateOk: both(p1.bitrate, p2.bitrate),
-    fpsOk: both(p1.fps, p2.fps),
-  };
-  for (const key of Object.keys(list) as (keyof StreamChecklist)[]) if (list[key] === undefined) delete list[key];
+  const list: StreamChecklist = {};
+  const p1Live = oneSide(p1.live);
+  const p2Live = oneSide(p2.live);
+  const titles = bothSides(p1.title, p2.title);
+  const bitrate = bothSides(p1.bitrate, p2.bitrate);
+  const fps = bothSides(p1.fps, p2.fps);
+  if (p1Live !== undefined) list.p1StreamLive = p1Live;
+  if (p2Live !== undefined) list.p2StreamLive = p2Live;
+  if (titles !== undefined) list.titlesContainMatchId = titles;
+  if (bitrate !== undefined) list.bitrateOk = bitrate;
+  if (fps !== undefined) list.fpsOk = fps;
   return list;
+}
+
+/** The checklist's stream items, in their order. */
+export const STREAM_CHECKLIST_ITEMS = [
+  'p1StreamLive',
+  'p2StreamLive',
+  'titlesContainMatchId',
+  'bitrateOk',
+  'fpsOk',
+] as const satisfies readonly (keyof StreamChecklist)[];
+
+function oneSide(a: CheckOutcome): boolean | undefined {
+  return a === 'unknown' ? undefined : a === 'ok';
+}
+
+function bothSides(a: CheckOutcome, b: CheckOutcome): boolean | undefined {
+  return a === 'violation' || b === 'violation' ? false : a === 'ok' && b === 'ok' ? true : undefined;
 }

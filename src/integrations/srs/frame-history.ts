@@ -5,6 +5,7 @@
  * At fleet scale this is the largest thing the service keeps (100k streams at 50k matches), so it is stored in
  * columns: one Float64Array holds every stream's samples (NaN for a counter the listing did not give), a
  * Uint8Array how many each stream has, and a map from stream id to its slot; a forgotten stream's slot is reused.
+ * The columns grow by a quarter when full (a doubling would leave up to half of 100k streams' space unused).
  * No object per sample, no heap number per value (docs/stream-health.md, "Capacity").
  */
 
@@ -142,7 +143,7 @@ export class FrameHistory {
     const free = this.freeSlots.pop();
     if (free !== undefined) return free;
     if (this.slots === this.lengths.length) {
-      const capacity = Math.max(64, this.slots * 2);
+      const capacity = Math.max(64, Math.ceil(this.slots * 1.25));
       const lengths = new Uint8Array(capacity);
       lengths.set(this.lengths);
       const values = new Float64Array(capacity * this.perStream * FIELDS);

@@ -268,7 +268,14 @@ export interface SrsProviderOptions {
 
 type Reading = { readonly fps: number } | { readonly unknown: TelemetryUnknownReason; readonly bitrateToo?: boolean };
 
-const HISTORY_PER_STREAM = 8;
+/**
+ * Samples kept per SRS stream. Samples older than maxSampleAgeMs (3 sweeps) are dropped anyway, so at the sweep
+ * cadence a stream holds 3–4 and the FPS baseline (the newest sample at least minFpsWindowMs old) is always among
+ * them. Only four listings within minFpsWindowMs (single-match checks between sweeps) leave no baseline: FPS is
+ * then unknown for that listing (`window_too_short`), never a violation. Four, not more: at 100k streams each
+ * extra sample is 3.2 MB (frame-history.ts).
+ */
+const HISTORY_PER_STREAM = 4;
 
 /**
  * The ingest provider for `srs:<app>/<name>` channels: measured FPS and bitrate, and whether SRS sees a publisher.

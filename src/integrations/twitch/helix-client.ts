@@ -6,7 +6,6 @@
  * 429, 5xx, timeout, unparseable body) comes back as `unknown` for each of its logins, with a reason code.
  * The client secret and access tokens never reach a log line, an error message or a metric label.
  */
-import { z } from 'zod';
 import type { Clock } from '../../infra/clock.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
@@ -18,24 +17,64 @@ import {
   type TelemetryProvider,
   type TelemetryUnknownReason,
 } from '../../stream-health/telemetry.js';
-import { AppToken, fetchPlatformChannels, httpText, parseJson, type HttpResult } from '../http/telemetry-http.js';
+import { AppToken, fetchPlatformChannels, httpText, type HttpResult } from '../http/telemetry-http.js';
 
 /** Helix accepts at most 100 `user_login` per Get Streams request. */
 export const HELIX_MAX_LOGINS = 100;
 /** Twitch logins: lowercase letters, digits, underscore. */
 const LOGIN = /^[a-z0-9_]{1,25}$/;
 
-const streamSchema = z.object({
-  id: z.string().optional(),
-  user_id: z.string().optional(),
-  user_login: z.string(),
-  type: z.string(),
-  title: z.string(),
-  started_at: z.string().optional(),
-});
-const streamsSchema = z.object({ data: z.array(streamSchema) });
+/** One item of Get Streams' `data[]`, as much of it as stream health reads. Read by `readHelixStream`. */
+export interface HelixStream {
+  readonly id?: string;
+  readonly user_id?: string;
+  readonly user_login: string;
+  /** "live", another type (rerun, premiere, …), or "" (Twitch's error marker). */
+  readonly type: string;
+  readonly title: string;
+  readonly started_at?: string;
+}
 
-export type HelixStream = z.infer<typeof streamSchema>;
+const optionalString = (v: unknown) => v === undefined || typeof v === 'string';
+
+/**
+ * Reads one `data[]` item: `user_login`, `type` and `title` strings, `id`, `user_id` and `started_at` strings when
+ * present; null when it is not that. Written out rather than a zod schema: a 50k-match sweep reads 100k items a
+ * sweep (helix-client.spec.ts checks it against the schema it replaces).
+ */
+export function readHelixStream(item: unknown): HelixStream | null {
+  if (typeof item !== 'object' || item === null || Array.isArray(item)) return null;
+  const { id, user_id, user_login, type, title, started_at } = item as Record<string, unknown>;
+  if (typeof user_login !== 'string' || typeof type !== 'string' || typeof title !== 'string') return null;
+  if (!optionalString(id) || !optionalString(user_id) || !optionalString(started_at)) return null;
+  return {
+    user_login,
+    type,
+    title,
+    ...(id === undefined ? {} : { id: id as string }),
+    ...(user_id === undefined ? {} : { user_id: user_id as string }),
+    ...(started_at === undefined ? {} : { started_at: started_at as string }),
+  };
+}
+
+/** Get Streams' body: `{ data: [...] }` with every item readable, or null (the whole batch is then unknown). */
+function readStreamsPage(text: string): HelixStream[] | null {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  const data = typeof json === 'object' && json !== null ? (json as { data?: unknown }).data : undefined;
+  if (!Array.isArray(data)) return null;
+  const streams: HelixStream[] = [];
+  for (const item of data) {
+    const stream = readHelixStream(item);
+    if (!stream) return null;
+    streams.push(stream);
+  }
+  return streams;
+}
 
 /** What Helix said about one login. `found` includes non-live types (rerun, premiere, …) and the error type ''. */
 export type StreamLookup =
@@ -204,14 +243,14 @@ export class HelixClient {
       this.options.logger?.[level]({ provider: 'twitch', status: r.status, reason, logins: batch.length }, 'twitch streams request failed');
       return reason;
     }
-    const parsed = parseJson(r.body, streamsSchema);
+    const parsed = readStreamsPage(r.body);
     if (!parsed) {
       this.options.logger?.warn({ provider: 'twitch', logins: batch.length }, 'twitch streams answer did not parse');
       return 'bad_response';
     }
     if (this.replayed(r.headers, r.sentAt)) return 'source_stale';
     const found = new Map<string, HelixStream>();
-    for (const s of parsed.data) found.set(s.user_login.toLowerCase(), s);
+    for (const s of parsed) found.set(s.user_login.toLowerCase(), s);
     return found;
   }
 
