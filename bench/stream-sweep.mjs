@@ -14,19 +14,25 @@
 // figures: steady CPU per sweep (mean of ticks 2..n), the ratio service / bare, CPU per 1k matches (linearity),
 // requests against ⌈streams per provider / 100⌉ + token requests, memory per tick at the memory size.
 //
+// The service runs under the production image's memory settings (the Dockerfile's NODE_OPTIONS V8 flags and
+// MALLOC_ARENA_MAX, see productionRuntime): the bench starts itself again under them. BENCH_STREAM_RUNTIME=
+// node-defaults measures under Node's own defaults instead (V8 sizes its heap from the machine's memory).
+//
 //   npx tsc -p tsconfig.build.json && node_modules/.bin/node --expose-gc bench/stream-sweep.mjs
 //   (BENCH_STREAM_SIZES=1000,10000 for a shorter run; --cpu-prof to profile the service;
 //   BENCH_STREAM_ALLOC_PROF=<file.heapprofile>: V8's sampling heap profiler over the steady ticks, counting objects
 //   already collected too, i.e. where the service allocates; BENCH_STREAM_CPU_PROF=<file.cpuprofile>: a CPU
 //   profile of the same ticks; either summed by function with `node bench/profile-top.mjs <file>`)
-import { fork } from 'node:child_process';
+import { fork, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import {
   dist,
   freshPostgresDatabase,
   onCleanup,
+  productionRuntime,
   randomName,
   recordResult,
   requireBuild,
@@ -38,6 +44,7 @@ import {
 } from './lib/common.mjs';
 
 const NAME = 'stream-sweep';
+const RUNTIME = process.env.BENCH_STREAM_RUNTIME ?? 'production';
 const SIZES = (process.env.BENCH_STREAM_SIZES ?? '1000,10000,50000,100000').split(',').map(Number);
 const TICKS = Number(process.env.BENCH_STREAM_TICKS ?? 3);
 const MEMORY_SIZE = Number(process.env.BENCH_STREAM_MEMORY_SIZE ?? 50000);
@@ -346,9 +353,35 @@ async function main() {
     measured:
       'StreamHealthWorker.sweep() on real PostgreSQL + Redis, Twitch/SRS fakes over HTTP in a child process, a bare sweep of the same matches in another',
     figures,
-    details: { sizes: SIZES, checkEveryMs: CHECK_MS, results },
+    details: {
+      sizes: SIZES,
+      checkEveryMs: CHECK_MS,
+      runtime: { mode: RUNTIME, execArgv: process.execArgv, MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? null },
+      results,
+    },
   });
 }
 
-onCleanup(async () => undefined);
-runBench(NAME, main, { hardLimitMs: 3_600_000 });
+/** Runs this bench again under the production image's V8 flags and malloc setting; exits with its code. */
+function underProductionRuntime() {
+  const { v8Flags, env } = productionRuntime();
+  console.log(
+    `stream-sweep: the service runs under the production runtime: ${v8Flags.join(' ')}, MALLOC_ARENA_MAX=${env.MALLOC_ARENA_MAX}`,
+  );
+  const child = spawn(process.execPath, [...process.execArgv, ...v8Flags, fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
+    stdio: 'inherit',
+    env: { ...process.env, ...env, BENCH_STREAM_RUNTIME_APPLIED: '1' },
+  });
+  for (const signal of ['SIGTERM', 'SIGINT']) process.on(signal, () => child.kill(signal));
+  child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
+}
+
+if (RUNTIME !== 'production' && RUNTIME !== 'node-defaults') {
+  console.error(`stream-sweep: BENCH_STREAM_RUNTIME must be production or node-defaults, not ${RUNTIME}`);
+  process.exit(2);
+} else if (RUNTIME === 'production' && process.env.BENCH_STREAM_RUNTIME_APPLIED !== '1') {
+  underProductionRuntime();
+} else {
+  onCleanup(async () => undefined);
+  runBench(NAME, main, { hardLimitMs: 3_600_000 });
+}

@@ -17,6 +17,19 @@ const ADMIN_DB_URL = process.env.BENCH_DATABASE_ADMIN_URL ?? 'postgres://postgre
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 /** Fails early, with the fix, when the build is missing. */
+/**
+ * The production image's runtime memory settings, read from the Dockerfile (`ENV NODE_OPTIONS=…` and
+ * `MALLOC_ARENA_MAX`): the V8 flags and the environment a bench that measures the service's memory runs under.
+ */
+export function productionRuntime() {
+  const dockerfile = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
+  const nodeOptions = /NODE_OPTIONS="([^"]*)"/.exec(dockerfile)?.[1];
+  const arenas = /MALLOC_ARENA_MAX=(\d+)/.exec(dockerfile)?.[1];
+  if (nodeOptions === undefined || arenas === undefined)
+    throw new Error('Dockerfile: ENV NODE_OPTIONS="…" or MALLOC_ARENA_MAX not found (the bench runs the service under them)');
+  return { v8Flags: nodeOptions.split(/\s+/).filter(Boolean), env: { MALLOC_ARENA_MAX: arenas } };
+}
+
 export function requireBuild() {
   for (const file of ['src/app.module.js', 'src/demo/simulated/pterodactyl-panel.js']) {
     if (!existsSync(join(DIST, file))) throw new Error(`dist/${file} missing: build first (npx tsc -p tsconfig.build.json)`);

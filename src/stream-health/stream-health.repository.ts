@@ -201,35 +201,59 @@ export interface ChecklistWrite {
 
 const key = (matchId: string, side: string) => `${matchId}\u0000${side}`;
 
+/** Which side writes of a statement applied: all but the stale ones. */
+export class AppliedSides {
+  constructor(
+    /** Writes asked for. */
+    readonly written: number,
+    /** `key(matchId, side)` of the writes that lost the version check. */
+    private readonly stale: ReadonlySet<string>,
+  ) {}
+
+  /** Writes that applied. */
+  get size(): number {
+    return this.written - this.stale.size;
+  }
+
+  /** Whether this side's write applied (only sides that were written may be asked about). */
+  has(matchId: string, side: Side): boolean {
+    return this.stale.size === 0 || !this.stale.has(key(matchId, side));
+  }
+}
+
 /**
- * Writes side states with the optimistic version check; returns the (match, side) keys that were applied.
- * A row another sweep moved on since we read it is left alone: that sweep's sample stands, ours is dropped.
+ * Writes side states with the optimistic version check. A row another sweep moved on since we read it is left
+ * alone: that sweep's sample stands, ours is dropped. The statement answers with the stale writes only (none,
+ * as a rule), so a batch of 1,000 sides reads no rows back.
  */
-export async function writeSides(db: Db, writes: readonly SideWrite[], now: number): Promise<Set<string>> {
-  if (writes.length === 0) return new Set();
+export async function writeSides(db: Db, writes: readonly SideWrite[], now: number): Promise<AppliedSides> {
+  if (writes.length === 0) return new AppliedSides(0, new Set());
   const input = writes.map((w) => ({
     match_id: w.matchId,
     side: w.side,
     version: w.expectedVersion + 1,
     grace: w.grace,
-    last_sample_at: w.grace.lastSampleAt === null ? null : new Date(w.grace.lastSampleAt).toISOString(),
+    last_sample_ms: w.grace.lastSampleAt,
     last_outcome: w.grace.lastSampleOutcome,
   }));
   const result = await sql<{ match_id: string; side: string }>`
-    INSERT INTO stream_sides (match_id, side, version, grace, last_sample_at, last_outcome, updated_at)
-    SELECT x.match_id, x.side, x.version, x.grace, x.last_sample_at, x.last_outcome, ${new Date(now)}
-    FROM jsonb_to_recordset(${JSON.stringify(input)}::jsonb)
-      AS x(match_id text, side text, version integer, grace jsonb, last_sample_at timestamptz, last_outcome text)
-    ON CONFLICT (match_id, side) DO UPDATE SET
-      version = EXCLUDED.version, grace = EXCLUDED.grace, last_sample_at = EXCLUDED.last_sample_at,
-      last_outcome = EXCLUDED.last_outcome, updated_at = EXCLUDED.updated_at
-    WHERE stream_sides.version = EXCLUDED.version - 1
-    RETURNING match_id, side`.execute(db);
-  return new Set(result.rows.map((r) => key(r.match_id, r.side)));
-}
-
-export function sideKey(matchId: string, side: Side): string {
-  return key(matchId, side);
+    WITH x AS MATERIALIZED (
+      SELECT * FROM jsonb_to_recordset(${JSON.stringify(input)}::jsonb)
+        AS x(match_id text, side text, version integer, grace jsonb, last_sample_ms bigint, last_outcome text)
+    ), written AS (
+      INSERT INTO stream_sides (match_id, side, version, grace, last_sample_at, last_outcome, updated_at)
+      SELECT x.match_id, x.side, x.version, x.grace,
+        timestamptz 'epoch' + x.last_sample_ms * interval '1 millisecond', x.last_outcome, ${new Date(now)}
+      FROM x
+      ON CONFLICT (match_id, side) DO UPDATE SET
+        version = EXCLUDED.version, grace = EXCLUDED.grace, last_sample_at = EXCLUDED.last_sample_at,
+        last_outcome = EXCLUDED.last_outcome, updated_at = EXCLUDED.updated_at
+      WHERE stream_sides.version = EXCLUDED.version - 1
+      RETURNING match_id, side
+    )
+    SELECT x.match_id, x.side FROM x
+    WHERE NOT EXISTS (SELECT 1 FROM written w WHERE w.match_id = x.match_id AND w.side = x.side)`.execute(db);
+  return new AppliedSides(writes.length, new Set(result.rows.map((r) => key(r.match_id, r.side))));
 }
 
 export async function insertSamples(db: Db, samples: readonly SampleRow[]): Promise<void> {
@@ -256,15 +280,17 @@ export interface QuietBatch {
   readonly checklists: readonly ChecklistWrite[];
 }
 
-/** One transaction for the batch; returns the (match, side) keys whose state applied (see `writeSides`). */
-export async function commitQuietBatch(db: Kysely<Database>, batch: QuietBatch, now: number): Promise<Set<string>> {
+/** One transaction for the batch; returns which sides' states applied (see `writeSides`). */
+export async function commitQuietBatch(db: Kysely<Database>, batch: QuietBatch, now: number): Promise<AppliedSides> {
   return db.transaction().execute(async (trx) => {
     const ok = await writeSides(trx, batch.sides, now);
     await insertSamples(
       trx,
-      batch.samples.filter((s) => ok.has(key(s.matchId, s.side))),
+      batch.samples.filter((s) => ok.has(s.matchId, s.side)),
     );
-    const applied = (matchId: string) => SIDES.some((side) => ok.has(key(matchId, side)));
+    // A checklist change applies with its match's state: when at least one of its written sides applied.
+    const withState = ok.size === ok.written ? null : new Set(batch.sides.filter((w) => ok.has(w.matchId, w.side)).map((w) => w.matchId));
+    const applied = (matchId: string) => withState === null || withState.has(matchId);
     await writeChecklists(
       trx,
       batch.checklists.filter((c) => applied(c.matchId)),

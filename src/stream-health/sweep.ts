@@ -16,7 +16,6 @@ import {
   commitQuietBatch,
   loadActiveMatches,
   loadActiveMatchSlice,
-  sideKey,
   SIDES,
   type ActiveMatch,
   type ChecklistWrite,
@@ -171,7 +170,7 @@ async function writeQuiet(run: Run, plans: readonly MatchPlan[], at: number): Pr
     for (const side of SIDES) {
       const s = p.sides[side];
       if (!s.changed) continue;
-      if (applied.has(sideKey(p.match.id, side))) countSample(run.ctx, run.report, s.check.outcome);
+      if (applied.has(p.match.id, side)) countSample(run.ctx, run.report, s.check.outcome);
       else run.report.stale++;
     }
   }
