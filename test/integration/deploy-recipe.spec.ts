@@ -89,4 +89,19 @@ describe('deploy recipe (Dockerfile, deploy/k8s)', () => {
     const refs = container.envFrom.map((e: Manifest) => e.configMapRef?.name ?? e.secretRef?.name);
     expect(refs).toEqual([byKind('ConfigMap').metadata.name, byKind('Secret').metadata.name]);
   });
+
+  it('the image\'s memory settings fit the pod\'s memory limit (docs/stream-health.md, "Capacity")', () => {
+    const dockerfile = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
+    const nodeOptions = /^ENV NODE_OPTIONS="([^"]*)"/m.exec(dockerfile)?.[1] ?? '';
+    const oldSpaceMb = Number(/--max-old-space-size=(\d+)/.exec(nodeOptions)?.[1]);
+    const semiSpaceMb = Number(/--max-semi-space-size=(\d+)/.exec(nodeOptions)?.[1]);
+    expect(oldSpaceMb).toBeGreaterThan(0);
+    expect(semiSpaceMb).toBeGreaterThan(0);
+    expect(dockerfile).toMatch(/MALLOC_ARENA_MAX=\d+/);
+    const limit = String(byKind('Deployment').spec.template.spec.containers[0].resources.limits.memory);
+    const limitMb = Number(/^(\d+)Mi$/.exec(limit)?.[1]);
+    expect(limitMb, `memory limit ${limit} in Mi`).toBeGreaterThan(0);
+    // The heap (old space + three semi-spaces) leaves the container room for code, buffers and malloc.
+    expect(oldSpaceMb + 3 * semiSpaceMb).toBeLessThanOrEqual(limitMb / 2);
+  });
 });

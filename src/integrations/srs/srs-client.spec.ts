@@ -162,6 +162,25 @@ describe('SrsTelemetryProvider over real HTTP', () => {
     expect(result.get('srs:live/e')).toMatchObject({ live: true, bitrateKbps: 3000 });
   });
 
+  it('one app/name on several vhosts: the publishing stream wins, then the higher bitrate; each stream keeps its own FPS history', async () => {
+    const quiet = srs.publish('live', 'dup', { vhost: 'a', fps: 30, kbps: 3000 });
+    const busy = srs.publish('live', 'dup', { vhost: 'b', fps: 60, kbps: 6000 });
+    const p = provider();
+    await p.fetch(['srs:live/dup']);
+    clock.advance(30_000);
+    const both = (await p.fetch(['srs:live/dup'])).get('srs:live/dup');
+    expect(both).toMatchObject({ live: true, fps: 60, bitrateKbps: 6000, detail: { streamId: busy, active: true } });
+    // vhost a's stream now sends more: it is chosen, with the FPS of its own history.
+    srs.set('live', 'dup', { kbps: 9000 });
+    clock.advance(30_000);
+    const higher = (await p.fetch(['srs:live/dup'])).get('srs:live/dup');
+    expect(higher).toMatchObject({ live: true, fps: 30, bitrateKbps: 9000, detail: { streamId: quiet } });
+    srs.unpublish('live', 'dup'); // vhost a stops: b, still publishing, wins despite a lower bitrate
+    clock.advance(30_000);
+    const publishing = (await p.fetch(['srs:live/dup'])).get('srs:live/dup');
+    expect(publishing).toMatchObject({ live: true, fps: 60, bitrateKbps: 6000, detail: { streamId: busy, active: true } });
+  });
+
   it('pages by `total` when the server returns fewer than asked, overlapping pages deduplicated', async () => {
     for (let i = 0; i < 45; i++) srs.publish('live', `p${String(i).padStart(2, '0')}`, { fps: 30, kbps: 3000 });
     srs.maxCount = 20;

@@ -349,13 +349,8 @@ export class SrsTelemetryProvider implements TelemetryProvider {
 
     // Several vhosts may carry the same app/name: the publishing one with the most data wins (the first on a tie).
     // Every publishing stream is read (its FPS history advances), chosen or not.
-    const byKey = new Map<string, ListedStream>();
-    for (const stream of listing.streams) {
-      const reading = stream.active === true ? this.read(stream, release, at) : null;
-      const key = `${stream.app}/${stream.name}`;
-      const best = byKey.get(key);
-      if (!best || preferStream(stream, best.stream)) byKey.set(key, { stream, reading });
-    }
+    const byKey = new ListedStreams(listing.streams.length);
+    for (const stream of listing.streams) byKey.offer(stream, stream.active === true ? this.read(stream, release, at) : null);
     this.prune(at);
     return { ok: true, at, byKey, partial: listing.malformed > 0 || !listing.complete };
   }
@@ -449,8 +444,8 @@ export class SrsTelemetryProvider implements TelemetryProvider {
   }
 }
 
-/** Whether `a` beats `b` for the same app/name: publishing first, then the higher bitrate. */
-function preferStream(a: SrsStream, b: SrsStream): boolean {
+/** Whether stream `a` beats `b` for the same app/name: publishing first, then the higher bitrate. */
+function preferStream(a: Pick<SrsStream, 'active' | 'kbps'>, b: Pick<SrsStream, 'active' | 'kbps'>): boolean {
   const active = Number(a.active === true) - Number(b.active === true);
   return active > 0 || (active === 0 && (a.kbps ?? 0) > (b.kbps ?? 0));
 }
@@ -474,10 +469,100 @@ function frozenCounters(prev: FrameSample, current: FrameSample): boolean {
   return prev.videoFrames === null || current.videoFrames === null || current.videoFrames === prev.videoFrames;
 }
 
-/** What a sweep keeps of one listed app/name: the chosen stream and, when it publishes, its reading. */
+/** One listed app/name as a slice's channel is answered from it: the chosen stream's evidence, and its reading. */
 interface ListedStream {
-  readonly stream: SrsStream;
+  readonly id: string;
+  readonly frames: number | null;
+  readonly videoFrames: number | null;
+  readonly liveMs: number | null;
+  readonly active: boolean | null;
+  readonly kbps: number | null;
   readonly reading: Reading | null;
+}
+
+const NUMBERS = 5;
+const [FRAMES, VIDEO_FRAMES, LIVE_MS, KBPS, FPS] = [0, 1, 2, 3, 4];
+const NO_READING = 0;
+const FPS_READING = 1;
+const UNKNOWN_READING = 2;
+
+/**
+ * What a sweep keeps of the SRS listing until its last slice: per app/name, the chosen stream's fields and its
+ * reading, in columns (numbers in one Float64Array, NaN for null): at 100k streams about a third of the memory
+ * of an object per stream, which the sweep would carry through every slice (docs/stream-health.md, "Capacity").
+ */
+class ListedStreams {
+  private readonly rowOf = new Map<string, number>();
+  private readonly ids: string[] = [];
+  private readonly numbers: Float64Array;
+  /** publish.active: -1 unknown, 0 false, 1 true. */
+  private readonly active: Int8Array;
+  private readonly readings: Uint8Array;
+  private readonly bitrateToo: Uint8Array;
+  private readonly reasons: (TelemetryUnknownReason | null)[] = [];
+
+  constructor(capacity: number) {
+    this.numbers = new Float64Array(capacity * NUMBERS);
+    this.active = new Int8Array(capacity);
+    this.readings = new Uint8Array(capacity);
+    this.bitrateToo = new Uint8Array(capacity);
+  }
+
+  /** Keeps `stream` for its app/name unless a stream kept for it already is preferable (preferStream). */
+  offer(stream: SrsStream, reading: Reading | null): void {
+    const key = `${stream.app}/${stream.name}`;
+    let row = this.rowOf.get(key);
+    if (row !== undefined && !preferStream(stream, { active: this.activeOf(row), kbps: this.number(row, KBPS) })) return;
+    if (row === undefined) {
+      row = this.ids.length;
+      this.rowOf.set(key, row);
+      this.ids.push(stream.id);
+      this.reasons.push(null);
+    } else this.ids[row] = stream.id;
+    const at = row * NUMBERS;
+    const nums = this.numbers;
+    nums[at + FRAMES] = stream.frames ?? Number.NaN;
+    nums[at + VIDEO_FRAMES] = stream.videoFrames ?? Number.NaN;
+    nums[at + LIVE_MS] = stream.liveMs ?? Number.NaN;
+    nums[at + KBPS] = stream.kbps ?? Number.NaN;
+    nums[at + FPS] = reading && 'fps' in reading ? reading.fps : Number.NaN;
+    this.active[row] = stream.active === null ? -1 : stream.active ? 1 : 0;
+    this.readings[row] = reading === null ? NO_READING : 'fps' in reading ? FPS_READING : UNKNOWN_READING;
+    this.reasons[row] = reading && 'unknown' in reading ? reading.unknown : null;
+    this.bitrateToo[row] = reading && 'unknown' in reading && reading.bitrateToo ? 1 : 0;
+  }
+
+  /** The stream kept for an app/name, or undefined when none was listed. */
+  get(key: string): ListedStream | undefined {
+    const row = this.rowOf.get(key);
+    if (row === undefined) return undefined;
+    const kind = this.readings[row];
+    const reason = this.reasons[row];
+    return {
+      id: this.ids[row] as string,
+      frames: this.number(row, FRAMES),
+      videoFrames: this.number(row, VIDEO_FRAMES),
+      liveMs: this.number(row, LIVE_MS),
+      active: this.activeOf(row),
+      kbps: this.number(row, KBPS),
+      reading:
+        kind === FPS_READING
+          ? { fps: this.numbers[row * NUMBERS + FPS] as number }
+          : kind === UNKNOWN_READING && reason
+            ? { unknown: reason, ...(this.bitrateToo[row] === 1 ? { bitrateToo: true } : {}) }
+            : null,
+    };
+  }
+
+  private number(row: number, field: number): number | null {
+    const v = this.numbers[row * NUMBERS + field] as number;
+    return Number.isNaN(v) ? null : v;
+  }
+
+  private activeOf(row: number): boolean | null {
+    const v = this.active[row];
+    return v === -1 ? null : v === 1;
+  }
 }
 
 type SweepListing =
@@ -485,7 +570,7 @@ type SweepListing =
   | {
       readonly ok: true;
       readonly at: number;
-      readonly byKey: ReadonlyMap<string, ListedStream>;
+      readonly byKey: ListedStreams;
       /** Part of the listing was unreadable or shifted: an absent stream is unknown, not "not publishing". */
       readonly partial: boolean;
     };
@@ -521,7 +606,7 @@ function answerChannels(platform: string, listing: SweepListing, channels: reado
       );
       continue;
     }
-    const { stream } = listed;
+    const stream = listed;
     const detail = {
       streamId: stream.id,
       frames: stream.frames,
