@@ -85,7 +85,9 @@ const PROVIDERS: readonly {
         logger,
         metrics: deps.metrics,
         pageSize: 1000,
-        maxPages: 200,
+        // Pages overlap by 5 streams: 250 pages list up to ~249k streams, 100k matches with one ingest stream
+        // per side and a margin. A longer listing is refused as unknown (a runaway or broken paging).
+        maxPages: 250,
       });
       return new SrsTelemetryProvider(srs, deps.clock, { checkEveryMs: config.STREAM_CHECK_EVERY_MS }, logger);
     },

@@ -85,34 +85,42 @@ export async function loadActiveMatches(db: Db, matchId?: string): Promise<Activ
 /**
  * One slice of a full sweep: the next `limit` active matches after `afterId` in the database's id order (the
  * partial index `matches_active_verified_stream` walks them), with their players, checklists and side states.
- * Four statements a slice, each a lookup by match id without a join, so the planner cannot pick a nested loop
- * over a bloated `stream_sides` on a bad row estimate. `next` is the following slice's cursor, null after the
- * last slice.
+ * Three statements a slice: the matches with their checklists (a one-to-one join on the checklist's primary key),
+ * then the players and the side states, each a lookup by match id without a join, so the planner cannot pick a
+ * nested loop over a bloated `stream_sides` on a bad row estimate. `next` is the following slice's cursor, null
+ * after the last slice.
  */
 export async function loadActiveMatchSlice(
   db: Db,
   afterId: string | null,
   limit: number,
 ): Promise<{ readonly matches: ActiveMatch[]; readonly next: string | null }> {
+  // The checklist rides along (one row per match, joined on its primary key).
   let matchesQuery = db
-    .selectFrom('matches')
-    .select(['id', 'overlay_required', 'enforcement_mode'])
-    .where('mode', '=', 'VERIFIED_STREAM')
-    .where('status', '=', 'IN_PROGRESS')
-    .orderBy('id')
+    .selectFrom('matches as m')
+    .leftJoin('checklists as c', 'c.match_id', 'm.id')
+    .select([
+      'm.id',
+      'm.overlay_required',
+      'm.enforcement_mode',
+      'c.match_id as checklist_id',
+      'c.p1_stream_live',
+      'c.p2_stream_live',
+      'c.titles_contain_match_id',
+      'c.bitrate_ok',
+      'c.fps_ok',
+    ])
+    .where('m.mode', '=', 'VERIFIED_STREAM')
+    .where('m.status', '=', 'IN_PROGRESS')
+    .orderBy('m.id')
     .limit(limit);
-  if (afterId !== null) matchesQuery = matchesQuery.where('id', '>', afterId);
+  if (afterId !== null) matchesQuery = matchesQuery.where('m.id', '>', afterId);
   const rows = await matchesQuery.execute();
   if (rows.length === 0) return { matches: [], next: null };
   const ids = rows.map((r) => r.id);
   const players = await db
     .selectFrom('match_players')
     .select(['match_id', 'side', 'stream_channels'])
-    .where('match_id', 'in', ids)
-    .execute();
-  const checklists = await db
-    .selectFrom('checklists')
-    .select(['match_id', 'p1_stream_live', 'p2_stream_live', 'titles_contain_match_id', 'bitrate_ok', 'fps_ok'])
     .where('match_id', 'in', ids)
     .execute();
   const sideRows = await db
@@ -125,16 +133,13 @@ export async function loadActiveMatchSlice(
   const matches: MutableMatch[] = [];
   for (const row of rows) {
     const match = newMatch(row.id, row.overlay_required, row.enforcement_mode);
+    match.checklist = row.checklist_id === null ? null : storedChecklist(row);
     byId.set(row.id, match);
     matches.push(match);
   }
   for (const row of players) {
     const match = byId.get(row.match_id);
     if (match) setChannels(match, row.side, row.stream_channels);
-  }
-  for (const row of checklists) {
-    const match = byId.get(row.match_id);
-    if (match) match.checklist = storedChecklist(row);
   }
   for (const row of sideRows) setSide(byId.get(row.match_id), row);
   return { matches, next: rows.length >= limit ? (ids.at(-1) ?? null) : null };
