@@ -29,6 +29,19 @@ export interface ActiveMatch {
   readonly sides: Partial<Record<Side, StoredSide>>;
 }
 
+/** A match's columns and its checklist's (`matches as m` left-joined with `checklists as c`). */
+const MATCH_AND_CHECKLIST = [
+  'm.id',
+  'm.overlay_required',
+  'm.enforcement_mode',
+  'c.match_id as checklist_id',
+  'c.p1_stream_live',
+  'c.p2_stream_live',
+  'c.titles_contain_match_id',
+  'c.bitrate_ok',
+  'c.fps_ok',
+] as const;
+
 /**
  * Active = `mode = 'VERIFIED_STREAM' AND status = 'IN_PROGRESS'`. A scheduled, completed, cancelled, forfeited
  * or disputed match is not enforced (the platform moves a match to IN_PROGRESS when play starts).
@@ -40,19 +53,7 @@ export async function loadActiveMatches(db: Db, matchId?: string): Promise<Activ
     .selectFrom('matches as m')
     .leftJoin('match_players as p', 'p.match_id', 'm.id')
     .leftJoin('checklists as c', 'c.match_id', 'm.id')
-    .select([
-      'm.id',
-      'm.overlay_required',
-      'm.enforcement_mode',
-      'p.side',
-      'p.stream_channels',
-      'c.match_id as checklist_id',
-      'c.p1_stream_live',
-      'c.p2_stream_live',
-      'c.titles_contain_match_id',
-      'c.bitrate_ok',
-      'c.fps_ok',
-    ])
+    .select([...MATCH_AND_CHECKLIST, 'p.side', 'p.stream_channels'])
     .where('m.mode', '=', 'VERIFIED_STREAM')
     .where('m.status', '=', 'IN_PROGRESS');
   let sidesQuery = db
@@ -99,17 +100,7 @@ export async function loadActiveMatchSlice(
   let matchesQuery = db
     .selectFrom('matches as m')
     .leftJoin('checklists as c', 'c.match_id', 'm.id')
-    .select([
-      'm.id',
-      'm.overlay_required',
-      'm.enforcement_mode',
-      'c.match_id as checklist_id',
-      'c.p1_stream_live',
-      'c.p2_stream_live',
-      'c.titles_contain_match_id',
-      'c.bitrate_ok',
-      'c.fps_ok',
-    ])
+    .select(MATCH_AND_CHECKLIST)
     .where('m.mode', '=', 'VERIFIED_STREAM')
     .where('m.status', '=', 'IN_PROGRESS')
     .orderBy('m.id')
