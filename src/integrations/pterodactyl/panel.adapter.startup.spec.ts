@@ -5,7 +5,7 @@ import { MemoryKeyValueStore } from '../../infra/kv/memory-kv.js';
 import { createLogger } from '../../observability/logger.js';
 import { Metrics } from '../../observability/metrics.js';
 import { PanelError } from './panel-error.js';
-import { PterodactylPanel } from './panel.adapter.js';
+import { PterodactylPanel, RECENT_MS } from './panel.adapter.js';
 import { PterodactylClient } from './pterodactyl-client.js';
 import { PanelRateLimiter } from './rate-limiter.js';
 
@@ -162,6 +162,27 @@ describe('PterodactylPanel.updateVariables', () => {
     // Used once: a retry reads the server again.
     expect(await adapter.updateVariables(id, VARS, Date.now() + 10_000)).toEqual({ kind: 'updated' });
     expect(panel.stats.byPath[`GET /api/application/servers/${id}`]).toBe(1);
+  });
+
+  it('a poll older than RECENT_MS does not stand in for the GET', async () => {
+    const { panel, client } = await setup();
+    let now = 1_000_000;
+    const adapter = new PterodactylPanel(client, 20, false, () => now);
+    const id = panel.addServer({ status: 'installing', variables: { SERVER_JARFILE: 'paper.jar' } });
+    expect(await adapter.observe(id, Date.now() + 10_000)).toMatchObject({ kind: 'install', state: 'pending' });
+    now += RECENT_MS + 1;
+    panel.resetStats();
+    expect(await adapter.updateVariables(id, VARS, Date.now() + 10_000)).toEqual({ kind: 'updated' });
+    expect(panel.stats.byPath).toEqual({
+      [`GET /api/application/servers/${id}`]: 1,
+      [`PATCH /api/application/servers/${id}/startup`]: 1,
+    });
+    // Within the window it does.
+    expect(await adapter.observe(id, Date.now() + 10_000)).toMatchObject({ kind: 'install' });
+    now += RECENT_MS;
+    panel.resetStats();
+    expect(await adapter.updateVariables(id, VARS, Date.now() + 10_000)).toEqual({ kind: 'updated' });
+    expect(panel.stats.byPath).toEqual({ [`PATCH /api/application/servers/${id}/startup`]: 1 });
   });
 
   it('an egg without the variables: the panel answers 200 but stores nothing → VARIABLE_NOT_IN_EGG, not retryable', async () => {

@@ -12,8 +12,13 @@ import type { PanelServer } from './panel-server.js';
 import type { PterodactylClient } from './pterodactyl-client.js';
 
 const PER_PAGE = LISTING_PAGE_SIZE;
-/** A server object read this recently (by a poll or a listing) stands in for the startup update's GET. */
-const RECENT_MS = 5_000;
+/**
+ * A server object read this recently (by a poll or a listing) stands in for the startup update's GET. 60 s: at a
+ * fleet of 200 installs a delivery waits tens of seconds for its panel slot, and a shorter window made most of
+ * them pay the GET again (docs/panel.md, "Startup variables"). Nothing but an admin edits a server that is still
+ * installing, and the PATCH would overwrite a concurrent edit with a fresh GET too.
+ */
+export const RECENT_MS = 60_000;
 const RECENT_MAX = 5_000;
 /** Reasons after which listing cannot work on this panel until someone changes it (403 ACL, no route, no sort). */
 const UNUSABLE: ReadonlySet<string> = new Set(['FORBIDDEN', 'NOT_FOUND', 'BAD_REQUEST', 'UNAUTHORIZED', 'MALFORMED_RESPONSE']);
