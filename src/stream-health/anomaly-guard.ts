@@ -39,15 +39,18 @@ export interface GuardedSide {
 export type GuardCounts = Map<string, { streams: number; turned: number }>;
 
 export function countGuardedSides(sides: readonly GuardedSide[], into: GuardCounts = new Map()): GuardCounts {
-  for (const side of sides) {
-    for (const provider of new Set(side.providers)) {
-      const c = into.get(provider) ?? { streams: 0, turned: 0 };
-      c.streams++;
-      if (side.wasHealthy && side.violatingThrough.includes(provider)) c.turned++;
-      into.set(provider, c);
-    }
-  }
+  for (const side of sides) countSide(into, new Set(side.providers), side.wasHealthy ? side.violatingThrough : NONE);
   return into;
+}
+
+/** Counts one side for each of its providers (each once); `turnedThrough`: the providers it turned violating through. */
+function countSide(into: GuardCounts, providers: Iterable<string>, turnedThrough: readonly string[]): void {
+  for (const provider of providers) {
+    const c = into.get(provider) ?? { streams: 0, turned: 0 };
+    c.streams++;
+    if (turnedThrough.includes(provider)) c.turned++;
+    into.set(provider, c);
+  }
 }
 
 /** The providers whose counts cross the thresholds, sorted by name; empty when the guard is off. */
@@ -231,12 +234,6 @@ export function anomaliesOfSide(channels: readonly string[], anomalies: readonly
 const SIDE_NAMES: readonly Side[] = ['p1', 'p2'];
 const NONE: readonly string[] = [];
 
-/** Whether a channel before the i-th is of the same provider (each provider counts once per side). */
-function seenBefore(channels: readonly string[], i: number, provider: string): boolean {
-  for (let j = 0; j < i; j++) if (channelPlatform(channels[j] as string) === provider) return true;
-  return false;
-}
-
 /** `countGuardedSides` over the plans' sides, without a GuardedSide per side (a sweep plans 100k sides). */
 function countPlannedSides(plans: readonly GuardablePlan[]): GuardCounts {
   const counts: GuardCounts = new Map();
@@ -244,16 +241,8 @@ function countPlannedSides(plans: readonly GuardablePlan[]): GuardCounts {
     for (const side of SIDE_NAMES) {
       const s = p.sides[side];
       // Only a side that was healthy can turn: the sources of other sides' violations are not needed.
-      const through = s.check.outcome === 'violating' && lastKnownHealthy(s.prev) ? violationSources(s.sample, s.check) : NONE;
-      const { channels } = s.sample;
-      for (let i = 0; i < channels.length; i++) {
-        const provider = channelPlatform(channels[i] as string);
-        if (provider === null || seenBefore(channels, i, provider)) continue;
-        const c = counts.get(provider) ?? { streams: 0, turned: 0 };
-        counts.set(provider, c);
-        c.streams++;
-        if (through.includes(provider)) c.turned++;
-      }
+      const turned = s.check.outcome === 'violating' && lastKnownHealthy(s.prev) ? violationSources(s.sample, s.check) : NONE;
+      countSide(counts, sideProviders(s.sample), turned);
     }
   }
   return counts;

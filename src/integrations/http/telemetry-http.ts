@@ -23,6 +23,11 @@ export async function httpText(url: URL, init: RequestInit, timeoutMs: number): 
   }
 }
 
+/** A JSON object (not null, not an array): what a provider's answer or one of its items must be. */
+export function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
 export function parseJson<T>(text: string, schema: z.ZodType<T>): T | null {
   try {
     const result = schema.safeParse(JSON.parse(text));

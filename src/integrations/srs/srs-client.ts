@@ -21,6 +21,7 @@ import {
   type TelemetryReader,
   type TelemetryUnknownReason,
 } from '../../stream-health/telemetry.js';
+import { isRecord } from '../http/telemetry-http.js';
 import { FrameHistory, type FrameSample } from './frame-history.js';
 
 const idSchema = z.union([z.string(), z.number()]).transform(String);
@@ -62,7 +63,6 @@ export interface SrsStream {
 }
 
 const isFiniteNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
-const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 /** An optional number field: absent → null; present and not a finite number → invalid. */
 const optionalNumber = (v: unknown): number | null | undefined => (v === undefined ? null : isFiniteNumber(v) ? v : undefined);
 
@@ -482,9 +482,6 @@ interface ListedStream {
 
 const NUMBERS = 5;
 const [FRAMES, VIDEO_FRAMES, LIVE_MS, KBPS, FPS] = [0, 1, 2, 3, 4];
-const NO_READING = 0;
-const FPS_READING = 1;
-const UNKNOWN_READING = 2;
 
 /**
  * What a sweep keeps of the SRS listing until its last slice: per app/name, the chosen stream's fields and its
@@ -497,14 +494,13 @@ class ListedStreams {
   private readonly numbers: Float64Array;
   /** publish.active: -1 unknown, 0 false, 1 true. */
   private readonly active: Int8Array;
-  private readonly readings: Uint8Array;
   private readonly bitrateToo: Uint8Array;
+  /** The reading: an unknown one's reason, else the FPS column (NaN: no reading, the stream does not publish). */
   private readonly reasons: (TelemetryUnknownReason | null)[] = [];
 
   constructor(capacity: number) {
     this.numbers = new Float64Array(capacity * NUMBERS);
     this.active = new Int8Array(capacity);
-    this.readings = new Uint8Array(capacity);
     this.bitrateToo = new Uint8Array(capacity);
   }
 
@@ -527,7 +523,6 @@ class ListedStreams {
     nums[at + KBPS] = stream.kbps ?? Number.NaN;
     nums[at + FPS] = reading && 'fps' in reading ? reading.fps : Number.NaN;
     this.active[row] = stream.active === null ? -1 : stream.active ? 1 : 0;
-    this.readings[row] = reading === null ? NO_READING : 'fps' in reading ? FPS_READING : UNKNOWN_READING;
     this.reasons[row] = reading && 'unknown' in reading ? reading.unknown : null;
     this.bitrateToo[row] = reading && 'unknown' in reading && reading.bitrateToo ? 1 : 0;
   }
@@ -536,8 +531,8 @@ class ListedStreams {
   get(key: string): ListedStream | undefined {
     const row = this.rowOf.get(key);
     if (row === undefined) return undefined;
-    const kind = this.readings[row];
     const reason = this.reasons[row];
+    const fps = this.number(row, FPS);
     return {
       id: this.ids[row] as string,
       frames: this.number(row, FRAMES),
@@ -545,12 +540,7 @@ class ListedStreams {
       liveMs: this.number(row, LIVE_MS),
       active: this.activeOf(row),
       kbps: this.number(row, KBPS),
-      reading:
-        kind === FPS_READING
-          ? { fps: this.numbers[row * NUMBERS + FPS] as number }
-          : kind === UNKNOWN_READING && reason
-            ? { unknown: reason, ...(this.bitrateToo[row] === 1 ? { bitrateToo: true } : {}) }
-            : null,
+      reading: reason ? { unknown: reason, ...(this.bitrateToo[row] === 1 ? { bitrateToo: true } : {}) } : fps !== null ? { fps } : null,
     };
   }
 

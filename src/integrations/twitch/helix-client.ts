@@ -17,7 +17,7 @@ import {
   type TelemetryProvider,
   type TelemetryUnknownReason,
 } from '../../stream-health/telemetry.js';
-import { AppToken, fetchPlatformChannels, httpText, type HttpResult } from '../http/telemetry-http.js';
+import { AppToken, fetchPlatformChannels, httpText, isRecord, type HttpResult } from '../http/telemetry-http.js';
 
 /** Helix accepts at most 100 `user_login` per Get Streams request. */
 export const HELIX_MAX_LOGINS = 100;
@@ -43,8 +43,8 @@ const optionalString = (v: unknown) => v === undefined || typeof v === 'string';
  * sweep (helix-client.spec.ts checks it against the schema it replaces).
  */
 export function readHelixStream(item: unknown): HelixStream | null {
-  if (typeof item !== 'object' || item === null || Array.isArray(item)) return null;
-  const { id, user_id, user_login, type, title, started_at } = item as Record<string, unknown>;
+  if (!isRecord(item)) return null;
+  const { id, user_id, user_login, type, title, started_at } = item;
   if (typeof user_login !== 'string' || typeof type !== 'string' || typeof title !== 'string') return null;
   if (!optionalString(id) || !optionalString(user_id) || !optionalString(started_at)) return null;
   return {
@@ -65,7 +65,7 @@ function readStreamsPage(text: string): HelixStream[] | null {
   } catch {
     return null;
   }
-  const data = typeof json === 'object' && json !== null ? (json as { data?: unknown }).data : undefined;
+  const data = isRecord(json) ? json.data : undefined;
   if (!Array.isArray(data)) return null;
   const streams: HelixStream[] = [];
   for (const item of data) {
