@@ -164,6 +164,18 @@ describe('PterodactylPanel.updateVariables', () => {
     expect(panel.stats.byPath[`GET /api/application/servers/${id}`]).toBe(1);
   });
 
+  it('a listing stands in for the GET of every server it showed, watched or not (an installed server is no longer watched)', async () => {
+    const { panel, adapter } = await setup();
+    const watched = panel.addServer({ status: 'installing' });
+    const installed = panel.addServer({ variables: { SERVER_JARFILE: 'paper.jar' } });
+    const listing = await adapter.observeMany([watched], Date.now() + 10_000);
+    expect(listing.kind).toBe('listed');
+    panel.resetStats();
+    expect(await adapter.updateVariables(installed, VARS, Date.now() + 10_000)).toEqual({ kind: 'updated' });
+    expect(panel.stats.byPath).toEqual({ [`PATCH /api/application/servers/${installed}/startup`]: 1 });
+    expect(panel.variables(installed)).toEqual({ SERVER_JARFILE: 'paper.jar', VANILLA_VERSION: 'latest', ...VARS });
+  });
+
   it('a poll older than RECENT_MS does not stand in for the GET', async () => {
     const { panel, client } = await setup();
     let now = 1_000_000;
@@ -247,5 +259,46 @@ describe('PterodactylPanel.updateVariables', () => {
     expect(error).toBeInstanceOf(PanelError);
     expect((error as PanelError).detail).toBe('The value [redacted] is invalid.');
     expect(JSON.stringify((error as PanelError).toJSON())).not.toContain(SECRET);
+  });
+});
+
+describe('PterodactylPanel: request lanes under a tight budget', () => {
+  it('a readiness poll queued behind key deliveries and a delete reaches the panel first; the lanes then take turns', async () => {
+    const panel = await startFakePanel({ apiKeys: { [KEY]: 'admin-1' }, eggs: { 3: DEFAULT_EGG_VARIABLES } });
+    cleanups.push(() => panel.close());
+    const clock = new SystemClock();
+    // 20 slots a second: slow enough that every request below waits for its slot, fast enough for a unit test.
+    const limiter = new PanelRateLimiter({ store: new MemoryKeyValueStore(clock), clock, budget: 22, windowMs: 1_000 });
+    const client = new PterodactylClient({
+      baseUrl: panel.url,
+      apiKey: KEY,
+      timeoutMs: 2_000,
+      mutationTimeoutMs: 2_000,
+      limiter,
+      metrics: new Metrics(),
+      logger: createLogger('silent'),
+    });
+    const adapter = new PterodactylPanel(client);
+    const ids = Array.from({ length: 7 }, () => panel.addServer({ installAfterMs: 60_000 }));
+    const [polled, removed, ...delivered] = ids as [number, number, ...number[]];
+    panel.resetStats();
+    const deadline = Date.now() + 10_000;
+    const results = await Promise.all([
+      adapter.remove(removed, deadline),
+      ...delivered.map((id) => adapter.updateVariables(id, VARS, deadline)),
+      adapter.observe(polled, deadline),
+    ]);
+    expect(results.map((r) => r.kind)).toEqual(['deleted', 'updated', 'updated', 'updated', 'updated', 'updated', 'install']);
+    const order = panel.stats.log.map((e) => `${e.method} ${e.path.replace(/\/\d+/, '/{id}')}`);
+    // Queued last, sent first (its lane's turn comes first); then the first delivery's GET, then the delete, queued
+    // first but in the cleanup lane; then the deliveries (a GET each, then its PATCH).
+    expect(panel.stats.log[0]?.path).toBe(`/api/application/servers/${polled}`);
+    expect(order.slice(0, 3)).toEqual([
+      'GET /api/application/servers/{id}',
+      'GET /api/application/servers/{id}',
+      'DELETE /api/application/servers/{id}',
+    ]);
+    expect(panel.stats.log[1]?.path).toBe(`/api/application/servers/${delivered[0]}`);
+    expect(order.filter((o) => o.startsWith('PATCH'))).toHaveLength(5);
   });
 });

@@ -50,7 +50,7 @@ export class PterodactylPanel implements PanelPort {
     const seen = this.recent.get(panelServerId);
     this.recent.delete(panelServerId);
     if (seen && this.now() - seen.at <= RECENT_MS) return seen.server;
-    return this.client.getServer(panelServerId, { deadline });
+    return this.client.getServer(panelServerId, { deadline, lane: 'delivery' });
   }
 
   /**
@@ -84,7 +84,7 @@ export class PterodactylPanel implements PanelPort {
           image: container.image,
           skip_scripts: this.skipScripts,
         },
-        { deadline, secrets },
+        { deadline, secrets, lane: 'delivery' },
       );
       const stored = updated.container?.environment ?? {};
       const missing = Object.entries(variables)
@@ -115,7 +115,7 @@ export class PterodactylPanel implements PanelPort {
 
   async observe(panelServerId: number, deadline: number): Promise<PanelObservation> {
     try {
-      const server = await this.client.getServer(panelServerId, { deadline });
+      const server = await this.client.getServer(panelServerId, { deadline, lane: 'detection' });
       this.remember(server);
       return installObservation(server);
     } catch (error) {
@@ -148,7 +148,7 @@ export class PterodactylPanel implements PanelPort {
       let result: Awaited<ReturnType<typeof this.client.listServersNewestFirst>>;
       try {
         requests++;
-        result = await this.client.listServersNewestFirst(page, PER_PAGE, { deadline });
+        result = await this.client.listServersNewestFirst(page, PER_PAGE, { deadline, lane: 'listing' });
       } catch (error) {
         if (!(error instanceof PanelError)) throw error;
         return { kind: UNUSABLE.has(error.reason) ? 'unusable' : 'retry', reason: error.reason, requests };
@@ -156,10 +156,10 @@ export class PterodactylPanel implements PanelPort {
       for (const [index, server] of result.servers.entries()) {
         const previous = index === 0 ? lastId : (result.servers[index - 1] as PanelServer).id;
         if (index === 0 ? server.id > previous : server.id >= previous) return { kind: 'unusable', reason: 'LISTING_NOT_SORTED', requests };
-        if (watched.has(server.id)) {
-          seen.set(server.id, installObservation(server));
-          this.remember(server);
-        }
+        // Every listed server is remembered, watched or not: a server detected as installed is no longer watched,
+        // but its key delivery may still be waiting for a slot, and the listing keeps its object fresh for free.
+        this.remember(server);
+        if (watched.has(server.id)) seen.set(server.id, installObservation(server));
       }
       const last = result.servers.at(-1);
       if (!last || last.id <= oldest || result.page >= result.totalPages) break;
@@ -170,7 +170,7 @@ export class PterodactylPanel implements PanelPort {
 
   async remove(panelServerId: number, deadline: number): Promise<CleanupResult> {
     try {
-      const result = await this.client.deleteServer(panelServerId, { deadline });
+      const result = await this.client.deleteServer(panelServerId, { deadline, lane: 'cleanup' });
       return { kind: result };
     } catch (error) {
       if (!(error instanceof PanelError)) throw error;

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Metrics } from '../../observability/metrics.js';
 import { PanelError, classifyStatus, parseRetryAfterMs, type PanelErrorReason, type PanelOperation } from './panel-error.js';
 import { panelErrorBodySchema, serverEnvelopeSchema, serverListSchema, type PanelServer, type ServerPage } from './panel-server.js';
-import { RateLimitDeadlineError, type PanelRateLimiter } from './rate-limiter.js';
+import { RateLimitDeadlineError, type PanelRateLimiter, type SlotLane } from './rate-limiter.js';
 
 export interface PterodactylClientOptions {
   /** PTERO_APP_URL, e.g. `https://panel.example.com` (a path prefix is kept). */
@@ -25,6 +25,8 @@ export interface CallOptions {
   /** Absolute time on the limiter's clock; a request slot later than this fails with RATE_LIMIT_WAIT. */
   deadline?: number;
   signal?: AbortSignal;
+  /** The limiter lane this request waits in (default `detection`; rate-limiter.ts). */
+  lane?: SlotLane;
 }
 
 export type DeleteResult = 'deleted' | 'already_gone';
@@ -204,7 +206,12 @@ export class PterodactylClient {
 
   private async takeSlot(operation: PanelOperation, serverId: number | string, options: CallOptions): Promise<void> {
     try {
-      await this.limiter.acquire({ deadline: options.deadline, maxWaitMs: this.maxSlotWaitMs, signal: options.signal });
+      await this.limiter.acquire({
+        deadline: options.deadline,
+        maxWaitMs: this.maxSlotWaitMs,
+        signal: options.signal,
+        lane: options.lane,
+      });
     } catch (cause) {
       if (options.signal?.aborted) {
         this.metrics.panelRequests.inc({ operation, status: 'aborted' });

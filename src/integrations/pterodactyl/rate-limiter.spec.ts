@@ -4,7 +4,7 @@ import { KvUnavailableError } from '../../infra/kv/kv-store.js';
 import { MemoryKeyValueStore } from '../../infra/kv/memory-kv.js';
 import { Metrics } from '../../observability/metrics.js';
 import { maxInSlidingWindow } from '../../demo/simulated/pterodactyl-panel.js';
-import { PanelRateLimiter, RateLimitDeadlineError, type PanelRateLimiterOptions } from './rate-limiter.js';
+import { PanelRateLimiter, RateLimitDeadlineError, type PanelRateLimiterOptions, type SlotLane } from './rate-limiter.js';
 
 /** Deterministic jitter. */
 function seeded(seed: number): () => number {
@@ -193,5 +193,121 @@ describe('PanelRateLimiter: pauses and deadlines', () => {
     const { store, make } = setup();
     store.simulateOutage(true);
     await expect(make('a').acquire()).rejects.toBeInstanceOf(KvUnavailableError);
+  });
+});
+
+describe('PanelRateLimiter: one contender per instance, slots shared between lanes', () => {
+  /** Counts the slot claims an instance sends to the shared store. */
+  function countingSetup() {
+    const { clock, store, make } = setup({ maxJitterMs: 0 });
+    let slotClaims = 0;
+    const set = store.set.bind(store);
+    store.set = (key, value, options) => {
+      if (key.includes(':slot:')) slotClaims++;
+      return set(key, value, options);
+    };
+    return { clock, make, claims: () => slotClaims };
+  }
+
+  async function advanceUntil(clock: ManualClock, done: () => boolean, stepMs = 10, maxSteps = 5_000) {
+    for (let i = 0; i < maxSteps && !done(); i++) {
+      clock.advance(stepMs);
+      await flush();
+    }
+  }
+
+  it('serves the listing lane first, then the other lanes in turn, first come first served within a lane', async () => {
+    const { clock, make } = countingSetup();
+    const limiter = make('a');
+    const order: string[] = [];
+    const track = (label: string, lane: SlotLane) => limiter.acquire({ lane }).then(() => order.push(label));
+    const queued = [
+      ...['d1', 'd2', 'd3', 'd4'].map((l) => track(l, 'delivery')),
+      track('c1', 'cleanup'),
+      track('c2', 'cleanup'),
+      track('x1', 'detection'),
+      track('x2', 'detection'),
+    ];
+    await flush(); // x1 takes the first slot
+    queued.push(track('p1', 'listing'), track('p2', 'listing'));
+    await advanceUntil(clock, () => order.length === queued.length);
+    await Promise.all(queued);
+    expect(order).toEqual(['x1', 'p1', 'p2', 'd1', 'c1', 'x2', 'd2', 'c2', 'd3', 'd4']);
+  });
+
+  it('a request queued behind a burst in another lane waits at most one slot per other lane, and no lane starves', async () => {
+    const { clock, make } = countingSetup();
+    const limiter = make('a');
+    const order: string[] = [];
+    const burst = Array.from({ length: 30 }, (_, n) => limiter.acquire({ lane: 'delivery' }).then(() => order.push(`d${n}`)));
+    await flush();
+    await advanceUntil(clock, () => order.length >= 5);
+    const polls = Array.from({ length: 30 }, (_, n) => limiter.acquire({ lane: 'detection' }).then(() => order.push(`x${n}`)));
+    const at = order.length;
+    await advanceUntil(clock, () => order.length === 60);
+    await Promise.all([...burst, ...polls]);
+    // The first poll goes at once or after one delivery; from then on the two lanes alternate while both wait.
+    expect(order.slice(at, at + 2)).toContain('x0');
+    const window = order.slice(at, at + 40);
+    expect(window.filter((l) => l.startsWith('x'))).toHaveLength(20);
+    expect(window.filter((l) => l.startsWith('d'))).toHaveLength(20);
+  });
+
+  it('sends one slot claim per slot however many requests wait, and grants one request per slot', async () => {
+    const { clock, make, claims } = countingSetup();
+    const limiter = make('a');
+    const granted: number[] = [];
+    const all = Promise.all(Array.from({ length: 200 }, () => limiter.acquire().then(() => granted.push(clock.now()))));
+    await advanceUntil(clock, () => granted.length === 200, 25, 20_000);
+    await all;
+    const slots = new Set(granted.map((t) => Math.floor(t / limiter.intervalMs)));
+    expect(slots.size).toBe(200);
+    // One claim per slot the instance tried (it wins every one when alone), not one per waiter per slot.
+    expect(claims()).toBe(200);
+  });
+
+  it('a waiter queued while the loop sleeps out a pause fails at once when its deadline is before the pause ends', async () => {
+    const { clock, make } = countingSetup();
+    const limiter = make('a');
+    await limiter.pauseFor(30_000);
+    const patient = limiter.acquire();
+    await flush(); // the loop now sleeps until the pause ends
+    const start = clock.now();
+    const hurried = await limiter.acquire({ maxWaitMs: 5_000 }).catch((e: unknown) => e);
+    expect(hurried).toBeInstanceOf(RateLimitDeadlineError);
+    expect(clock.now()).toBe(start);
+    await advanceUntil(clock, () => clock.now() >= start + 30_100, 100);
+    await expect(patient).resolves.toBeGreaterThanOrEqual(30_000);
+  });
+
+  it('the loop stops when its last waiter aborts, and starts again for the next one', async () => {
+    const { clock, make } = countingSetup();
+    const limiter = make('a');
+    await limiter.pauseFor(10_000);
+    const controller = new AbortController();
+    const aborted = limiter.acquire({ signal: controller.signal });
+    await flush();
+    controller.abort(new Error('stopping'));
+    await expect(aborted).rejects.toThrow('stopping');
+    clock.advance(10_100);
+    await flush();
+    let granted = false;
+    const next = limiter.acquire({ lane: 'cleanup' }).then(() => (granted = true));
+    await advanceUntil(clock, () => granted);
+    await next;
+    expect(granted).toBe(true);
+  });
+
+  it('a store outage fails every queued waiter, not only the first', async () => {
+    const { store, make } = setup();
+    const limiter = make('a');
+    store.simulateOutage(true);
+    const results = await Promise.allSettled([
+      limiter.acquire(),
+      limiter.acquire({ lane: 'delivery' }),
+      limiter.acquire({ lane: 'cleanup' }),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected']);
+    for (const r of results) expect((r as PromiseRejectedResult).reason).toBeInstanceOf(KvUnavailableError);
   });
 });

@@ -14,6 +14,15 @@ import type { Metrics } from '../../observability/metrics.js';
  * instances (about `(budget − slotsPerWindow − 1) · intervalMs` of both together: ≈ 6 s at 240/min).
  *
  * A 429 (or a response saying no budget remains) sets `<prefix>:pause-until`, which every acquire respects.
+ *
+ * Inside one instance, waiters queue in lanes: ONE loop contends for the fleet's slots (one `SET NX` per slot and
+ * instance, however many requests wait) and hands each slot it wins to a lane, first come first served within a
+ * lane. The `listing` lane goes first whenever it has a waiter: a listing is a short burst of pages that must all
+ * have their slots by one deadline, and the poller already holds listings and their confirming GETs to half the
+ * budget (its quiet period, provisioning/poller.ts `holdListing`), so they cannot starve the rest. The other lanes take turns, so a lane with waiters
+ * gets a slot within two of this instance's slots whatever queues in the others: a burst of 200 key deliveries
+ * does not hold up a confirming GET, and when per-server polling fills the budget the deliveries still get their
+ * share (docs/panel.md, "Request lanes"). Across instances every instance contends equally.
  */
 export interface PanelRateLimiterOptions {
   store: KeyValueStore;
@@ -36,12 +45,33 @@ export interface PanelRateLimiterOptions {
   metrics?: Pick<Metrics, 'panelRateLimitWaitSeconds'>;
 }
 
+/**
+ * The lanes an instance's slots are shared between: listing pages (`listing`, always first), then in turn single
+ * reads for readiness (`detection`), admin key deliveries (`delivery`) and deletes (`cleanup`); panel.adapter.ts
+ * says which request takes which.
+ */
+export const SLOT_LANES = ['listing', 'detection', 'delivery', 'cleanup'] as const;
+/** The index of the lane served before the others take turns. */
+const FIRST_LANE = 0;
+export type SlotLane = (typeof SLOT_LANES)[number];
+
 export interface AcquireOptions {
+  /** Default `detection`. */
+  lane?: SlotLane;
   /** Absolute time on the limiter's clock after which waiting is pointless; a slot later than this throws. */
   deadline?: number;
   /** Relative alternative to `deadline`; the earlier of the two applies. */
   maxWaitMs?: number;
   signal?: AbortSignal;
+}
+
+interface Waiter {
+  started: number;
+  deadline: number;
+  resolve: (waitedMs: number) => void;
+  reject: (error: unknown) => void;
+  /** Detaches the waiter's abort listener. */
+  detach: () => void;
 }
 
 /** Thrown by `acquire` when no slot can be had before the caller's deadline. */
@@ -73,6 +103,17 @@ export class PanelRateLimiter {
   private readonly metrics: PanelRateLimiterOptions['metrics'];
   /** The latest pause this instance knows of, so a lost write race in the store cannot shorten it locally. */
   private localPauseUntil = 0;
+  /** This instance's waiters: one FIFO queue per lane (SLOT_LANES order). */
+  private readonly lanes: Waiter[][] = SLOT_LANES.map(() => []);
+  /** Of the lanes that take turns, the one served last; the next turn goes to the next one (cyclically) with a waiter. */
+  private lastTurn = SLOT_LANES.length - 1;
+  private pumping = false;
+  /** When the contending loop next tries the store: after a slot (won or lost), the next slot's boundary. */
+  private nextAttemptAt = 0;
+  /** Wakes the loop's sleep early when no waiter is left (so an idle instance holds no timer). */
+  private pumpWake: AbortController | null = null;
+  /** Until when the loop sleeps (valid while `pumpWake` is set). */
+  private sleepingUntil = 0;
 
   constructor(options: PanelRateLimiterOptions) {
     const { budget } = options;
@@ -99,29 +140,134 @@ export class PanelRateLimiter {
   }
 
   /** Waits for a fleet-wide request slot. Resolves with the time waited, in ms of the limiter's clock. */
-  async acquire(options: AcquireOptions = {}): Promise<number> {
+  acquire(options: AcquireOptions = {}): Promise<number> {
     const started = this.clock.now();
     const deadline = Math.min(
       options.deadline ?? Number.POSITIVE_INFINITY,
       options.maxWaitMs === undefined ? Number.POSITIVE_INFINITY : started + options.maxWaitMs,
     );
-    for (;;) {
-      options.signal?.throwIfAborted();
-      const pausedUntil = await this.pausedUntil();
-      const now = this.clock.now();
-      if (pausedUntil > now) {
-        await this.waitUntil(pausedUntil + this.jitter(), deadline, options.signal);
-        continue;
+    const { signal } = options;
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    return new Promise<number>((resolve, reject) => {
+      const onAbort = () => {
+        this.remove(waiter);
+        reject(signal?.reason);
+      };
+      const lane = this.lanes[SLOT_LANES.indexOf(options.lane ?? 'detection')];
+      if (lane === undefined) throw new RangeError(`unknown slot lane ${String(options.lane)}`);
+      const waiter: Waiter = {
+        started,
+        deadline,
+        resolve,
+        reject,
+        detach: () => signal?.removeEventListener('abort', onAbort),
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      lane.push(waiter);
+      // The loop may be asleep until a pause or the next slot: a deadline before that fails now, as before queueing.
+      if (this.pumping && this.pumpWake !== null) this.expireBefore(this.sleepingUntil);
+      if (!this.pumping) void this.pump();
+    });
+  }
+
+  /**
+   * The contending loop: runs while this instance has waiters. A store failure fails every waiter (the caller
+   * decides; nothing is sent unguarded).
+   */
+  private async pump(): Promise<void> {
+    this.pumping = true;
+    try {
+      while (this.waiting() > 0) {
+        const pausedUntil = await this.pausedUntil();
+        const now = this.clock.now();
+        if (pausedUntil > now) {
+          await this.sleepUntil(pausedUntil + this.jitter());
+          continue;
+        }
+        if (this.nextAttemptAt > now) {
+          await this.sleepUntil(this.nextAttemptAt);
+          continue;
+        }
+        const slot = Math.floor(now / this.intervalMs);
+        const won = await this.store.set(`${this.prefix}:slot:${slot}`, this.instanceId, { nx: true, px: this.slotTtlMs });
+        // Won or lost, this slot is spent for this instance.
+        this.nextAttemptAt = (slot + 1) * this.intervalMs + this.jitter();
+        if (won) {
+          const waiter = this.nextInTurn();
+          if (waiter) this.grant(waiter);
+        }
       }
-      const slot = Math.floor(now / this.intervalMs);
-      const won = await this.store.set(`${this.prefix}:slot:${slot}`, this.instanceId, { nx: true, px: this.slotTtlMs });
-      if (won) {
-        const waited = this.clock.now() - started;
-        this.metrics?.panelRateLimitWaitSeconds.observe(waited / 1000);
-        return waited;
+    } catch (error) {
+      for (const lane of this.lanes) {
+        for (const waiter of lane.splice(0)) {
+          waiter.detach();
+          waiter.reject(error);
+        }
       }
-      await this.waitUntil((slot + 1) * this.intervalMs + this.jitter(), deadline, options.signal);
+    } finally {
+      this.pumping = false;
+      this.pumpWake = null;
     }
+  }
+
+  /** Fails, at once, every waiter whose deadline comes before `at`; then sleeps until `at` (or no waiter is left). */
+  private async sleepUntil(at: number): Promise<void> {
+    this.expireBefore(at);
+    if (this.waiting() === 0) return;
+    this.pumpWake = new AbortController();
+    this.sleepingUntil = at;
+    await this.clock.sleep(Math.max(0, Math.ceil(at - this.clock.now())), this.pumpWake.signal);
+    this.pumpWake = null;
+  }
+
+  private expireBefore(at: number): void {
+    for (const lane of this.lanes) {
+      for (let i = lane.length - 1; i >= 0; i--) {
+        const waiter = lane[i] as Waiter;
+        if (at > waiter.deadline) {
+          lane.splice(i, 1);
+          waiter.detach();
+          waiter.reject(new RateLimitDeadlineError(waiter.deadline, at));
+        }
+      }
+    }
+  }
+
+  private waiting(): number {
+    let n = 0;
+    for (const lane of this.lanes) n += lane.length;
+    return n;
+  }
+
+  /** The first listing waiter, else the first waiter of the next lane in turn that has one. */
+  private nextInTurn(): Waiter | undefined {
+    const first = (this.lanes[FIRST_LANE] as Waiter[]).shift();
+    if (first) return first;
+    const turns = this.lanes.length - 1;
+    for (let step = 1; step <= turns; step++) {
+      const index = FIRST_LANE + 1 + ((this.lastTurn - FIRST_LANE - 1 + step) % turns);
+      const waiter = (this.lanes[index] as Waiter[]).shift();
+      if (waiter) {
+        this.lastTurn = index;
+        return waiter;
+      }
+    }
+    return undefined;
+  }
+
+  private remove(waiter: Waiter): void {
+    for (const lane of this.lanes) {
+      const i = lane.indexOf(waiter);
+      if (i >= 0) lane.splice(i, 1);
+    }
+    if (this.waiting() === 0) this.pumpWake?.abort();
+  }
+
+  private grant(waiter: Waiter): void {
+    waiter.detach();
+    const waited = this.clock.now() - waiter.started;
+    this.metrics?.panelRateLimitWaitSeconds.observe(waited / 1000);
+    waiter.resolve(waited);
   }
 
   /** Pauses the whole fleet until `untilMs` (epoch ms on the limiter's clock); a later existing pause is kept. */
@@ -155,11 +301,6 @@ export class PanelRateLimiter {
   async pausedUntil(): Promise<number> {
     const shared = parsePause(await this.store.get(`${this.prefix}:pause-until`));
     return Math.max(shared, this.localPauseUntil);
-  }
-
-  private async waitUntil(at: number, deadline: number, signal?: AbortSignal): Promise<void> {
-    if (at > deadline) throw new RateLimitDeadlineError(deadline, at);
-    await this.clock.sleep(Math.max(0, Math.ceil(at - this.clock.now())), signal);
   }
 
   private jitter(): number {
