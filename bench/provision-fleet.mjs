@@ -17,6 +17,9 @@
 //   readiness-detection delay per server = (provision reaches WAITING_SIGNALS: provisions.updated_at, written by
 //     the worker in the transaction that records the install) − (the fake's install completion = creation time +
 //     installAfterMs): mean / p50 / p95 / max.
+//   the admin key delivery per server (#10: one PATCH /startup each, on the same budget): delivered_at − the server's
+//     creation, and how many keys were on the panel before their server finished installing;
+//   the busiest 60 s of reads (listings and GETs) and of deliveries (PATCHes) apart, besides all requests together.
 // The run is bounded: it stops waiting DETECT_BUDGET_MS after the servers were created (undetected are reported).
 //
 //   node_modules/.bin/node bench/provision-fleet.mjs   (BENCH_FLEET_SCENARIOS=per-server:200,coalesced:200 to pick)
@@ -91,7 +94,7 @@ async function runScenario({ mode, servers: SERVERS }) {
 }
 
 async function scenario(mode, SERVERS, label, scenarioCleanups) {
-  const { startFakePanel } = await dist('src/demo/simulated/pterodactyl-panel.js');
+  const { startFakePanel, maxInSlidingWindow } = await dist('src/demo/simulated/pterodactyl-panel.js');
   const { KafkaMessageSink } = await dist('src/infra/bus/kafka-bus.js');
   const { Topics } = await dist('src/events/topics.js');
   const { upsertMatch } = await dist('src/matches/match.repository.js');
@@ -176,8 +179,9 @@ async function scenario(mode, SERVERS, label, scenarioCleanups) {
     }),
   );
 
-  // Watch the database until every install is detected (or the budget runs out).
+  // Watch the database until every install is detected and every admin key delivered (or the budget runs out).
   const detectedAt = new Map();
+  const deliveredAt = new Map();
   let allReservedAt = null;
   let lastLog = 0;
   for (;;) {
@@ -187,15 +191,24 @@ async function scenario(mode, SERVERS, label, scenarioCleanups) {
       if (r.state === 'FAILED') throw new Error(`provision ${r.match_id} FAILED during the bench`);
       if (r.state === 'WAITING_SIGNALS' && !detectedAt.has(r.match_id)) detectedAt.set(r.match_id, new Date(r.updated_at).getTime());
     }
+    const keys = await dbx
+      .selectFrom('admin_key_deliveries')
+      .select(['match_id', 'state', 'delivered_at', 'failure_reason'])
+      .where('match_id', 'in', matchIds)
+      .execute();
+    for (const k of keys) {
+      if (k.state === 'FAILED') throw new Error(`admin key delivery ${k.match_id} FAILED during the bench: ${k.failure_reason}`);
+      if (k.delivered_at !== null && !deliveredAt.has(k.match_id)) deliveredAt.set(k.match_id, new Date(k.delivered_at).getTime());
+    }
     const elapsed = Date.now() - t0;
     if (Date.now() - lastLog > 10_000) {
       lastLog = Date.now();
       const installed = servers.filter((s) => s.completesAt <= Date.now()).length;
       console.log(
-        `  ${label} ${(elapsed / 1000).toFixed(0)} s: installed on the panel ${installed}/${SERVERS}, detected ${detectedAt.size}/${SERVERS}, panel requests ${panel.stats.requestsTotal}, 429s ${panel.stats.throttled}`,
+        `  ${label} ${(elapsed / 1000).toFixed(0)} s: installed on the panel ${installed}/${SERVERS}, detected ${detectedAt.size}/${SERVERS}, keys delivered ${deliveredAt.size}/${SERVERS}, panel requests ${panel.stats.requestsTotal}, 429s ${panel.stats.throttled}`,
       );
     }
-    if (detectedAt.size === SERVERS || elapsed > DETECT_BUDGET_MS) break;
+    if ((detectedAt.size === SERVERS && deliveredAt.size === SERVERS) || elapsed > DETECT_BUDGET_MS) break;
     await sleep(250);
   }
   const endedAt = Date.now();
@@ -205,6 +218,15 @@ async function scenario(mode, SERVERS, label, scenarioCleanups) {
   const counted = log.filter((e) => e.counted);
   const gets = log.filter((e) => e.method === 'GET');
   const maxWindow = panel.maxInSlidingWindow({ windowMs: WINDOW_MS });
+  // Split by purpose: reads (listings and single GETs: detection, plus the few GETs a key delivery still needs) and
+  // the key deliveries' PATCHes (one per server since #10, whatever the polling).
+  const busiest = (entries) =>
+    maxInSlidingWindow(
+      entries.map((e) => e.at),
+      WINDOW_MS,
+    );
+  const maxReadWindow = busiest(counted.filter((e) => e.method === 'GET'));
+  const maxDeliveryWindow = busiest(counted.filter((e) => e.method === 'PATCH'));
   const firstAt = counted.length ? counted[0].at : t0;
   const lastAt = counted.length ? counted[counted.length - 1].at : t0;
   const busyMinutes = Math.max(1e-9, (lastAt - firstAt) / 60_000);
@@ -221,6 +243,17 @@ async function scenario(mode, SERVERS, label, scenarioCleanups) {
     if (at !== undefined) delays.push(at - s.completesAt);
   }
   delays.sort((a, b) => a - b);
+  // Per server: when its admin key was on the panel, from the server's creation; and whether that was before the
+  // install finished (the game server reads its environment at its first start, docs/panel.md).
+  const keyDelays = [];
+  let keyBeforeInstalled = 0;
+  for (const srv of servers) {
+    const at = deliveredAt.get(srv.matchId);
+    if (at === undefined) continue;
+    keyDelays.push(at - (srv.completesAt - srv.installAfterMs));
+    if (at <= srv.completesAt) keyBeforeInstalled++;
+  }
+  keyDelays.sort((a, b) => a - b);
   const undetected = SERVERS - detectedAt.size;
   const s = (ms) => round(ms / 1000, 1);
 
@@ -231,6 +264,18 @@ async function scenario(mode, SERVERS, label, scenarioCleanups) {
       value: maxWindow,
       unit: 'req/min',
       note: `budget ${BUDGET}; target ≤ ${BUDGET / 2}`,
+    },
+    {
+      name: 'panel reads (listings and GETs), max in any sliding 60 s window',
+      value: maxReadWindow,
+      unit: 'req/min',
+      note: 'detection, and the GETs of deliveries whose server object was stale',
+    },
+    {
+      name: 'admin key deliveries (PATCH /startup), max in any sliding 60 s window',
+      value: maxDeliveryWindow,
+      unit: 'req/min',
+      note: `${counted.filter((e) => e.method === 'PATCH').length} in all`,
     },
     {
       name: 'panel requests, mean over the busy period',
@@ -247,9 +292,22 @@ async function scenario(mode, SERVERS, label, scenarioCleanups) {
       name: 'servers detected',
       value: `${detectedAt.size}/${SERVERS}`,
       unit: '',
-      note: undetected ? `${undetected} not detected within ${s(DETECT_BUDGET_MS)} s` : `all within ${s(endedAt - t0)} s of creation`,
+      note: undetected
+        ? `${undetected} not detected within ${s(DETECT_BUDGET_MS)} s`
+        : `the last ${s(Math.max(...detectedAt.values()) - t0)} s after the servers were created`,
     },
     { name: 'panel requests per server, mean', value: round(counted.length / SERVERS, 2), unit: 'req' },
+    {
+      name: 'admin keys delivered',
+      value: `${deliveredAt.size}/${SERVERS}`,
+      unit: '',
+      note: `${keyBeforeInstalled} before their server finished installing`,
+    },
+    {
+      name: 'admin key on the panel after server creation, mean / p95 / max',
+      value: `${s(mean(keyDelays))} / ${s(percentile(keyDelays, 95))} / ${s(keyDelays[keyDelays.length - 1] ?? Number.NaN)}`,
+      unit: 's',
+    },
   ];
   for (const f of figures) console.log(`  ${label}: ${f.name} = ${f.value} ${f.unit}${f.note ? ` (${f.note})` : ''}`);
   return {
@@ -262,6 +320,8 @@ async function scenario(mode, SERVERS, label, scenarioCleanups) {
     throttled,
     maxWindow,
     details: {
+      maxReadWindow,
+      maxDeliveryWindow,
       servers: SERVERS,
       instances: INSTANCES,
       window: { budget: BUDGET, windowMs: WINDOW_MS },
@@ -280,6 +340,9 @@ async function scenario(mode, SERVERS, label, scenarioCleanups) {
       lastServerInstalledAfterMs: Math.max(...servers.map((x) => x.completesAt)) - t0,
       runMs: endedAt - t0,
       undetected,
+      keysDelivered: deliveredAt.size,
+      keysBeforeInstalled: keyBeforeInstalled,
+      keyDelaysMs: { mean: round(mean(keyDelays), 0), p95: percentile(keyDelays, 95), max: keyDelays[keyDelays.length - 1] },
     },
   };
 }

@@ -17,6 +17,8 @@
 // The service runs under the production image's memory settings (the Dockerfile's NODE_OPTIONS V8 flags and
 // MALLOC_ARENA_MAX, see productionRuntime): the bench starts itself again under them. BENCH_STREAM_RUNTIME=
 // node-defaults measures under Node's own defaults instead (V8 sizes its heap from the machine's memory).
+// The bare sweep runs under Node's defaults unless BENCH_STREAM_BARE_RUNTIME=production (the service's V8 flags).
+// Per tick the service's main-thread GC pauses are reported by kind (scavenge, mark-compact, incremental marking).
 //
 //   npx tsc -p tsconfig.build.json && node_modules/.bin/node --expose-gc bench/stream-sweep.mjs
 //   (BENCH_STREAM_SIZES=1000,10000 for a shorter run; --cpu-prof to profile the service;
@@ -27,7 +29,7 @@ import { fork, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { performance } from 'node:perf_hooks';
+import { constants as perfConstants, PerformanceObserver, performance } from 'node:perf_hooks';
 import {
   dist,
   freshPostgresDatabase,
@@ -45,6 +47,7 @@ import {
 
 const NAME = 'stream-sweep';
 const RUNTIME = process.env.BENCH_STREAM_RUNTIME ?? 'production';
+const BARE_RUNTIME = process.env.BENCH_STREAM_BARE_RUNTIME ?? 'node-defaults';
 const SIZES = (process.env.BENCH_STREAM_SIZES ?? '1000,10000,50000,100000').split(',').map(Number);
 const TICKS = Number(process.env.BENCH_STREAM_TICKS ?? 3);
 const MEMORY_SIZE = Number(process.env.BENCH_STREAM_MEMORY_SIZE ?? 50000);
@@ -53,8 +56,8 @@ const CHECK_MS = 30_000;
 const T0 = Date.UTC(2026, 0, 1, 12, 0, 0);
 
 /** A bench child process driven over IPC, with a request/answer helper. */
-async function startChild(file) {
-  const child = fork(join(ROOT, 'bench', 'lib', file), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] });
+async function startChild(file, execArgv = []) {
+  const child = fork(join(ROOT, 'bench', 'lib', file), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
   await new Promise((resolve, reject) => {
     child.once('message', (m) => (m.ready ? resolve() : reject(new Error(`${file} failed to start`))));
     child.once('exit', (code) => reject(new Error(`${file} exited with ${code}`)));
@@ -82,9 +85,13 @@ async function startFakes(n) {
   };
 }
 
-/** The bare sweep's child process. */
+/**
+ * The bare sweep's child process: under Node's defaults (BENCH_STREAM_BARE_RUNTIME=node-defaults, the default, as
+ * in every earlier run), or under the same V8 flags as the service (`production`: both sweeps then pay the same
+ * memory settings).
+ */
 async function startBare(databaseUrl, fakes) {
-  const child = await startChild('bare-sweep-child.mjs');
+  const child = await startChild('bare-sweep-child.mjs', BARE_RUNTIME === 'production' ? productionRuntime().v8Flags : []);
   await child.ask({ cmd: 'start', databaseUrl, twitch: fakes.twitch, srs: fakes.srs });
   return { sweep: (at) => child.ask({ cmd: 'sweep', at }), close: child.close };
 }
@@ -100,6 +107,36 @@ async function seedMatches(db, n) {
     SELECT 'm-' || i, s.side, s.side || '-' || i, jsonb_build_array('twitch:p' || i || s.c, 'srs:live/s' || i || s.c)
     FROM generate_series(0, ${n - 1}::int) AS i CROSS JOIN (VALUES ('p1', 'a'), ('p2', 'b')) AS s(side, c)`.execute(db);
   await sql`INSERT INTO checklists (match_id, updated_at) SELECT 'm-' || i, now() FROM generate_series(0, ${n - 1}::int) AS i`.execute(db);
+}
+
+/**
+ * Main-thread GC pauses of this process by kind (ms), summed as V8 reports them; helper-thread GC work is not in
+ * these (it is in the process CPU figure).
+ */
+const gcPauses = { minor: 0, major: 0, incremental: 0, other: 0 };
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) {
+    const kind = entry.detail?.kind;
+    const key =
+      kind === perfConstants.NODE_PERFORMANCE_GC_MINOR
+        ? 'minor'
+        : kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR
+          ? 'major'
+          : kind === perfConstants.NODE_PERFORMANCE_GC_INCREMENTAL
+            ? 'incremental'
+            : 'other';
+    gcPauses[key] += entry.duration;
+  }
+}).observe({ entryTypes: ['gc'] });
+
+/** GC pause totals now (after letting pending observer callbacks run). */
+async function gcSnapshot() {
+  await new Promise((resolve) => setImmediate(resolve));
+  return { ...gcPauses };
+}
+
+function gcDelta(before, after) {
+  return Object.fromEntries(Object.keys(after).map((k) => [k, round(after[k] - before[k], 0)]));
 }
 
 function mib(bytes) {
@@ -212,11 +249,13 @@ async function runSize(n, redisUrl) {
     }
     if (i === 1) await profiles?.start();
     await fakes.stats();
+    const gc0 = await gcSnapshot();
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     const report = await service.services.streamHealth.sweep();
     const wallMs = performance.now() - t0;
     const cpu = process.cpuUsage(cpu0);
+    const gcMs = gcDelta(gc0, await gcSnapshot());
     const mem = process.memoryUsage();
     const requests = await fakes.stats();
     const b = await bare.sweep(clock.now());
@@ -225,6 +264,7 @@ async function runSize(n, redisUrl) {
       sweep: i + 1,
       wallMs: round(wallMs, 0),
       cpuMs: round((cpu.user + cpu.system) / 1000, 0),
+      gcPauseMs: gcMs,
       bareCpuMs: b.cpuMs,
       bareWallMs: b.wallMs,
       bareOutcomes: b.outcomes,
@@ -291,10 +331,16 @@ async function main() {
       note: `${avg((s) => s.wallMs)} ms wall; ${round(cpu / (r.n / 1000), 0)} ms CPU per 1k matches; mean of ${steady.length} ticks`,
     });
     figures.push({
+      name: `${r.n} matches: steady sweep GC pauses, service (main thread)`,
+      value: avg((s) => s.gcPauseMs.minor + s.gcPauseMs.major + s.gcPauseMs.incremental + s.gcPauseMs.other),
+      unit: 'ms',
+      note: `scavenges ${avg((s) => s.gcPauseMs.minor)}, mark-compact ${avg((s) => s.gcPauseMs.major)}, incremental marking ${avg((s) => s.gcPauseMs.incremental)}`,
+    });
+    figures.push({
       name: `${r.n} matches: steady sweep CPU, bare sweep`,
       value: bareCpu,
       unit: 'ms CPU',
-      note: `${avg((s) => s.bareWallMs)} ms wall`,
+      note: `${avg((s) => s.bareWallMs)} ms wall; runtime ${BARE_RUNTIME}`,
     });
     figures.push({
       name: `${r.n} matches: service / bare CPU`,
@@ -356,7 +402,7 @@ async function main() {
     details: {
       sizes: SIZES,
       checkEveryMs: CHECK_MS,
-      runtime: { mode: RUNTIME, execArgv: process.execArgv, MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? null },
+      runtime: { mode: RUNTIME, execArgv: process.execArgv, MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? null, bare: BARE_RUNTIME },
       results,
     },
   });
@@ -378,6 +424,9 @@ function underProductionRuntime() {
 
 if (RUNTIME !== 'production' && RUNTIME !== 'node-defaults') {
   console.error(`stream-sweep: BENCH_STREAM_RUNTIME must be production or node-defaults, not ${RUNTIME}`);
+  process.exit(2);
+} else if (BARE_RUNTIME !== 'production' && BARE_RUNTIME !== 'node-defaults') {
+  console.error(`stream-sweep: BENCH_STREAM_BARE_RUNTIME must be production or node-defaults, not ${BARE_RUNTIME}`);
   process.exit(2);
 } else if (RUNTIME === 'production' && process.env.BENCH_STREAM_RUNTIME_APPLIED !== '1') {
   underProductionRuntime();
