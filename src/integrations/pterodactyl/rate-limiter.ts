@@ -231,6 +231,8 @@ export class PanelRateLimiter {
         }
       }
     }
+    // Nobody left to wait for: the loop's sleep (up to a whole pause) must not hold the process open.
+    if (this.waiting() === 0) this.pumpWake?.abort();
   }
 
   private waiting(): number {
