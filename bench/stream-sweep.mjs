@@ -64,7 +64,14 @@ async function startChild(file, execArgv = []) {
   });
   const ask = (message) =>
     new Promise((resolve, reject) => {
-      child.once('message', (m) => (m.ok ? resolve(m) : reject(new Error(m.error))));
+      // A child that dies mid-request (say, out of memory under BENCH_STREAM_BARE_RUNTIME=production) fails the run.
+      const died = (code, signal) => reject(new Error(`${file} exited (${signal ?? code}) while answering ${message.cmd}`));
+      child.once('exit', died);
+      child.once('message', (m) => {
+        child.off('exit', died);
+        if (m.ok) resolve(m);
+        else reject(new Error(m.error));
+      });
       child.send(message);
     });
   const close = async () => {

@@ -274,3 +274,19 @@ describe('StreamHealthWorker (embedded PGlite, in-process KV)', () => {
     expect(twitch.calls).toHaveLength(0);
   });
 });
+
+describe('StreamHealthWorker: sample counters', () => {
+  it('flock_stream_samples_total counts every side the sweeps judged, by outcome, as the reports do', async () => {
+    for (const id of ['m-c1', 'm-c2', 'm-c3']) await createMatch(id);
+    offline('m-c2', 'b');
+    srs.script.set('srs:live/a_m-c3', { live: true, fps: 60, bitrateKbps: 1000 });
+    const reports = [await worker.sweep(), ...(await ticks(2))];
+    const sum = { healthy: 0, violating: 0, unknown: 0 };
+    for (const r of reports) for (const o of ['healthy', 'violating', 'unknown'] as const) sum[o] += r.samples[o];
+    expect(sum.violating).toBeGreaterThan(0);
+    expect(sum.healthy).toBeGreaterThan(0);
+    const counted = Object.fromEntries((await metrics.streamSamples.get()).values.map((v) => [v.labels.outcome, v.value]));
+    expect({ healthy: counted.healthy ?? 0, violating: counted.violating ?? 0, unknown: counted.unknown ?? 0 }).toEqual(sum);
+    expect(sum.healthy + sum.violating + sum.unknown).toBe(3 * 2 * 3);
+  });
+});

@@ -170,3 +170,15 @@ export function countSample(ctx: SweepContext, report: SweepReport, outcome: Sam
   report.samples[outcome]++;
   ctx.metrics.streamSamples.inc({ outcome });
 }
+
+/** A batch's samples by outcome: one counter update per outcome, not one per side (100k a sweep at 50k matches). */
+export function countSamples(ctx: SweepContext, report: SweepReport, tally: Readonly<Record<SampleOutcome, number>>): void {
+  for (const outcome of SAMPLE_OUTCOMES) {
+    const n = tally[outcome];
+    if (n === 0) continue;
+    report.samples[outcome] += n;
+    ctx.metrics.streamSamples.inc({ outcome }, n);
+  }
+}
+
+const SAMPLE_OUTCOMES: readonly SampleOutcome[] = ['healthy', 'violating', 'unknown'];

@@ -22,7 +22,7 @@ import {
   type SampleRow,
   type SideWrite,
 } from './stream-health.repository.js';
-import { countSample, emptyReport, policyOf, type SweepContext, type SweepOptions, type SweepReport } from './sweep-context.js';
+import { countSamples, emptyReport, policyOf, type SweepContext, type SweepOptions, type SweepReport } from './sweep-context.js';
 import type { MatchLeases } from './sweep-leases.js';
 import { collectTelemetry, openTelemetrySweep, type TelemetryProvider } from './telemetry.js';
 import { commitMatch } from './verdict-commit.js';
@@ -166,14 +166,16 @@ async function writeQuiet(run: Run, plans: readonly MatchPlan[], at: number): Pr
     if (p.checklist) checklists.push({ matchId: p.match.id, fields: p.checklist });
   }
   const applied = await commitQuietBatch(run.ctx.db, { sides, samples, checklists }, at);
+  const tally = { healthy: 0, violating: 0, unknown: 0 };
   for (const p of plans) {
     for (const side of SIDES) {
       const s = p.sides[side];
       if (!s.changed) continue;
-      if (applied.has(p.match.id, side)) countSample(run.ctx, run.report, s.check.outcome);
+      if (applied.has(p.match.id, side)) tally[s.check.outcome]++;
       else run.report.stale++;
     }
   }
+  countSamples(run.ctx, run.report, tally);
 }
 
 /** The guard set a provider's readings aside: metered and alerted (docs/stream-health.md, "Systemic-anomaly guard"). */
