@@ -73,6 +73,15 @@ export async function runDemo(args: string[], io: CliIo, stopOnSignals: StopOnSi
   };
   const config = loadConfig(env, { service: true });
   const service = await startService(config);
+  // The data dir outlives a run, the simulated panel does not: a run stopped midway leaves provisions of its
+  // panel's servers, which this service resumes. This run's servers get ids above every id the database knows, so
+  // a resumed provision meets a 404 (and is cancelled and refunded) instead of polling, keying or deleting a server
+  // of this run.
+  const known = await service.services.db
+    .selectFrom('provisions')
+    .select((eb) => eb.fn.max('panel_server_id').as('last'))
+    .executeTakeFirst();
+  panel.skipIdsThrough(Number(known?.last ?? 0));
   say(`service on ${service.url} (embedded: PGlite in ${config.DATA_DIR}, in-process store and bus)`);
   say(`simulated Pterodactyl panel on ${panel.url}`);
   say(`explore: INTERNAL_API_TOKEN=${config.INTERNAL_API_TOKEN} npx flock-workers matches show <id> --url ${service.url}`);

@@ -1,10 +1,14 @@
 import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningService } from '../../src/app.module.js';
-import { MIGRATION_NAMES } from '../../src/infra/db/migrations.js';
+import { openDatabase } from '../../src/infra/db/database.js';
+import { MIGRATION_NAMES, migrateToLatest } from '../../src/infra/db/migrations.js';
+import { upsertMatch } from '../../src/matches/match.repository.js';
+import { insertReserved } from '../../src/provisioning/provisioning.repository.js';
 import { freshPostgresDatabase, requireRedis, ROOT, TEST_SECRETS } from '../support/infra.js';
 import { startTestService } from '../support/service.js';
 
@@ -326,6 +330,45 @@ describe('flock-workers', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 330_000);
+
+  it('a demo on a data dir left by a run stopped midway: the old provisions fail with a 404, this run still gets its outcomes', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'flock-demo-again-'));
+    try {
+      // What a run stopped midway leaves: provisions of its (now gone) simulated panel's servers 1–4, still waiting.
+      const handle = await openDatabase({ dataDir: dir });
+      await migrateToLatest(handle.db);
+      const now = Date.now();
+      for (let id = 1; id <= 4; id++) {
+        const matchId = `earlier-run-${id}`;
+        await handle.db.transaction().execute(async (trx) => {
+          await upsertMatch(
+            trx,
+            matchId,
+            {
+              mode: 'STANDARD',
+              entryFee: { amountCents: 500, currency: 'USD' },
+              overlayRequired: false,
+              players: [
+                { side: 'p1', playerId: `a-${id}`, streamChannels: [] },
+                { side: 'p2', playerId: `b-${id}`, streamChannels: [] },
+              ],
+            } as never,
+            now,
+          );
+          await insertReserved(trx, { matchId, panelServerId: id, eventId: randomUUID() }, now, now + 600_000);
+        });
+      }
+      await handle.close();
+
+      const r = await cli(['demo', '--once', '--port', '0', '--data-dir', dir, '--scenario', 'ready,installfail'], { timeoutMs: 230_000 });
+      expect(r.code, r.stdout).toBe(0);
+      expect(r.stdout).toMatch(/✔ demo-\d+-ready: READY/);
+      expect(r.stdout).toMatch(/✔ demo-\d+-installfail: FAILED \(INSTALL_FAILED\)/);
+      for (let id = 1; id <= 4; id++) expect(r.stdout).toContain(`◀ server.failed earlier-run-${id} reason=PANEL_NOT_FOUND`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 
   it('the demo runs its scenarios on embedded defaults and reports each outcome', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'flock-demo-'));

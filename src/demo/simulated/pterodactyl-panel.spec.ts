@@ -585,3 +585,16 @@ describe('fake panel: counters', () => {
     expect(p.stats.windows).toHaveLength(1);
   });
 });
+
+describe('fake panel: server ids', () => {
+  it('skipIdsThrough: later servers get ids above it (never lower than the next id), and bad ids are refused', async () => {
+    const p = await start();
+    expect(p.addServer()).toBe(1);
+    p.skipIdsThrough(41);
+    expect(p.addServer()).toBe(42);
+    p.skipIdsThrough(7); // lower than what was handed out: no effect
+    expect(p.addServer()).toBe(43);
+    expect(() => p.skipIdsThrough(-1)).toThrow(RangeError);
+    expect(() => p.skipIdsThrough(1.5)).toThrow(RangeError);
+  });
+});

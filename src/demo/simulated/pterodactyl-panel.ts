@@ -190,6 +190,8 @@ export interface FakePanel {
   /** Largest number of budget-consuming requests of one owner (or all) in any sliding window of `windowMs`. */
   maxInSlidingWindow(options?: { owner?: string; windowMs?: number }): number;
   resetStats(): void;
+  /** Servers created from now on get ids above `id` (the demo resumes a database that knew an earlier panel's servers). */
+  skipIdsThrough(id: number): void;
   close(): Promise<void>;
 }
 
@@ -745,6 +747,11 @@ export async function startFakePanel(options: FakePanelOptions): Promise<FakePan
     url: baseUrl,
     rateLimit: limit,
     rateLimitWindowMs: windowMs,
+
+    skipIdsThrough(id) {
+      if (!Number.isSafeInteger(id) || id < 0) throw new RangeError(`fake panel: bad server id ${id}`);
+      nextId = Math.max(nextId, id + 1);
+    },
 
     addServer(init = {}) {
       const id = init.id ?? nextId;
