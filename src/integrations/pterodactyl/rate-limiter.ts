@@ -19,10 +19,11 @@ import type { Metrics } from '../../observability/metrics.js';
  * instance, however many requests wait) and hands each slot it wins to a lane, first come first served within a
  * lane. The `listing` lane goes first whenever it has a waiter: a listing is a short burst of pages that must all
  * have their slots by one deadline, and the poller already holds listings and their confirming GETs to half the
- * budget (its quiet period, provisioning/poller.ts `holdListing`), so they cannot starve the rest. The other lanes take turns, so a lane with waiters
- * gets a slot within two of this instance's slots whatever queues in the others: a burst of 200 key deliveries
- * does not hold up a confirming GET, and when per-server polling fills the budget the deliveries still get their
- * share (docs/panel.md, "Request lanes"). Across instances every instance contends equally.
+ * budget (its quiet period, provisioning/poller.ts `holdListing`), so they cannot starve the rest. The other lanes
+ * take turns, so a waiter at the head of its lane is served after at most one waiter of each other turn-taking lane
+ * (and any listing pages): a burst of 200 key deliveries does not hold up a confirming GET, and when per-server
+ * polling fills the budget the deliveries still get their share (docs/panel.md, "Request lanes"). Across instances
+ * every instance contends equally.
  */
 export interface PanelRateLimiterOptions {
   store: KeyValueStore;
@@ -162,10 +163,14 @@ export class PanelRateLimiter {
         reject,
         detach: () => signal?.removeEventListener('abort', onAbort),
       };
+      // The loop may be asleep until a pause or the next slot (every waiter already queued can wait that long): a
+      // deadline before that fails now, as before queueing.
+      if (this.pumping && this.pumpWake !== null && this.sleepingUntil > deadline) {
+        reject(new RateLimitDeadlineError(deadline, this.sleepingUntil));
+        return;
+      }
       signal?.addEventListener('abort', onAbort, { once: true });
       lane.push(waiter);
-      // The loop may be asleep until a pause or the next slot: a deadline before that fails now, as before queueing.
-      if (this.pumping && this.pumpWake !== null) this.expireBefore(this.sleepingUntil);
       if (!this.pumping) void this.pump();
     });
   }
